@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from netmaster.store.base import Compare, CompactedError, Delete, EventType, LeaseNotFoundError, Put, Store
+from netmaster.store.base import CompactedError, Compare, Delete, EventType, LeaseNotFoundError, Put, Store
 from tests.store.conftest import BACKENDS
 
 
