@@ -82,7 +82,7 @@ def test_tenant_name_format(api: Api, name: str) -> None:
 
 def test_tenant_name_with_colon_is_invalid(api: Api) -> None:
     expect_error(api.post("tenants", "tenant:invalid", tenantName="tenant:invalid"), 400, "tenantName string invalid")
-    expect_error(api.post("tenants", "tenant:invalid"), 400, "tenantName string invalid format")
+    expect_error(api.post("tenants", "tenant:invalid"), 400, "Invalid Key")
 
 
 def test_tenant_name_length(api: Api) -> None:
