@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
 class StoreError(Exception):
@@ -75,7 +75,7 @@ class Delete:
 Op = Put | Delete
 
 
-class EventType(str, Enum):
+class EventType(StrEnum):
     PUT = "put"
     DELETE = "delete"
 
