@@ -8,9 +8,8 @@ local. Inside a module, tests that create tenant-scoped objects work in their ow
 from __future__ import annotations
 
 import itertools
-import re
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -22,15 +21,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from netmaster.cli.netctl import cli
+from tests.conftest import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -57,7 +51,15 @@ def netmaster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env.pop("NETMASTER_TOKEN", None)
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "netmaster", "--listen-url", f"127.0.0.1:{port}", "--cluster-store", "memory://"],
+            [
+                sys.executable,
+                "-m",
+                "netmaster",
+                "--listen-url",
+                f"127.0.0.1:{port}",
+                "--cluster-store",
+                "memory://",
+            ],
             cwd=REPO_ROOT,
             env=env,
             stdout=out,

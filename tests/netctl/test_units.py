@@ -49,7 +49,9 @@ def _client_answering(status: int, body: bytes, content_type: str = "application
 
 def test_error_body_json_message_is_used() -> None:
     with pytest.raises(RestError) as caught:
-        _client_answering(409, json.dumps({"error": "Network has active endpoints"}).encode()).get("networks", "x")
+        _client_answering(409, json.dumps({"error": "Network has active endpoints"}).encode()).get(
+            "networks", "x"
+        )
     assert caught.value.status == 409
     assert caught.value.format_message() == "Network has active endpoints"
     assert caught.value.exit_code == 3
@@ -94,7 +96,9 @@ def test_token_is_sent_as_bearer() -> None:
 
 
 def test_table_columns_align_and_survive_empty_cells() -> None:
-    text = render_table(["Tenant", "Network", "Gateway"], [["default", "n1", ""], ["t", "a-long-name", "1.1.1.1"]])
+    text = render_table(
+        ["Tenant", "Network", "Gateway"], [["default", "n1", ""], ["t", "a-long-name", "1.1.1.1"]]
+    )
     lines = text.splitlines()
     assert lines[0] == "Tenant   Network      Gateway"
     assert lines[1] == "------   -------      -------"
@@ -112,7 +116,8 @@ def test_cells_format_lists_and_missing_values() -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "shown"), [("10 mbps", "10Mbps"), ("1gbps", "1Gbps"), ("5Mb", "5Mbps"), ("10 kbps", "10Kbps"), ("", "")]
+    ("raw", "shown"),
+    [("10 mbps", "10Mbps"), ("1gbps", "1Gbps"), ("5Mb", "5Mbps"), ("10 kbps", "10Kbps"), ("", "")],
 )
 def test_bandwidth_is_shown_like_contiv(raw: str, shown: str) -> None:
     assert display_bandwidth({"bandwidth": raw}) == shown

@@ -1,0 +1,91 @@
+"""How netctl is invoked: the real entry point in a subprocess, global flags, exit codes, help."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import free_port
+
+from .conftest import REPO_ROOT, Netctl
+
+
+def _run(
+    *args: str, netmaster: str | None = None, entry: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NETMASTER", "NETMASTER_TOKEN")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    if netmaster:
+        env["NETMASTER"] = netmaster
+    command = entry or [sys.executable, "-m", "netmaster.cli.netctl"]
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60
+    )
+
+
+def test_module_entry_point_end_to_end(netmaster_url: str) -> None:
+    created = _run("tenant", "create", "sub", netmaster=netmaster_url)
+    assert (created.returncode, created.stdout) == (0, "Creating tenant sub\n")
+    listed = _run("tenant", "ls", "-j", netmaster=netmaster_url)
+    assert listed.returncode == 0
+    assert "sub" in {t["tenantName"] for t in json.loads(listed.stdout)}
+    rest_error = _run("net", "create", "-t", "missing", "-s", "10.0.0.0/24", "n", netmaster=netmaster_url)
+    assert rest_error.returncode == 3
+    assert rest_error.stderr.startswith("ERROR: ")
+    usage = _run("tenant", "create", netmaster=netmaster_url)
+    assert usage.returncode == 1
+    assert "Usage: netctl tenant create" in usage.stderr
+
+
+def test_netmaster_flag_overrides_environment(netmaster_url: str) -> None:
+    host_port = netmaster_url.removeprefix("http://")
+    result = _run("--netmaster", host_port, "tenant", "ls", "-q", netmaster="http://127.0.0.1:1")
+    assert result.returncode == 0
+    assert "default" in result.stdout.split()
+
+
+@pytest.mark.skipif(shutil.which("netctl") is None, reason="the contiv distribution is not installed")
+def test_installed_console_script(netmaster_url: str) -> None:
+    result = _run("tenant", "ls", "-q", netmaster=netmaster_url, entry=[str(shutil.which("netctl"))])
+    assert result.returncode == 0
+    assert "default" in result.stdout.split()
+
+
+def test_unreachable_netmaster_exits_1_naming_the_url() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = _run("tenant", "ls", netmaster=url)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"ERROR: Error connecting to netmaster at {url}")
+    assert "Traceback" not in result.stderr
+
+
+def test_default_netmaster_url_is_documented_in_help() -> None:
+    result = _run("--help")
+    assert result.returncode == 0
+    assert "http://127.0.0.1:9999" in result.stdout
+
+
+def test_aliases(netctl: Netctl) -> None:
+    assert netctl("net", "list", "-q").stdout == netctl("network", "ls", "-q").stdout
+    netctl("ep", "ls")
+    netctl("tenant", "create", "alias-t")
+    netctl("tenant", "delete", "alias-t")
+
+
+def test_help_and_usage_errors(netctl: Netctl) -> None:
+    bare = netctl()
+    assert "Commands:" in bare.stdout
+    assert "network, net" in bare.stdout
+    group_help = netctl("policy")
+    assert "rule-add" in group_help.stdout
+    unknown = netctl("no-such-command", expect=1)
+    assert "No such command" in unknown.stderr
+    bad_flag = netctl("net", "ls", "--bogus", expect=1)
+    assert "No such option" in bad_flag.stderr
+    bad_int = netctl("policy", "rule-add", "-p", "high", "p", "1", expect=1)
+    assert "high" in bad_int.stderr
