@@ -110,9 +110,7 @@ class NetmasterClient:
         try:
             return response.json()
         except (json.JSONDecodeError, ValueError) as exc:
-            raise RestError(
-                response.status_code, f"netmaster sent a response that is not JSON: {exc}"
-            ) from exc
+            raise RestError(response.status_code, f"netmaster sent a response that is not JSON: {exc}") from exc
 
     # Object routes -----------------------------------------------------------------------------
 

@@ -200,6 +200,14 @@ class Resource:
     """JSON field holding the object's own name (printed by ``-q``)."""
     columns: tuple[Column, ...]
     tenant_scoped: bool = True
+    """Keys are ``tenant:name`` (commands take ``-t``)."""
+    listed_by_tenant: bool | None = None
+    """``ls`` filters by ``-t``/``-a``; defaults to ``tenant_scoped`` (endpoints differ: their key is
+    an id, yet their records name a tenant)."""
+
+    @property
+    def filters_by_tenant(self) -> bool:
+        return self.tenant_scoped if self.listed_by_tenant is None else self.listed_by_tenant
 
     def key(self, tenant: str | None, name: str) -> str:
         """Contiv keys are the key fields joined by ``:`` (``tenant:name``)."""
@@ -234,15 +242,13 @@ def fetch_objects(resource: Resource, tenant: str | None) -> list[Row]:
 def add_list_command(group: click.Group, resource: Resource, help_text: str) -> click.Command:
     """``<group> ls``: table, ``-j`` JSON or ``-q`` names; tenant-scoped types get ``-t`` and ``-a``."""
 
-    def list_objects(
-        as_json: bool, quiet: bool, tenant: str | None = None, all_tenants: bool = False
-    ) -> None:
-        scope = tenant if resource.tenant_scoped and not all_tenants else None
+    def list_objects(as_json: bool, quiet: bool, tenant: str | None = None, all_tenants: bool = False) -> None:
+        scope = tenant if resource.filters_by_tenant and not all_tenants else None
         objects = fetch_objects(resource, scope)
         echo_listing(objects, resource.columns, resource.name_field, as_json=as_json, quiet=quiet)
 
     options = [json_option, quiet_option]
-    if resource.tenant_scoped:
+    if resource.filters_by_tenant:
         options = [tenant_option, all_option, *options]
     command = group.command("ls", aliases=["list"], help=help_text)
     return command(apply_decorators(list_objects, options))
@@ -252,9 +258,7 @@ def _name_argument(metavar: str) -> Callable[[F], F]:
     return click.argument("name", metavar=metavar)
 
 
-def add_inspect_command(
-    group: click.Group, resource: Resource, metavar: str, help_text: str
-) -> click.Command:
+def add_inspect_command(group: click.Group, resource: Resource, metavar: str, help_text: str) -> click.Command:
     """``<group> inspect NAME``: netmaster's ``{"Config": …, "Oper": …}`` as JSON."""
 
     def inspect_object(name: str, tenant: str | None = None) -> None:

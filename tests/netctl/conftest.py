@@ -7,6 +7,7 @@ local. Inside a module, tests that create tenant-scoped objects work in their ow
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -33,37 +34,26 @@ def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -
         if process.poll() is not None:
             raise RuntimeError(f"netmaster exited with {process.returncode}:\n{log.read_text()}")
         try:
-            if httpx.get(f"{url}/version", timeout=1.0).status_code == 200:
-                return
+            # Any answer means it serves (a token-protected netmaster answers 401 here).
+            httpx.get(f"{url}/version", timeout=1.0)
+            return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"netmaster did not answer on {url} within {STARTUP_TIMEOUT}s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def netmaster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start a real netmaster for the module and stop it afterwards."""
+@contextlib.contextmanager
+def running_netmaster(log_dir: Path, *extra_args: str) -> Iterator[str]:
+    """Run ``python -m netmaster`` on a free port with a throw-away store; yield its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("netmaster") / "netmaster.log"
+    log = log_dir / "netmaster.log"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    env.pop("NETMASTER_TOKEN", None)
+    command = [sys.executable, "-m", "netmaster", "--listen-url", f"127.0.0.1:{port}", "--cluster-store", "memory://"]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "netmaster",
-                "--listen-url",
-                f"127.0.0.1:{port}",
-                "--cluster-store",
-                "memory://",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            [*command, *extra_args], cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
     try:
         _wait_until_serving(url, process, log)
@@ -75,6 +65,13 @@ def netmaster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def netmaster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real netmaster for the whole test module."""
+    with running_netmaster(tmp_path_factory.mktemp("netmaster")) as url:
+        yield url
 
 
 Netctl = Callable[..., Result]

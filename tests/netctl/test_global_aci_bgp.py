@@ -111,9 +111,7 @@ def test_bgp_usage_errors(netctl: Netctl) -> None:
     missing = netctl("bgp", "create", "--router-ip", "50.1.1.1/24", "h", expect=1)
     assert "Missing attributes" in missing.stderr
     flags = ["--as", "1", "--neighbor-as", "2"]
-    bad_cidr = netctl(
-        "bgp", "create", "--router-ip", "50.1.1.1", *flags, "--neighbor", "50.1.1.2", "h", expect=1
-    )
+    bad_cidr = netctl("bgp", "create", "--router-ip", "50.1.1.1", *flags, "--neighbor", "50.1.1.2", "h", expect=1)
     assert "Wrong CIDR format" in bad_cidr.stderr
     bad_ip = netctl("bgp", "create", "--router-ip", "50.1.1.1/24", *flags, "--neighbor", "x", "h", expect=1)
     assert "Wrong IP format" in bad_ip.stderr

@@ -37,9 +37,7 @@ def test_group_lifecycle(netctl: Netctl, tenant: str) -> None:
 
     # Re-running create updates the group (Contiv: POST on an existing key is an update).
     netctl("group", "create", "-t", tenant, "-p", "p1", "net", "web")
-    (web,) = [
-        g for g in json.loads(netctl("group", "ls", "-t", tenant, "-j").stdout) if g["groupName"] == "web"
-    ]
+    (web,) = [g for g in json.loads(netctl("group", "ls", "-t", tenant, "-j").stdout) if g["groupName"] == "web"]
     assert web["policies"] == ["p1"]
 
     # A policy attached to a group cannot be deleted; nor can a network that has groups.
@@ -81,9 +79,7 @@ def test_rules(netctl: Netctl, tenant: str) -> None:
     netctl("group", "create", "-t", tenant, "net", "web")
     netctl("group", "create", "-t", tenant, "net", "app")
 
-    added = netctl(
-        "policy", "rule-add", "-t", tenant, "-d", "in", "-g", "web", "-l", "tcp", "-P", "80", "pol", "1"
-    )
+    added = netctl("policy", "rule-add", "-t", tenant, "-d", "in", "-g", "web", "-l", "tcp", "-P", "80", "pol", "1")
     assert added.stdout == f"Creating rule {tenant}:pol:1\n"
     netctl("policy", "rule-add", "-t", tenant, "-p", "10", "-j", "deny", "-l", "tcp", "pol", "2")
     netctl(

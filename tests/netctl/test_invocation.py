@@ -7,25 +7,24 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
+from click.testing import CliRunner
 
+from netmaster.cli.netctl import cli
 from tests.conftest import free_port
 
-from .conftest import REPO_ROOT, Netctl
+from .conftest import REPO_ROOT, Netctl, running_netmaster
 
 
-def _run(
-    *args: str, netmaster: str | None = None, entry: list[str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, netmaster: str | None = None, entry: list[str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("NETMASTER", "NETMASTER_TOKEN")}
     env["PYTHONPATH"] = str(REPO_ROOT)
     if netmaster:
         env["NETMASTER"] = netmaster
     command = entry or [sys.executable, "-m", "netmaster.cli.netctl"]
-    return subprocess.run(
-        [*command, *args], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60
-    )
+    return subprocess.run([*command, *args], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60)
 
 
 def test_module_entry_point_end_to_end(netmaster_url: str) -> None:
@@ -89,3 +88,24 @@ def test_help_and_usage_errors(netctl: Netctl) -> None:
     assert "No such option" in bad_flag.stderr
     bad_int = netctl("policy", "rule-add", "-p", "high", "p", "1", expect=1)
     assert "high" in bad_int.stderr
+
+
+@pytest.fixture(scope="module")
+def token_netmaster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A netmaster that requires a bearer token."""
+    with running_netmaster(tmp_path_factory.mktemp("netmaster-token"), "--token", "s3cret") as url:
+        yield url
+
+
+def test_token_from_flag_or_environment(token_netmaster: str) -> None:
+    runner = CliRunner()
+    env = {"NETMASTER": token_netmaster, "NETMASTER_TOKEN": ""}
+    refused = runner.invoke(cli, ["tenant", "ls", "-q"], env=env)
+    assert refused.exit_code == 3
+    assert refused.stderr.startswith("ERROR: ")
+    with_flag = runner.invoke(cli, ["--token", "s3cret", "tenant", "ls", "-q"], env=env)
+    assert (with_flag.exit_code, with_flag.stdout) == (0, "default\n")
+    with_env = runner.invoke(cli, ["tenant", "ls", "-q"], env={**env, "NETMASTER_TOKEN": "s3cret"})
+    assert (with_env.exit_code, with_env.stdout) == (0, "default\n")
+    wrong = runner.invoke(cli, ["--token", "guess", "tenant", "ls"], env=env)
+    assert wrong.exit_code == 3

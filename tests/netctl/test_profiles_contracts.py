@@ -30,15 +30,11 @@ def test_netprofile_lifecycle(netctl: Netctl, tenant: str) -> None:
 def test_netprofile_rest_errors(netctl: Netctl, tenant: str) -> None:
     netctl("netprofile", "create", "-t", tenant, "-d", "64", "bad", expect=3)  # DSCP is 0-63
     netctl("netprofile", "create", "-t", tenant, "-b", "fast", "bad", expect=3)
-    netctl(
-        "netprofile", "create", "-t", tenant, "-s", "1", "bad", expect=3
-    )  # Contiv: burst size > 1500 bytes
+    netctl("netprofile", "create", "-t", tenant, "-s", "1", "bad", expect=3)  # Contiv: burst size > 1500 bytes
 
 
 def test_external_contracts(netctl: Netctl, tenant: str) -> None:
-    consumed = netctl(
-        "external-contracts", "create", "-t", tenant, "-c", "-a", "uni/tn-common/brc-default", "cons"
-    )
+    consumed = netctl("external-contracts", "create", "-t", tenant, "-c", "-a", "uni/tn-common/brc-default", "cons")
     assert consumed.stdout == f"Creating ExternalContracts {tenant}:cons\n"
     netctl(
         "external-contracts",
@@ -98,9 +94,7 @@ def test_app_profile_lifecycle(netctl: Netctl, tenant: str) -> None:
         {"Tenant": tenant, "AppProfile": "prof", "Group": "web"},
         {"Tenant": tenant, "AppProfile": "prof", "Group": "app"},
     ]
-    assert json.loads(netctl("app-profile", "group-ls", "-t", tenant, "-j", "prof").stdout)[
-        "endpointGroups"
-    ] == [
+    assert json.loads(netctl("app-profile", "group-ls", "-t", tenant, "-j", "prof").stdout)["endpointGroups"] == [
         "web",
         "app",
     ]

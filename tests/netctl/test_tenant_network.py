@@ -45,9 +45,7 @@ def test_network_create_defaults_to_vxlan(netctl: Netctl, tenant: str) -> None:
 
 
 def test_network_table_and_filters(netctl: Netctl, tenant: str) -> None:
-    netctl(
-        "net", "create", "-t", tenant, "-e", "vlan", "-p", "123", "-s", "20.1.1.0/24", "-g", "20.1.1.1", "vl"
-    )
+    netctl("net", "create", "-t", tenant, "-e", "vlan", "-p", "123", "-s", "20.1.1.0/24", "-g", "20.1.1.1", "vl")
     netctl("net", "create", "-t", tenant, "--tag", "blue-tag", "-s", "20.1.2.0/24", "vx")
     rows = parse_table(netctl("net", "ls", "-t", tenant).stdout)
     assert [r["Network"] for r in rows] == ["vl", "vx"]
@@ -84,7 +82,7 @@ def test_network_delete(netctl: Netctl, tenant: str) -> None:
 def test_network_usage_errors_exit_1_with_help(netctl: Netctl) -> None:
     no_subnet = netctl("net", "create", "n", expect=1)
     assert "Subnet is required" in no_subnet.stderr
-    assert "Usage: netctl network create" in no_subnet.stderr  # the sub-command's help is shown
+    assert "Usage: netctl net create" in no_subnet.stderr  # the sub-command's help is shown
     bad_gateway = netctl("net", "create", "-s", "10.0.0.0/24", "-g", "10.0.0", "n", expect=1)
     assert "Invalid gateway" in bad_gateway.stderr
     missing_name = netctl("net", "create", "-s", "10.0.0.0/24", expect=1)

@@ -49,9 +49,7 @@ def _client_answering(status: int, body: bytes, content_type: str = "application
 
 def test_error_body_json_message_is_used() -> None:
     with pytest.raises(RestError) as caught:
-        _client_answering(409, json.dumps({"error": "Network has active endpoints"}).encode()).get(
-            "networks", "x"
-        )
+        _client_answering(409, json.dumps({"error": "Network has active endpoints"}).encode()).get("networks", "x")
     assert caught.value.status == 409
     assert caught.value.format_message() == "Network has active endpoints"
     assert caught.value.exit_code == 3
@@ -96,9 +94,7 @@ def test_token_is_sent_as_bearer() -> None:
 
 
 def test_table_columns_align_and_survive_empty_cells() -> None:
-    text = render_table(
-        ["Tenant", "Network", "Gateway"], [["default", "n1", ""], ["t", "a-long-name", "1.1.1.1"]]
-    )
+    text = render_table(["Tenant", "Network", "Gateway"], [["default", "n1", ""], ["t", "a-long-name", "1.1.1.1"]])
     lines = text.splitlines()
     assert lines[0] == "Tenant   Network      Gateway"
     assert lines[1] == "------   -------      -------"

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 from netmaster.cli.framework import NetctlGroup, Resource, add_inspect_command, add_list_command
 from netmaster.cli.output import Column, Row
 
 
+def _first(*fields: str) -> Callable[[Row], Any]:
+    """Read the first field present: list records use the agent-facing names (``networkName``,
+    ``groupName``, ``host``), Contiv's endpoint oper state the old ones (``network``, ``serviceName``,
+    ``homingHost``); one table serves both."""
+
+    def read(endpoint: Row) -> Any:
+        return next((endpoint[f] for f in fields if endpoint.get(f) not in (None, "")), "")
+
+    return read
+
+
 def _container(endpoint: Row) -> str:
     """Prefer the container name; fall back to a short container id like ``docker ps`` does."""
     return str(endpoint.get("containerName") or str(endpoint.get("containerID") or "")[:12])
-
-
-def _ipv4(endpoint: Row) -> str:
-    """Contiv keeps ``ipAddress`` as ``[v4, v6]``; the table shows the addresses that are set."""
-    value = endpoint.get("ipAddress")
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value if v)
-    return str(value or "")
 
 
 ENDPOINT = Resource(
@@ -28,13 +34,15 @@ ENDPOINT = Resource(
     columns=(
         Column("Endpoint ID", "endpointID"),
         Column("Container", _container),
-        Column("Network", "network"),
-        Column("Group", "endpointGroupKey"),
-        Column("IP Address", _ipv4),
+        Column("Tenant", "tenantName"),
+        Column("Network", _first("networkName", "network")),
+        Column("Group", _first("groupName", "serviceName")),
+        Column("IP Address", "ipAddress"),
         Column("MAC Address", "macAddress"),
-        Column("Host", "homingHost"),
+        Column("Host", _first("host", "homingHost")),
     ),
     tenant_scoped=False,
+    listed_by_tenant=True,
 )
 
 

@@ -43,16 +43,12 @@ add_delete_command(cli, EXT_CONTRACTS, "NAME", "Delete an external contracts gro
 @tenant_option
 @click.option("-c", "--consumed", is_flag=True, help="The contracts are consumed.")
 @click.option("-p", "--provided", is_flag=True, help="The contracts are provided.")
-@click.option(
-    "-a", "--contract", "contracts", multiple=True, help="APIC contract DN, e.g. uni/tn-common/brc-default."
-)
+@click.option("-a", "--contract", "contracts", multiple=True, help="APIC contract DN, e.g. uni/tn-common/brc-default.")
 def create(name: str, tenant: str, consumed: bool, provided: bool, contracts: tuple[str, ...]) -> None:
     """Create an external contracts group."""
     if consumed == provided:
         raise usage_error(
-            "Cannot use both provided and consumed"
-            if consumed
-            else "Either provided or consumed must be specified",
+            "Cannot use both provided and consumed" if consumed else "Either provided or consumed must be specified",
             show_help=False,
         )
     if not contracts:

@@ -48,9 +48,7 @@ add_delete_command(cli, GROUP, "GROUP", "Delete an endpoint group.")
 @tenant_option
 @click.option("-p", "--policy", "policies", multiple=True, help="Policy to attach (repeatable, or a,b).")
 @click.option("-n", "--networkprofile", help="Network profile to attach.")
-@click.option(
-    "-e", "--external-contract", "contracts", multiple=True, help="External contracts group (repeatable)."
-)
+@click.option("-e", "--external-contract", "contracts", multiple=True, help="External contracts group (repeatable).")
 @click.option("-r", "--ip-pool", help="IP address range, e.g. 10.36.0.1-10.36.0.10.")
 @click.option("--epg-tag", "--tag", "epg_tag", help="Configured group tag.")
 def create(

@@ -92,9 +92,7 @@ def check_rule_peers(
         if to_network:
             raise usage_error("Can't specify to-network for incoming rule", show_help=False)
         if from_network and (from_group or from_ip):
-            raise usage_error(
-                "Can't specify from-network together with from-group or from-ip-address", show_help=False
-            )
+            raise usage_error("Can't specify from-network together with from-group or from-ip-address", show_help=False)
     elif direction == "out":
         if from_group:
             raise usage_error("Can't specify from-group for outgoing rule", show_help=False)
@@ -103,9 +101,7 @@ def check_rule_peers(
         if from_ip:
             raise usage_error("Can't specify from-ip-address for outgoing rule", show_help=False)
         if to_network and (to_group or to_ip):
-            raise usage_error(
-                "Can't specify to-network together with to-group or to-ip-address", show_help=False
-            )
+            raise usage_error("Can't specify to-network together with to-group or to-ip-address", show_help=False)
     else:
         raise usage_error(f"Unknown direction {direction!r} (use in or out)", show_help=False)
 
@@ -114,9 +110,7 @@ def check_rule_peers(
 @click.argument("policy", metavar="POLICY")
 @click.argument("rule_id", metavar="RULE_ID")
 @tenant_option
-@click.option(
-    "-p", "--priority", type=int, default=1, show_default=True, help="Priority (1-100, higher wins)."
-)
+@click.option("-p", "--priority", type=int, default=1, show_default=True, help="Priority (1-100, higher wins).")
 @click.option("-d", "--direction", default="in", show_default=True, help="Direction of traffic (in/out).")
 @click.option("-g", "--from-group", help="From endpoint group (incoming rules only).")
 @click.option("-e", "--to-group", help="To endpoint group (outgoing rules only).")
@@ -203,11 +197,7 @@ def rule_ls(policy: str, tenant: str, as_json: bool, quiet: bool) -> None:
     client.get("tenants", tenant)
     client.get(POLICY.plural, POLICY.key(tenant, policy))
     rules = sorted(
-        (
-            r
-            for r in client.list(RULE.plural)
-            if r.get("tenantName") == tenant and r.get("policyName") == policy
-        ),
+        (r for r in client.list(RULE.plural) if r.get("tenantName") == tenant and r.get("policyName") == policy),
         key=_rule_order,
     )
     if as_json:

@@ -43,9 +43,7 @@ add_delete_command(cli, SERVICE, "SERVICE", "Delete a service.")
 @click.argument("name", metavar="SERVICE")
 @tenant_option
 @click.option("-s", "--network", help="Network the service VIP is allocated from.")
-@click.option(
-    "-l", "--selector", "selectors", multiple=True, help="Provider label selector key=value (repeatable)."
-)
+@click.option("-l", "--selector", "selectors", multiple=True, help="Provider label selector key=value (repeatable).")
 @click.option("-p", "--port", "ports", multiple=True, help="svcPort:provPort:protocol (repeatable).")
 @click.option("-ip", "--preferred-ip", help="Preferred VIP address.")
 def create(

@@ -6,16 +6,17 @@ from importlib import metadata
 
 import click
 
+import netmaster
 from netmaster.cli.framework import NetctlCommand, get_client, json_option
 from netmaster.cli.output import echo_fields, echo_json
 
 
 def client_version() -> str:
-    """The installed distribution's version; a source checkout that is not installed says so."""
+    """The installed distribution's version, or the package's own when run from a source checkout."""
     try:
         return metadata.version("contiv")
     except metadata.PackageNotFoundError:
-        return "unknown (not installed)"
+        return netmaster.__version__
 
 
 @click.command("version", cls=NetctlCommand)
