@@ -9,62 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner, Result
 
 from netmaster.cli.netctl import cli
-from tests.conftest import free_port
+from netmaster.testing import NetmasterProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT = 30.0
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"netmaster exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            # Any answer means it serves (a token-protected netmaster answers 401 here).
-            httpx.get(f"{url}/version", timeout=1.0)
-            return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"netmaster did not answer on {url} within {STARTUP_TIMEOUT}s:\n{log.read_text()}")
 
 
 @contextlib.contextmanager
 def running_netmaster(log_dir: Path, *extra_args: str) -> Iterator[str]:
-    """Run ``python -m netmaster`` on a free port with a throw-away store; yield its URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = log_dir / "netmaster.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    command = [sys.executable, "-m", "netmaster", "--listen-url", f"127.0.0.1:{port}", "--cluster-store", "memory://"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*command, *extra_args], cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        _wait_until_serving(url, process, log)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Run a real ``python -m netmaster`` on a free port with a throw-away store; yield its URL."""
+    with NetmasterProcess.start("memory://", args=extra_args, log_path=log_dir / "netmaster.log") as nm:
+        yield nm.url
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from netmaster.cli.netctl import cli
-from tests.conftest import free_port
+from netmaster.testing import free_port
 
 from .conftest import REPO_ROOT, Netctl, running_netmaster
 
