@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
-from netmaster.cli.errors import ConnectionFailed, RestError
+from netmaster.cli.errors import EXIT_HELP, ConnectionFailed, NetctlError, RestError
 
 DEFAULT_NETMASTER = "http://127.0.0.1:9999"
 API_PREFIX = "/api/v1"
@@ -80,13 +80,16 @@ class NetmasterClient:
         headers = {"Accept": "application/json", "User-Agent": "netctl"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=timeout,
-            verify=not insecure,
-            transport=transport,
-        )
+        try:
+            self._http = httpx.Client(
+                base_url=self.base_url,
+                headers=headers,
+                timeout=timeout,
+                verify=not insecure,
+                transport=transport,
+            )
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise NetctlError(f"invalid netmaster URL {base_url!r}: {exc}", EXIT_HELP) from exc
 
     def close(self) -> None:
         self._http.close()
@@ -100,7 +103,9 @@ class NetmasterClient:
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """Send one request and return the decoded JSON answer (``None`` for an empty body)."""
         try:
-            response = self._http.request(method, path, json=body if body is not None else None)
+            response = self._http.request(method, path, json=body)
+        except httpx.InvalidURL as exc:
+            raise NetctlError(f"invalid netmaster URL {self.base_url!r}: {exc}", EXIT_HELP) from exc
         except httpx.TransportError as exc:
             raise ConnectionFailed(self.base_url, str(exc) or type(exc).__name__) from exc
         if not response.is_success:

@@ -14,7 +14,7 @@ import pytest
 from netmaster.cli.client import NetmasterClient, normalize_base_url, object_path
 from netmaster.cli.commands.netprofile import display_bandwidth
 from netmaster.cli.commands.policy import check_rule_peers
-from netmaster.cli.errors import ConnectionFailed, RestError
+from netmaster.cli.errors import ConnectionFailed, NetctlError, RestError
 from netmaster.cli.output import format_cell, render_table
 
 from .conftest import parse_table
@@ -157,3 +157,10 @@ def test_rule_peer_combinations_contiv_refuses(direction: str, given: dict[str, 
 def test_rule_peer_combinations_contiv_accepts(direction: str, given: dict[str, str]) -> None:
     with click.Context(click.Command("rule-add")):
         check_rule_peers(direction, **_peers(**given))
+
+
+def test_malformed_netmaster_url_is_a_usage_error() -> None:
+    with pytest.raises(NetctlError) as caught:
+        NetmasterClient("http://[::1").list("tenants")
+    assert caught.value.exit_code == 1
+    assert "invalid netmaster URL" in caught.value.format_message()
