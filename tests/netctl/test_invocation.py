@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 
 import pytest
@@ -46,6 +47,18 @@ def test_netmaster_flag_overrides_environment(netmaster_url: str) -> None:
     result = _run("--netmaster", host_port, "tenant", "ls", "-q", netmaster="http://127.0.0.1:1")
     assert result.returncode == 0
     assert "default" in result.stdout.split()
+
+
+def test_declared_console_script_entry_point(netmaster_url: str) -> None:
+    """Run what pip's ``netctl`` wrapper runs: the ``[project.scripts]`` target, via ``sys.exit``."""
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, function = scripts["netctl"].partition(":")
+    wrapper = f"import sys; from {module} import {function}; sys.exit({function}())"
+    result = _run("tenant", "ls", "-q", netmaster=netmaster_url, entry=[sys.executable, "-c", wrapper])
+    assert result.returncode == 0
+    assert "default" in result.stdout.split()
+    missing = _run("net", "inspect", "nope", netmaster=netmaster_url, entry=[sys.executable, "-c", wrapper])
+    assert missing.returncode == 3
 
 
 @pytest.mark.skipif(shutil.which("netctl") is None, reason="the contiv distribution is not installed")
