@@ -223,6 +223,12 @@ class Resource:
         click.echo(f"Creating {self.label} {key}")
         return result
 
+    def delete(self, tenant: str | None, name: str) -> None:
+        """DELETE the object and report it once netmaster has accepted (``Deleting network default:net1``)."""
+        key = self.key(tenant, name)
+        get_client().delete(self.plural, key)
+        click.echo(f"Deleting {self.label} {key}")
+
 
 def fetch_objects(resource: Resource, tenant: str | None) -> list[Row]:
     """List a collection, filtered to one tenant unless ``tenant`` is ``None``.
@@ -274,9 +280,7 @@ def add_delete_command(group: click.Group, resource: Resource, metavar: str, hel
     """``<group> rm NAME`` (alias ``delete``); reports ``Deleting <label> <key>`` once it is gone."""
 
     def delete_object(name: str, tenant: str | None = None) -> None:
-        key = resource.key(tenant, name)
-        get_client().delete(resource.plural, key)
-        click.echo(f"Deleting {resource.label} {key}")
+        resource.delete(tenant, name)
 
     options = [_name_argument(metavar)]
     if resource.tenant_scoped:

@@ -54,6 +54,7 @@ def set_aci_gw(
 ) -> None:
     """Create or change the aci-gw settings; settings not given keep their current value.
 
+    \f
     Contiv reset every setting not on the command line to its flag default; here only the given ones
     change (pass an empty string, e.g. ``-p ''``, to clear one).
     """

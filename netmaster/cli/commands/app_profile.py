@@ -71,6 +71,7 @@ def create(name: str, tenant: str, groups: tuple[str, ...]) -> None:
 def update(name: str, tenant: str, groups: tuple[str, ...]) -> None:
     """Replace the endpoint groups of an existing application profile.
 
+    \f
     Unlike Contiv (which silently created a missing profile here), the profile is looked up first, so a
     typo in the name is reported instead of creating a second profile.
     """

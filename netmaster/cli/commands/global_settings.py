@@ -47,6 +47,7 @@ def set_global(
 ) -> None:
     """Change global settings; settings not given keep their current value.
 
+    \f
     Contiv's ``--private-subnet`` defaulted to 172.19.0.0/16 and so was always re-sent, which reset a
     custom subnet (or failed once networks existed) on every ``global set``. Here it is only sent when
     given.

@@ -42,7 +42,7 @@ add_inspect_command(cli, GROUP, "GROUP", "Inspect an endpoint group (tags, endpo
 add_delete_command(cli, GROUP, "GROUP", "Delete an endpoint group.")
 
 
-@cli.command("create")
+@cli.command("create", short_help="Create (or update) an endpoint group.")
 @click.argument("network", metavar="NETWORK")
 @click.argument("name", metavar="GROUP")
 @tenant_option

@@ -175,9 +175,7 @@ def rule_add(
 @tenant_option
 def rule_rm(policy: str, rule_id: str, tenant: str) -> None:
     """Delete rule RULE_ID from POLICY."""
-    key = RULE.key(tenant, f"{policy}:{rule_id}")
-    get_client().delete(RULE.plural, key)
-    click.echo(f"Deleting rule {key}")
+    RULE.delete(tenant, f"{policy}:{rule_id}")
 
 
 def _rule_order(rule: Row) -> tuple[int, str]:
