@@ -7,6 +7,8 @@ Run as the ``netctl`` console script or ``python -m netmaster.cli.netctl``.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 
 import click
@@ -27,6 +29,7 @@ from netmaster.cli.commands import (
     tenant,
     version,
 )
+from netmaster.cli.errors import EXIT_HELP
 from netmaster.cli.framework import RootGroup, Settings
 
 
@@ -79,8 +82,18 @@ for _name, _command in COMMAND_GROUPS:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console-script entry point; returns (and, standalone, exits with) Contiv's exit code."""
-    return cli.main(args=list(argv) if argv is not None else None, prog_name="netctl")
+    """Console-script entry point; exits with Contiv's exit code.
+
+    A closed pipe (``netctl ep ls | head -1``) ends the run quietly instead of with a traceback.
+    """
+    try:
+        return cli.main(args=list(argv) if argv is not None else None, prog_name="netctl")
+    except BrokenPipeError:
+        # Python's recommended handling: point stdout at devnull so the interpreter's final flush
+        # does not raise again, then exit like a process killed by SIGPIPE would be noticed.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_HELP)
 
 
 if __name__ == "__main__":

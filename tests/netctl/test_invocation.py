@@ -122,3 +122,22 @@ def test_token_from_flag_or_environment(token_netmaster: str) -> None:
     assert (with_env.exit_code, with_env.stdout) == (0, "default\n")
     wrong = runner.invoke(cli, ["--token", "guess", "tenant", "ls"], env=env)
     assert wrong.exit_code == 3
+
+
+def test_closed_pipe_ends_quietly(netmaster_url: str) -> None:
+    """``netctl … | head`` must not spill a BrokenPipeError traceback on the terminal."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "NETMASTER": netmaster_url}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "netmaster.cli.netctl", "tenant", "ls", "-j"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdout.close()  # the reader goes away before netctl writes
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 1
+    assert "Traceback" not in stderr
+    assert "BrokenPipeError" not in stderr
