@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -107,7 +108,15 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
 
     @app.get("/version", tags=["daemon"])
     async def version() -> dict[str, Any]:
-        return {"version": __version__, "apiVersion": "v1", "program": "netmaster"}
+        # Contiv's keys (Version, GitCommit, BuildTime) next to ours, so its clients read it too.
+        return {
+            "version": __version__,
+            "apiVersion": "v1",
+            "program": "netmaster",
+            "Version": __version__,
+            "GitCommit": os.environ.get("CONTIV_GIT_COMMIT", "unknown"),
+            "BuildTime": os.environ.get("CONTIV_BUILD_TIME", "unknown"),
+        }
 
     @app.get("/info", tags=["daemon"])
     async def info() -> dict[str, Any]:
