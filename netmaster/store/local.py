@@ -15,8 +15,8 @@ import time
 from collections.abc import AsyncIterator
 
 from netmaster.store.base import (
-    Compare,
     CompactedError,
+    Compare,
     Delete,
     Event,
     EventType,
