@@ -43,12 +43,12 @@ def owner_app(mo: Mo) -> str | None:
     return tag[len(_APP_PREFIX):] if tag.startswith(_APP_PREFIX) else None
 
 
-def is_mine(mo: Mo, app: str | None) -> bool:
-    """Owned and either shared or belonging to ``app``: what a push or delete of ``app`` may remove."""
+def is_mine(mo: Mo, apps: frozenset[str]) -> bool:
+    """Owned and either shared or belonging to one of ``apps``: what a push or delete may remove."""
     tag = mo.attrs.get("annotation", "")
-    return tag == SHARED_TAG or (app is not None and tag == app_tag(app))
+    return tag == SHARED_TAG or (tag.startswith(_APP_PREFIX) and tag[len(_APP_PREFIX):] in apps)
 
 
-def is_protected(mo: Mo, app: str | None) -> bool:
-    """A user's object (or another app profile's) that a push or delete of ``app`` must not remove."""
-    return mo.cls in PROTECTED_CLASSES and not is_mine(mo, app)
+def is_protected(mo: Mo, apps: frozenset[str]) -> bool:
+    """A user's object (or another app profile's) that a push or delete must not remove."""
+    return mo.cls in PROTECTED_CLASSES and not is_mine(mo, apps)

@@ -81,7 +81,16 @@ def _references(tree: Mo) -> set[tuple[str, str]]:
     return {ref for node in tree.walk() if (ref := _reference(node)) is not None}
 
 
-def _live_references(desired: Mo | None, current: Mo, app: str) -> set[tuple[str, str]]:
+def _sweepable_apps(current: Mo, app: str) -> frozenset[str]:
+    """The app profile being pushed, plus any whose application profile no longer exists: objects
+    such a profile left behind (a contract another profile kept alive) are orphans, swept like shared
+    ones once nothing refers to them."""
+    tags = {owner_app(c) for c in current.children} - {None}
+    alive = {owner_app(ap) for ap in current.children_of("fvAp")} - {app}
+    return frozenset({app} | (tags - alive))  # type: ignore[operator]
+
+
+def _live_references(desired: Mo | None, current: Mo, apps: frozenset[str]) -> set[tuple[str, str]]:
     """Names of tenant-level objects something live refers to.
 
     Live roots are the desired tree and every current relation that is not the pushed app profile's
@@ -90,8 +99,8 @@ def _live_references(desired: Mo | None, current: Mo, app: str) -> set[tuple[str
     fixpoint.
     """
     live = _references(desired) if desired is not None else set()
-    live |= {ref for node in current.walk() if not is_mine(node, app) and (ref := _reference(node))}
-    candidates = [child for child in current.children if is_mine(child, app)]
+    live |= {ref for node in current.walk() if not is_mine(node, apps) and (ref := _reference(node))}
+    candidates = [child for child in current.children if is_mine(child, apps)]
     changed = True
     while changed:
         changed = False
@@ -105,8 +114,8 @@ def _live_references(desired: Mo | None, current: Mo, app: str) -> set[tuple[str
 
 
 class _Differ:
-    def __init__(self, app: str) -> None:
-        self.app = app
+    def __init__(self, apps: frozenset[str]) -> None:
+        self.apps = apps
         self.plan = Plan(None)
 
     def naming(self, mo: Mo) -> dict[str, str]:
@@ -119,10 +128,10 @@ class _Differ:
 
     def deletion(self, current: Mo) -> Mo | None:
         """Delete an owned object, or only its owned descendants when it holds something protected."""
-        if not any(is_protected(d, self.app) for d in current.walk() if d is not current):
+        if not any(is_protected(d, self.apps) for d in current.walk() if d is not current):
             self.plan.deleted += 1
             return Mo(current.cls, {**self.naming(current), "status": "deleted"})
-        kids = [p for c in current.children if is_mine(c, self.app) and (p := self.deletion(c))]
+        kids = [p for c in current.children if is_mine(c, self.apps) and (p := self.deletion(c))]
         return Mo(current.cls, self.naming(current), kids) if kids else None
 
     def diff(self, desired: Mo, current: Mo | None, keep: frozenset[str] = frozenset()) -> Mo | None:
@@ -141,7 +150,7 @@ class _Differ:
         wanted = {c.rn for c in desired.children}
         children = [p for d in desired.children if (p := self.diff(d, by_rn.get(d.rn)))]
         for cur in current.children:
-            if cur.rn in wanted or cur.rn in keep or not is_mine(cur, self.app):
+            if cur.rn in wanted or cur.rn in keep or not is_mine(cur, self.apps):
                 continue
             if (p := self.deletion(cur)) is not None:
                 children.append(p)
@@ -150,25 +159,24 @@ class _Differ:
         return Mo(desired.cls, {**self.naming(desired), **changed}, children)
 
 
-def _kept(current: Mo, desired: Mo | None, app: str) -> frozenset[str]:
+def _kept(current: Mo, desired: Mo | None, apps: frozenset[str]) -> frozenset[str]:
     """RNs of tenant-level owned objects that must stay although this push does not want them."""
-    live = _live_references(desired, current, app)
+    live = _live_references(desired, current, apps)
     return frozenset(
         child.rn for child in current.children
-        if is_owned(child) and (
-            (owner_app(child) is not None and owner_app(child) != app)
-            or (child.cls, child.attrs.get("name", "")) in live
-        )
+        if is_owned(child) and (not is_mine(child, apps) or (child.cls, child.attrs.get("name", "")) in live)
     )
 
 
 def plan_push(desired: Mo, current: Mo | None, app: str) -> Plan:
     """The POST tree that makes the tenant match ``desired`` for app profile ``app``."""
-    differ = _Differ(app)
     if current is None:
+        differ = _Differ(frozenset({app}))
         differ.plan.tree = differ.creation(desired)
-    else:
-        differ.plan.tree = differ.diff(desired, current, _kept(current, desired, app))
+        return differ.plan
+    apps = _sweepable_apps(current, app)
+    differ = _Differ(apps)
+    differ.plan.tree = differ.diff(desired, current, _kept(current, desired, apps))
     return differ.plan
 
 
@@ -177,11 +185,12 @@ def plan_delete(tenant: str, current: Mo | None, app: str) -> Plan:
 
     The tenant itself goes when the gateway created it and nothing else lives in it.
     """
-    differ = _Differ(app)
     if current is None:
-        return differ.plan
-    kept = _kept(current, None, app)
-    others = [c for c in current.children if c.rn in kept or is_protected(c, app)]
+        return Plan(None)
+    apps = _sweepable_apps(current, app)
+    differ = _Differ(apps)
+    kept = _kept(current, None, apps)
+    others = [c for c in current.children if c.rn in kept or is_protected(c, apps)]
     if is_owned(current) and not others:
         differ.plan.tree = differ.deletion(current)
     else:
