@@ -46,7 +46,14 @@ def resolve(tree: Tree, mo: Mo) -> dict[str, str]:
             return {
                 "tDn": dn,
                 "tRn": rn,
+                "tCl": rel.target_class,
                 "state": "formed",
                 "stateQual": "none" if name else "default-target",
             }
-    return {"tDn": candidates[0], "tRn": rn, "state": "missing-target", "stateQual": "none"}
+    return {
+        "tDn": candidates[0],
+        "tRn": rn,
+        "tCl": rel.target_class,
+        "state": "missing-target",
+        "stateQual": "none",
+    }

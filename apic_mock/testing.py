@@ -148,8 +148,13 @@ class ApicMock:
         """An httpx client for the APIC API, logged in as the default user unless ``login=False``."""
         client = httpx.Client(base_url=self.url, verify=self.ssl_context() or False, timeout=30)
         if login:
+            # Log in with a one-off request so the returned client is still usable in a ``with``.
             body = {"aaaUser": {"attributes": {"name": self.username, "pwd": self.password}}}
-            client.post("/api/aaaLogin.json", json=body).raise_for_status()
+            response = httpx.post(
+                f"{self.url}/api/aaaLogin.json", json=body, verify=self.ssl_context() or False, timeout=30
+            )
+            response.raise_for_status()
+            client.cookies.update(response.cookies)
         return client
 
     def stop(self) -> None:
