@@ -109,7 +109,10 @@ def test_query_target_filter(tenant: httpx.Client) -> None:
     assert r.json()["totalCount"] == "1"
     q = '/api/class/fvCtx.json?query-target-filter=wcard(fvCtx.dn,"tn-t1/")'
     assert tenant.get(q).json()["totalCount"] == "1"
-    q = '/api/class/fvTenant.json?query-target-filter=and(wcard(fvTenant.name,"^t"),not(eq(fvTenant.name,"t1")))'
+    q = (
+        "/api/class/fvTenant.json?query-target-filter="
+        'and(wcard(fvTenant.name,"^t"),not(eq(fvTenant.name,"t1")))'
+    )
     assert [attrs_of(i)["name"] for i in tenant.get(q).json()["imdata"]] == ["t2"]
     q = '/api/class/fvTenant.json?query-target-filter=or(eq(fvTenant.name,"t1"),eq(fvTenant.name,"mgmt"))'
     assert tenant.get(q).json()["totalCount"] == "2"
