@@ -100,6 +100,9 @@ class Mo:
     attrs: dict[str, str] = field(default_factory=dict)
     children: list[Mo] = field(default_factory=list)
     managed: bool = True
+    # RN -> position in ``children``; rebuilt when the list changed behind its back. Keeps building and
+    # diffing trees of hundreds of objects linear instead of quadratic.
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def rn(self) -> str:
@@ -109,18 +112,25 @@ class Mo:
             return split_dn(self.attrs["dn"])[-1]
         return rn_for(self.cls, self.attrs)
 
+    def _by_rn(self) -> dict[str, int]:
+        if len(self._index) != len(self.children):
+            self._index = {c.rn: i for i, c in enumerate(self.children)}
+        return self._index
+
     def add(self, child: Mo) -> Mo:
         """Append ``child`` (replacing a same-RN child, so building is order-insensitive) and return it."""
+        index = self._by_rn()
         rn = child.rn
-        for i, existing in enumerate(self.children):
-            if existing.rn == rn:
-                self.children[i] = child
-                return child
-        self.children.append(child)
+        if rn in index:
+            self.children[index[rn]] = child
+        else:
+            index[rn] = len(self.children)
+            self.children.append(child)
         return child
 
     def child(self, rn: str) -> Mo | None:
-        return next((c for c in self.children if c.rn == rn), None)
+        position = self._by_rn().get(rn)
+        return self.children[position] if position is not None else None
 
     def children_of(self, cls: str) -> list[Mo]:
         return [c for c in self.children if c.cls == cls]

@@ -111,12 +111,13 @@ class _Builder:
         self.current = facts.tenant
         self.app_tag = app_tag(req.app)
         self._vrf: str | None = None
+        self._current_by_name = {
+            (c.cls, c.attrs.get("name", "")): c for c in (self.current.children if self.current else [])
+        }
 
     # -- helpers -------------------------------------------------------------------------------
     def _existing(self, cls: str, name: str) -> Mo | None:
-        if self.current is None:
-            return None
-        return next((c for c in self.current.children_of(cls) if c.attrs.get("name") == name), None)
+        return self._current_by_name.get((cls, name))
 
     def _owned(self, cls: str, tag: str, children: list[Mo] | None = None, **attrs: str) -> Mo:
         return Mo(cls, {**attrs, "annotation": tag}, list(children or []))
