@@ -80,8 +80,8 @@ class GatewayProcess:
                "APIC_PASSWORD": apic.password, "APIC_CA_BUNDLE": apic.ca_file or "", "APIC_SDK": "rest",
                "APIC_PHYS_DOMAIN": PHYS_DOMAIN, "APIC_LEAF_NODE": "topology/pod-1/node-101",
                "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "aci_gw.cli", "--listen-url", f"127.0.0.1:{port}"],
-                                     env=env)
+        command = [sys.executable, "-m", "aci_gw.cli", "--listen-url", f"127.0.0.1:{port}"]
+        self.proc = subprocess.Popen(command, env=env)
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
         deadline = time.monotonic() + 20
         while True:
@@ -119,7 +119,9 @@ def changed(body: dict[str, Any], n: int) -> dict[str, Any]:
     return body
 
 
-def run_round(apic: ApicMock, gw: GatewayProcess, args: argparse.Namespace, label: str, tag: str) -> list[str]:
+def run_round(
+    apic: ApicMock, gw: GatewayProcess, args: argparse.Namespace, label: str, tag: str
+) -> list[str]:
     """Gateway operations repeated ``args.repeat`` times on fresh tenants (median reported); the
     baseline once (it is the slow side)."""
     runs: dict[str, list[tuple[float, int, int]]] = {"push": [], "again": [], "change": []}
