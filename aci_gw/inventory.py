@@ -14,7 +14,10 @@ from aci_gw.mo import Mo
 from aci_gw.ownership import is_owned, owner_app
 
 TENANT_SECTIONS = ("vrfs", "bridge-domains", "app-profiles", "contracts", "filters")
-_SUMMARY_CLASSES = ("fvCtx", "fvBD", "fvRsCtx", "fvSubnet", "fvAp", "fvAEPg", "fvRsBd")
+_SUMMARY_CLASSES = (
+    "fvCtx", "fvBD", "fvRsCtx", "fvSubnet", "fvAp", "fvAEPg", "fvRsBd", "fvRsDomAtt", "fvRsNodeAtt",
+    "fvRsPathAtt", "fvRsProv", "fvRsCons",
+)
 
 
 def _base(mo: Mo) -> dict[str, Any]:
