@@ -39,7 +39,8 @@ def _bd(mo: Mo) -> dict[str, Any]:
 def _epg(mo: Mo) -> dict[str, Any]:
     bd = _targets(mo, "fvRsBd", "tnFvBDName")
     encaps = sorted({c.attrs.get("encap", "") for c in mo.children
-                     if c.cls in ("fvRsNodeAtt", "fvRsPathAtt", "fvRsDomAtt") and c.attrs.get("encap")})
+                     if c.cls in ("fvRsNodeAtt", "fvRsPathAtt", "fvRsDomAtt")
+                     and c.attrs.get("encap", "unknown") != "unknown"})
     return {
         **_base(mo),
         "bridgeDomain": bd[0] if bd else "",
