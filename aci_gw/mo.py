@@ -100,8 +100,9 @@ class Mo:
     attrs: dict[str, str] = field(default_factory=dict)
     children: list[Mo] = field(default_factory=list)
     managed: bool = True
-    # RN -> position in ``children``; rebuilt when the list changed behind its back. Keeps building and
-    # diffing trees of hundreds of objects linear instead of quadratic.
+    # RN -> position in ``children``; keeps building and diffing trees of hundreds of objects linear
+    # instead of quadratic. Change ``children`` through add()/remove(); a list changed directly is
+    # re-indexed when its length or the entry found no longer matches.
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
@@ -128,8 +129,19 @@ class Mo:
             self.children.append(child)
         return child
 
+    def remove(self, rn: str) -> Mo | None:
+        """Remove and return the child with this RN, if any."""
+        found = self.child(rn)
+        if found is not None:
+            self.children.remove(found)
+            self._index = {}
+        return found
+
     def child(self, rn: str) -> Mo | None:
         position = self._by_rn().get(rn)
+        if position is not None and self.children[position].rn != rn:
+            self._index = {}
+            position = self._by_rn().get(rn)
         return self.children[position] if position is not None else None
 
     def children_of(self, cls: str) -> list[Mo]:

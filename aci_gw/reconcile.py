@@ -100,7 +100,10 @@ def _live_references(desired: Mo | None, current: Mo, apps: frozenset[str]) -> s
     """
     live = _references(desired) if desired is not None else set()
     live |= {ref for node in current.walk() if not is_mine(node, apps) and (ref := _reference(node))}
-    candidates = [child for child in current.children if is_mine(child, apps)]
+    wanted = {c.rn for c in desired.children} if desired is not None else set()
+    # Objects the push keeps contribute the references of their desired version (already counted),
+    # not of the current one, which is about to change.
+    candidates = [child for child in current.children if is_mine(child, apps) and child.rn not in wanted]
     changed = True
     while changed:
         changed = False
