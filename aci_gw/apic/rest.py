@@ -168,6 +168,11 @@ class RestClient(ApicClient):
                 response = self._http.send(request)
             except httpx.TransportError as exc:
                 self.observer.request(method, "error", time.monotonic() - started)
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # retrying cannot fix trust
+                    raise ApicUnavailable(
+                        f"TLS verification of APIC {self.conn.url} failed ({exc}); set APIC_CA_BUNDLE to "
+                        "the CA that signed its certificate"
+                    ) from None
                 if attempt < budget:
                     attempt += 1
                     self._backoff(attempt, "connection", f"{type(exc).__name__}")
