@@ -26,6 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def configure_logging(level: str) -> None:
+    """LOG_LEVEL applies to the gateway's own loggers. The HTTP libraries stay at WARNING whatever it
+    says: at DEBUG, httpcore logs raw headers, APIC tokens and signature cookies among them."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level)
+    for noisy in ("httpx", "httpcore", "hpack"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def healthcheck(listen_url: str) -> int:
     host, port = parse_listen_url(listen_url)
     if host in ("0.0.0.0", "::"):
@@ -66,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.healthcheck:
             return healthcheck(args.listen_url or os.environ.get("ACI_GW_LISTEN_URL") or "127.0.0.1:5000")
         settings = load_settings(os.environ, args.listen_url, args.token)
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                            level=settings.log_level)
+        configure_logging(settings.log_level)
         serve(settings)
     except ConfigError as exc:
         print(f"aci-gw: configuration error: {exc}", file=sys.stderr)
