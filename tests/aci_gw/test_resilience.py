@@ -10,13 +10,14 @@ import threading
 import time
 
 import pytest
-from apic_mock.testing import ApicMock
 from conftest import RunningGateway, add_phys_domain, gateway_env, read_tree, user_post, writes
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from payloads import LEAF, PHYS_DOMAIN, app_profile
+
+from apic_mock.testing import ApicMock
 
 ENV = {"APIC_PHYS_DOMAIN": PHYS_DOMAIN, "APIC_LEAF_NODE": LEAF}
 
@@ -178,3 +179,33 @@ def test_unreachable_apic(start_gateway) -> None:
     health = gw.http.get("/healthz")
     assert health.status_code == 503
     assert health.json()["status"] == "unavailable"
+
+
+def test_tls_is_verified_by_default(apic, start_gateway) -> None:
+    untrusting = start_gateway(APIC_CA_BUNDLE="", **ENV)  # the mock's CA is not in the system store
+    result = untrusting.create(app_profile())
+    assert result["result"] == "failed"
+    assert "TLS verification" in result["info"]
+    assert "APIC_CA_BUNDLE" in result["info"]
+    assert metric(untrusting, "aci_gw_apic_retries_total", reason="connection") == 0
+    assert writes(apic) == 0
+    trusting_everything = start_gateway(APIC_CA_BUNDLE="", APIC_VERIFY_TLS="no", **ENV)
+    assert trusting_everything.create(app_profile())["result"] == "success"
+
+
+def test_concurrent_pushes_to_one_tenant_are_serialised(apic, gateway: RunningGateway) -> None:
+    from payloads import epg
+
+    bodies = [app_profile(app=f"app{i}", epgs=[epg(f"e{i}", 1100 + i)], contracts=[]) for i in range(4)]
+    results: list[dict] = []
+    threads = [threading.Thread(target=lambda b=b: results.append(gateway.create(b))) for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [r["result"] for r in results] == ["success"] * 4
+    tenant = read_tree(apic, "uni/tn-t1")
+    assert sorted(c.rn for c in tenant.children_of("fvAp")) == [f"ap-app{i}" for i in range(4)]
+    apic.admin.reset_stats()
+    for body in bodies:
+        assert gateway.create(body)["changes"] == 0
