@@ -94,7 +94,7 @@ class Gateway:
         return result
 
     def _facts(self, req: AppProfileRequest, fabric: Any) -> ApicFacts:
-        tenant = self.apic.read(f"uni/tn-{req.tenant}")
+        tenant = self.apic.read(f"uni/tn-{req.tenant}", config_only=True)
         outside = external_dns_outside(req)
         common_bds: set[str] = set()
         existing: set[str] = set()
@@ -160,7 +160,7 @@ class Gateway:
     def _delete(self, tenant: str, app: str) -> tuple[Reply, Plan | None]:
         what = f"app profile {tenant}/{app}"
         try:
-            current = self.apic.read(f"uni/tn-{tenant}")
+            current = self.apic.read(f"uni/tn-{tenant}", config_only=True)
         except ApicError as exc:
             return reply("failed", f"{exc}; nothing was written"), None
         if current is None or not any(owner_app(mo) == app for mo in current.children):

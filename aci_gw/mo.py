@@ -104,14 +104,19 @@ class Mo:
     # instead of quadratic. Change ``children`` through add()/remove(); a list changed directly is
     # re-indexed when its length or the entry found no longer matches.
     _index: dict[str, int] = field(default_factory=dict, repr=False)
+    # The RN, computed once: naming attributes never change after an object is built.
+    _rn: str = field(default="", repr=False)
 
     @property
     def rn(self) -> str:
-        if self.attrs.get("rn"):
-            return self.attrs["rn"]
-        if self.attrs.get("dn"):
-            return split_dn(self.attrs["dn"])[-1]
-        return rn_for(self.cls, self.attrs)
+        if not self._rn:
+            if self.attrs.get("rn"):
+                self._rn = self.attrs["rn"]
+            elif self.attrs.get("dn"):
+                self._rn = split_dn(self.attrs["dn"])[-1]
+            else:
+                self._rn = rn_for(self.cls, self.attrs)
+        return self._rn
 
     def _by_rn(self) -> dict[str, int]:
         if len(self._index) != len(self.children):

@@ -21,9 +21,12 @@ class ApicClient(ABC):
         """Authenticate now (a no-op for certificate sessions, which sign every request)."""
 
     @abstractmethod
-    def read(self, dn: str, subtree: str = "full", classes: tuple[str, ...] = ()) -> Mo | None:
+    def read(
+        self, dn: str, subtree: str = "full", classes: tuple[str, ...] = (), config_only: bool = False
+    ) -> Mo | None:
         """The object at ``dn`` with its subtree (``full``, ``children`` or ``no``), None if absent.
-        ``classes`` limits the nested objects to those classes."""
+        ``classes`` limits the nested objects to those classes; ``config_only`` leaves out operational
+        attributes (a reconcile needs only what can be configured, and the reply is much smaller)."""
 
     @abstractmethod
     def children(self, dn: str, classes: tuple[str, ...] = ()) -> list[Mo]:

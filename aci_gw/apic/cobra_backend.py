@@ -100,8 +100,13 @@ class CobraClient(ApicClient):
     def login(self) -> None:
         self._directory()
 
-    def read(self, dn: str, subtree: str = "full", classes: tuple[str, ...] = ()) -> Mo | None:
-        items = self._query(self._request.DnQuery(dn), subtree, classes)
+    def read(
+        self, dn: str, subtree: str = "full", classes: tuple[str, ...] = (), config_only: bool = False
+    ) -> Mo | None:
+        query = self._request.DnQuery(dn)
+        if config_only:
+            query.propInclude = "config-only"
+        items = self._query(query, subtree, classes)
         return items[0] if items else None
 
     def children(self, dn: str, classes: tuple[str, ...] = ()) -> list[Mo]:

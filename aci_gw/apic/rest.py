@@ -232,10 +232,13 @@ class RestClient(ApicClient):
         return [Mo.from_json(item) for item in reply.get("imdata", [])]
 
     # -- ApicClient ----------------------------------------------------------------------------
-    def read(self, dn: str, subtree: str = "full", classes: tuple[str, ...] = ()) -> Mo | None:
+    def read(
+        self, dn: str, subtree: str = "full", classes: tuple[str, ...] = (), config_only: bool = False
+    ) -> Mo | None:
         items = self._get(f"/api/mo/{dn}.json", {
             "rsp-subtree": subtree if subtree != "no" else "",
             "rsp-subtree-class": ",".join(classes),
+            "rsp-prop-include": "config-only" if config_only else "",
         })
         return items[0] if items else None
 
