@@ -25,6 +25,7 @@ _NODE = re.compile(r"^topology/pod-\d+/node-\d+$")
 _PATH = re.compile(r"^topology/pod-\d+/(paths-\d+|protpaths-\d+-\d+)(/extpaths-\d+)?/pathep-\[[^\]]+\]$")
 _DOMAIN_NAME = re.compile(r"^[a-zA-Z0-9_.:-]{1,64}$")
 _VMM_DN = re.compile(r"^uni/vmmp-[A-Za-z]+/dom-[a-zA-Z0-9_.:-]{1,64}$")
+_BD_DN = re.compile(r"^uni/tn-([a-zA-Z0-9_.:-]{1,64})/BD-([a-zA-Z0-9_.:-]{1,64})$")
 
 
 class ConfigError(ValueError):
@@ -72,6 +73,15 @@ class FabricSettings:
     vrf: str | None = None  # the VRF to use in a tenant holding several
 
     @property
+    def bridge_domain_ref(self) -> tuple[str | None, str] | None:
+        """APIC_EPG_BRIDGE_DOMAIN as (tenant or None, BD name). Contiv used the value as a name
+        although its docs call it a DN; both forms are accepted."""
+        if not self.bridge_domain:
+            return None
+        match = _BD_DN.match(self.bridge_domain)
+        return (match.group(1), match.group(2)) if match else (None, self.bridge_domain)
+
+    @property
     def vmm_domain_dn(self) -> str | None:
         if not self.vmm_domain:
             return None
@@ -95,8 +105,9 @@ class FabricSettings:
             raise ConfigError(f"invalid physical domain name {self.physical_domain!r}")
         if self.vmm_domain and not (_VMM_DN.match(self.vmm_domain) or _DOMAIN_NAME.match(self.vmm_domain)):
             raise ConfigError(f"invalid VMM domain {self.vmm_domain!r}")
-        if self.bridge_domain and not _DOMAIN_NAME.match(self.bridge_domain):
-            raise ConfigError(f"invalid bridge domain name {self.bridge_domain!r}")
+        bd = self.bridge_domain
+        if bd and not (_DOMAIN_NAME.match(bd) or _BD_DN.match(bd)):
+            raise ConfigError(f"invalid bridge domain {self.bridge_domain!r} (a name or uni/tn-T/BD-NAME)")
         if self.vrf and not _DOMAIN_NAME.match(self.vrf):
             raise ConfigError(f"invalid VRF name {self.vrf!r}")
         for node in self.node_bindings:

@@ -168,8 +168,16 @@ class _Builder:
 
     def bridge_domain(self, tenant: Mo, epg: EpgSpec) -> str:
         """The BD name an EPG binds to; adds an owned BD to the tree when the gateway manages it."""
-        if self.fabric.bridge_domain:
-            return self.fabric.bridge_domain
+        configured = self.fabric.bridge_domain_ref
+        if configured is not None:
+            bd_tenant, bd_name = configured
+            if bd_tenant not in (None, self.req.tenant, "common"):
+                raise TranslationError(
+                    "error-gw-config",
+                    f"APIC_EPG_BRIDGE_DOMAIN {self.fabric.bridge_domain} is in tenant {bd_tenant}: an EPG "
+                    f"of tenant {self.req.tenant} can only bind to a BD of its own tenant or common",
+                )
+            return bd_name
         name = epg.network
         existing = self._existing("fvBD", name)
         if existing is not None and not is_owned(existing):

@@ -104,6 +104,20 @@ def test_configured_bridge_domain_is_used_and_not_created(apic, start_gateway) -
         assert child(e, "rsbd").attrs["tnFvBDName"] == "shared-bd"
 
 
+def test_configured_bridge_domain_as_a_dn(apic, start_gateway) -> None:
+    user_post(apic, "uni/tn-common", {"fvBD": {"attributes": {"name": "shared-bd"}}})
+    gw = start_gateway(APIC_PHYS_DOMAIN=PHYS_DOMAIN, APIC_LEAF_NODE=LEAF,
+                       APIC_EPG_BRIDGE_DOMAIN="uni/tn-common/BD-shared-bd")
+    assert gw.create(app_profile())["result"] == "success"
+    web = child(child(read_tree(apic, "uni/tn-t1"), "ap-app1"), "epg-web")
+    assert child(web, "rsbd").attrs["tnFvBDName"] == "shared-bd"
+    other = start_gateway(APIC_PHYS_DOMAIN=PHYS_DOMAIN, APIC_LEAF_NODE=LEAF,
+                          APIC_EPG_BRIDGE_DOMAIN="uni/tn-elsewhere/BD-x")
+    result = other.create(app_profile(tenant="t2"))
+    assert result["result"] == "error-gw-config"
+    assert "tenant elsewhere" in result["info"]
+
+
 def test_include_common_tenant_reuses_a_common_bd(apic, gateway: RunningGateway) -> None:
     user_post(apic, "uni/tn-common", {"fvBD": {"attributes": {"name": "net1"}}})
     body = app_profile(gw=gw_config(includeCommonTenant="yes"))
