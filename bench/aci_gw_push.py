@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "aci_gw"))
 
-from payloads import PHYS_DOMAIN, big_profile  # noqa: E402
+from aci_gw_payloads import PHYS_DOMAIN, big_profile  # noqa: E402
 
 from aci_gw.config import FabricSettings  # noqa: E402
 from aci_gw.mo import Mo  # noqa: E402

@@ -4,8 +4,8 @@ so these tests skip where it is not installed."""
 from __future__ import annotations
 
 import pytest
-from conftest import RunningGateway, read_tree
-from payloads import LEAF, PHYS_DOMAIN, app_profile
+from aci_gw_harness import RunningGateway, read_tree
+from aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile
 
 pytest.importorskip("cobra.mit.access", reason="cobra SDK (acicobra) not installed: only an APIC ships it")
 pytest.importorskip("cobra.model.fv", reason="cobra model (acimodel) not installed: only an APIC ships it")

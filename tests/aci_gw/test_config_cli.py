@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import add_phys_domain, gateway_env, read_tree
+from aci_gw_harness import add_phys_domain, gateway_env, read_tree
+from aci_gw_payloads import LEAF, PATH, PHYS_DOMAIN, app_profile
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from payloads import LEAF, PATH, PHYS_DOMAIN, app_profile
 
 from aci_gw.apic import make_client
 from aci_gw.config import ConfigError, load_settings, parse_listen_url

@@ -7,8 +7,8 @@ import copy
 import json
 
 import pytest
-from conftest import RunningGateway, read_tree, user_post, writes
-from payloads import LEAF, PATH, PHYS_DOMAIN, app_profile, contract, epg, gw_config, link
+from aci_gw_harness import RunningGateway, read_tree, user_post, writes
+from aci_gw_payloads import LEAF, PATH, PHYS_DOMAIN, app_profile, contract, epg, gw_config, link
 
 from aci_gw.mo import Mo
 from aci_gw.ownership import SHARED_TAG, app_tag

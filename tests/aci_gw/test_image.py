@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import read_tree
-from payloads import LEAF, PHYS_DOMAIN, app_profile
+from aci_gw_harness import read_tree
+from aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile
 
 pytestmark = pytest.mark.slow
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import RunningGateway, user_post
-from payloads import LEAF, PHYS_DOMAIN, app_profile
+from aci_gw_harness import RunningGateway, user_post
+from aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile
 
 
 def test_tenants_list_and_detail(apic, gateway: RunningGateway) -> None:

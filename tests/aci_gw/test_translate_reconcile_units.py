@@ -7,9 +7,9 @@ from __future__ import annotations
 import copy
 
 import pytest
+from aci_gw_payloads import app_profile, contract, epg, link
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from payloads import app_profile, contract, epg, link
 
 from aci_gw.config import FabricSettings
 from aci_gw.mo import Mo, split_dn
