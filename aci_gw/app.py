@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from aci_gw import inventory
 from aci_gw.apic import ApicError
 from aci_gw.gateway import Gateway
+
+log = logging.getLogger("aci_gw")
 
 
 def create_app(gateway: Gateway, token: str | None = None) -> FastAPI:
@@ -40,7 +43,11 @@ def create_app(gateway: Gateway, token: str | None = None) -> FastAPI:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             return JSONResponse({"result": "invalid-args", "info": "request body is not valid JSON"})
-        return JSONResponse(await run_in_threadpool(operation, body))
+        try:
+            return JSONResponse(await run_in_threadpool(operation, body))
+        except Exception as exc:  # a bug must still answer in Contiv's shape, and be logged in full
+            log.exception("%s failed", request.url.path)
+            return JSONResponse({"result": "ERROR", "info": f"internal error: {type(exc).__name__}: {exc}"})
 
     @app.post("/validateAppProf")
     async def validate_app_prof(request: Request) -> JSONResponse:

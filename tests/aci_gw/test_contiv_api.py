@@ -365,3 +365,13 @@ def test_dry_run_mode(start_gateway, apic) -> None:
     assert gw.http.get("/healthz").json()["mode"] == "dry-run"
     assert apic.admin.stats(log=False)["total"] == 0
     json.dumps(gw.http.get("/metrics").text)
+
+
+def test_internal_errors_answer_in_contivs_shape(apic, gateway: RunningGateway, monkeypatch) -> None:
+    def broken(*_args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("aci_gw.gateway.plan_push", broken)
+    result = gateway.create(app_profile())
+    assert result == {"result": "ERROR", "info": "internal error: RuntimeError: boom"}
+    assert writes(apic) == 0
