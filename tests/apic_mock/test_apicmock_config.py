@@ -261,8 +261,8 @@ def test_missing_parent_is_102(api: httpx.Client) -> None:
             "/api/mo/uni.json",
             {"fvTenant": {"children": [], "attributes": {"name": "x"}}},
             "400",
-            "invalid data at line '1'. Attributes are missing, tag 'attributes' must be specified first, before any "
-            "other tag",
+            "invalid data at line '1'. Attributes are missing, tag 'attributes' must be specified first, "
+            "before any other tag",
         ),
         ("/api/mo/uni.json", {"fvTenant": {"children": []}}, "400", None),
         (
