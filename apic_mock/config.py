@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apic_mock import errors, naming
-from apic_mock.classes import CLASSES, MoClass, lookup
+from apic_mock.classes import CLASSES, ROOT_CLASS, MoClass, lookup
 from apic_mock.dn import join_dn, parent_dn
 from apic_mock.errors import ApicError
 from apic_mock.tree import Mo, Tree
@@ -251,14 +251,10 @@ class _Run:
         if self.count > MAX_OBJECTS:
             raise ApicError(400, f"invalid data: more than {MAX_OBJECTS} objects in one request")
         if check_path:
-            parts = naming.parse_dn(dn)
-            if not parts or parts[-1].cls.name != meta.name:
-                raise errors.invalid_rn(dn.rpartition("/")[2] or dn)
-            dn = "/".join(p.rn for p in parts)
-            naming_values = parts[-1].naming
-            _rn_from_attrs(meta, naming_values, dn)
+            parents, naming_values = self._place(meta, dn)
+            dn = join_dn("/".join(p.rn for p in parents), meta.rn.build(naming_values))
             if self.privileged:
-                self._ensure_ancestors(parts[:-1])
+                self._ensure_ancestors(parents)
         else:
             naming_values = {p: meta.props[p].canonical(attrs[p]) for p in meta.naming}
         status = self._status(meta, attrs.get("status", ""), dn)
@@ -295,6 +291,26 @@ class _Run:
                 self.record("modified", mo, diff)
         for child in children:
             self._child(mo, child, depth + 1)
+
+    @staticmethod
+    def _place(meta: MoClass, dn: str) -> tuple[list[naming.RnPart], dict[str, str]]:
+        """Parse an explicit DN for an object of class ``meta``: its ancestors and naming values.
+
+        The last RN is parsed with the posted class's own format, so a well-formed RN under the
+        wrong parent gets APIC's "Can not contain child" rather than "Invalid RN".
+        """
+        rns = naming.split(dn)
+        if not rns:
+            raise errors.invalid_rn(dn)
+        parents = naming.parse_dn("/".join(rns[:-1]))
+        values = meta.rn.parse(rns[-1]) if meta.rn.props or rns[-1] == meta.rn.fmt else None
+        if values is None:
+            raise errors.invalid_rn(rns[-1])
+        parent_class = parents[-1].cls.name if parents else ROOT_CLASS
+        if not meta.allows_parent(parent_class):
+            raise errors.cannot_contain(rns[-1], "/".join(p.rn for p in parents))
+        _rn_from_attrs(meta, values, "/".join(p.rn for p in parents))
+        return parents, values
 
     def _child(self, parent: Mo, node: Any, depth: int) -> None:
         if depth > MAX_NESTING:

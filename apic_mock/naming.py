@@ -36,14 +36,19 @@ def parse_rn(parent_class: str, rn: str) -> RnPart:
     raise errors.invalid_rn(rn)
 
 
-def parse_dn(dn: str) -> list[RnPart]:
-    """Every RN of ``dn`` with its class; raises APIC error 104 for anything that does not parse."""
+def split(dn: str) -> list[str]:
+    """:func:`split_dn` with APIC's error 104 for DNs that are too long or unbalanced."""
     if len(dn) > MAX_DN_LENGTH:
         raise errors.invalid_rn(dn[:64] + "...")
     try:
-        rns = split_dn(dn)
+        return split_dn(dn)
     except DnSyntaxError:
         raise errors.invalid_rn(dn) from None
+
+
+def parse_dn(dn: str) -> list[RnPart]:
+    """Every RN of ``dn`` with its class; raises APIC error 104 for anything that does not parse."""
+    rns = split(dn)
     parts: list[RnPart] = []
     parent = ROOT_CLASS
     for rn in rns:
