@@ -42,6 +42,9 @@ def test_contiv_variables() -> None:
     assert s.apic.verify_tls
     assert "pw" not in repr(s.apic)
     assert load_settings({"APIC_URL": "SANITY"}).dry_run
+    assert load_settings({**GOOD, "ACI_GW_TOKEN": "t0k"}).token == "t0k"
+    assert load_settings({**GOOD, "ACI_GW_TOKEN": "t0k"}, token="cli").token == "cli"
+    assert load_settings({**GOOD, "ACI_GW_LISTEN_URL": "0.0.0.0:5001"}).listen_port == 5001
 
 
 def test_gw_config_overrides_field_by_field() -> None:
