@@ -97,15 +97,15 @@ def test_token_expiry_mid_push_logs_in_again(apic, gateway: RunningGateway) -> N
 
 
 def test_token_is_refreshed_before_it_expires(tmp_path) -> None:
-    with ApicMock.start(refresh_timeout=2) as short:
+    with ApicMock.start(refresh_timeout=4) as short:
         add_phys_domain(short)
         short.admin.reset_stats()
         gw = RunningGateway(gateway_env(short, **ENV))
         try:
             assert gw.create(app_profile())["result"] == "success"
-            time.sleep(1.3)  # past half the token's lifetime
+            time.sleep(2.2)  # past half the token's lifetime, well before its end
             assert gw.create(app_profile())["changes"] == 0
-            time.sleep(1.3)
+            time.sleep(2.2)
             assert gw.create(app_profile())["changes"] == 0
             by_path = short.admin.stats(log=False)["by_path"]
             assert by_path.get("GET /api/aaaRefresh.json", 0) >= 2
@@ -132,8 +132,8 @@ def test_latency_beyond_the_timeout_is_retried(apic, start_gateway) -> None:
     started = time.monotonic()
     result = gw.create(app_profile())
     assert result["result"] == "success", result
-    assert metric(gw, "aci_gw_apic_retries_total", reason="connection") == 2
-    assert time.monotonic() - started < 10
+    assert metric(gw, "aci_gw_apic_retries_total", reason="connection") >= 2  # more if the box is slow
+    assert time.monotonic() - started < 20
     assert gw.create(app_profile())["changes"] == 0
 
 
