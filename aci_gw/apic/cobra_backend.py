@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 import threading
+import time
 from typing import Any
 
 from aci_gw.apic.client import ApicClient
@@ -68,12 +69,17 @@ class CobraClient(ApicClient):
                 self._md = md
             return self._md
 
-    def _call(self, fn: Any) -> Any:
+    def _call(self, fn: Any, method: str = "GET") -> Any:
         """Run one SDK call, logging in again once on a token timeout, mapping errors to ApicError."""
         for attempt in (1, 2):
+            started = time.monotonic()
             try:
-                return fn(self._directory())
+                result = fn(self._directory())
+                self.observer.request(method, "200", time.monotonic() - started)
+                return result
             except Exception as exc:
+                status = str(getattr(exc, "httpCode", "") or "error")
+                self.observer.request(method, status, time.monotonic() - started)
                 text = str(getattr(exc, "reason", "") or exc)
                 if attempt == 1 and "token" in text.lower():
                     self.observer.retry("token")
@@ -143,7 +149,7 @@ class CobraClient(ApicClient):
         root = self._build(parent_dn, tree)
         config = self._request.ConfigRequest()
         config.addMo(root)
-        self._call(lambda md: md.commit(config))
+        self._call(lambda md: md.commit(config), "POST")
 
     def health(self) -> dict[str, Any]:
         self._call(lambda md: md.lookupByDn("uni"))
