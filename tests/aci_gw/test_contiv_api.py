@@ -375,3 +375,25 @@ def test_internal_errors_answer_in_contivs_shape(apic, gateway: RunningGateway, 
     result = gateway.create(app_profile())
     assert result == {"result": "ERROR", "info": "internal error: RuntimeError: boom"}
     assert writes(apic) == 0
+
+
+def test_minimal_and_loose_payload_shapes(apic, gateway: RunningGateway) -> None:
+    """Optional keys left out, numbers as JSON numbers, an any-protocol rule and a numbered protocol."""
+    body = {"aci-gw-api-version": "v1.2", "tenant": "t1", "app-prof": "app1",
+            "epgs": [{"name": "web", "nw-name": "net1", "gw-cidr": "10.1.1.1/24", "vlan-tag": 1001}]}
+    assert gateway.create(body)["result"] == "success"
+    body["epgs"][0]["contract-links"] = [{"link-kind": "provide", "contract-kind": "internal",
+                                          "contract-name": "anyPolicyExpose"}]
+    body["contract-defs"] = [{"name": "anyPolicyExpose", "filter-info": [
+        {"protocol": "", "servport": "0"}, {"protocol": "47"}, {"servport": "8080", "protocol": "udp"}]}]
+    result = gateway.create(body)
+    assert result["result"] == "success", result
+    flt = child(read_tree(apic, "uni/tn-t1"), "flt-filt-anyPolicyExpose")
+    assert sorted(c.rn for c in flt.children_of("vzEntry")) == [
+        "e-entry-ip", "e-entry-ip-47", "e-entry-ip-udp-8080",
+    ]
+    assert child(flt, "e-entry-ip").attrs.get("prot", "unspecified") == "unspecified"
+    assert gateway.create(body)["changes"] == 0
+    full_delete = {**body}  # netmaster may send the whole profile to /deleteAppProf
+    assert gateway.call("/deleteAppProf", full_delete)["result"] == "success"
+    assert read_tree(apic, "uni/tn-t1") is None
