@@ -217,8 +217,8 @@ class _Builder:
             name = apic_name(link.name)
             existing = self._existing("vzBrCP", name)
             if link.name not in defined and (existing is None or owner_app(existing) == self.req.app):
-                # Contiv creates a contract that is linked but not defined: an empty one.
-                self._claim("vzBrCP", name, "contract")
+                # Contiv creates a contract that is linked but not defined: an empty one. One that
+                # exists (the user's, another profile's) is linked as it is.
                 tenant.add(self._owned("vzBrCP", self.app_tag, name=name))
             self._relation(epg_mo, link.link_kind, name)
             return
