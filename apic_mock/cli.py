@@ -13,16 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import socket
 import sys
 import tempfile
 from pathlib import Path
 
-import uvicorn
-
 from apic_mock import log as logsetup
 from apic_mock import tls
-from apic_mock.app import create_app
+from apic_mock.serve import build_server, listening_socket
 from apic_mock.service import DEFAULT_VERSION, ApicService, Settings
 
 log = logging.getLogger("apic_mock.cli")
@@ -158,21 +155,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             files = tls.generate(Path(tempfile.mkdtemp(prefix="apic-mock-tls-")))
             cert, key, ca = files.cert, files.key, files.ca
-        ssl = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+        ssl = {"cert": str(cert), "key": str(key)}
         if args.ca_out:
             args.ca_out.write_bytes(Path(ca).read_bytes())
     host, port = args.listen
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # so asyncio sets TCP_NODELAY
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = listening_socket(host, port)
     bound = sock.getsockname()[1]
     if args.port_file:
         args.port_file.write_text(str(bound))
-    config = uvicorn.Config(
-        create_app(service), log_config=None, access_log=False, ws="websockets", lifespan="off", **ssl
-    )  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
+    server = build_server(service, certfile=ssl.get("cert"), keyfile=ssl.get("key"), log_level=args.log_level)
     scheme = "http" if args.http else "https"
     log.info("listening", extra={"url": f"{scheme}://{host}:{bound}", "objects": len(service.tree)})
     asyncio.run(server.serve(sockets=[sock]))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import ssl
 import subprocess as sp
 import sys
@@ -34,10 +33,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from apic_mock import tls
-from apic_mock.app import create_app
+from apic_mock.serve import build_server, listening_socket
 from apic_mock.service import ApicService, Settings
 
 START_TIMEOUT = 20.0
@@ -104,15 +102,6 @@ class AdminClient:
 
     def subscriptions(self) -> list[dict[str, Any]]:
         return self._call("GET", "/mock/subscriptions")["subscriptions"]
-
-
-def _free_socket() -> socket.socket:
-    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on sockets that say so, and without it
-    # every response waits ~40 ms for a delayed ACK (headers and body are separate writes).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
 
 
 class ApicMock:
@@ -215,23 +204,13 @@ class ApicMock:
             demo_fabric=demo_fabric,
         )
         service = ApicService(settings)
-        ssl_kw: dict[str, Any] = {}
-        ca_file = None
+        ca_file = cert = key = None
         if not http:
             files = tls.generate(workdir)
-            ssl_kw = {"ssl_certfile": str(files.cert), "ssl_keyfile": str(files.key)}
-            ca_file = str(files.ca)
-        sock = _free_socket()
+            cert, key, ca_file = str(files.cert), str(files.key), str(files.ca)
+        sock = listening_socket("127.0.0.1", 0)
         port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(service),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            log_level="warning",
-            **ssl_kw,
-        )
-        server = uvicorn.Server(config)
+        server = build_server(service, certfile=cert, keyfile=key, log_level="warning")
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name=f"apic-mock-{port}", daemon=True
         )
