@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import ssl
 import subprocess as sp
 import sys
@@ -39,6 +40,18 @@ from apic_mock.serve import build_server, listening_socket
 from apic_mock.service import ApicService, Settings
 
 START_TIMEOUT = 20.0
+
+
+def http_client(base_url: str, verify: ssl.SSLContext | bool) -> httpx.Client:
+    """An httpx client with TCP_NODELAY.
+
+    httpx writes request headers and body in separate sends and leaves Nagle on, so every POST
+    would wait ~40 ms for the server's delayed ACK; ``requests`` (urllib3) sets TCP_NODELAY itself.
+    """
+    transport = httpx.HTTPTransport(
+        verify=verify, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+    )
+    return httpx.Client(base_url=base_url, transport=transport, timeout=30)
 
 
 class AdminClient:
@@ -124,7 +137,7 @@ class ApicMock:
         self.service = service  # in-process mode only
         self.workdir = workdir
         self._stop = stop
-        self.admin = AdminClient(httpx.Client(base_url=url, verify=self.ssl_context() or False, timeout=30))
+        self.admin = AdminClient(http_client(url, self.ssl_context() or False))
 
     @property
     def host_port(self) -> str:
@@ -137,13 +150,12 @@ class ApicMock:
 
     def client(self, login: bool = True) -> httpx.Client:
         """An httpx client for the APIC API, logged in as the default user unless ``login=False``."""
-        client = httpx.Client(base_url=self.url, verify=self.ssl_context() or False, timeout=30)
+        client = http_client(self.url, self.ssl_context() or False)
         if login:
             # Log in with a one-off request so the returned client is still usable in a ``with``.
             body = {"aaaUser": {"attributes": {"name": self.username, "pwd": self.password}}}
-            response = httpx.post(
-                f"{self.url}/api/aaaLogin.json", json=body, verify=self.ssl_context() or False, timeout=30
-            )
+            with http_client(self.url, self.ssl_context() or False) as once:
+                response = once.post("/api/aaaLogin.json", json=body)
             response.raise_for_status()
             client.cookies.update(response.cookies)
         return client
