@@ -19,6 +19,7 @@ from pathlib import Path
 
 from apic_mock import log as logsetup
 from apic_mock import tls
+from apic_mock.errors import ApicError
 from apic_mock.serve import build_server, listening_socket
 from apic_mock.service import DEFAULT_VERSION, ApicService, Settings
 
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         service = ApicService(settings_from(args))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ApicError) as exc:
         print(f"apic-mock: cannot load initial state: {exc}", file=sys.stderr)
         return 2
     ssl: dict[str, str] = {}
