@@ -76,7 +76,8 @@ class AdminClient:
         return self._call("GET", "/mock/dump")
 
     def stats(self, log: bool = True) -> dict[str, Any]:
-        """Request counters: ``total``, ``writes``, ``by_method``, ``by_path``, ``by_status``, ``log``."""
+        """Request counters: ``total``, ``writes``, ``writes_ok``, ``by_method``, ``by_path``, ``by_status``,
+        ``log``."""
         return self._call("GET", "/mock/stats", params={} if log else {"log": "0"})
 
     def reset_stats(self) -> None:

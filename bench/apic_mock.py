@@ -19,14 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
+from apic_mock.initial import mo
 from apic_mock.testing import ApicMock
-
-
-def mo(cls: str, attrs: dict[str, str], *children: dict[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = {"attributes": attrs}
-    if children:
-        body["children"] = list(children)
-    return {cls: body}
 
 
 def tenant(name: str, bds: int, epgs: int) -> dict[str, Any]:

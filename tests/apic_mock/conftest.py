@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from apic_mock.initial import mo
 from apic_mock.testing import ApicMock, apic_mock, apic_mock_server  # noqa: F401
 
 
@@ -24,13 +25,6 @@ def error_of(response: httpx.Response) -> tuple[str, str]:
     assert body["totalCount"] == "1"
     attrs = body["imdata"][0]["error"]["attributes"]
     return attrs["code"], attrs["text"]
-
-
-def mo(cls: str, attrs: dict[str, str], *children: dict[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = {"attributes": attrs}
-    if children:
-        body["children"] = list(children)
-    return {cls: body}
 
 
 def attrs_of(item: dict[str, Any]) -> dict[str, str]:
