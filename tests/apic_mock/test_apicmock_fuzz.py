@@ -108,3 +108,17 @@ def test_any_filter(session: httpx.Client, text: str) -> None:
 def test_any_body(session: httpx.Client, body: object) -> None:
     assert_apic_reply(session.post("/api/mo/uni.json", content=json.dumps(body)))
     assert_apic_reply(session.post("/api/mo/uni/tn-fuzz.json?rsp-subtree=modified", content=json.dumps(body)))
+
+
+@FUZZ
+@given(
+    raw=st.one_of(
+        st.text(st.sampled_from(list('<>/="fvTenant name&;![]-x ')), max_size=80), st.binary(max_size=40)
+    )
+)
+def test_any_xml_body(session: httpx.Client, raw: str | bytes) -> None:
+    from xml.etree import ElementTree as ET
+
+    r = session.post("/api/mo/uni.xml", content=raw)
+    assert r.status_code in (200, 400), (r.status_code, r.text[:300])
+    assert ET.fromstring(r.content).tag == "imdata"

@@ -75,7 +75,7 @@ def test_url_forms(tenant: httpx.Client) -> None:
     encoded = dn.replace("/", "%2F").replace("[", "%5B").replace("]", "%5D")
     assert tenant.get(f"/api/mo/{encoded}.json").json()["totalCount"] == "1"
     assert tenant.get("/api/fvTenant.json").status_code == 400
-    assert tenant.get("/api/mo/uni.xml").status_code == 400
+    assert tenant.get("/api/mo/uni.yaml").status_code == 400
 
 
 def test_unknown_class_is_unresolved(api: httpx.Client) -> None:
