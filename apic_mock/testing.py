@@ -136,6 +136,7 @@ class ApicMock:
         self.username = username
         self.password = password
         self.service = service  # in-process mode only
+        self.process: sp.Popen[bytes] | None = None  # subprocess mode only
         self.workdir = workdir
         self._stop = stop
         self.admin = AdminClient(http_client(url, self.ssl_context() or False))
@@ -320,7 +321,7 @@ class ApicMock:
 
         name, pwd = next(iter(users.items()))
         mock = cls(url, None if http else str(ca_file), name, pwd, None, stop, workdir)
-        mock.process = proc  # type: ignore[attr-defined]
+        mock.process = proc
         return mock
 
 
