@@ -6,6 +6,12 @@ Examples::
     apic-mock --listen 127.0.0.1:0 --ca-out ca.pem --port-file port   # free port, CA for clients
     apic-mock --http --listen 127.0.0.1:8080 --user admin:secret --user ro:readonly
     apic-mock --state tree.json --seed fabric.json --demo-fabric
+
+Admin API (no authentication; keep the mock on localhost):
+    GET  /mock/health      POST /mock/reset      GET /mock/dump        GET/DELETE /mock/stats
+    POST /mock/faults {"kind":"error|latency|reset", "status":503, "count":N, "share":0.3, "path":RE}
+    POST /mock/tokens/expire     POST /mock/seed     POST /mock/endpoints     DELETE /mock/objects?dn=
+See docs/apic_mock.md.
 """
 
 from __future__ import annotations
