@@ -87,7 +87,9 @@ class Auth:
         return user
 
     def login(self, user: str, kind: str = "password") -> Session:
-        """Open a session for an authenticated user."""
+        """Open a session for an authenticated user (and forget long-dead ones: some clients, like
+        Contiv's aci-gw, log in for every request)."""
+        self.sweep()
         now = time.time()
         session = Session(
             sid=secrets.token_hex(8),
