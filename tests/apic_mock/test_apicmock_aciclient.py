@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 from aciClient.aci import ACI
-from conftest import attrs_of, mo
+from apicmock_helpers import attrs_of, mo
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa

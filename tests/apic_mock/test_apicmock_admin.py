@@ -6,7 +6,7 @@ import time
 
 import httpx
 import pytest
-from conftest import attrs_of, error_of, mo
+from apicmock_helpers import attrs_of, error_of, mo
 
 from apic_mock.errors import TOKEN_TIMEOUT
 from apic_mock.testing import ApicMock

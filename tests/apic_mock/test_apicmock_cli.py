@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
-from conftest import attrs_of, mo
+from apicmock_helpers import attrs_of, mo
 
 from apic_mock.testing import ApicMock
 

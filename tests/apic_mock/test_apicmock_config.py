@@ -7,7 +7,7 @@ import json
 
 import httpx
 import pytest
-from conftest import attrs_of, error_of, mo, tenant_tree
+from apicmock_helpers import attrs_of, error_of, mo, tenant_tree
 
 EMPTY = {"totalCount": "0", "imdata": []}
 

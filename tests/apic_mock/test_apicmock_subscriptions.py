@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import attrs_of, error_of, mo
+from apicmock_helpers import attrs_of, error_of, mo
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 

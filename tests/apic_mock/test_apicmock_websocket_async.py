@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from conftest import mo
+from apicmock_helpers import mo
 from websockets.asyncio.client import connect
 
 from apic_mock.testing import ApicMock
