@@ -23,7 +23,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from apic_mock import errors
+from apic_mock import errors, xmlcodec
 from apic_mock.auth import Identity
 from apic_mock.config import MAX_BODY_BYTES, parse_body
 from apic_mock.dn import DnSyntaxError, split_dn
@@ -44,8 +44,23 @@ class ApicResponse(Response):
         return json.dumps(content, separators=(",", ":")).encode()
 
 
-def error_response(exc: ApicError) -> ApicResponse:
-    return ApicResponse(exc.envelope(), status_code=exc.http_status)
+class ApicXmlResponse(Response):
+    """The same envelope in APIC's XML encoding (``.xml`` URLs)."""
+
+    media_type = "application/xml"
+
+    def render(self, content: Any) -> bytes:
+        return xmlcodec.encode(content)
+
+
+def reply(content: dict[str, Any], fmt: str = "json", status_code: int = 200) -> Response:
+    """An APIC reply in the encoding the URL asked for."""
+    cls = ApicXmlResponse if fmt == "xml" else ApicResponse
+    return cls(content, status_code=status_code)
+
+
+def error_response(exc: ApicError, fmt: str = "json") -> Response:
+    return reply(exc.envelope(), fmt, exc.http_status)
 
 
 def masked_path(path: str) -> str:
@@ -142,60 +157,71 @@ class ApicApi:
         self.service = service
 
     async def __call__(self, request: Request) -> Response:
+        fmt = "xml" if request.url.path.endswith(".xml") else "json"
         try:
             body = await _read_body(request)
-            return self.dispatch(request, body)
+            content, cookie = self.dispatch(request, body, fmt)
         except ApicError as exc:
-            return error_response(exc)
+            return error_response(exc, fmt)
+        response = reply(content, fmt)
+        if cookie is not None:
+            secure = "; Secure" if request.url.scheme == "https" else ""
+            response.headers["Set-Cookie"] = f"APIC-cookie={cookie}; path=/; HttpOnly{secure}"
+        return response
 
-    def _cookie(self, request: Request, response: Response, token: str) -> None:
-        secure = "; Secure" if request.url.scheme == "https" else ""
-        response.headers["Set-Cookie"] = f"APIC-cookie={token}; path=/; HttpOnly{secure}"
-
-    def dispatch(self, request: Request, body: bytes) -> Response:
+    def dispatch(self, request: Request, body: bytes, fmt: str) -> tuple[dict[str, Any], str | None]:
+        """Route one APIC call; returns the reply envelope and, after a login, the token to set."""
         svc = self.service
         method = request.method
         rest = request.path_params["rest"].lstrip("/")
-        if rest.endswith(".xml"):
-            raise ApicError(400, "apic_mock answers JSON only: use the .json suffix")
-        if not rest.endswith(".json"):
+        suffix = f".{fmt}"
+        if not rest.endswith(suffix):
             raise ApicError(400, f"Invalid request: unknown format in /api/{rest}")
-        name = rest[: -len(".json")]
+        name = rest[: -len(suffix)]
         params = request.query_params
+        decode = xmlcodec.decode if fmt == "xml" else parse_body
         if name == "aaaListDomains":
-            return ApicResponse(envelope([{"name": "DefaultAuth", "guiBanner": ""}]))
+            return envelope([{"name": "DefaultAuth", "guiBanner": ""}]), None
         if name == "aaaLogin":
             self._method(method, "POST")
-            session = svc.login(parse_body(body))
-            response = ApicResponse(svc.login_reply(session))
-            self._cookie(request, response, session.token)
-            return response
+            session = svc.login(decode(body))
+            return svc.login_reply(session), session.token
         raw_target = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
         query = request.scope.get("query_string", b"").decode("latin-1")
         if query:
             raw_target += "?" + query
         identity = svc.auth.authenticate(request.headers.get("cookie", ""), method, raw_target, body)
         if name == "aaaRefresh":
-            return self._refresh(request, identity)
+            if identity.session is None:
+                raise ApicError(403, errors.NEED_COOKIE, http_status=403)
+            session = svc.auth.refresh(identity.session)
+            return svc.login_reply(session), session.token
         if name == "aaaLogout":
             svc.logout(identity)
-            return ApicResponse(envelope([]))
+            return envelope([]), None
         if name == "webtokenSession":
             session = svc.auth.login(identity.user, kind="webtoken")
             attrs = {"token": session.token, "refreshTimeoutSeconds": str(svc.settings.refresh_timeout)}
-            return ApicResponse(envelope([{"webtokenSession": {"attributes": attrs}}]))
+            return envelope([{"webtokenSession": {"attributes": attrs}}]), None
         if name == "subscriptionRefresh":
             sub_id = params.get("id", "")
             if not svc.hub.refresh(sub_id):
                 raise ApicError(400, f"Subscription refresh failed: unknown subscription id {sub_id}")
-            return ApicResponse(envelope([]))
+            return envelope([]), None
         for prefix in ("mo", "node/mo"):
             if name == prefix or name.startswith(prefix + "/"):
-                return self._mo(method, name[len(prefix) + 1 :], body, params, identity)
+                dn = name[len(prefix) + 1 :]
+                if method == "GET":
+                    return svc.query(svc.scope_dn(dn), params, identity), None
+                if method == "POST":
+                    return svc.post(dn, decode(body), params), None
+                if method == "DELETE":
+                    return svc.delete(dn, params), None
+                self._method(method, "GET", "POST", "DELETE")
         for prefix in ("class/", "node/class/"):
             if name.startswith(prefix):
                 self._method(method, "GET")
-                return self._class(name[len(prefix) :], params, identity)
+                return self._class(name[len(prefix) :], params, identity), None
         raise ApicError(400, f"Request failed, unresolved method for {name}")
 
     @staticmethod
@@ -203,26 +229,7 @@ class ApicApi:
         if method not in allowed:
             raise ApicError(405, f"Method {method} not allowed here", http_status=405)
 
-    def _refresh(self, request: Request, identity: Identity) -> Response:
-        if identity.session is None:
-            raise ApicError(403, errors.NEED_COOKIE, http_status=403)
-        session = self.service.auth.refresh(identity.session)
-        response = ApicResponse(self.service.login_reply(session))
-        self._cookie(request, response, session.token)
-        return response
-
-    def _mo(self, method: str, dn: str, body: bytes, params: Any, identity: Identity) -> Response:
-        svc = self.service
-        if method == "GET":
-            return ApicResponse(svc.query(svc.scope_dn(dn), params, identity))
-        if method == "POST":
-            return ApicResponse(svc.post(dn, parse_body(body), params))
-        if method == "DELETE":
-            return ApicResponse(svc.delete(dn, params))
-        self._method(method, "GET", "POST", "DELETE")
-        raise AssertionError("unreachable")
-
-    def _class(self, rest: str, params: Any, identity: Identity) -> Response:
+    def _class(self, rest: str, params: Any, identity: Identity) -> dict[str, Any]:
         try:
             rns = split_dn(rest)
         except DnSyntaxError:
@@ -230,7 +237,7 @@ class ApicApi:
         cls = rns[-1] if rns else ""
         within = "/".join(rns[:-1]) if len(rns) > 1 else None
         scope = self.service.scope_class(cls, within)
-        return ApicResponse(self.service.query(scope, params, identity))
+        return self.service.query(scope, params, identity)
 
 
 def _admin(service: ApicService) -> list[Route]:

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from apic_mock import errors
 from apic_mock.errors import ApicError
-from apic_mock.tree import Tree
+from apic_mock.tree import Mo, Tree
 
 log = logging.getLogger("apic_mock.auth")
 
@@ -87,7 +87,9 @@ class Auth:
         return user
 
     def login(self, user: str, kind: str = "password") -> Session:
-        """Open a session for an authenticated user."""
+        """Open a session for an authenticated user (and forget long-dead ones: some clients, like
+        Contiv's aci-gw, log in for every request)."""
+        self.sweep()
         now = time.time()
         session = Session(
             sid=secrets.token_hex(8),
@@ -164,6 +166,20 @@ class Auth:
         if cert is None or cert.cls != "aaaUserCert" or cert.parent is None:
             raise ApicError(403, f"Signature verification failed: no certificate {cert_dn}", http_status=403)
         user = cert.parent.attrs.get("name", "")
+        identity = self._verified(cert, user, cookies, method, raw_target, body)
+        # aci-containers signs its subscription queries and names its websocket session in this
+        # cookie, so the subscription belongs to that session's socket.
+        ws_token = cookies.get("APIC-WebSocket-Session")
+        if ws_token:
+            session = self.session_for(ws_token)
+            if session.user == user:
+                identity.session = session
+        return identity
+
+    def _verified(
+        self, cert: Mo, user: str, cookies: dict[str, str], method: str, raw_target: str, body: bytes
+    ) -> Identity:
+        """Check the request signature against the certificate (unless ``accept_unsigned``)."""
         if self.accept_unsigned:
             return Identity(user, method="certificate-unverified")
         signature = cookies.get("APIC-Request-Signature", "")

@@ -288,6 +288,7 @@ _define(
 )
 _define("vnsSvcCont", "svcCont", "fvTenant", label="Service Container", configurable=False)
 _define("qosCustomPol", "qoscustom-{name}", "fvTenant", label="Custom QoS Policy")
+_define("monEPGPol", "monepg-{name}", "fvTenant", label="Monitoring Policy")
 _define(
     "fvCtx",
     "ctx-{name}",

@@ -6,6 +6,12 @@ Examples::
     apic-mock --listen 127.0.0.1:0 --ca-out ca.pem --port-file port   # free port, CA for clients
     apic-mock --http --listen 127.0.0.1:8080 --user admin:secret --user ro:readonly
     apic-mock --state tree.json --seed fabric.json --demo-fabric
+
+Admin API (no authentication; keep the mock on localhost):
+    GET  /mock/health      POST /mock/reset      GET /mock/dump        GET/DELETE /mock/stats
+    POST /mock/faults {"kind":"error|latency|reset", "status":503, "count":N, "share":0.3, "path":RE}
+    POST /mock/tokens/expire     POST /mock/seed     POST /mock/endpoints     DELETE /mock/objects?dn=
+See docs/apic_mock.md.
 """
 
 from __future__ import annotations
@@ -13,16 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import socket
 import sys
 import tempfile
 from pathlib import Path
 
-import uvicorn
-
 from apic_mock import log as logsetup
 from apic_mock import tls
-from apic_mock.app import create_app
+from apic_mock.errors import ApicError
+from apic_mock.serve import build_server, listening_socket
 from apic_mock.service import DEFAULT_VERSION, ApicService, Settings
 
 log = logging.getLogger("apic_mock.cli")
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         service = ApicService(settings_from(args))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ApicError) as exc:
         print(f"apic-mock: cannot load initial state: {exc}", file=sys.stderr)
         return 2
     ssl: dict[str, str] = {}
@@ -158,21 +162,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             files = tls.generate(Path(tempfile.mkdtemp(prefix="apic-mock-tls-")))
             cert, key, ca = files.cert, files.key, files.ca
-        ssl = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+        ssl = {"cert": str(cert), "key": str(key)}
         if args.ca_out:
             args.ca_out.write_bytes(Path(ca).read_bytes())
     host, port = args.listen
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # so asyncio sets TCP_NODELAY
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = listening_socket(host, port)
     bound = sock.getsockname()[1]
     if args.port_file:
         args.port_file.write_text(str(bound))
-    config = uvicorn.Config(
-        create_app(service), log_config=None, access_log=False, ws="websockets", lifespan="off", **ssl
-    )  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
+    server = build_server(service, certfile=ssl.get("cert"), keyfile=ssl.get("key"), log_level=args.log_level)
     scheme = "http" if args.http else "https"
     log.info("listening", extra={"url": f"{scheme}://{host}:{bound}", "objects": len(service.tree)})
     asyncio.run(server.serve(sockets=[sock]))

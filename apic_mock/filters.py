@@ -207,6 +207,10 @@ def _build(node: _Call, get: Getter, text: str) -> Predicate:
             return None
         return get(mo, ref.prop)
 
+    if op in ("eq", "ne") and not _is_number(values[0]):
+        # The common case (names, DNs, states): a plain string comparison, no number parsing.
+        want, equal = values[0], op == "eq"
+        return lambda mo: (v := prop(mo)) is not None and (v == want) is equal
     if op in _COMPARE:
         return lambda mo: (v := prop(mo)) is not None and _compare(op, v, values[0])
     if op == "bw":

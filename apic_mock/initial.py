@@ -40,6 +40,7 @@ def base_objects(users: dict[str, str]) -> list[dict[str, Any]]:
             mo("vzSubj", {"name": "default"}, mo("vzRsSubjFiltAtt", {"tnVzFilterName": "default"})),
         ),
         mo("qosCustomPol", {"name": "default"}),
+        mo("monEPGPol", {"name": "default"}),
     )
     user_mos = _users(users)
     uni = mo(

@@ -191,6 +191,18 @@ class QueryEngine:
         if opts.order_by:
             found = self._sorted(found, opts.order_by)
         total = len(found)
+        if "no-scoped" in opts.rsp_include and opts.rsp_include & {
+            "faults",
+            "health",
+            "fault-records",
+            "health-records",
+            "audit-logs",
+            "event-logs",
+            "stats",
+            "tasks",
+        }:
+            # Only the included records are asked for, and the mock keeps none (no faults, no health).
+            return [], 0
         if "count" in opts.rsp_include:
             count = {
                 "moCount": {"attributes": {"childAction": "", "count": str(total), "dn": "", "status": ""}}

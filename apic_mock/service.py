@@ -220,7 +220,8 @@ class ApicService:
         """Learn an endpoint (``fvCEp``) under an EPG, the way a leaf reports one to the APIC."""
         epg = str(spec.get("epg", ""))
         mac = str(spec.get("mac", "")).upper()
-        if self.tree.get(epg) is None or self.tree.get(epg).cls != "fvAEPg":  # type: ignore[union-attr]
+        target = self.tree.get(epg)
+        if target is None or target.cls != "fvAEPg":
             raise ApicError(400, f"no EPG {epg}")
         ip = str(spec.get("ip", "0.0.0.0"))
         attrs = {

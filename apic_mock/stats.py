@@ -25,6 +25,7 @@ class RequestStats:
 
     total: int = 0
     writes: int = 0
+    writes_ok: int = 0
     by_method: Counter[str] = field(default_factory=Counter)
     by_path: Counter[str] = field(default_factory=Counter)
     by_status: Counter[str] = field(default_factory=Counter)
@@ -40,6 +41,8 @@ class RequestStats:
         if is_write(method, path):
             self.writes += 1
         entry: dict[str, Any] = {"method": method, "path": path, "query": query, "status": None}
+        if is_write(method, path):
+            entry["write"] = True
         if len(self.log) < LOG_LIMIT:
             self.log.append(entry)
         else:
@@ -49,14 +52,19 @@ class RequestStats:
     def finished(self, entry: dict[str, Any], status: int | str) -> None:
         entry["status"] = status
         self.by_status[str(status)] += 1
+        if status == 200 and entry.get("write"):
+            self.writes_ok += 1
 
     def reset(self) -> None:
-        self.__init__()  # type: ignore[misc]
+        """Zero everything (the admin API's ``/mock/stats/reset``)."""
+        fresh = RequestStats()
+        self.__dict__.update(fresh.__dict__)
 
     def snapshot(self, with_log: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
             "total": self.total,
             "writes": self.writes,
+            "writes_ok": self.writes_ok,
             "by_method": dict(self.by_method),
             "by_path": dict(self.by_path),
             "by_status": dict(self.by_status),

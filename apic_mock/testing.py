@@ -34,13 +34,24 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from apic_mock import tls
-from apic_mock.app import create_app
+from apic_mock.serve import build_server, listening_socket
 from apic_mock.service import ApicService, Settings
 
 START_TIMEOUT = 20.0
+
+
+def http_client(base_url: str, verify: ssl.SSLContext | bool) -> httpx.Client:
+    """An httpx client with TCP_NODELAY.
+
+    httpx writes request headers and body in separate sends and leaves Nagle on, so every POST
+    would wait ~40 ms for the server's delayed ACK; ``requests`` (urllib3) sets TCP_NODELAY itself.
+    """
+    transport = httpx.HTTPTransport(
+        verify=verify, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+    )
+    return httpx.Client(base_url=base_url, transport=transport, timeout=30)
 
 
 class AdminClient:
@@ -65,7 +76,8 @@ class AdminClient:
         return self._call("GET", "/mock/dump")
 
     def stats(self, log: bool = True) -> dict[str, Any]:
-        """Request counters: ``total``, ``writes``, ``by_method``, ``by_path``, ``by_status``, ``log``."""
+        """Request counters: ``total``, ``writes``, ``writes_ok``, ``by_method``, ``by_path``, ``by_status``,
+        ``log``."""
         return self._call("GET", "/mock/stats", params={} if log else {"log": "0"})
 
     def reset_stats(self) -> None:
@@ -106,15 +118,6 @@ class AdminClient:
         return self._call("GET", "/mock/subscriptions")["subscriptions"]
 
 
-def _free_socket() -> socket.socket:
-    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on sockets that say so, and without it
-    # every response waits ~40 ms for a delayed ACK (headers and body are separate writes).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 class ApicMock:
     """A running mock: ``url``, ``ca_file`` (None over HTTP), ``username``, ``password``, ``admin``."""
 
@@ -133,9 +136,10 @@ class ApicMock:
         self.username = username
         self.password = password
         self.service = service  # in-process mode only
+        self.process: sp.Popen[bytes] | None = None  # subprocess mode only
         self.workdir = workdir
         self._stop = stop
-        self.admin = AdminClient(httpx.Client(base_url=url, verify=self.ssl_context() or False, timeout=30))
+        self.admin = AdminClient(http_client(url, self.ssl_context() or False))
 
     @property
     def host_port(self) -> str:
@@ -148,13 +152,12 @@ class ApicMock:
 
     def client(self, login: bool = True) -> httpx.Client:
         """An httpx client for the APIC API, logged in as the default user unless ``login=False``."""
-        client = httpx.Client(base_url=self.url, verify=self.ssl_context() or False, timeout=30)
+        client = http_client(self.url, self.ssl_context() or False)
         if login:
             # Log in with a one-off request so the returned client is still usable in a ``with``.
             body = {"aaaUser": {"attributes": {"name": self.username, "pwd": self.password}}}
-            response = httpx.post(
-                f"{self.url}/api/aaaLogin.json", json=body, verify=self.ssl_context() or False, timeout=30
-            )
+            with http_client(self.url, self.ssl_context() or False) as once:
+                response = once.post("/api/aaaLogin.json", json=body)
             response.raise_for_status()
             client.cookies.update(response.cookies)
         return client
@@ -215,23 +218,13 @@ class ApicMock:
             demo_fabric=demo_fabric,
         )
         service = ApicService(settings)
-        ssl_kw: dict[str, Any] = {}
-        ca_file = None
+        ca_file = cert = key = None
         if not http:
             files = tls.generate(workdir)
-            ssl_kw = {"ssl_certfile": str(files.cert), "ssl_keyfile": str(files.key)}
-            ca_file = str(files.ca)
-        sock = _free_socket()
+            cert, key, ca_file = str(files.cert), str(files.key), str(files.ca)
+        sock = listening_socket("127.0.0.1", 0)
         port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(service),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            log_level="warning",
-            **ssl_kw,
-        )
-        server = uvicorn.Server(config)
+        server = build_server(service, certfile=cert, keyfile=key, log_level="warning")
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name=f"apic-mock-{port}", daemon=True
         )
@@ -328,7 +321,7 @@ class ApicMock:
 
         name, pwd = next(iter(users.items()))
         mock = cls(url, None if http else str(ca_file), name, pwd, None, stop, workdir)
-        mock.process = proc  # type: ignore[attr-defined]
+        mock.process = proc
         return mock
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 from aciClient.aci import ACI
-from conftest import attrs_of, mo
+from apicmock_helpers import attrs_of, mo
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -164,3 +164,17 @@ def test_cert_client_wire_format(apic_mock: ApicMock, cert_files: tuple[Path, st
         base + uri, cookies=_aciclient_cookies(key_file, cert_dn, "DELETE/api/" + uri), verify=False
     )
     assert r.status_code == 200
+
+
+def test_requests_keeps_verification_on_with_the_ca_file(apic_mock: ApicMock) -> None:
+    """The recommended setup: give clients ``ca_file`` instead of turning verification off."""
+    session = requests.Session()
+    login = {"aaaUser": {"attributes": {"name": apic_mock.username, "pwd": apic_mock.password}}}
+    assert (
+        session.post(f"{apic_mock.url}/api/aaaLogin.json", json=login, verify=apic_mock.ca_file).status_code
+        == 200
+    )
+    r = session.get(f"{apic_mock.url}/api/mo/uni/tn-common.json", verify=apic_mock.ca_file)
+    assert attrs_of(r.json()["imdata"][0])["dn"] == "uni/tn-common"
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"{apic_mock.url}/api/aaaListDomains.json", verify=True)  # not trusted without the CA

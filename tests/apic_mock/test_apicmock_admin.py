@@ -6,7 +6,7 @@ import time
 
 import httpx
 import pytest
-from conftest import attrs_of, error_of, mo
+from apicmock_helpers import attrs_of, error_of, mo
 
 from apic_mock.errors import TOKEN_TIMEOUT
 from apic_mock.testing import ApicMock
@@ -90,6 +90,7 @@ def test_stats_count_requests_and_writes(apic_mock: ApicMock, api: httpx.Client)
     stats = apic_mock.admin.stats()
     assert stats["total"] == 6
     assert stats["writes"] == 5
+    assert stats["writes_ok"] == 3  # the unknown class and the injected 503 were not applied
     assert stats["by_method"] == {"GET": 1, "POST": 4, "DELETE": 1}
     assert stats["by_path"]["POST /api/mo/uni.json"] == 3
     assert stats["by_path"]["DELETE /api/mo/uni/tn-s.json"] == 1

@@ -6,12 +6,13 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import ssl
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import error_of, mo
+from apicmock_helpers import error_of, mo
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -272,3 +273,41 @@ def test_accept_unsigned_switch(keypair: tuple[rsa.RSAPrivateKey, str]) -> None:
         assert httpx.get(apic.url + "/api/mo/uni.json", headers={"Cookie": cookie}).status_code == 200
         cookie = "APIC-Request-Signature=bogus; APIC-Certificate-DN=uni/userext/user-x/usercert-y"
         assert httpx.get(apic.url + "/api/mo/uni.json", headers={"Cookie": cookie}).status_code == 403
+
+
+def test_signed_subscription_on_a_webtoken_session(apic_mock: ApicMock, cert_user: rsa.RSAPrivateKey) -> None:
+    """aci-containers' flow: signed webtokenSession, websocket on that token, signed subscriptions that
+    name the websocket session in APIC-WebSocket-Session."""
+    from websockets.sync.client import connect
+
+    ctx = apic_mock.ssl_context()
+    target = "/api/webtokenSession.json"
+    r = httpx.get(apic_mock.url + target, headers={"Cookie": _signed(cert_user, "GET", target)}, verify=ctx)
+    token = r.json()["imdata"][0]["webtokenSession"]["attributes"]["token"]
+    ws_ctx = apic_mock.ssl_context()
+    assert ws_ctx is not None
+    ws_ctx.maximum_version = (
+        ssl.TLSVersion.TLSv1_2
+    )  # websockets' sync client and TLS 1.3: see the subscription tests
+    with connect(apic_mock.url.replace("https://", "wss://") + f"/socket{token}", ssl=ws_ctx) as ws:
+        target = "/api/class/fvTenant.json?subscription=yes"
+        cookie = _signed(cert_user, "GET", target) + f"; APIC-WebSocket-Session={token}"
+        r = httpx.get(apic_mock.url + target, headers={"Cookie": cookie}, verify=ctx)
+        assert r.status_code == 200, r.text
+        sub = r.json()["subscriptionId"]
+        body = json.dumps(mo("fvTenant", {"name": "pushed"})).encode()
+        target = "/api/mo/uni.json"
+        r = httpx.post(
+            apic_mock.url + target,
+            content=body,
+            headers={"Cookie": _signed(cert_user, "POST", target, body)},
+            verify=ctx,
+        )
+        assert r.status_code == 200
+        frame = json.loads(ws.recv(timeout=5))
+    assert frame["subscriptionId"] == [sub]
+    assert frame["imdata"][0]["fvTenant"]["attributes"]["dn"] == "uni/tn-pushed"
+    # without the websocket-session cookie a signed request has no session to subscribe on
+    target = "/api/class/fvTenant.json?subscription=yes"
+    r = httpx.get(apic_mock.url + target, headers={"Cookie": _signed(cert_user, "GET", target)}, verify=ctx)
+    assert r.status_code == 400

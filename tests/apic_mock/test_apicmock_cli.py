@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
-from conftest import attrs_of, mo
+from apicmock_helpers import attrs_of, mo
 
 from apic_mock.testing import ApicMock
 
@@ -45,6 +45,16 @@ def test_bad_options_fail_cleanly(tmp_path: Path) -> None:
         )
         assert proc.returncode == 2, args
     bad_seed = tmp_path / "seed.json"
+    bad_seed.write_text(json.dumps({"imdata": [{"fvNope": {"attributes": {"dn": "uni/x-1"}}}]}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "apic_mock.cli", "--seed", str(bad_seed), "--listen", "127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert "unknown managed object class fvNope" in proc.stderr
     bad_seed.write_text("{nope")
     proc = subprocess.run(
         [sys.executable, "-m", "apic_mock.cli", "--seed", str(bad_seed), "--listen", "127.0.0.1:0"],

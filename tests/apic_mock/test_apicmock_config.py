@@ -7,7 +7,7 @@ import json
 
 import httpx
 import pytest
-from conftest import attrs_of, error_of, mo, tenant_tree
+from apicmock_helpers import attrs_of, error_of, mo, tenant_tree
 
 EMPTY = {"totalCount": "0", "imdata": []}
 
@@ -320,14 +320,17 @@ def test_failed_post_changes_nothing(api: httpx.Client) -> None:
     assert api.post("/api/mo/uni.json", json=body).status_code == 400
     assert get_attrs(api, "uni/tn-atomic") is None
     api.post("/api/mo/uni.json", json=mo("fvTenant", {"name": "atomic", "descr": "before"}))
-    bad = mo("fvTenant", {"name": "atomic", "descr": "after", "status": "deleted"})
     body2 = [
         mo("fvTenant", {"dn": "uni/tn-atomic", "descr": "after"}),
-        mo("fvTenant", {"dn": "uni/tn-x", "zz": "1"}),
+        mo("fvAp", {"dn": "uni/tn-atomic/ap-gone", "status": "deleted"}),
+        mo("fvTenant", {"dn": "uni/tn-x", "zz": "1"}),  # fails after the first two were applied
     ]
     assert api.post("/api/mo.json", json=body2).status_code == 400
     assert get_attrs(api, "uni/tn-atomic")["descr"] == "before"  # type: ignore[index]
-    assert bad  # (kept for readability of the case above)
+    api.post("/api/mo/uni/tn-atomic.json", json=mo("fvAp", {"name": "kept"}))
+    undo_delete = [mo("fvAp", {"dn": "uni/tn-atomic/ap-kept", "status": "deleted"}), mo("fvNope", {})]
+    assert api.post("/api/mo.json", json=undo_delete).status_code == 400
+    assert get_attrs(api, "uni/tn-atomic/ap-kept") is not None  # a delete is undone too
 
 
 def test_malformed_json(api: httpx.Client) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import attrs_of, error_of, mo, tenant_tree
+from apicmock_helpers import attrs_of, error_of, mo, tenant_tree
 
 EMPTY = {"totalCount": "0", "imdata": []}
 
@@ -75,7 +75,7 @@ def test_url_forms(tenant: httpx.Client) -> None:
     encoded = dn.replace("/", "%2F").replace("[", "%5B").replace("]", "%5D")
     assert tenant.get(f"/api/mo/{encoded}.json").json()["totalCount"] == "1"
     assert tenant.get("/api/fvTenant.json").status_code == 400
-    assert tenant.get("/api/mo/uni.xml").status_code == 400
+    assert tenant.get("/api/mo/uni.yaml").status_code == 400
 
 
 def test_unknown_class_is_unresolved(api: httpx.Client) -> None:
@@ -159,9 +159,12 @@ def test_rsp_subtree_include(tenant: httpx.Client) -> None:
     assert attrs_of(r["imdata"][0])["count"] == "0"
     r = tenant.get("/api/class/fvTenant.json?rsp-subtree-include=count").json()
     assert attrs_of(r["imdata"][0])["count"] == "4"
-    r = tenant.get("/api/mo/uni/tn-t1.json?rsp-subtree-include=faults,no-scoped&rsp-subtree=full").json()
+    r = tenant.get("/api/mo/uni/tn-t1.json?rsp-subtree-include=faults&rsp-subtree=full").json()
     assert r["totalCount"] == "1"
     assert "faultInst" not in str(r)  # the mock raises no faults
+    r = tenant.get("/api/mo/uni/tn-t1.json?rsp-subtree-include=faults,no-scoped&query-target=subtree").json()
+    assert r == {"totalCount": "0", "imdata": []}  # only the (absent) faults were asked for
+    assert tenant.get("/api/class/faultInst.json").json() == {"totalCount": "0", "imdata": []}
     assert tenant.get("/api/mo/uni.json?rsp-subtree-include=nonsense").status_code == 400
 
 
