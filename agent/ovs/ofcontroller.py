@@ -73,9 +73,11 @@ class OpenFlowController:
         if OpenFlowController._started:
             raise RuntimeError("os-ken already started in this process")
         OpenFlowController._started = True
-        import os_ken.controller.controller  # noqa: F401  (registers the ofp-* options)
-        from os_ken import cfg
+        # Order matters: os_ken.controller.controller and app_manager import each other, and only
+        # this order resolves.
+        from os_ken import cfg  # noqa: I001
         from os_ken.base.app_manager import AppManager
+        import os_ken.controller.controller  # noqa: F401  (registers the ofp-* options)
 
         from agent.ovs import ofapp
 
