@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from agent.ovs.flow import Feature, Flow, Match, Output, OutputReg, PushVlan, SetField
-from agent.pipeline.tables import OFPVID_PRESENT, PRIO_LOW, PRIO_NORMAL, UPLINK_OFPORT, PortType, Reg, Table
+from agent.pipeline.tables import OFPVID_PRESENT, PRIO_MISS, PRIO_NORMAL, UPLINK_OFPORT, PortType, Reg, Table
 from agent.pipeline.view import DatapathView
 from agent.state import Network
 
@@ -25,4 +25,4 @@ def flows(view: DatapathView) -> Iterator[Flow]:
         for net in view.networks:
             if net.encap == "vlan":
                 yield uplink_flow(net)
-    yield Flow(Table.OUTPUT, PRIO_LOW, Match(), (OutputReg(Reg.OUT_PORT),), feature=Feature.OUTPUT)
+    yield Flow(Table.OUTPUT, PRIO_MISS, Match(), (OutputReg(Reg.OUT_PORT),), feature=Feature.OUTPUT)
