@@ -2,10 +2,10 @@
 
 Every change is one ONF bundle (OpenFlow 1.3 extension 230) opened, filled, committed atomically and
 followed by a barrier, so the switch never shows a half-applied pipeline and the caller learns about
-errors synchronously. Messages are encoded once per flow and cached: a flow is an immutable value, so
-its FlowMod bytes never change except for the cookie (which carries the round) and the xid, both patched
-in place. That keeps a 10,000-flow resync inside Python's budget; os-ken's generic encoder is the slow
-part, not OVS.
+errors synchronously. FlowMods are assembled from cached pieces (agent.ovs.encoder) and cached per
+flow: a flow is an immutable value, so its bytes never change except for the cookie (which carries the
+round) and the xid, both patched in place. That keeps a 10,000-flow resync inside Python's budget;
+os-ken's generic encoder is the slow part, not OVS.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from agent.ovs.flow import COOKIE_ROUND_MASK, COOKIE_ROUND_SHIFT, Flow
+from agent.ovs.encoder import FlowModEncoder
+from agent.ovs.flow import COOKIE_ROUND_MASK, COOKIE_ROUND_SHIFT, Flow, Match
 
 LOG = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ _OFPFC_ADD = 0
 _OFPFC_DELETE = 3
 _OFPFC_DELETE_STRICT = 4
 _OFPTT_ALL = 0xFF
+_ANY_FLOW = Flow(0, 0, Match())
 
 
 class FlowProgrammingError(RuntimeError):
@@ -53,6 +55,7 @@ class OpenFlowController:
         self._app_ready = threading.Event()
         self._xids = itertools.count(0x10000000)
         self._bundle_ids = itertools.count(1)
+        self._encoder = FlowModEncoder()
         self._encoded: dict[Flow, bytes] = {}
         self._send_lock = threading.Lock()
         self.on_connect: list[Callable[[Any], None]] = []
@@ -105,40 +108,20 @@ class OpenFlowController:
 
     # -- encoding ------------------------------------------------------------------------------
 
-    def _flow_mod(self, dp: Any, flow: Flow, command: int, cookie: int = 0, cookie_mask: int = 0) -> bytes:
-        parser, ofp = dp.ofproto_parser, dp.ofproto
-        acts = [x for a in flow.actions for x in a.to_ofp(parser)]
-        inst = []
-        if acts:
-            inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, acts))
-        if flow.goto is not None:
-            inst.append(parser.OFPInstructionGotoTable(flow.goto))
-        msg = parser.OFPFlowMod(dp, cookie=cookie, cookie_mask=cookie_mask, table_id=flow.table,
-                                command=command, priority=flow.priority,
-                                match=parser.OFPMatch(**flow.match.as_kwargs()), instructions=inst,
-                                out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
-        msg.xid = 0
-        msg.serialize()
-        return bytes(msg.buf)
-
-    def _add_bytes(self, dp: Any, flow: Flow) -> bytes:
+    def _add_bytes(self, flow: Flow) -> bytes:
         data = self._encoded.get(flow)
         if data is None:
-            data = self._encoded[flow] = self._flow_mod(dp, flow, _OFPFC_ADD)
+            data = self._encoded[flow] = self._encoder.flow_mod(flow, _OFPFC_ADD)
         return data
 
     @staticmethod
     def _with_cookie(data: bytes, cookie: int) -> bytes:
         return data[:8] + struct.pack("!Q", cookie) + data[16:]
 
-    def _delete_round_bytes(self, dp: Any, round_: int) -> bytes:
-        parser, ofp = dp.ofproto_parser, dp.ofproto
-        msg = parser.OFPFlowMod(dp, cookie=(round_ & 0xFFFF) << COOKIE_ROUND_SHIFT,
-                                cookie_mask=COOKIE_ROUND_MASK, table_id=_OFPTT_ALL, command=_OFPFC_DELETE,
-                                out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, match=parser.OFPMatch())
-        msg.xid = 0
-        msg.serialize()
-        return bytes(msg.buf)
+    def _delete_round_bytes(self, round_: int) -> bytes:
+        cookie = (round_ & 0xFFFF) << COOKIE_ROUND_SHIFT
+        return self._encoder.flow_mod(_ANY_FLOW, _OFPFC_DELETE, cookie=cookie, cookie_mask=COOKIE_ROUND_MASK,
+                                      table=_OFPTT_ALL)
 
     # -- bundles -------------------------------------------------------------------------------
 
@@ -177,15 +160,15 @@ class OpenFlowController:
             for flow in deletes:
                 self._encoded.pop(flow, None)
                 parts.append(self._bundle_add(next(self._xids), bundle_id,
-                                              self._flow_mod(dp, flow, _OFPFC_DELETE_STRICT)))
+                                              self._encoder.flow_mod(flow, _OFPFC_DELETE_STRICT)))
                 count += 1
             for flow, cookie in adds:
                 parts.append(self._bundle_add(next(self._xids), bundle_id,
-                                              self._with_cookie(self._add_bytes(dp, flow), cookie)))
+                                              self._with_cookie(self._add_bytes(flow), cookie)))
                 count += 1
             for round_ in delete_rounds:
                 parts.append(self._bundle_add(next(self._xids), bundle_id,
-                                              self._delete_round_bytes(dp, round_)))
+                                              self._delete_round_bytes(round_)))
                 count += 1
             parts.append(self._bundle_ctrl(next(self._xids), bundle_id, _ONF_BCT_COMMIT_REQUEST))
             barrier_xid = next(self._xids)
