@@ -11,15 +11,20 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.config import AgentConfig
 from agent.pipeline import build, counts_by_stage, stage_of
 from agent.pipeline.tables import FIRST_ENDPOINT_OFPORT, Table
 from agent.pipeline.view import DatapathView
 from agent.state import DesiredState
+
+if TYPE_CHECKING:
+    from agent.reconciler import Reconciler
 
 LOG = logging.getLogger("netplugin")
 
@@ -63,6 +68,12 @@ def dump_pipeline(args: argparse.Namespace) -> int:
                         print("    " + f.ofctl())
     print(f"{'total':<38}{len(flows):>7}")
     return 0
+
+
+def _watch_switch(reconciler: Reconciler) -> None:
+    while True:
+        time.sleep(0.5)
+        reconciler.check_switch()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.inspect:
         serve(reconciler, args.inspect)
     signal.signal(signal.SIGTERM, lambda *_: source.stop())
+    threading.Thread(target=_watch_switch, args=(reconciler,), name="switch-watch", daemon=True).start()
     LOG.info("agent %s running: bridge %s, state %s", cfg.host_label, cfg.bridge, args.state_file)
     source.run(reconciler.reconcile)
     return 0

@@ -53,7 +53,10 @@ class Reconciler:
         self.applied_revision = -1
         self.endpoint_errors: dict[str, str] = {}
         self.vrf_ids: dict[str, int] = {}
-        self._full_sync = True
+        # A full sync is due whenever the switch (re)connected after the last one. Counters rather
+        # than a flag: the connect hook runs on os-ken's thread, possibly during a reconcile.
+        self._connects = 0
+        self._synced_connects = -1
         self._lock = threading.RLock()
         self.on_resync_needed: list[Callable[[], None]] = []
 
@@ -70,11 +73,25 @@ class Reconciler:
                         if k.startswith(EXT_VRF_PREFIX)}
 
     def _switch_connected(self, _dp: Any) -> None:
-        with self._lock:
-            self._full_sync = True
-            self.installed.clear()
+        self._connects += 1
         for hook in self.on_resync_needed:
             hook()
+
+    def check_switch(self) -> None:
+        """Called periodically while running. ovs-vswitchd does not connect to (non-service)
+        controllers while ``other_config:flow-restore-wait`` is true, so a switch restarted with the
+        flag would wait for this agent forever. The agent replays its own flows instead of restoring
+        saved ones: if it finds the flag set while disconnected, it clears it, the switch connects,
+        and the reconnect triggers a full sync in a new round."""
+        if self.of.connected:
+            return
+        try:
+            if self.ovsdb.flow_restore_wait():
+                LOG.warning("switch waits for a flow restore and cannot connect meanwhile; clearing "
+                            "flow-restore-wait, the pipeline is replayed on connect")
+                self.ovsdb.set_flow_restore_wait(False)
+        except Exception as exc:  # OVSDB down as well: ovsdbapp reconnects, try again later
+            LOG.warning("cannot read OVSDB: %s", exc)
 
     def _next_round(self) -> int:
         self.round = self.round % 0xFFFF + 1  # 1..65535; 0 is never used, so no flow has round 0
@@ -176,7 +193,8 @@ class Reconciler:
         self.metrics.flow_ops.labels("delete").inc(len(deletes) + len(delete_rounds))
 
     def _sync_flows(self, desired: dict[tuple, Flow]) -> None:
-        if self._full_sync:
+        connects = self._connects
+        if connects != self._synced_connects:
             self._next_round()
             present = {cookie_round(s.cookie) for s in self.of.flow_stats()}
             old_rounds = sorted(present - {self.round})
@@ -184,7 +202,7 @@ class Reconciler:
             self.installed = dict(desired)
             self.ovsdb.set_bridge_external_id(self.cfg.bridge, EXT_ROUND, str(self.round))
             self.ovsdb.set_flow_restore_wait(False)
-            self._full_sync = False
+            self._synced_connects = connects
             LOG.info("full sync: round %d, %d flows, removed rounds %s", self.round, len(desired), old_rounds)
             return
         adds = [f for k, f in desired.items() if self.installed.get(k) != f]

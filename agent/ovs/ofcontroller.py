@@ -84,8 +84,12 @@ class OpenFlowController:
 
         from agent.ovs import ofapp
 
+        # Echo requests every second: with os-ken's native hub a dead connection is only noticed
+        # when a send fails (its send thread cannot be interrupted), so something must be sent.
         cfg.CONF(args=["--ofp-listen-host", self.listen_host, "--ofp-tcp-listen-port", str(self.port)],
                  project="os_ken")
+        cfg.CONF.set_override("echo_request_interval", 1.0)
+        cfg.CONF.set_override("maximum_unreplied_echo_requests", 3)
         ofapp.ON_START.append(self._attach)
         thread = threading.Thread(target=AppManager.run_apps, args=(["agent.ovs.ofapp"],),
                                   name="os-ken", daemon=True)
@@ -95,9 +99,13 @@ class OpenFlowController:
 
     def _attach(self, app: Any) -> None:
         self.app = app
-        app.on_connect.extend(self.on_connect)
-        app.on_connect.append(lambda _dp: self._encoded.clear())
+        app.on_connect.append(self._connected)
         self._app_ready.set()
+
+    def _connected(self, dp: Any) -> None:
+        """Tell the listeners (read at call time, so hooks added after start() are honoured)."""
+        for hook in list(self.on_connect):
+            hook(dp)
 
     def wait_connected(self, timeout: float) -> bool:
         return bool(self.app.connected.wait(timeout))

@@ -72,6 +72,10 @@ class Ovsdb:
                                      if_exists=True)
         cmd.execute(check_error=True)
 
+    def flow_restore_wait(self) -> bool:
+        cfg = self.api.db_get("Open_vSwitch", ".", "other_config").execute(check_error=True)
+        return cfg.get("flow-restore-wait") == "true"
+
     def bridge_external_id(self, bridge: str, key: str) -> str | None:
         ids = self.api.db_get("Bridge", bridge, "external_ids").execute(check_error=True)
         return ids.get(key)

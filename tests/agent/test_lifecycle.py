@@ -58,6 +58,27 @@ def test_restart_keeps_traffic_and_converges_to_same_flows(env: ClusterEnv) -> N
     assert rounds_after != rounds_before, "flows were not reinstalled in a new round"
 
 
+def test_switch_restart_is_resynced(env: ClusterEnv) -> None:
+    """ovs-vswitchd crashes and comes back with flow-restore-wait: the agent notices the reconnect,
+    replays its pipeline in a new round and clears the flag."""
+    a, b = env.container("a"), env.container("b")
+    env.apply(DesiredState(networks=(NET,), endpoints=(
+        Endpoint("a", "t1", "n", "10.6.0.1", "h1", netns=a),
+        Endpoint("b", "t1", "n", "10.6.0.2", "h2", netns=b))))
+    assert ping_eventually(a, "10.6.0.2")
+    h1 = env.cluster.hosts[0]
+    before, rounds_before = _flows_without_cookies(h1), _flow_rounds(h1)
+    h1.ovs.restart_vswitchd(flow_restore_wait=True)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _flow_rounds(h1) in (set(), rounds_before):
+        time.sleep(0.1)
+    assert _flows_without_cookies(h1) == before
+    assert _flow_rounds(h1) != rounds_before
+    other_config = h1.ovs.run("ovs-vsctl", "get", "Open_vSwitch", ".", "other_config")
+    assert "flow-restore-wait" not in other_config
+    assert ping_eventually(a, "10.6.0.2")
+
+
 def _snapshot(env: ClusterEnv) -> dict[str, object]:
     out: dict[str, object] = {}
     for host in env.cluster.hosts:

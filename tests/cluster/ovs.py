@@ -53,8 +53,29 @@ class OvsInstance:
                  f"--pidfile={d / 'ovsdb-server.pid'}", f"--log-file={d / 'ovsdb-server.log'}",
                  "--detach", "--no-chdir")
         self.run("ovs-vsctl", "--no-wait", "init")
+        self._start_vswitchd()
+
+    def _start_vswitchd(self) -> None:
+        d = self.rundir
         self.run("ovs-vswitchd", f"unix:{self.db_sock}", f"--pidfile={d / 'ovs-vswitchd.pid'}",
                  f"--log-file={d / 'ovs-vswitchd.log'}", "--detach", "--no-chdir")
+
+    def restart_vswitchd(self, flow_restore_wait: bool = True) -> None:
+        """Crash ovs-vswitchd (SIGKILL) and start it again, as an OVS upgrade or crash would, with
+        other_config:flow-restore-wait set first like ovs-ctl does."""
+        pid = int((self.rundir / "ovs-vswitchd.pid").read_text().strip())
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        if flow_restore_wait:
+            self.run("ovs-vsctl", "--no-wait", "set", "Open_vSwitch", ".",
+                     "other_config:flow-restore-wait=true")
+        self._start_vswitchd()
 
     def pids(self) -> list[int]:
         out = []
