@@ -41,6 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--underlay-mtu", type=int, default=1500)
     p.add_argument("--state-file", type=Path, help="desired state JSON (until netmaster sync)")
     p.add_argument("--netmaster", default="", help="netmaster URL (list+watch sync: not yet available)")
+    p.add_argument("--verify-interval", type=float, default=10.0,
+                   help="seconds between checks that the switch still holds the agent's flows (0: off)")
     p.add_argument("--inspect", default="", help="inspect API address: unix:/path or 127.0.0.1:PORT")
     p.add_argument("--dump-pipeline", action="store_true",
                    help="print the pipeline's tables and flow counts by stage for --state-file and exit")
@@ -70,10 +72,18 @@ def dump_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _watch_switch(reconciler: Reconciler) -> None:
+def _watch_switch(reconciler: Reconciler, verify_interval: float) -> None:
+    """Background checks: a switch waiting for a flow restore, and drift of the installed flows."""
+    last_verify = time.monotonic()
     while True:
         time.sleep(0.5)
-        reconciler.check_switch()
+        try:
+            reconciler.check_switch()
+            if verify_interval > 0 and time.monotonic() - last_verify >= verify_interval:
+                last_verify = time.monotonic()
+                reconciler.verify()
+        except Exception:
+            LOG.exception("switch check failed")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.inspect:
         serve(reconciler, args.inspect)
     signal.signal(signal.SIGTERM, lambda *_: source.stop())
-    threading.Thread(target=_watch_switch, args=(reconciler,), name="switch-watch", daemon=True).start()
+    threading.Thread(target=_watch_switch, args=(reconciler, args.verify_interval), name="switch-watch",
+                     daemon=True).start()
     LOG.info("agent %s running: bridge %s, state %s", cfg.host_label, cfg.bridge, args.state_file)
     source.run(reconciler.reconcile)
     return 0

@@ -26,6 +26,9 @@ class AgentMetrics:
                                    buckets=_LATENCY_BUCKETS, registry=r)
         self.reconcile_errors = Counter("contiv_agent_reconcile_error_count", "Failed reconciles",
                                         registry=r)
+        self.drift = Counter("contiv_agent_ovs_flow_drift_count",
+                             "Times the switch's flows differed from the agent's and were resynced",
+                             registry=r)
         self.endpoints = Gauge("contiv_agent_endpoint_count", "Endpoints programmed", ["location"],
                                registry=r)
 

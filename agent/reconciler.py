@@ -93,6 +93,40 @@ class Reconciler:
         except Exception as exc:  # OVSDB down as well: ovsdbapp reconnects, try again later
             LOG.warning("cannot read OVSDB: %s", exc)
 
+    def verify(self) -> bool:
+        """Compare the switch with what the agent installed; on drift (flows deleted or added by
+        someone else, a stale round) schedule a full sync and return False.
+
+        Counting flows per table for the current round, plus any flow of another round, catches
+        deletions and additions without parsing matches back from the switch; modified actions of an
+        existing flow are not detected (nothing in this system modifies flows behind the agent)."""
+        if not self.of.connected or not self._lock.acquire(timeout=0.1):
+            return True  # not now: disconnected (a reconnect resyncs anyway) or busy reconciling
+        try:
+            if self.view is None:
+                return True
+            expected: dict[int, int] = {}
+            for flow in self.installed.values():
+                expected[flow.table] = expected.get(flow.table, 0) + 1
+            actual: dict[int, int] = {}
+            foreign = 0
+            for stat in self.of.flow_stats():
+                if cookie_round(stat.cookie) == self.round:
+                    actual[stat.table_id] = actual.get(stat.table_id, 0) + 1
+                else:
+                    foreign += 1
+            if actual == expected and not foreign:
+                return True
+            LOG.warning("flows on the switch drifted from the agent's (per table %s, expected %s, "
+                        "%d of other rounds); resyncing", actual, expected, foreign)
+            self.metrics.drift.inc()
+            self._connects += 1  # same treatment as a reconnect: full sync in a new round
+        finally:
+            self._lock.release()
+        for hook in self.on_resync_needed:
+            hook()
+        return False
+
     def _next_round(self) -> int:
         self.round = self.round % 0xFFFF + 1  # 1..65535; 0 is never used, so no flow has round 0
         return self.round

@@ -79,6 +79,31 @@ def test_switch_restart_is_resynced(env: ClusterEnv) -> None:
     assert ping_eventually(a, "10.6.0.2")
 
 
+def test_flows_deleted_behind_the_agent_are_restored(env: ClusterEnv) -> None:
+    a, b = env.container("a"), env.container("b")
+    env.apply(DesiredState(networks=(NET,), endpoints=(
+        Endpoint("a", "t1", "n", "10.6.0.1", "h1", netns=a),
+        Endpoint("b", "t1", "n", "10.6.0.2", "h2", netns=b))))
+    assert ping_eventually(a, "10.6.0.2")
+    h1 = env.cluster.hosts[0]
+    before, drift_before = _flows_without_cookies(h1), _drift_count(h1)
+    h1.ovs.run("ovs-ofctl", "-O", "OpenFlow13", "del-flows", h1.bridge, "table=60")
+    assert not ping(a, "10.6.0.2"), "without L2 forwarding nothing gets through"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _flows_without_cookies(h1) != before:
+        time.sleep(0.2)
+    assert _flows_without_cookies(h1) == before
+    assert ping(a, "10.6.0.2")
+    assert _drift_count(h1) > drift_before
+
+
+def _drift_count(host: SimHost) -> float:
+    _, metrics = host.get("/metrics")
+    match = re.search(r"^contiv_agent_ovs_flow_drift_count_total ([0-9.]+)$", metrics, re.M)
+    assert match, "drift counter missing from /metrics"
+    return float(match.group(1))
+
+
 def _snapshot(env: ClusterEnv) -> dict[str, object]:
     out: dict[str, object] = {}
     for host in env.cluster.hosts:

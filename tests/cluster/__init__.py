@@ -153,7 +153,8 @@ class Cluster:
         cmd = ["ip", "netns", "exec", host.netns, sys.executable, "-m", "agent",
                "--host-label", host.name, "--ovsdb", host.ovs.remote, "--bridge", host.bridge,
                "--vtep-ip", host.vtep_ip, "--vlan-uplinks", "trunk0", "--of-port", str(AGENT_OF_PORT),
-               "--state-file", str(host.state_file), "--inspect", f"unix:{host.inspect_sock}", *extra]
+               "--state-file", str(host.state_file), "--inspect", f"unix:{host.inspect_sock}",
+               "--verify-interval", "1", *extra]
         host.agent = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=REPO,
                                       env={**os.environ, "PYTHONPATH": str(REPO)})
         log.close()
