@@ -31,6 +31,7 @@ _ONF_ET_BUNDLE_CONTROL = 2300
 _ONF_ET_BUNDLE_ADD = 2301
 _ONF_BCT_OPEN_REQUEST = 0
 _ONF_BCT_COMMIT_REQUEST = 4
+_ONF_BCT_DISCARD_REQUEST = 6
 _ONF_BF_ATOMIC_ORDERED = 3
 _OFPFC_ADD = 0
 _OFPFC_DELETE = 3
@@ -148,10 +149,24 @@ class OpenFlowController:
                            _ONF_BF_ATOMIC_ORDERED)
         return self._header(_OFPT_EXPERIMENTER, 8 + len(body) + len(inner), xid) + body + inner
 
+    def _send_with_barrier(self, dp: Any, parts: list[bytes], timeout: float) -> int:
+        """Send *parts* followed by a barrier and wait for its reply; returns the barrier's xid (the
+        switch has processed everything sent before it, errors included, when it answers)."""
+        barrier_xid = next(self._xids)
+        done = self.app.expect_barrier(barrier_xid)
+        dp.send(b"".join([*parts, self._header(_OFPT_BARRIER_REQUEST, 8, barrier_xid)]))
+        done.result(timeout)
+        return barrier_xid
+
     def apply(self, adds: Iterable[tuple[Flow, int]], deletes: Sequence[Flow] = (),
               delete_rounds: Sequence[int] = (), timeout: float = 30.0) -> int:
         """Atomically delete *deletes* (strict, by table/priority/match), add or replace *adds*
         ((flow, cookie) pairs), and delete every flow whose cookie carries one of *delete_rounds*.
+
+        Two round trips: open the bundle and add every message, barrier; then commit (or discard,
+        if the switch refused any message while it was added), barrier. OVS checks a message when
+        it is added to a bundle and would still commit the others, so the commit must wait for that
+        verdict to keep the change all-or-nothing.
 
         Returns the number of messages in the bundle. Raises FlowProgrammingError if the switch
         rejected anything (then nothing changed) and ConnectionError if no switch is connected.
@@ -160,31 +175,26 @@ class OpenFlowController:
         if dp is None:
             raise ConnectionError("no switch connected to the controller")
         started = time.monotonic()
-        bundle_id = next(self._bundle_ids) & 0xFFFFFFFF
-        first_xid = next(self._xids)
-        parts = [self._bundle_ctrl(first_xid, bundle_id, _ONF_BCT_OPEN_REQUEST)]
-        count = 0
         with self._send_lock:
+            bundle_id = next(self._bundle_ids) & 0xFFFFFFFF
+            first_xid = next(self._xids)
+            parts = [self._bundle_ctrl(first_xid, bundle_id, _ONF_BCT_OPEN_REQUEST)]
             for flow in deletes:
                 self._encoded.pop(flow, None)
                 parts.append(self._bundle_add(next(self._xids), bundle_id,
                                               self._encoder.flow_mod(flow, _OFPFC_DELETE_STRICT)))
-                count += 1
             for flow, cookie in adds:
                 parts.append(self._bundle_add(next(self._xids), bundle_id,
                                               self._with_cookie(self._add_bytes(flow), cookie)))
-                count += 1
             for round_ in delete_rounds:
-                parts.append(self._bundle_add(next(self._xids), bundle_id,
-                                              self._delete_round_bytes(round_)))
-                count += 1
-            parts.append(self._bundle_ctrl(next(self._xids), bundle_id, _ONF_BCT_COMMIT_REQUEST))
-            barrier_xid = next(self._xids)
-            parts.append(self._header(_OFPT_BARRIER_REQUEST, 8, barrier_xid))
-            done = self.app.expect_barrier(barrier_xid)
-            dp.send(b"".join(parts))
-        done.result(timeout)
-        errors = self.app.take_errors(range(first_xid, barrier_xid + 1))
+                parts.append(self._bundle_add(next(self._xids), bundle_id, self._delete_round_bytes(round_)))
+            count = len(parts) - 1
+            last = self._send_with_barrier(dp, parts, timeout)
+            errors = self.app.take_errors(range(first_xid, last + 1))
+            verdict = _ONF_BCT_DISCARD_REQUEST if errors else _ONF_BCT_COMMIT_REQUEST
+            ctrl_xid = next(self._xids)
+            last = self._send_with_barrier(dp, [self._bundle_ctrl(ctrl_xid, bundle_id, verdict)], timeout)
+            errors += self.app.take_errors(range(ctrl_xid, last + 1))
         self.last_apply_seconds = time.monotonic() - started
         if errors:
             raise FlowProgrammingError("; ".join(errors))
