@@ -39,7 +39,7 @@ def test_restart_keeps_traffic_and_converges_to_same_flows(env: ClusterEnv) -> N
     before, rounds_before = _flows_without_cookies(h1), _flow_rounds(h1)
     assert len(rounds_before) == 1
 
-    pinger = subprocess.Popen(["ip", "netns", "exec", a, "ping", "-i", "0.02", "-w", "6", "10.6.0.2"],
+    pinger = subprocess.Popen(["ip", "netns", "exec", a, "ping", "-i", "0.02", "-c", "300", "10.6.0.2"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(1.0)
     env.cluster.kill_agent(h1)
