@@ -10,6 +10,7 @@ from tests.cluster import in_ns
 
 
 def ping(ns: str, ip: str, count: int = 1, wait: float = 1.0) -> bool:
+    """True if at least one of *count* echo requests was answered (ping's exit status)."""
     return in_ns(ns, "ping", "-c", str(count), "-W", str(wait), ip, check=False).returncode == 0
 
 

@@ -65,7 +65,7 @@ def lab(env: ClusterEnv, tmp_path: Path) -> Iterator[Lab]:
 def test_epg_without_policy_allows_all(lab: Lab) -> None:
     assert lab.tcp("cli1", SRV, 8000)
     assert lab.tcp("cli2", SRV, 8001)
-    assert ping(lab.ns["cli2"], SRV)
+    assert ping(lab.ns["cli2"], SRV, count=2)
 
 
 def test_deny_tcp_with_higher_priority_allow_8000(lab: Lab) -> None:
@@ -75,7 +75,7 @@ def test_deny_tcp_with_higher_priority_allow_8000(lab: Lab) -> None:
     assert not lab.tcp("cli1", SRV, 8001)
     assert lab.tcp("cli2", SRV, 8000)
     assert not lab.tcp("cli2", SRV, 8001)
-    assert ping(lab.ns["cli1"], SRV), "ICMP is not covered by a tcp rule"
+    assert ping(lab.ns["cli1"], SRV, count=2), "ICMP is not covered by a tcp rule"
 
 
 def test_rule_added_then_deleted_at_runtime(lab: Lab) -> None:
@@ -147,9 +147,9 @@ def test_icmp_deny_then_allow_from_ip(lab: Lab) -> None:
     lab.apply({"srv": (Rule("1", "in", "deny", protocol="icmp"),)})
     assert not ping(lab.ns["cli1"], SRV, count=2)
     assert not ping(lab.ns["cli2"], SRV, count=2)
-    assert ping(lab.ns["srv"], CLI1), "stateful: replies to srv's own pings pass"
+    assert ping(lab.ns["srv"], CLI1, count=2), "stateful: replies to srv's own pings pass"
     assert lab.tcp("cli1", SRV, 8000), "tcp untouched by an icmp rule"
     lab.apply({"srv": (Rule("1", "in", "deny", protocol="icmp"),
                        Rule("2", "in", "allow", priority=100, protocol="icmp", from_ip=CLI1))})
-    assert ping(lab.ns["cli1"], SRV)
+    assert ping(lab.ns["cli1"], SRV, count=2)
     assert not ping(lab.ns["cli2"], SRV, count=2)
