@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from agent.ovs.flow import Conjunction, Flow, Match, cookie_feature, cookie_round, make_cookie
@@ -140,3 +142,17 @@ def test_state_json_round_trip_and_validation() -> None:
         Rule("1", "in", "allow", port=80)
     with pytest.raises(ValueError, match="vlan tag"):
         Network("t", "n", "vlan", "10.0.0.0/24", vlan=5000)
+
+
+def test_dump_pipeline_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.daemon import main
+
+    path = tmp_path / "state.json"
+    _state((Rule("1", "in", "deny", protocol="tcp"),)).save(path)
+    assert main(["--host-label", "h1", "--state-file", str(path), "--dump-pipeline", "--vtep-ip", "192.0.2.1",
+                 "-v"]) == 0
+    out = capsys.readouterr().out
+    assert "ingress_policy    INGRESS_POLICY    70" in out
+    assert "actions=drop" in out
+    total = int(out.strip().splitlines()[-1].split()[-1])
+    assert total == len(build(_view(_state((Rule("1", "in", "deny", protocol="tcp"),)))))
