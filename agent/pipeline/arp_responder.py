@@ -9,13 +9,16 @@ arriving from the tunnel or uplink continue to L2 forwarding, so an endpoint sti
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 
 from agent.ovs.flow import OFPP_IN_PORT, Feature, Flow, Match, Move, Output, SetField
+from agent.pipeline.flow_cache import FLOW_CACHE_SIZE
 from agent.pipeline.tables import ETH_ARP, PRIO_MISS, PRIO_NORMAL, ROUTER_MAC, PortType, Table
 from agent.pipeline.view import DatapathView
 from agent.state import Network
 
 
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
 def reply_flow(net: Network, ip: str, mac: str) -> Flow:
     """Turn a request for *ip* into the reply "ip is at mac" and send it back where it came from."""
     actions = (

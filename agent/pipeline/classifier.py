@@ -9,8 +9,10 @@ source address in SRC_EPG, since the wire does not carry it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 
 from agent.ovs.flow import Feature, Flow, Match, PopVlan, SetField
+from agent.pipeline.flow_cache import FLOW_CACHE_SIZE
 from agent.pipeline.tables import (
     ETH_ARP,
     ETH_IP,
@@ -25,7 +27,7 @@ from agent.pipeline.tables import (
     Table,
 )
 from agent.pipeline.view import DatapathView
-from agent.state import Endpoint, Network
+from agent.state import Network
 
 
 def _load(src_type: PortType, net: Network, vrf: int, epg: int | None = None) -> tuple[SetField, ...]:
@@ -36,43 +38,43 @@ def _load(src_type: PortType, net: Network, vrf: int, epg: int | None = None) ->
     return tuple(loads)
 
 
-def local_port_flow(view: DatapathView, ep: Endpoint, ofport: int) -> Flow:
-    net = view.network_of(ep)
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def local_port_flow(ofport: int, net: Network, vrf: int, epg: int) -> Flow:
     return Flow(Table.CLASSIFIER, PRIO_NORMAL, Match.of(in_port=ofport),
-                _load(PortType.LOCAL, net, view.vrf(ep.tenant), view.epg(ep)), goto=Table.SPOOF_GUARD,
-                feature=Feature.CLASSIFIER)
+                _load(PortType.LOCAL, net, vrf, epg), goto=Table.SPOOF_GUARD, feature=Feature.CLASSIFIER)
 
 
-def tunnel_flow(view: DatapathView, net: Network) -> Flow:
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def tunnel_flow(net: Network, vrf: int) -> Flow:
     return Flow(Table.CLASSIFIER, PRIO_NORMAL, Match.of(in_port=TUNNEL_OFPORT, tunnel_id=net.vni),
-                _load(PortType.TUNNEL, net, view.vrf(net.tenant)), goto=Table.SRC_EPG,
-                feature=Feature.CLASSIFIER)
+                _load(PortType.TUNNEL, net, vrf), goto=Table.SRC_EPG, feature=Feature.CLASSIFIER)
 
 
-def uplink_flow(view: DatapathView, net: Network) -> Flow:
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def uplink_flow(net: Network, vrf: int) -> Flow:
     return Flow(Table.CLASSIFIER, PRIO_NORMAL,
                 Match.of(in_port=UPLINK_OFPORT, vlan_vid=OFPVID_PRESENT | net.vlan),
-                (PopVlan(), *_load(PortType.UPLINK, net, view.vrf(net.tenant))), goto=Table.SRC_EPG,
+                (PopVlan(), *_load(PortType.UPLINK, net, vrf)), goto=Table.SRC_EPG,
                 feature=Feature.CLASSIFIER)
 
 
-def remote_source_epg_flow(view: DatapathView, ep: Endpoint) -> Flow:
-    return Flow(Table.SRC_EPG, PRIO_NORMAL,
-                Match.of(eth_type=ETH_IP, ipv4_src=ep.ip, reg5=view.vrf(ep.tenant)),
-                (SetField(Reg.SRC_EPG, view.epg(ep)),), goto=Table.CT_ZONE, feature=Feature.EPG)
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def remote_source_epg_flow(ip: str, vrf: int, epg: int) -> Flow:
+    return Flow(Table.SRC_EPG, PRIO_NORMAL, Match.of(eth_type=ETH_IP, ipv4_src=ip, reg5=vrf),
+                (SetField(Reg.SRC_EPG, epg),), goto=Table.CT_ZONE, feature=Feature.EPG)
 
 
 def flows(view: DatapathView) -> Iterator[Flow]:
     for ep, ofport in view.local_endpoints:
-        yield local_port_flow(view, ep, ofport)
+        yield local_port_flow(ofport, view.network_of(ep), view.vrf(ep.tenant), view.epg(ep))
     for net in view.networks:
         if net.encap == "vxlan" and view.has_tunnel:
-            yield tunnel_flow(view, net)
+            yield tunnel_flow(net, view.vrf(net.tenant))
         if net.encap == "vlan" and view.has_uplink:
-            yield uplink_flow(view, net)
+            yield uplink_flow(net, view.vrf(net.tenant))
     for ep in view.remote_endpoints:
         if view.epg(ep):
-            yield remote_source_epg_flow(view, ep)
+            yield remote_source_epg_flow(ep.ip, view.vrf(ep.tenant), view.epg(ep))
     yield Flow(Table.CLASSIFIER, PRIO_MISS, Match())
     yield Flow(Table.SRC_EPG, PRIO_LOW, Match.of(eth_type=ETH_IP), goto=Table.CT_ZONE)
     yield Flow(Table.SRC_EPG, PRIO_LOW, Match.of(eth_type=ETH_ARP), goto=Table.ARP_RESPONDER)

@@ -8,18 +8,19 @@ allows everything.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 
 from agent.ovs.flow import CT_EST, CT_REL, CT_TRK, Feature, Flow, Match, SetField
 from agent.pipeline.conjunction import MatchRule, compile_rules
+from agent.pipeline.flow_cache import FLOW_CACHE_SIZE
 from agent.pipeline.tables import ETH_IP, PRIO_BYPASS, PRIO_MISS, PRIO_NORMAL, PRIO_SKIP, PortType, Reg, Table
 from agent.pipeline.view import DatapathView
-from agent.state import Endpoint
 
 
-def dst_epg_flow(view: DatapathView, ep: Endpoint) -> Flow:
-    match = Match.of(eth_type=ETH_IP, ipv4_dst=ep.ip, reg5=view.vrf(ep.tenant))
-    return Flow(Table.DST_EPG, PRIO_NORMAL, match,
-                (SetField(Reg.DST_EPG, view.epg(ep)),), goto=Table.EGRESS_POLICY, feature=Feature.EPG)
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def dst_epg_flow(ip: str, vrf: int, epg: int) -> Flow:
+    return Flow(Table.DST_EPG, PRIO_NORMAL, Match.of(eth_type=ETH_IP, ipv4_dst=ip, reg5=vrf),
+                (SetField(Reg.DST_EPG, epg),), goto=Table.EGRESS_POLICY, feature=Feature.EPG)
 
 
 def bypass_flows(table: Table, next_table: Table, skip_reg: str) -> Iterator[Flow]:
@@ -37,7 +38,7 @@ def bypass_flows(table: Table, next_table: Table, skip_reg: str) -> Iterator[Flo
 def flows(view: DatapathView, rules: Sequence[MatchRule]) -> Iterator[Flow]:
     for ep in view.all_endpoints():
         if view.epg(ep):
-            yield dst_epg_flow(view, ep)
+            yield dst_epg_flow(ep.ip, view.vrf(ep.tenant), view.epg(ep))
     yield Flow(Table.DST_EPG, PRIO_MISS, Match(), goto=Table.EGRESS_POLICY)
     yield from bypass_flows(Table.EGRESS_POLICY, Table.L3_FORWARDING, Reg.SRC_TYPE)
     yield from compile_rules([r for r in rules if r.table == Table.EGRESS_POLICY], Table.L3_FORWARDING)

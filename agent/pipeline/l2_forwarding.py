@@ -15,8 +15,10 @@ network register.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 
 from agent.ovs.flow import Action, Feature, Flow, Match, Output, PushVlan, SetField
+from agent.pipeline.flow_cache import FLOW_CACHE_SIZE
 from agent.pipeline.tables import (
     OFPVID_PRESENT,
     PRIO_LOW,
@@ -38,14 +40,15 @@ def _to_port(net: Network, mac: str, port: int, port_type: PortType, extra: tupl
                 goto=Table.INGRESS_POLICY, feature=Feature.L2_FORWARDING)
 
 
-def local_flow(view: DatapathView, ep: Endpoint, ofport: int) -> Flow:
-    return _to_port(view.network_of(ep), ep.mac, ofport, PortType.LOCAL)
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def local_flow(mac: str, ofport: int, net: Network) -> Flow:
+    return _to_port(net, mac, ofport, PortType.LOCAL)
 
 
-def remote_flow(view: DatapathView, ep: Endpoint) -> Flow:
-    net = view.network_of(ep)
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def remote_flow(ep: Endpoint, net: Network, vtep: str) -> Flow:
     if net.encap == "vxlan":
-        tunnel = (SetField("tunnel_id", net.vni), SetField("tun_ipv4_dst", view.vtep_of(ep)))
+        tunnel = (SetField("tunnel_id", net.vni), SetField("tun_ipv4_dst", vtep))
         return _to_port(net, ep.mac, TUNNEL_OFPORT, PortType.TUNNEL, tunnel)
     return _to_port(net, ep.mac, UPLINK_OFPORT, PortType.UPLINK)
 
@@ -76,9 +79,9 @@ def flood_flows(view: DatapathView, net: Network) -> Iterator[Flow]:
 
 def flows(view: DatapathView) -> Iterator[Flow]:
     for ep, ofport in view.local_endpoints:
-        yield local_flow(view, ep, ofport)
+        yield local_flow(ep.mac, ofport, view.network_of(ep))
     for ep in view.remote_endpoints:
-        yield remote_flow(view, ep)
+        yield remote_flow(ep, view.network_of(ep), view.vtep_of(ep))
     for net in view.networks:
         yield from flood_flows(view, net)
     yield Flow(Table.L2_FORWARDING, PRIO_MISS, Match())

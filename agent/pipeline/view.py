@@ -69,9 +69,23 @@ class DatapathView:
         yield from (ep for ep, _ in self.local_endpoints)
         yield from self.remote_endpoints
 
+    @cached_property
+    def _ports_by_network(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for ep, port in self.local_endpoints:
+            out.setdefault(ep.network_key, []).append(port)
+        return out
+
+    @cached_property
+    def _vteps_by_network(self) -> dict[str, list[str]]:
+        out: dict[str, set[str]] = {}
+        for ep in self.remote_endpoints:
+            out.setdefault(ep.network_key, set()).add(self.vtep_of(ep))
+        return {k: sorted(v) for k, v in out.items()}
+
     def local_ports_of(self, net: Network) -> list[int]:
-        return [port for ep, port in self.local_endpoints if ep.network_key == net.key]
+        return self._ports_by_network.get(net.key, [])
 
     def peer_vteps_of(self, net: Network) -> list[str]:
         """VTEPs of the other hosts with endpoints in *net*: the head-end replication list."""
-        return sorted({self.vtep_of(ep) for ep in self.remote_endpoints if ep.network_key == net.key})
+        return self._vteps_by_network.get(net.key, [])
