@@ -13,10 +13,23 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from agent.state import DesiredState
 
 LOG = logging.getLogger(__name__)
+
+
+class StateSource(Protocol):
+    """What the daemon needs from a state source. The netmaster list+watch client will implement it:
+    list, build a snapshot, apply it, then apply a fresh snapshot after every batch of watch events
+    (and after a 410 re-list); ``poke`` re-applies the current snapshot (switch reconnected)."""
+
+    def run(self, apply: Callable[[DesiredState], None]) -> None: ...
+
+    def poke(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class FileStateSource:
