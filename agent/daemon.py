@@ -87,6 +87,11 @@ def _watch_switch(reconciler: Reconciler, verify_interval: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["install-cni"]:
+        from agent.cni.install import main as install_cni
+
+        return install_cni(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s")

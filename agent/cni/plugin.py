@@ -1,0 +1,118 @@
+"""The ``contiv`` CNI plugin binary: a thin client of the agent.
+
+A runtime starts this program once per container operation, so it must start fast: it imports only
+the standard library (no pyroute2, no OVS, no third-party code) and does no work of its own. It
+packs the CNI request (the ``CNI_*`` environment and stdin) into one JSON message, sends it to the
+agent's unix socket, and prints the agent's reply with the agent's exit code. The agent does
+everything else, so there is exactly one place that knows how an endpoint is made.
+
+Wire format (one request per connection): the client writes a JSON object
+``{"env": {...}, "stdin": "..."}`` and shuts down its write side; the agent answers with
+``{"code": N, "stdout": "...", "stderr": "..."}`` and closes.
+
+The socket path is ``agentSocket`` in the network configuration, else ``CONTIV_CNI_SOCKET``, else
+:data:`DEFAULT_SOCKET`. When the agent cannot be reached the plugin answers itself, with CNI error
+code 11 ("try again later"), except for VERSION, which needs no agent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+
+DEFAULT_SOCKET = "/run/contiv/contiv-cni.sock"
+SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+ERR_TRY_AGAIN_LATER = 11
+ERR_DECODE = 6
+TIMEOUT_SECONDS = 120.0  # an ADD may wait for OVS; runtimes have their own, longer, deadlines
+_MAX_REPLY = 16 << 20
+
+
+def socket_path(stdin: str, environ: dict[str, str]) -> str:
+    try:
+        conf = json.loads(stdin) if stdin.strip() else {}
+    except ValueError:
+        conf = {}
+    path = conf.get("agentSocket") if isinstance(conf, dict) else None
+    return path if isinstance(path, str) and path else environ.get("CONTIV_CNI_SOCKET", DEFAULT_SOCKET)
+
+
+def version_reply(stdin: str) -> str:
+    """VERSION is answered locally: it must work while the agent is down (runtimes probe with it)."""
+    try:
+        conf = json.loads(stdin) if stdin.strip() else {}
+        version = conf.get("cniVersion", "0.1.0") if isinstance(conf, dict) else "0.1.0"
+    except ValueError:
+        version = "0.1.0"
+    if not isinstance(version, str) or not version:
+        version = "0.1.0"
+    return json.dumps({"cniVersion": version if version in SUPPORTED_VERSIONS else SUPPORTED_VERSIONS[-1],
+                       "supportedVersions": list(SUPPORTED_VERSIONS)})
+
+
+def error_reply(code: int, msg: str, details: str, stdin: str) -> str:
+    try:
+        conf = json.loads(stdin)
+        version = conf.get("cniVersion") if isinstance(conf, dict) else None
+    except ValueError:
+        version = None
+    return json.dumps({"cniVersion": version if isinstance(version, str) and version else "1.1.0",
+                       "code": code, "msg": msg, "details": details})
+
+
+def call_agent(path: str, env: dict[str, str], stdin: str, timeout: float = TIMEOUT_SECONDS) -> dict:
+    """Send one request to the agent and return its decoded reply (raises OSError/ValueError)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(json.dumps({"env": env, "stdin": stdin}).encode())
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        size = 0
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > _MAX_REPLY:
+                raise ValueError("reply too large")
+            chunks.append(chunk)
+    reply = json.loads(b"".join(chunks))
+    if not isinstance(reply, dict) or not isinstance(reply.get("code"), int):
+        raise ValueError("malformed reply from the agent")
+    return reply
+
+
+def run(environ: dict[str, str], stdin: str) -> tuple[int, str, str]:
+    """One plugin invocation: (exit code, stdout, stderr)."""
+    env = {k: v for k, v in environ.items() if k.startswith("CNI_")}
+    if env.get("CNI_COMMAND") == "VERSION":
+        return 0, version_reply(stdin), ""
+    path = socket_path(stdin, environ)
+    try:
+        reply = call_agent(path, env, stdin)
+    except (OSError, ValueError) as exc:
+        reason = f"cannot reach the contiv agent at {path}: {exc}"
+        return 1, error_reply(ERR_TRY_AGAIN_LATER, "contiv agent not available, try again later", reason,
+                              stdin), reason + "\n"
+    return reply["code"], str(reply.get("stdout", "")), str(reply.get("stderr", ""))
+
+
+def main() -> int:
+    try:
+        stdin = sys.stdin.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(error_reply(ERR_DECODE, "cannot read the network configuration", str(exc), ""))
+        return 1
+    code, out, err = run(dict(os.environ), stdin)
+    if out:
+        sys.stdout.write(out if out.endswith("\n") else out + "\n")
+    if err:
+        sys.stderr.write(err)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
