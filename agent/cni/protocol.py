@@ -87,6 +87,15 @@ def split_endpoint_id(ep_id: str) -> tuple[str, str] | None:
     return container_id, ifname
 
 
+def reply_version(stdin: str) -> str:
+    """The version to answer errors in: the configuration's, when it is one we speak."""
+    try:
+        version = json.loads(stdin).get("cniVersion")
+    except (ValueError, AttributeError):
+        return SUPPORTED_VERSIONS[-1]
+    return version if version in SUPPORTED_VERSIONS else SUPPORTED_VERSIONS[-1]
+
+
 def parse_cni_args(raw: str) -> dict[str, str]:
     """``K=V;K=V`` (CNI_ARGS); a pair without ``=`` is invalid environment."""
     out: dict[str, str] = {}
@@ -275,7 +284,7 @@ def render_result(version: str, att: Attachment, conf: dict[str, Any]) -> dict[s
     if not at_least(version, "1.0.0"):
         ip = {"version": "4", **ip}
     result: dict[str, Any] = {"cniVersion": version, "interfaces": interfaces,
-                              "ips": list(prev.get("ips") or []) + [ip],
+                              "ips": [*list(prev.get("ips") or []), ip],
                               "routes": list(prev.get("routes") or []) + routes}
     merged_dns = {**(prev.get("dns") or {}), **dns}
     if merged_dns:

@@ -31,6 +31,7 @@ MAX_REQUEST = 1 << 20
 # (7); a conflict such as a taken static address is plugin-specific (100).
 _KIND_CODES = {"invalid": p.ERR_INVALID_CONFIG, "not_found": p.ERR_INVALID_CONFIG, "conflict": 100,
                "unavailable": p.ERR_TRY_AGAIN_LATER, "internal": p.ERR_INTERNAL}
+ERR_CHECK_FAILED = 101  # CHECK found the interface, address or OVS port missing
 
 
 def _as_cni_error(exc: Exception, what: str) -> p.CniError:
@@ -49,7 +50,7 @@ class CniHandlers:
         self.ops = ops
 
     def handle(self, env: dict[str, str], stdin: str) -> tuple[int, str]:
-        version = "1.1.0"
+        version = p.reply_version(stdin)
         try:
             req = p.parse_request(env, stdin)
             version = req.version
@@ -102,10 +103,13 @@ class CniHandlers:
             self.ops.check(req.endpoint_id)
             local = {ep.endpoint_id: ep for ep in self.ops.list_local()}
         except Exception as exc:
-            raise _as_cni_error(exc, f"CHECK {req.endpoint_id}") from None
+            err = _as_cni_error(exc, f"CHECK {req.endpoint_id}")
+            if err.code not in (p.ERR_TRY_AGAIN_LATER, p.ERR_INTERNAL):
+                err.code = ERR_CHECK_FAILED  # something the plugin created is missing
+            raise err from None
         ep = local.get(req.endpoint_id)
         if ep is None:
-            raise p.CniError(p.ERR_UNKNOWN_CONTAINER, f"endpoint {req.endpoint_id} is not on this host")
+            raise p.CniError(ERR_CHECK_FAILED, f"endpoint {req.endpoint_id} is not on this host")
         claimed = p.prev_result_addresses(req.conf)
         if ep.ip not in claimed:
             raise p.CniError(p.ERR_INVALID_CONFIG, f"prevResult does not hold the endpoint's address {ep.ip}",

@@ -1,0 +1,136 @@
+"""An in-memory EndpointOps for protocol tests: same interface as agent.endpoint_ops, no datapath.
+
+It records every call, so tests can prove that rejected requests reached nothing. Until the real
+module exists on this branch, :func:`install_interface_stub` registers these classes under its name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+import threading
+import types
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class AddRequest:
+    endpoint_id: str
+    tenant: str
+    network: str
+    group: str = ""
+    container_id: str = ""
+    container_name: str = ""
+    netns: str | None = None
+    ifname: str = "eth0"
+    requested_ip: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AddResult:
+    endpoint_id: str
+    ip: str
+    prefix_len: int
+    mac: str
+    gateway: str
+    ifname: str
+    host_ifname: str
+    container_ifname: str
+    mtu: int
+    netns: str | None
+    vlan: int
+    vni: int
+    group_id: int
+
+
+@dataclass(frozen=True)
+class LocalEndpoint:
+    endpoint_id: str
+    container_id: str
+    netns: str | None
+    ifname: str
+    ip: str
+    tenant: str = ""
+    network: str = ""
+
+
+class EndpointError(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind, self.message = kind, message
+
+
+def install_interface_stub() -> None:
+    try:
+        import agent.endpoint_ops  # noqa: F401
+    except ImportError:
+        mod = types.ModuleType("agent.endpoint_ops")
+        for cls in (AddRequest, AddResult, LocalEndpoint, EndpointError):
+            setattr(mod, cls.__name__, cls)
+        sys.modules["agent.endpoint_ops"] = mod
+
+
+class FakeEndpointOps:
+    """Networks are ``tenant:name`` -> subnet; addresses are handed out from .1 upwards."""
+
+    def __init__(self, networks: dict[str, str] | None = None, gateway_octet: int = 254) -> None:
+        self.networks = networks if networks is not None else {"default:net1": "10.9.0.0/24"}
+        self.gateway_octet = gateway_octet
+        self.endpoints: dict[str, tuple[object, AddResult]] = {}
+        self.calls: list[tuple[str, object]] = []
+        self.ready: tuple[bool, str] = (True, "ok")
+        self.fail_with: EndpointError | None = None
+        self.broken: set[str] = set()  # endpoint ids whose check fails
+        self._lock = threading.Lock()
+
+    def add(self, req: object) -> AddResult:
+        self.calls.append(("add", req))
+        if self.fail_with:
+            raise self.fail_with
+        key = f"{req.tenant}:{req.network}"
+        if key not in self.networks:
+            raise EndpointError("not_found", f"network {key} not found")
+        with self._lock:
+            if req.endpoint_id in self.endpoints:
+                return self.endpoints[req.endpoint_id][1]
+            net = ipaddress.IPv4Network(self.networks[key])
+            used = {r.ip for _, r in self.endpoints.values()}
+            if req.requested_ip:
+                if req.requested_ip in used or ipaddress.IPv4Address(req.requested_ip) not in net:
+                    raise EndpointError("conflict", f"address {req.requested_ip} is not available")
+                ip = req.requested_ip
+            else:
+                ip = next(str(a) for a in net.hosts() if str(a) not in used)
+            gw = str(net.network_address + self.gateway_octet)
+            mac = "02:02:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
+            res = AddResult(req.endpoint_id, ip, net.prefixlen, mac, gw, req.ifname, "ve" + req.endpoint_id[:11],
+                            req.ifname, 1450, req.netns, 0, 5001, 0)
+            self.endpoints[req.endpoint_id] = (req, res)
+            return res
+
+    def delete(self, endpoint_id: str) -> bool:
+        self.calls.append(("delete", endpoint_id))
+        if self.fail_with:
+            raise self.fail_with
+        with self._lock:
+            return self.endpoints.pop(endpoint_id, None) is not None
+
+    def check(self, endpoint_id: str) -> None:
+        self.calls.append(("check", endpoint_id))
+        if endpoint_id not in self.endpoints:
+            raise EndpointError("not_found", f"endpoint {endpoint_id} not found")
+        if endpoint_id in self.broken:
+            raise EndpointError("not_found", f"endpoint {endpoint_id}: interface missing")
+
+    def list_local(self) -> list[LocalEndpoint]:
+        self.calls.append(("list_local", None))
+        return [LocalEndpoint(i, q.container_id, q.netns, q.ifname, r.ip, q.tenant, q.network)
+                for i, (q, r) in self.endpoints.items()]
+
+    def status(self) -> tuple[bool, str]:
+        self.calls.append(("status", None))
+        return self.ready
+
+    def mutations(self) -> list[tuple[str, object]]:
+        return [c for c in self.calls if c[0] in ("add", "delete")]
