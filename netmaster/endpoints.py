@@ -37,6 +37,9 @@ _STR_FIELDS = {
 }
 # Fields whose change on a repeated create means it is a different endpoint, not a retry.
 _IDENTITY = ("tenantName", "networkName", "groupName", "containerID", "host")
+# An endpoint whose labels name a reservation takes over that reserved address (see ReservationService).
+CLAIM_LABEL = "io.contiv.reservation"
+RESERVATION_TTL = 300.0  # seconds an unclaimed reservation lives (a runtime crashed before its endpoint)
 
 
 def parse_request(body: Any) -> dict[str, Any]:
@@ -95,8 +98,12 @@ class EndpointService:
             group_id = epg.status["endpointGroupId"]
             group_tag = epg.status["pktTag"]
         ipam = await load_ipam(txn, network)
-        offset = ipam.allocate(req["ipAddress"], group)
-        ipam.endpoints += 1
+        claim = req["labels"].get(CLAIM_LABEL)
+        if claim:
+            offset = await _claim(txn, ipam, claim, req, group)
+        else:
+            offset = ipam.allocate(req["ipAddress"], group)
+            ipam.endpoints += 1
         if group:
             ipam.group_endpoints[group] = ipam.group_endpoints.get(group, 0) + 1
         store_ipam(txn, network.key, ipam)
@@ -159,3 +166,100 @@ class EndpointService:
             if any(pattern in ep.get(f, "") for f in ("endpointID", "containerID", "containerName")):
                 return {"Oper": endpoint_oper(ep)}
         raise NotFoundError(f"endpoint {pattern} not found")
+
+
+async def _claim(txn: Txn, ipam: Any, reservation_id: str, req: dict[str, Any], group: str) -> int:
+    """Turn a reservation into this endpoint's address, in the endpoint's transaction: the address is
+    never free in between, so nobody else can take it. The reservation already counts as an endpoint."""
+    resv = await txn.get(keys.reservation(reservation_id))
+    if resv is None:
+        raise ConflictError(f"address reservation {reservation_id} does not exist (expired or released)")
+    if (resv["tenantName"], resv["networkName"]) != (req["tenantName"], req["networkName"]) or (
+        req["ipAddress"] and req["ipAddress"] != resv["ipAddress"]
+    ):
+        raise ConflictError(f"address reservation {reservation_id} is for another network or address")
+    if group in ipam.pools:
+        raise ConflictError(f"endpoint group {group} has its own ipPool: reserve from the group instead")
+    req["ipAddress"] = resv["ipAddress"]
+    txn.delete(keys.reservation(reservation_id))
+    return ipam.subnet.offset(resv["ipAddress"])
+
+
+class ReservationService:
+    """Addresses reserved before their endpoint exists.
+
+    Docker asks its IPAM driver for an address before it creates the endpoint, and may never come
+    back (a crash, an aborted ``docker run``). A reservation holds the address in the network's IPAM
+    record, counts as an endpoint (the network cannot be deleted under it), and is either claimed by
+    the endpoint created with label ``io.contiv.reservation=<id>``, released (idempotently), or,
+    unclaimed, swept after its TTL by the next reservation in the same network. The id is
+    ``tenant:network:ip``, so a release needs nothing but the address.
+    """
+
+    def __init__(self, store: Store, ttl: float = RESERVATION_TTL) -> None:
+        self.store = store
+        self.ttl = ttl
+
+    async def create(self, body: Any) -> tuple[dict[str, Any], int]:
+        if not isinstance(body, dict):
+            raise InvalidError("reservation: request body must be a JSON object")
+        unknown = sorted(set(body) - {"tenantName", "networkName", "ipAddress", "owner"})
+        if unknown:
+            raise InvalidError(f"reservation: unknown field(s): {', '.join(unknown)}")
+        if not all(isinstance(v, str) and len(v) <= 256 for v in body.values()):
+            raise InvalidError("reservation: fields must be strings")
+        tenant, net_name = body.get("tenantName") or "default", body.get("networkName", "")
+        if not net_name:
+            raise InvalidError("networkName is required")
+        requested, owner = body.get("ipAddress", ""), body.get("owner", "")
+
+        async def op(txn: Txn) -> dict[str, Any]:
+            network = await require(txn, "network", f"{tenant}:{net_name}", f"Network {tenant}:{net_name} not found")
+            ipam = await load_ipam(txn, network)
+            now = time.time()
+            for key, resv in await txn.list(keys.reservation(f"{tenant}:{net_name}:")):
+                if resv["expiresAt"] < now:
+                    _release(ipam, resv)
+                    txn.delete(key)
+                elif requested and resv["ipAddress"] == requested and resv["owner"] == owner:
+                    return resv  # a retried request
+            offset = ipam.allocate(requested)
+            ipam.endpoints += 1
+            store_ipam(txn, network.key, ipam)
+            ip = ipam.subnet.address(offset)
+            record = {"reservationID": f"{tenant}:{net_name}:{ip}", "tenantName": tenant, "networkName": net_name,
+                      "ipAddress": ip, "subnetLen": ipam.subnet.length, "gateway": network.config["gateway"],
+                      "owner": owner, "createdAt": now, "expiresAt": now + self.ttl}
+            txn.put(keys.reservation(record["reservationID"]), record)
+            return record
+
+        return await run_txn(self.store, op)
+
+    async def delete(self, reservation_id: str) -> tuple[bool, int]:
+        """Release a reservation; (False, rev) when it is gone already (claimed, released, expired)."""
+
+        async def op(txn: Txn) -> bool:
+            resv = await txn.get(keys.reservation(reservation_id))
+            if resv is None:
+                return False
+            network = await require(txn, "network", f"{resv['tenantName']}:{resv['networkName']}")
+            ipam = await load_ipam(txn, network)
+            _release(ipam, resv)
+            store_ipam(txn, network.key, ipam)
+            txn.delete(keys.reservation(reservation_id))
+            return True
+
+        return await run_txn(self.store, op)
+
+    async def list(self) -> tuple[list[dict[str, Any]], int]:
+        import json
+
+        kvs, revision = await self.store.list(keys.reservation())
+        return [json.loads(kv.value) for kv in kvs], revision
+
+
+def _release(ipam: Any, resv: dict[str, Any]) -> None:
+    offset = ipam.subnet.offset(resv["ipAddress"])
+    if offset is not None:
+        ipam.release(offset)
+    ipam.endpoints = max(ipam.endpoints - 1, 0)

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from netmaster import __version__
 from netmaster.api.metrics import ApiMetrics
 from netmaster.api.watch import add_watch_routes
-from netmaster.endpoints import EndpointService
+from netmaster.endpoints import EndpointService, ReservationService
 from netmaster.errors import ApiError, InvalidError, PayloadTooLargeError
 from netmaster.model.catalog import OBJECT_TYPES, ObjectType
 from netmaster.objects.service import ObjectService
@@ -104,6 +104,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     for otype in OBJECT_TYPES:
         _add_object_routes(app, objects, otype)
     _add_endpoint_routes(app, endpoints)
+    _add_reservation_routes(app, ReservationService(store))
     add_watch_routes(app, store)
 
     @app.get("/version", tags=["daemon"])
@@ -297,6 +298,44 @@ ENDPOINT_SCHEMA = {
         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
+
+
+RESERVATION_SCHEMA = {
+    "type": "object",
+    "required": ["networkName"],
+    "additionalProperties": False,
+    "properties": {
+        f: {"type": "string", "maxLength": 256} for f in ("tenantName", "networkName", "ipAddress", "owner")
+    },
+}
+
+
+def _add_reservation_routes(app: FastAPI, reservations: ReservationService) -> None:
+    """Address reservations (Docker IPAM asks for an address before the endpoint exists)."""
+    tags = ["endpoint"]
+
+    async def list_reservations() -> JSONResponse:
+        items, revision = await reservations.list()
+        return _json(items, revision)
+
+    async def create_reservation(request: Request) -> JSONResponse:
+        record, revision = await reservations.create(await read_json(request))
+        return _json(record, revision)
+
+    async def delete_reservation(reservation_id: str) -> JSONResponse:
+        deleted, revision = await reservations.delete(reservation_id)
+        return _json({"reservationID": reservation_id, "deleted": deleted}, revision)
+
+    body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": RESERVATION_SCHEMA}}}}
+    for suffix in ("", "/"):
+        include = suffix == "/"
+        base = "/api/v1/addressReservations"
+        app.add_api_route(base + suffix, list_reservations, methods=["GET"], tags=tags, include_in_schema=include,
+                          name="list address reservations" + suffix)
+        app.add_api_route(base + suffix, create_reservation, methods=["POST"], tags=tags, openapi_extra=body_doc,
+                          include_in_schema=include, name="reserve address" + suffix)
+        app.add_api_route(base + "/{reservation_id}" + suffix, delete_reservation, methods=["DELETE"], tags=tags,
+                          include_in_schema=include, name="release address" + suffix)
 
 
 def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService) -> None:
