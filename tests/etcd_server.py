@@ -72,8 +72,13 @@ class EtcdMember:
             "--heartbeat-interval=10", "--election-timeout=100",
             *self.extra_args,
         ]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def wait_listening(self, timeout: float = 10.0) -> None:
         if not _wait_port(self.client_port, timeout):
@@ -106,8 +111,9 @@ class EtcdMember:
 class EtcdCluster:
     """``size`` members on 127.0.0.1; ``url`` is the ``etcd://`` store URL naming every member."""
 
-    def __init__(self, base_dir: Path, size: int = 1, extra_args: list[str] | None = None,
-                 scheme: str = "http") -> None:
+    def __init__(
+        self, base_dir: Path, size: int = 1, extra_args: list[str] | None = None, scheme: str = "http"
+    ) -> None:
         self.base_dir = base_dir
         self.members = [
             EtcdMember(f"n{i}", base_dir / f"n{i}", extra_args=list(extra_args or []), scheme=scheme)
@@ -144,7 +150,10 @@ class EtcdCluster:
         out = subprocess.run(
             [ETCDCTL, "--endpoints", ",".join(live), "--command-timeout=5s", *self._tls_args(), *args],
             env={**os.environ, "ETCDCTL_API": "3", **(env or {})},
-            capture_output=True, text=True, timeout=timeout, check=True,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
         )
         return out.stdout
 
@@ -166,8 +175,14 @@ class EtcdCluster:
     def _health(self, m: EtcdMember) -> None:
         args = [ETCDCTL, "--endpoints", m.client_url, "--command-timeout=2s", "endpoint", "health"]
         args += self._tls_args()
-        subprocess.run(args, env={**os.environ, "ETCDCTL_API": "3"}, capture_output=True, text=True,
-                       timeout=5, check=True)
+        subprocess.run(
+            args,
+            env={**os.environ, "ETCDCTL_API": "3"},
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
 
     def _tls_args(self) -> list[str]:
         """etcdctl flags matching the TLS options the members were started with."""
