@@ -30,6 +30,4 @@ def open_store(url: str) -> Store:
         except ImportError as exc:  # pragma: no cover - until the etcd backend lands
             raise StoreError(f"etcd store is not available in this build: {exc}") from exc
         return EtcdStore.from_url(url)
-    raise StoreError(
-        f"invalid store URL {url!r}: expected memory://, sqlite:///PATH or etcd://HOST:PORT[,HOST:PORT]"
-    )
+    raise StoreError(f"invalid store URL {url!r}: expected memory://, sqlite:///PATH or etcd://HOST:PORT[,HOST:PORT]")

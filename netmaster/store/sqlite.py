@@ -72,8 +72,7 @@ class SqliteStore(LocalStore):
 
     def _range(self, prefix: str) -> list[KeyValue]:
         rows = self._db.execute(
-            "SELECT key, value, create_rev, mod_rev, version, lease FROM kv"
-            " WHERE key >= ? AND key < ? ORDER BY key",
+            "SELECT key, value, create_rev, mod_rev, version, lease FROM kv WHERE key >= ? AND key < ? ORDER BY key",
             (prefix, prefix_end(prefix)),
         )
         return [self._kv(r) for r in rows]
@@ -116,8 +115,7 @@ class SqliteStore(LocalStore):
         if revision >= self._revision:
             return []
         rows = self._db.execute(
-            "SELECT type, key, rev, value, prev FROM events WHERE rev > ? AND key >= ? AND key < ?"
-            " ORDER BY rev, seq",
+            "SELECT type, key, rev, value, prev FROM events WHERE rev > ? AND key >= ? AND key < ? ORDER BY rev, seq",
             (revision, prefix, prefix_end(prefix)),
         )
         return [Event(EventType(r[0]), r[1], r[2], r[3], r[4]) for r in rows]

@@ -1,0 +1,7 @@
+"""``python -m netmaster`` runs the daemon."""
+
+import sys
+
+from netmaster.daemon import main
+
+sys.exit(main())

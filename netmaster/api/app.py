@@ -1,0 +1,331 @@
+"""netmaster's HTTP API: Contiv's routes over the object and endpoint services.
+
+Routes are generated from the object catalogue, one set per type, so the OpenAPI document at
+``/docs`` lists every object with its request schema. Errors are JSON ``{"error": message}`` with a
+4xx status for client mistakes and 5xx only for faults.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from netmaster import __version__
+from netmaster.api.metrics import ApiMetrics
+from netmaster.api.watch import add_watch_routes
+from netmaster.endpoints import EndpointService
+from netmaster.errors import ApiError, InvalidError, PayloadTooLargeError
+from netmaster.model.catalog import OBJECT_TYPES, ObjectType
+from netmaster.objects.service import ObjectService
+from netmaster.store.base import Store
+
+log = logging.getLogger("netmaster.api")
+
+MAX_BODY = 1 << 20  # 1 MiB: no Contiv object comes near it
+REVISION_HEADER = "X-Revision"
+
+
+@dataclass
+class ApiSettings:
+    infra: str | None = None
+    fwd_mode: str | None = None
+    cluster_mode: str = "docker"
+    token: str | None = None
+    listen_url: str = ""
+    store_url: str = ""
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def read_json(request: Request) -> Any:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise PayloadTooLargeError(f"request body larger than {MAX_BODY} bytes")
+    if not body.strip():
+        raise InvalidError("request body is empty: expected a JSON object")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidError(f"invalid JSON: {str(exc)[:200]}") from None
+
+
+def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
+    objects = ObjectService(store, cluster_mode=settings.cluster_mode)
+    endpoints = EndpointService(store)
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await objects.ensure_defaults(infra=settings.infra, fwd_mode=settings.fwd_mode)
+        yield
+
+    app = FastAPI(
+        title="netmaster",
+        version=__version__,
+        description="Contiv-compatible policy networking API (tenants, networks, groups, policies, ...)",
+        lifespan=lifespan,
+    )
+    app.state.objects = objects
+    app.state.endpoints = endpoints
+    app.state.store = store
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error(exc.status, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error(400, f"invalid request: {where}: {first.get('msg', 'invalid')}")
+
+    @app.middleware("http")
+    async def _guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        path = request.url.path
+        if settings.token and path not in ("/healthz", "/metrics") and not _authorised(request, settings.token):
+            return error(401, "missing or invalid bearer token")
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception:  # a fault, never the client's: log it, answer 500 without internals
+            log.exception("request failed", extra={"method": request.method, "path": path})
+            response = error(500, "internal error; see netmaster's log")
+        route = request.scope.get("route")
+        metrics.observe(request.method, getattr(route, "path", "unmatched"), response.status_code, started)
+        return response
+
+    for otype in OBJECT_TYPES:
+        _add_object_routes(app, objects, otype)
+    _add_endpoint_routes(app, endpoints)
+    add_watch_routes(app, store)
+
+    @app.get("/version", tags=["daemon"])
+    async def version() -> dict[str, Any]:
+        return {"version": __version__, "apiVersion": "v1", "program": "netmaster"}
+
+    @app.get("/info", tags=["daemon"])
+    async def info() -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "local-url": settings.listen_url,
+            "cluster-store": _redact(settings.store_url),
+            "current-state": "leader",
+            "cluster-mode": settings.cluster_mode,
+            "netmaster-nodes": [settings.listen_url],
+            "netplugin-nodes": [],
+        }
+
+    @app.get("/healthz", tags=["daemon"])
+    async def healthz() -> JSONResponse:
+        try:
+            revision = await store.revision()
+        except Exception as exc:  # report, do not crash, whatever the backend raised
+            return error(503, f"state store unavailable: {exc}")
+        return JSONResponse({"status": "ok", "revision": revision})
+
+    @app.get("/metrics", tags=["daemon"], include_in_schema=False)
+    async def prometheus() -> Response:
+        return metrics.response()
+
+    return app
+
+
+def _authorised(request: Request, token: str) -> bool:
+    import hmac
+
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), token)
+
+
+def _redact(url: str) -> str:
+    """Drop credentials from a store URL before showing it."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        rest = rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
+
+
+def _json(body: Any, revision: int | None = None) -> JSONResponse:
+    headers = {REVISION_HEADER: str(revision)} if revision is not None else None
+    return JSONResponse(body, headers=headers)
+
+
+def _add_object_routes(app: FastAPI, objects: ObjectService, otype: ObjectType) -> None:
+    kind = otype.kind
+    base = f"/api/v1/{otype.plural}/"
+    body_doc = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": otype.request_schema()}},
+        }
+    }
+    tags = [kind]
+
+    async def list_objects() -> JSONResponse:
+        items, revision = await objects.list(kind)
+        return _json(items, revision)
+
+    async def get_object(key: str) -> JSONResponse:
+        return _json(await objects.get(kind, key))
+
+    async def put_object(key: str, request: Request) -> JSONResponse:
+        obj, revision = await objects.apply(kind, key, await read_json(request))
+        return _json(obj, revision)
+
+    async def delete_object(key: str) -> JSONResponse:
+        revision = await objects.delete(kind, key)
+        return _json(key, revision)
+
+    async def inspect_object(key: str) -> JSONResponse:
+        return _json(await objects.inspect(kind, key))
+
+    for suffix in ("", "/"):
+        item = base + "{key}" + suffix
+        include = suffix == "/"
+        app.add_api_route(
+            base.rstrip("/") + suffix,
+            list_objects,
+            methods=["GET"],
+            tags=tags,
+            include_in_schema=include,
+            name=f"list {otype.plural}" + suffix,
+        )
+        app.add_api_route(
+            item, get_object, methods=["GET"], tags=tags, include_in_schema=include, name=f"get {kind}" + suffix
+        )
+        app.add_api_route(
+            item,
+            put_object,
+            methods=["POST", "PUT"],
+            tags=tags,
+            openapi_extra=body_doc,
+            include_in_schema=include,
+            name=f"create or update {kind}" + suffix,
+        )
+        app.add_api_route(
+            item,
+            delete_object,
+            methods=["DELETE"],
+            tags=tags,
+            include_in_schema=include,
+            name=f"delete {kind}" + suffix,
+        )
+        app.add_api_route(
+            f"/api/v1/inspect/{otype.plural}/{{key}}" + suffix,
+            inspect_object,
+            methods=["GET"],
+            tags=tags,
+            include_in_schema=include,
+            name=f"inspect {kind}" + suffix,
+        )
+
+
+ENDPOINT_SCHEMA = {
+    "type": "object",
+    "required": ["endpointID", "networkName"],
+    "additionalProperties": False,
+    "properties": {
+        **{
+            f: {"type": "string", "maxLength": 256}
+            for f in (
+                "endpointID",
+                "tenantName",
+                "networkName",
+                "groupName",
+                "containerID",
+                "containerName",
+                "host",
+                "ipAddress",
+                "intfName",
+                "portName",
+                "vtepIP",
+            )
+        },
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+
+
+def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService) -> None:
+    tags = ["endpoint"]
+
+    async def list_endpoints() -> JSONResponse:
+        items, revision = await endpoints.list()
+        return _json(items, revision)
+
+    async def create_endpoint(request: Request) -> JSONResponse:
+        record, revision = await endpoints.create(await read_json(request))
+        return _json(record, revision)
+
+    async def get_endpoint(endpoint_id: str) -> JSONResponse:
+        return _json(await endpoints.get(endpoint_id))
+
+    async def delete_endpoint(endpoint_id: str) -> JSONResponse:
+        deleted, revision = await endpoints.delete(endpoint_id)
+        return _json({"endpointID": endpoint_id, "deleted": deleted}, revision)
+
+    async def inspect_endpoint(endpoint_id: str) -> JSONResponse:
+        return _json(await endpoints.inspect(endpoint_id))
+
+    body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": ENDPOINT_SCHEMA}}}}
+    for suffix in ("", "/"):
+        include = suffix == "/"
+        app.add_api_route(
+            "/api/v1/endpoints" + suffix,
+            list_endpoints,
+            methods=["GET"],
+            tags=tags,
+            include_in_schema=include,
+            name="list endpoints" + suffix,
+        )
+        app.add_api_route(
+            "/api/v1/endpoints" + suffix,
+            create_endpoint,
+            methods=["POST"],
+            tags=tags,
+            openapi_extra=body_doc,
+            include_in_schema=include,
+            name="create endpoint" + suffix,
+        )
+        app.add_api_route(
+            "/api/v1/endpoints/{endpoint_id}" + suffix,
+            get_endpoint,
+            methods=["GET"],
+            tags=tags,
+            include_in_schema=include,
+            name="get endpoint" + suffix,
+        )
+        app.add_api_route(
+            "/api/v1/endpoints/{endpoint_id}" + suffix,
+            delete_endpoint,
+            methods=["DELETE"],
+            tags=tags,
+            include_in_schema=include,
+            name="delete endpoint" + suffix,
+        )
+        app.add_api_route(
+            "/api/v1/inspect/endpoints/{endpoint_id}" + suffix,
+            inspect_endpoint,
+            methods=["GET"],
+            tags=tags,
+            include_in_schema=include,
+            name="inspect endpoint" + suffix,
+        )

@@ -1,0 +1,110 @@
+"""The snapshot and watch stream: how agents (and any consumer) follow netmaster's state.
+
+Kubernetes' list+watch: ``GET /api/v1/snapshot`` returns every object and endpoint at one revision;
+``GET /api/v1/watch?since=REV`` then streams each change after it as a JSON line, with periodic
+``bookmark`` lines carrying the latest revision so a reconnecting client resumes exactly where it
+stopped. A revision the store no longer keeps answers 410 and the client takes a new snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Query
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from netmaster import keys
+from netmaster.errors import UnavailableError
+from netmaster.store.base import CompactedError, Event, EventType, Store, StoreError
+
+BOOKMARK_INTERVAL = 5.0
+
+
+def describe(store_key: str, value: Any) -> dict[str, Any] | None:
+    """(kind, key, object, status) of a watched store key, or None for internal keys."""
+    if store_key.startswith(keys.OBJ):
+        kind, _, key = store_key[len(keys.OBJ) :].partition("/")
+        if value is None:
+            return {"kind": kind, "key": key, "object": None, "status": None}
+        return {"kind": kind, "key": key, "object": {"key": key, **value["config"]}, "status": value["status"]}
+    if store_key.startswith(keys.EP):
+        return {"kind": "endpoint", "key": store_key[len(keys.EP) :], "object": value, "status": None}
+    return None
+
+
+def encode_event(event: Event) -> dict[str, Any] | None:
+    value = json.loads(event.value) if event.type is EventType.PUT and event.value else None
+    described = describe(event.key, value)
+    if described is None:
+        return None
+    return {"type": event.type.value, "revision": event.revision, **described}
+
+
+def add_watch_routes(app: FastAPI, store: Store) -> None:
+    @app.get("/api/v1/snapshot", tags=["watch"])
+    async def snapshot() -> JSONResponse:
+        try:
+            kvs, revision = await store.list(keys.ROOT)
+        except StoreError as exc:
+            raise UnavailableError(f"state store unavailable: {exc}") from exc
+        objects = [d for kv in kvs if (d := describe(kv.key, json.loads(kv.value))) is not None]
+        return JSONResponse({"revision": revision, "objects": objects}, headers={"X-Revision": str(revision)})
+
+    @app.get("/api/v1/watch", tags=["watch"])
+    async def watch(since: int = Query(0, ge=0, le=2**62)) -> Any:
+        queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
+        pump = asyncio.create_task(_pump(store, since, queue))
+        # The store reports a compacted revision when the watch starts: wait briefly for that
+        # verdict so it can still be a 410 instead of a broken 200 stream.
+        await asyncio.wait([pump], timeout=0.05)
+        if pump.done() and isinstance(pump.exception(), CompactedError):
+            return JSONResponse({"error": str(pump.exception())}, status_code=410)
+        if pump.done() and pump.exception() is not None:
+            return JSONResponse({"error": f"state store unavailable: {pump.exception()}"}, status_code=503)
+        return StreamingResponse(_lines(store, since, queue, pump), media_type="application/x-ndjson")
+
+
+async def _pump(store: Store, since: int, queue: asyncio.Queue[Event | BaseException]) -> None:
+    try:
+        async for event in store.watch(keys.ROOT, since):
+            queue.put_nowait(event)
+    except CompactedError:
+        raise
+    except Exception as exc:  # surfaced to the stream, which ends so the client reconnects
+        queue.put_nowait(exc)
+        raise
+
+
+async def _lines(
+    store: Store, since: int, queue: asyncio.Queue[Event | BaseException], pump: asyncio.Task[None]
+) -> AsyncIterator[bytes]:
+    last = since
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), BOOKMARK_INTERVAL)
+            except TimeoutError:
+                last = max(last, await store.revision())
+                yield _line({"type": "bookmark", "revision": last})
+                continue
+            if isinstance(item, BaseException):
+                yield _line({"type": "error", "error": str(item)})
+                return
+            last = item.revision
+            encoded = encode_event(item)
+            if encoded is not None:
+                yield _line(encoded)
+            elif queue.empty():
+                yield _line({"type": "bookmark", "revision": last})
+    finally:
+        pump.cancel()
+        with contextlib.suppress(BaseException):
+            await pump
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"

@@ -1,0 +1,152 @@
+"""The ``netmaster`` command: serve the API on a store, with Contiv's flags and environment names.
+
+Every flag also reads ``CONTIV_NETMASTER_<FLAG>`` (``--cluster-store`` from
+``CONTIV_NETMASTER_CLUSTER_STORE``), as Contiv's daemon did. Startup problems (a bad store URL, an
+unwritable state directory, a busy port) end the process with one clear line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from netmaster import __version__
+from netmaster.api.app import ApiSettings, create_app
+from netmaster.logs import setup_logging
+from netmaster.store import DEFAULT_STORE_URL, open_store
+from netmaster.store.base import StoreError
+
+log = logging.getLogger("netmaster")
+
+EXIT_INVALID_ARGS = 22  # Contiv's exit code for invalid arguments
+
+
+def _env(flag: str, default: str | None) -> str | None:
+    return os.environ.get("CONTIV_NETMASTER_" + flag.upper().replace("-", "_"), default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="netmaster",
+        description=(
+            "Contiv-compatible policy networking server: REST API (tenants, networks, endpoint groups, "
+            "policies, app profiles, ...), resource allocator (IPs, VLANs, VXLAN ids, EPG ids) and the "
+            "source of truth that agents and the ACI gateway follow. Each flag can also be set with "
+            "the environment variable CONTIV_NETMASTER_<FLAG> (e.g. CONTIV_NETMASTER_CLUSTER_STORE)."
+        ),
+    )
+    p.add_argument("--version", action="version", version=f"netmaster {__version__}")
+    p.add_argument(
+        "--listen-url",
+        "--external-address",
+        default=_env("listen-url", "127.0.0.1:9999"),
+        help="HOST:PORT to serve the API on (default 127.0.0.1:9999; use 0.0.0.0:9999 to serve all interfaces)",
+    )
+    p.add_argument(
+        "--cluster-store",
+        default=_env("cluster-store", DEFAULT_STORE_URL),
+        help=(
+            "state store URL: sqlite:///PATH (embedded, default %(default)s), memory:// (throw-away) or "
+            "etcd://HOST:PORT[,HOST:PORT] (cluster)"
+        ),
+    )
+    p.add_argument(
+        "--infra",
+        "--infra-type",
+        choices=["default", "aci"],
+        default=_env("infra", None),
+        help="fabric mode: default (policy enforced in OVS) or aci (delegated to the ACI fabric)",
+    )
+    p.add_argument(
+        "--fwd-mode",
+        "--forward-mode",
+        choices=["bridge", "routing"],
+        default=_env("fwd-mode", None),
+        help="forwarding mode for all networks (default bridge on first start)",
+    )
+    p.add_argument(
+        "--cluster-mode",
+        "--mode",
+        choices=["docker", "kubernetes", "swarm-mode", "test"],
+        default=_env("cluster-mode", "docker"),
+        help="the container orchestrator in use (shown in global inspect)",
+    )
+    p.add_argument(
+        "--token",
+        default=_env("token", None),
+        help="require 'Authorization: Bearer TOKEN' on the API (prefer the environment variable)",
+    )
+    p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", default=_env("log-format", "json"), choices=["json", "text"])
+    return p
+
+
+def _bind(listen_url: str) -> socket.socket:
+    host, sep, port_text = listen_url.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"invalid --listen-url {listen_url!r}: expected HOST:PORT")
+    host = host.strip("[]") or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, int(port_text)))
+    except OSError as exc:
+        sock.close()
+        raise ValueError(f"cannot listen on {listen_url}: {exc.strerror or exc}") from exc
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(f"netmaster: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    try:
+        store = open_store(args.cluster_store)
+    except StoreError as exc:
+        return fail(str(exc), EXIT_INVALID_ARGS)
+    try:
+        sock = _bind(args.listen_url)
+    except ValueError as exc:
+        return fail(str(exc))
+    settings = ApiSettings(
+        infra=args.infra,
+        fwd_mode=args.fwd_mode,
+        cluster_mode=args.cluster_mode,
+        token=args.token,
+        listen_url=args.listen_url,
+        store_url=args.cluster_store,
+    )
+    app = create_app(store, settings)
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    log.info("netmaster starting", extra={"listen": args.listen_url, "store": settings.store_url.split("@")[-1]})
+    try:
+        asyncio.run(_serve(server, sock, store))
+    except KeyboardInterrupt:
+        pass
+    return 0 if server.started else 1
+
+
+async def _serve(server: uvicorn.Server, sock: socket.socket, store: object) -> None:
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        await store.close()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

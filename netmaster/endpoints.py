@@ -1,0 +1,161 @@
+"""Endpoints: what agents create when a container joins a network, and delete when it leaves.
+
+Creating one allocates its address (from the EPG's pool if the group has one), derives its MAC,
+and records everything the agents need to program it; all in one transaction with the network's
+allocation record, so counts and addresses never drift apart. Delete is idempotent: a retried or
+late delete of a gone endpoint succeeds and releases nothing twice.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from netmaster import keys
+from netmaster.alloc.ipam import mac_for
+from netmaster.errors import ConflictError, InvalidError, NotFoundError
+from netmaster.objects.base import require
+from netmaster.objects.endpoint_list import endpoint_oper
+from netmaster.objects.network import load_ipam, store_ipam
+from netmaster.store.base import Store
+from netmaster.txn import Txn, read_only, run_txn
+
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,254}")
+_STR_FIELDS = {
+    "endpointID": True,  # field -> required
+    "tenantName": False,
+    "networkName": True,
+    "groupName": False,
+    "containerID": False,
+    "containerName": False,
+    "host": False,
+    "ipAddress": False,
+    "intfName": False,
+    "portName": False,
+    "vtepIP": False,
+}
+# Fields whose change on a repeated create means it is a different endpoint, not a retry.
+_IDENTITY = ("tenantName", "networkName", "groupName", "containerID", "host")
+
+
+def parse_request(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidError("endpoint: request body must be a JSON object")
+    unknown = sorted(set(body) - set(_STR_FIELDS) - {"labels"})
+    if unknown:
+        raise InvalidError(f"endpoint: unknown field(s): {', '.join(unknown)}")
+    req: dict[str, Any] = {}
+    for field, required in _STR_FIELDS.items():
+        value = body.get(field, "")
+        if not isinstance(value, str):
+            raise InvalidError(f"{field} must be a string")
+        if len(value) > 256:
+            raise InvalidError(f"{field} string too long")
+        if required and not value:
+            raise InvalidError(f"{field} is required")
+        req[field] = value
+    req["tenantName"] = req["tenantName"] or "default"
+    if not _ID_RE.fullmatch(req["endpointID"]):
+        raise InvalidError("endpointID string invalid format")
+    labels = body.get("labels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise InvalidError("labels must be an object of strings")
+    req["labels"] = labels
+    return req
+
+
+class EndpointService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def create(self, body: Any) -> tuple[dict[str, Any], int]:
+        req = parse_request(body)
+
+        async def op(txn: Txn) -> dict[str, Any]:
+            key = keys.endpoint(req["endpointID"])
+            existing = await txn.get(key)
+            if existing is not None:
+                if all(existing.get(f, "") == req[f] for f in _IDENTITY):
+                    return existing
+                raise ConflictError(f"endpoint {req['endpointID']} already exists")
+            return await self._create(txn, req)
+
+        return await run_txn(self.store, op)
+
+    async def _create(self, txn: Txn, req: dict[str, Any]) -> dict[str, Any]:
+        tenant, net_name, group = req["tenantName"], req["networkName"], req["groupName"]
+        network = await require(txn, "network", f"{tenant}:{net_name}", f"Network {tenant}:{net_name} not found")
+        group_id = 0
+        group_tag = network.status["pktTag"]
+        if group:
+            epg = await require(txn, "endpointGroup", f"{tenant}:{group}", f"EndpointGroup {tenant}:{group} not found")
+            if epg.config["networkName"] != net_name:
+                raise InvalidError(f"endpoint group {group} belongs to network {epg.config['networkName']}")
+            group_id = epg.status["endpointGroupId"]
+            group_tag = epg.status["pktTag"]
+        ipam = await load_ipam(txn, network)
+        offset = ipam.allocate(req["ipAddress"], group)
+        ipam.endpoints += 1
+        if group:
+            ipam.group_endpoints[group] = ipam.group_endpoints.get(group, 0) + 1
+        store_ipam(txn, network.key, ipam)
+        ip = ipam.subnet.address(offset)
+        record = {
+            **req,
+            "ipAddress": ip,
+            "macAddress": mac_for(ip),
+            "subnet": ipam.subnet.cidr,
+            "subnetLen": ipam.subnet.length,
+            "gateway": network.config["gateway"],
+            "encap": network.config["encap"],
+            "pktTag": network.status["pktTag"],
+            "externalPktTag": network.status["externalPktTag"],
+            "endpointGroupId": group_id,
+            "groupPktTag": group_tag,
+            "createdAt": time.time(),
+        }
+        txn.put(keys.endpoint(req["endpointID"]), record)
+        return record
+
+    async def delete(self, endpoint_id: str) -> tuple[bool, int]:
+        """Remove an endpoint and release its address; (False, rev) if it was already gone."""
+
+        async def op(txn: Txn) -> bool:
+            ep = await txn.get(keys.endpoint(endpoint_id))
+            if ep is None:
+                return False
+            network = await require(txn, "network", f"{ep['tenantName']}:{ep['networkName']}")
+            ipam = await load_ipam(txn, network)
+            offset = ipam.subnet.offset(ep["ipAddress"])
+            group = ep.get("groupName", "")
+            if offset is not None:
+                ipam.release(offset, group)
+            ipam.endpoints = max(ipam.endpoints - 1, 0)
+            if group and ipam.group_endpoints.get(group):
+                ipam.group_endpoints[group] -= 1
+            store_ipam(txn, network.key, ipam)
+            txn.delete(keys.endpoint(endpoint_id))
+            return True
+
+        return await run_txn(self.store, op)
+
+    async def get(self, endpoint_id: str) -> dict[str, Any]:
+        ep = await read_only(self.store, lambda txn: txn.get(keys.endpoint(endpoint_id)))
+        if ep is None:
+            raise NotFoundError(f"endpoint {endpoint_id} not found")
+        return ep
+
+    async def list(self) -> tuple[list[dict[str, Any]], int]:
+        import json
+
+        kvs, revision = await self.store.list(keys.endpoint())
+        return [json.loads(kv.value) for kv in kvs], revision
+
+    async def inspect(self, pattern: str) -> dict[str, Any]:
+        """Contiv's endpoint inspect: first endpoint whose id, container id or name contains ``pattern``."""
+        endpoints, _ = await self.list()
+        for ep in endpoints:
+            if any(pattern in ep.get(f, "") for f in ("endpointID", "containerID", "containerName")):
+                return {"Oper": endpoint_oper(ep)}
+        raise NotFoundError(f"endpoint {pattern} not found")

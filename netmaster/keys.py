@@ -1,0 +1,42 @@
+"""The layout of netmaster's state in the store, in one place.
+
+``/contiv/obj/<kind>/<key>``        an object: ``{"config": {...}, "status": {...}}`` (watched by agents)
+``/contiv/ep/<endpointID>``         an endpoint record (watched by agents)
+``/contiv/gen/<collection>``        generation counters guarding collection membership (see txn.Txn.list)
+``/contiv/alloc/<pool>``            allocator state: VLANs, VNIs, local VLANs, EPG ids
+``/contiv/ipam/<tenant>:<network>`` a network's address allocations and endpoint counts
+"""
+
+from __future__ import annotations
+
+ROOT = "/contiv/"
+OBJ = ROOT + "obj/"
+EP = ROOT + "ep/"
+GEN = ROOT + "gen/"
+ALLOC = ROOT + "alloc/"
+IPAM = ROOT + "ipam/"
+
+
+def obj(kind: str, key: str = "") -> str:
+    return f"{OBJ}{kind}/{key}"
+
+
+def obj_prefix(kind: str, tenant: str | None = None) -> str:
+    """Objects of ``kind``, optionally only those of one tenant (keys start ``tenant:``)."""
+    return f"{OBJ}{kind}/" + (f"{tenant}:" if tenant is not None else "")
+
+
+def generation(kind: str) -> str:
+    return f"{GEN}{kind}"
+
+
+def endpoint(endpoint_id: str = "") -> str:
+    return f"{EP}{endpoint_id}"
+
+
+def alloc(pool: str) -> str:
+    return f"{ALLOC}{pool}"
+
+
+def ipam(network_key: str) -> str:
+    return f"{IPAM}{network_key}"

@@ -1,0 +1,105 @@
+"""Networks: a subnet with its VLAN or VXLAN id, and the IPAM record endpoints allocate from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netmaster import keys
+from netmaster.alloc import tags
+from netmaster.alloc.ipam import NetworkIpam, Subnet
+from netmaster.errors import ConflictError, InvalidError
+from netmaster.model.catalog import NETWORK
+from netmaster.objects.base import (
+    Handler,
+    Record,
+    get_record,
+    global_settings,
+    list_records,
+    require,
+)
+from netmaster.objects.endpoint_list import endpoints_of
+from netmaster.txn import Txn
+
+
+async def load_ipam(txn: Txn, network: Record) -> NetworkIpam:
+    subnet = Subnet.parse(network.config["subnet"])
+    record = await txn.get(keys.ipam(network.key))
+    return NetworkIpam.load(subnet, record or {})
+
+
+def store_ipam(txn: Txn, network_key: str, ipam: NetworkIpam) -> None:
+    txn.put(keys.ipam(network_key), ipam.dump())
+
+
+class NetworkHandler(Handler):
+    otype = NETWORK
+    immutable_message = "Cant change network parameters after its created"
+
+    async def create(self, txn: Txn, config: dict[str, Any]) -> dict[str, Any]:
+        settings = await global_settings(txn)
+        encap = config["encap"]
+        if not settings or not settings.get("fwdMode") or not settings.get(f"{encap}s"):
+            raise ConflictError("Global configuration is not ready")
+        tenant = config["tenantName"]
+        await require(txn, "tenant", tenant, f"Tenant {tenant} not found")
+        if settings.get("networkInfraType") == "aci" and encap != "vlan":
+            raise InvalidError("network encap must be vlan in ACI mode")
+        subnet = Subnet.parse(config["subnet"])
+        if config["gateway"]:
+            subnet.host_offset(config["gateway"], "gateway")
+        name = config["networkName"]
+        if await get_record(txn, "endpointGroup", f"{tenant}:{name}"):
+            raise ConflictError(f"network name {name} clashes with an endpoint group of the same name")
+        for other in await list_records(txn, "network", tenant):
+            if Subnet.parse(other.config["subnet"]).overlaps(subnet):
+                raise ConflictError(
+                    f"subnet {config['subnet']} overlaps with network {other.config['networkName']}"
+                    f" ({other.config['subnet']})"
+                )
+        status: dict[str, Any] = {}
+        if encap == "vlan":
+            lo, hi = tags.parse_tag_range(settings["vlans"], "vlan")
+            vlan = await tags.allocate(txn, tags.VLAN, lo, hi, config["pktTag"])
+            status.update(pktTag=vlan, externalPktTag=vlan)
+        else:
+            lo, hi = tags.parse_tag_range(settings["vxlans"], "vxlan")
+            vni = await tags.allocate(txn, tags.VXLAN, lo, hi, config["pktTag"])
+            local = await tags.allocate(txn, tags.LOCAL_VLAN, *tags.LOCAL_VLAN_RANGE)
+            status.update(pktTag=local, externalPktTag=vni)
+        store_ipam(txn, f"{tenant}:{name}", NetworkIpam.new(subnet, config["gateway"]))
+        return status
+
+    async def delete(self, txn: Txn, record: Record) -> None:
+        tenant = record.config["tenantName"]
+        name = record.config["networkName"]
+        groups = [g.key for g in await list_records(txn, "endpointGroup", tenant) if g.config["networkName"] == name]
+        if groups:
+            raise ConflictError(f"cannot delete network {record.key}: it has endpoint groups {', '.join(groups)}")
+        services = [s.key for s in await list_records(txn, "serviceLB", tenant) if s.config["networkName"] == name]
+        if services:
+            raise ConflictError(f"cannot delete network {record.key}: it has services {', '.join(services)}")
+        ipam = await load_ipam(txn, record)
+        if ipam.endpoints:
+            raise ConflictError(f"Network has active endpoints ({ipam.endpoints})")
+        if record.config["encap"] == "vlan":
+            await tags.release(txn, tags.VLAN, record.status["pktTag"])
+        else:
+            await tags.release(txn, tags.VXLAN, record.status["externalPktTag"])
+            await tags.release(txn, tags.LOCAL_VLAN, record.status["pktTag"])
+        txn.delete(keys.ipam(record.key))
+
+    async def oper(self, txn: Txn, record: Record) -> dict[str, Any]:
+        ipam = await load_ipam(txn, record)
+        tenant, name = record.config["tenantName"], record.config["networkName"]
+        endpoints = await endpoints_of(txn, lambda ep: ep["tenantName"] == tenant and ep["networkName"] == name)
+        allocated = ipam.allocated()
+        return {
+            "pktTag": record.status.get("pktTag", 0),
+            "externalPktTag": record.status.get("externalPktTag", 0),
+            "numEndpoints": ipam.endpoints,
+            "allocatedAddressesCount": len(allocated),
+            "allocatedIPAddresses": ipam.render(allocated),
+            "availableIPAddresses": ipam.render(ipam.available()),
+            "endpoints": [ep["endpointID"] for ep in endpoints],
+            "networkTag": record.config.get("cfgdTag", ""),
+        }

@@ -1,0 +1,140 @@
+"""The object service: Contiv's create-or-update, get, list, delete and inspect for every type.
+
+Each call is one store transaction (see :mod:`netmaster.txn`): the handler's checks, allocations
+and the stored record commit together or not at all, so a refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netmaster import keys
+from netmaster.errors import NotFoundError
+from netmaster.model.catalog import BY_KIND, ObjectType
+from netmaster.objects.aci_gw import AciGwHandler
+from netmaster.objects.app_profile import AppProfileHandler
+from netmaster.objects.base import Handler, Record, get_record
+from netmaster.objects.bgp import BgpHandler
+from netmaster.objects.endpoint_group import EndpointGroupHandler
+from netmaster.objects.ext_contracts import ExtContractsGroupHandler
+from netmaster.objects.global_settings import DEFAULTS, GlobalHandler
+from netmaster.objects.netprofile import NetprofileHandler
+from netmaster.objects.network import NetworkHandler
+from netmaster.objects.policy import PolicyHandler, RuleHandler
+from netmaster.objects.relations import Relations
+from netmaster.objects.service_lb import ServiceLBHandler
+from netmaster.objects.tenant import TenantHandler
+from netmaster.store.base import Store
+from netmaster.txn import Txn, read_only, run_txn
+
+
+def _normalise(otype: ObjectType, config: dict[str, Any]) -> None:
+    if otype.kind == "rule" and config["priority"] == 0:
+        config["priority"] = 1  # Contiv coerced 0 to the default priority
+
+
+class ObjectService:
+    def __init__(self, store: Store, *, cluster_mode: str = "docker") -> None:
+        self.store = store
+        handlers: list[Handler] = [
+            TenantHandler(),
+            NetworkHandler(),
+            EndpointGroupHandler(),
+            PolicyHandler(),
+            RuleHandler(),
+            AppProfileHandler(),
+            NetprofileHandler(),
+            ExtContractsGroupHandler(),
+            ServiceLBHandler(),
+            BgpHandler(),
+            GlobalHandler(cluster_mode),
+            AciGwHandler(),
+        ]
+        self.handlers: dict[str, Handler] = {h.otype.kind: h for h in handlers}
+
+    async def apply(self, kind: str, key: str, body: Any) -> tuple[dict[str, Any], int]:
+        """Create or update (Contiv's POST and PUT are the same); the stored object and revision."""
+        otype = BY_KIND[kind]
+        config = otype.parse(key, body)
+        _normalise(otype, config)
+        handler = self.handlers[kind]
+
+        async def op(txn: Txn) -> Record:
+            existing = await get_record(txn, kind, key)
+            conf = dict(config)
+            if existing is None:
+                status = await handler.create(txn, conf)
+                await txn.bump(keys.generation(kind))
+            else:
+                status = await handler.update(txn, existing, conf)
+            record = Record(kind, key, conf, status)
+            txn.put(keys.obj(kind, key), record.dump())
+            return record
+
+        record, revision = await run_txn(self.store, op)
+        return {"key": key, **record.config}, revision
+
+    async def delete(self, kind: str, key: str) -> int:
+        handler = self.handlers[kind]
+
+        async def op(txn: Txn) -> None:
+            record = await get_record(txn, kind, key)
+            if record is None:
+                raise NotFoundError(f"{kind} {key} not found")
+            await handler.delete(txn, record)
+            txn.delete(keys.obj(kind, key))
+            await txn.bump(keys.generation(kind))
+
+        _, revision = await run_txn(self.store, op)
+        return revision
+
+    async def _relations(self) -> Relations:
+        kvs, _ = await self.store.list(keys.OBJ)
+        return Relations([_record_from_kv(kv.key, kv.value) for kv in kvs])
+
+    async def get(self, kind: str, key: str) -> dict[str, Any]:
+        record = await read_only(self.store, lambda txn: get_record(txn, kind, key))
+        if record is None:
+            raise NotFoundError(f"{kind} {key} not found")
+        return (await self._relations()).decorate(record)
+
+    async def list(self, kind: str) -> tuple[list[dict[str, Any]], int]:
+        kvs, revision = await self.store.list(keys.obj_prefix(kind))
+        relations = await self._relations()
+        return [relations.decorate(_record_from_kv(kv.key, kv.value)) for kv in kvs], revision
+
+    async def inspect(self, kind: str, key: str) -> dict[str, Any]:
+        handler = self.handlers[kind]
+
+        async def op(txn: Txn) -> dict[str, Any]:
+            record = await get_record(txn, kind, key)
+            if record is None:
+                raise NotFoundError(f"{kind} {key} not found")
+            return {"Config": (await self._relations()).decorate(record), "Oper": await handler.oper(txn, record)}
+
+        return await read_only(self.store, op)
+
+    async def ensure_defaults(self, *, infra: str | None = None, fwd_mode: str | None = None) -> None:
+        """First start: tenant ``default`` and the global settings; later starts: apply changed flags.
+
+        A flag that cannot be applied (say, a different forwarding mode while networks exist) is an
+        error the daemon reports at startup rather than silently ignoring.
+        """
+        current = await read_only(self.store, lambda txn: get_record(txn, "global", "global"))
+        wanted = dict(current.config if current else DEFAULTS)
+        if infra:
+            wanted["networkInfraType"] = infra
+        if fwd_mode:
+            wanted["fwdMode"] = fwd_mode
+        if current is None or wanted != current.config:
+            await self.apply("global", "global", wanted)
+        if await read_only(self.store, lambda txn: get_record(txn, "tenant", "default")) is None:
+            await self.apply("tenant", "default", {"tenantName": "default"})
+
+
+def _record_from_kv(store_key: str, value: str) -> Record:
+    import json
+
+    kind, _, key = store_key[len(keys.OBJ) :].partition("/")
+    data = json.loads(value)
+    return Record(kind, key, data["config"], data["status"])

@@ -1,0 +1,54 @@
+"""Tenants: the namespace of every other object (Contiv's VRF)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netmaster.errors import ConflictError
+from netmaster.model.catalog import TENANT
+from netmaster.objects.base import Handler, Record, list_records
+from netmaster.objects.endpoint_list import endpoints_of
+from netmaster.txn import Txn
+
+# Contiv refused a tenant delete while it held any of these, checked in this order.
+_DEPENDENTS = (
+    ("appProfile", "app profiles"),
+    ("endpointGroup", "endpoint groups"),
+    ("policy", "policies"),
+    ("netprofile", "netprofiles"),
+    ("network", "networks"),
+    ("serviceLB", "services"),
+    ("extContractsGroup", "external contracts groups"),
+)
+
+
+class TenantHandler(Handler):
+    otype = TENANT
+    immutable_message = "Cant change tenant parameters after its created"
+
+    async def delete(self, txn: Txn, record: Record) -> None:
+        for kind, words in _DEPENDENTS:
+            found = await list_records(txn, kind, record.key)
+            if found:
+                names = ", ".join(r.key.split(":", 1)[1] for r in found)
+                raise ConflictError(f"cannot delete {record.key} has {len(found)} {words}: {names}")
+
+    async def oper(self, txn: Txn, record: Record) -> dict[str, Any]:
+        tenant = record.key
+        networks = await list_records(txn, "network", tenant)
+        groups = await list_records(txn, "endpointGroup", tenant)
+        policies = await list_records(txn, "policy", tenant)
+        endpoints = await endpoints_of(txn, lambda ep: ep["tenantName"] == tenant)
+        return {
+            "totalNetworks": len(networks),
+            "totalEPGs": len(groups),
+            "totalNetprofiles": len(await list_records(txn, "netprofile", tenant)),
+            "totalAppProfiles": len(await list_records(txn, "appProfile", tenant)),
+            "totalServicelbs": len(await list_records(txn, "serviceLB", tenant)),
+            "totalPolicies": len(policies),
+            "totalEndpoints": len(endpoints),
+            "networks": [r.config["networkName"] for r in networks],
+            "endpointGroups": [r.config["groupName"] for r in groups],
+            "policies": [r.config["policyName"] for r in policies],
+            "endpoints": [ep["endpointID"] for ep in endpoints],
+        }
