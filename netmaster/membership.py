@@ -49,9 +49,7 @@ class MemberInfo:
         return f"{prefix}{self.role}/{self.id}"
 
 
-async def list_members(
-    store: Store, role: str | None = None, prefix: str = MEMBERS_PREFIX
-) -> list[MemberInfo]:
+async def list_members(store: Store, role: str | None = None, prefix: str = MEMBERS_PREFIX) -> list[MemberInfo]:
     """Live members, optionally of one role, in key order."""
     kvs, _ = await store.list(f"{prefix}{role}/" if role else prefix)
     out = []

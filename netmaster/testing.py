@@ -63,8 +63,16 @@ class NetmasterProcess:
         timeout: float = 20.0,
     ) -> NetmasterProcess:
         port = port or free_port()
-        cmd = [sys.executable, "-m", "netmaster", "--listen-url", f"127.0.0.1:{port}", "--cluster-store", store_url,
-               *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "netmaster",
+            "--listen-url",
+            f"127.0.0.1:{port}",
+            "--cluster-store",
+            store_url,
+            *args,
+        ]
         out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         nm = cls(f"http://127.0.0.1:{port}", store_url, proc, log_path)

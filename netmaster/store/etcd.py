@@ -117,9 +117,7 @@ class EtcdStore(Store):
         timeout = self.options.timeout
 
         def send(session: Session) -> object:
-            return getattr(getattr(session, stub_name), rpc_name)(
-                request, timeout=timeout, metadata=session.metadata
-            )
+            return getattr(getattr(session, stub_name), rpc_name)(request, timeout=timeout, metadata=session.metadata)
 
         try:
             return await self._conn.call(what, send, idempotent=idempotent)  # type: ignore[arg-type]
@@ -210,9 +208,7 @@ class EtcdStore(Store):
                     return
                 raise
 
-    async def _watch_session(
-        self, session: Session, start: bytes, end: bytes, last: int
-    ) -> AsyncIterator[Event | int]:
+    async def _watch_session(self, session: Session, start: bytes, end: bytes, last: int) -> AsyncIterator[Event | int]:
         """One watch stream on one session: events, and ints for progress (revision reached)."""
         call = session.watch.Watch(metadata=session.metadata + _REQUIRE_LEADER)
         try:
@@ -308,12 +304,8 @@ class EtcdStore(Store):
 def _compare(cmp: Compare) -> rpc.Compare:
     if cmp.mod_revision == 0:
         # "Absent" in etcd's terms: the key was never created (in its current life).
-        return rpc.Compare(
-            key=_b(cmp.key), target=rpc.Compare.CREATE, result=rpc.Compare.EQUAL, create_revision=0
-        )
-    return rpc.Compare(
-        key=_b(cmp.key), target=rpc.Compare.MOD, result=rpc.Compare.EQUAL, mod_revision=cmp.mod_revision
-    )
+        return rpc.Compare(key=_b(cmp.key), target=rpc.Compare.CREATE, result=rpc.Compare.EQUAL, create_revision=0)
+    return rpc.Compare(key=_b(cmp.key), target=rpc.Compare.MOD, result=rpc.Compare.EQUAL, mod_revision=cmp.mod_revision)
 
 
 def _request_op(op: Op) -> rpc.RequestOp:

@@ -165,9 +165,7 @@ class EtcdConnection:
             if exc.code() in _RETRYABLE:
                 raise _Unreachable(f"authentication request failed: {exc.details()}") from exc
             # Wrong credentials are a configuration error: failing over would not help.
-            raise StoreError(
-                f"etcd authentication as {opts.username!r} failed at {endpoint}: {exc.details()}"
-            ) from exc
+            raise StoreError(f"etcd authentication as {opts.username!r} failed at {endpoint}: {exc.details()}") from exc
         return (("token", resp.token),)
 
     def fail(self, session: Session) -> None:

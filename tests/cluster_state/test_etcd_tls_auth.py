@@ -79,9 +79,7 @@ async def test_wrong_password_is_a_clear_error_without_the_password(secure_etcd,
 
 async def test_missing_client_certificate_is_unavailable_with_reason(secure_etcd) -> None:
     cluster, tls = secure_etcd
-    store = open_store(
-        f"etcds://root:{PASSWORD}@{cluster.endpoints[0]}?ca={tls.ca}&timeout=2&connect_timeout=1"
-    )
+    store = open_store(f"etcds://root:{PASSWORD}@{cluster.endpoints[0]}?ca={tls.ca}&timeout=2&connect_timeout=1")
     try:
         with pytest.raises(StoreUnavailableError) as info:
             await store.get("/s/a")

@@ -28,9 +28,7 @@ def _name(cn: str) -> x509.Name:
 
 def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
     path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
 
 
@@ -70,9 +68,7 @@ def make_tls_files(directory: Path) -> TlsFiles:
         return builder.sign(ca_key, hashes.SHA256()), key
 
     directory.mkdir(parents=True, exist_ok=True)
-    files = TlsFiles(
-        *(directory / n for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key"))
-    )
+    files = TlsFiles(*(directory / n for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")))
     files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     for (cert, key), cert_path, key_path in [
         # etcd's own gateway dials the server with the server certificate: it needs both usages.

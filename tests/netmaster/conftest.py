@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from urllib.parse import quote
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
