@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import time
 
@@ -37,7 +38,13 @@ async def _main(url: str, member_id: str, ttl: float, key: str) -> None:
         on_deposed=lambda: _say("follower", member_id),
     )
     _say("started", member_id)
-    await elector.run()
+    await elector.start()
+    # SIGTERM resigns (revoking the lease, so a successor need not wait); SIGKILL is the crash case.
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await elector.stop()
+    await store.close()
 
 
 if __name__ == "__main__":
