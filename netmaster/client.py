@@ -119,6 +119,8 @@ def parse_line(line: str) -> Change | Progress:
     if kind == "bookmark":
         return Progress(int(msg["revision"]))
     if kind == "error":
+        if msg.get("status") == 410:  # compaction noticed after the stream had started
+            raise ResyncRequired(str(msg.get("error")))
         raise WatchInterrupted(f"netmaster ended the watch: {msg.get('error')}")
     raise WatchInterrupted(f"unexpected watch line type {kind!r}")
 

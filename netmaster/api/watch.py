@@ -72,9 +72,10 @@ async def _pump(store: Store, since: int, queue: asyncio.Queue[Event | BaseExcep
     try:
         async for event in store.watch(keys.ROOT, since):
             queue.put_nowait(event)
-    except CompactedError:
-        raise
     except Exception as exc:  # surfaced to the stream, which ends so the client reconnects
+        # Including CompactedError: the store may report it after the 200 has gone out (etcd answers
+        # a watch in a few ms, but not always within the wait above). Dropping it would leave the
+        # stream sending bookmarks past events it never delivered.
         queue.put_nowait(exc)
         raise
 
@@ -92,7 +93,10 @@ async def _lines(
                 yield _line({"type": "bookmark", "revision": last})
                 continue
             if isinstance(item, BaseException):
-                yield _line({"type": "error", "error": str(item)})
+                line: dict[str, Any] = {"type": "error", "error": str(item)}
+                if isinstance(item, CompactedError):
+                    line["status"] = 410  # the client must re-list, as for an HTTP 410
+                yield _line(line)
                 return
             last = item.revision
             encoded = encode_event(item)
