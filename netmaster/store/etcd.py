@@ -235,6 +235,10 @@ class EtcdStore(Store):
                     # A progress notification: every event up to this revision has been delivered.
                     yield resp.header.revision
         except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED and self.options.username is not None:
+                # The auth token expired while the watch was idle: a new session authenticates again.
+                self._conn.fail(session)
+                raise SessionLost(session, exc.details() or "token expired", sent=True) from exc
             raise _store_error(exc, "watch") from exc
         finally:
             call.cancel()

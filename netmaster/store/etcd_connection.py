@@ -199,6 +199,10 @@ class EtcdConnection:
     async def call(self, what: str, request: Callable[[Session], Awaitable[T]], *, idempotent: bool) -> T:
         """Run ``request`` on a live session, failing over as its idempotence allows."""
         attempts = len(self.options.endpoints) + 1
+        loop = asyncio.get_running_loop()
+        # Each attempt has its own deadline; the whole call stops retrying after two of them, so
+        # members that accept connections but cannot answer (no quorum) still fail promptly.
+        budget_end = loop.time() + 2 * self.options.timeout
         reauthenticated = False
         while True:
             session = await self.session()
@@ -206,7 +210,7 @@ class EtcdConnection:
                 return await self.guard(session, request(session))
             except SessionLost as lost:
                 attempts -= 1
-                if attempts > 0 and (idempotent or not lost.sent):
+                if attempts > 0 and loop.time() < budget_end and (idempotent or not lost.sent):
                     continue
                 unknown = "" if idempotent or not lost.sent else "; the write may or may not be applied"
                 raise StoreUnavailableError(
