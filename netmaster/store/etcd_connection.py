@@ -49,6 +49,14 @@ _CHANNEL_OPTIONS = [
 ]
 
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# etcd errors that mean "this member cannot serve now" but may arrive with another status code
+# (e.g. UNKNOWN "context deadline exceeded" when our deadline expires inside etcd).
+_UNAVAILABLE_DETAILS = ("context deadline exceeded", "request timed out", "no leader", "leader changed")
+
+
+def _connection_trouble(exc: grpc.aio.AioRpcError) -> bool:
+    details = (exc.details() or "").lower()
+    return exc.code() in _RETRYABLE or any(d in details for d in _UNAVAILABLE_DETAILS)
 
 
 @dataclass(eq=False)
@@ -141,6 +149,7 @@ class EtcdConnection:
             if state != grpc.ChannelConnectivity.READY:
                 raise _Unreachable(await _failure_detail(channel, state))
             metadata = await self._authenticate(channel, endpoint)
+            await self._probe(channel, metadata)
         except BaseException:
             self._dispose(channel)
             raise
@@ -162,11 +171,27 @@ class EtcdConnection:
         try:
             resp = await rpc.AuthStub(channel).Authenticate(request, timeout=opts.timeout)
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in _RETRYABLE:
+            if _connection_trouble(exc):
                 raise _Unreachable(f"authentication request failed: {exc.details()}") from exc
             # Wrong credentials are a configuration error: failing over would not help.
             raise StoreError(f"etcd authentication as {opts.username!r} failed at {endpoint}: {exc.details()}") from exc
         return (("token", resp.token),)
+
+    async def _probe(self, channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...]) -> None:
+        """A linearizable read: it answers only once the member is part of a quorum with a leader.
+
+        Without it a write could go to a member that is still electing a new leader (right after the
+        old leader died), sit there until its deadline and end with an unknown outcome. A read is
+        safe to retry; the write then goes out to a member that can commit it.
+        """
+        try:
+            await rpc.KVStub(channel).Range(
+                rpc.RangeRequest(key=b"\0", count_only=True), timeout=self.options.timeout, metadata=metadata
+            )
+        except grpc.aio.AioRpcError as exc:
+            if _connection_trouble(exc):
+                raise _Unreachable(f"member has no quorum: {exc.details()}") from exc
+            raise
 
     def fail(self, session: Session) -> None:
         """Stop using ``session``; the next request opens one on the next endpoint."""
@@ -234,7 +259,7 @@ class EtcdConnection:
         try:
             return await pending
         except grpc.aio.AioRpcError as exc:
-            if exc.code() not in _RETRYABLE:
+            if not _connection_trouble(exc):
                 raise
             self.fail(session)
             raise SessionLost(session, exc.details() or exc.code().name, sent=_maybe_sent(exc)) from exc
