@@ -89,7 +89,10 @@ async def _lines(
             try:
                 item = await asyncio.wait_for(queue.get(), BOOKMARK_INTERVAL)
             except TimeoutError:
-                last = max(last, await store.revision())
+                # Only what the store watch has delivered: the store's current revision may be ahead
+                # of it (an etcd watch resuming on another member still has events to send), and a
+                # client that reconnected from such a bookmark would never see them. Every netmaster
+                # write is under the watched prefix, so ``last`` keeps up whenever state changes.
                 yield _line({"type": "bookmark", "revision": last})
                 continue
             if isinstance(item, BaseException):
