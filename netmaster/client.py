@@ -37,6 +37,8 @@ KINDS = (
 )  # fmt: skip
 
 
+AGENT_HEADER = "X-Contiv-Agent"
+
 # -- errors --------------------------------------------------------------------------------------------
 
 
@@ -140,6 +142,7 @@ class NetmasterClient:
         retry_for: float = 30.0,
         idle_timeout: float = 20.0,
         verify: bool | str = True,
+        agent_id: str | None = None,
     ) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         if not self.urls:
@@ -147,6 +150,9 @@ class NetmasterClient:
         self.retry_for = retry_for
         self.idle_timeout = idle_timeout  # a watch silent this long is dead (bookmarks come every ~5 s)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if agent_id:
+            # Lets the netmaster serving this agent's watch list it as a live agent (ClusterNode).
+            headers[AGENT_HEADER] = agent_id
         self._http = httpx.AsyncClient(headers=headers, timeout=timeout, verify=verify)
         self._current = 0
 

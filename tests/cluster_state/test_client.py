@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from netmaster.client import NetmasterClient, NetmasterError, NetmasterUnavailableError, ObjectState
+from netmaster.client import AGENT_HEADER, NetmasterClient, NetmasterError, NetmasterUnavailableError, ObjectState
 from netmaster.informer import Informer
 from netmaster.testing import NetmasterProcess, free_port
 from tests.etcd_server import EtcdCluster, shared_etcd
@@ -252,6 +252,12 @@ async def test_bearer_token(tmp_path: Path) -> None:
             async with informer:
                 await asyncio.wait_for(informer.wait_synced(), 10)
                 assert informer.list("tenant")
+
+
+async def test_agent_identity_header() -> None:
+    async with NetmasterClient("http://127.0.0.1:1", agent_id="host-7", token="t") as client:
+        assert client._http.headers[AGENT_HEADER] == "host-7"
+        assert client._http.headers["Authorization"] == "Bearer t"
 
 
 def test_no_netmaster_urls_is_an_error() -> None:
