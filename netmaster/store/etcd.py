@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
 
 import grpc
 from aetcd import rpc
@@ -111,16 +112,16 @@ class EtcdStore(Store):
         """The etcd member this store talks to right now."""
         return self._conn.endpoint
 
-    async def _unary(self, what: str, method: str, request: object, *, idempotent: bool = True) -> object:
+    async def _unary(self, what: str, method: str, request: object, *, idempotent: bool = True) -> Any:
         """Call ``<stub>.<method>`` (e.g. ``kv.Range``) with a deadline, failover and error mapping."""
         stub_name, rpc_name = method.split(".")
         timeout = self.options.timeout
 
-        def send(session: Session) -> object:
+        def send(session: Session) -> Awaitable[Any]:
             return getattr(getattr(session, stub_name), rpc_name)(request, timeout=timeout, metadata=session.metadata)
 
         try:
-            return await self._conn.call(what, send, idempotent=idempotent)  # type: ignore[arg-type]
+            return await self._conn.call(what, send, idempotent=idempotent)
         except grpc.aio.AioRpcError as exc:
             raise _store_error(exc, what) from exc
 
@@ -128,7 +129,7 @@ class EtcdStore(Store):
 
     async def get(self, key: str) -> KeyValue | None:
         resp = await self._unary(f"get {key}", "kv.Range", rpc.RangeRequest(key=_b(key)))
-        return _kv(resp.kvs[0]) if resp.kvs else None  # type: ignore[attr-defined]
+        return _kv(resp.kvs[0]) if resp.kvs else None
 
     async def list(self, prefix: str) -> tuple[list[KeyValue], int]:
         start, end = _prefix_range(prefix)
@@ -143,15 +144,15 @@ class EtcdStore(Store):
                     raise CompactedError(revision, revision) from exc
                 raise
             if not revision:
-                revision = resp.header.revision  # type: ignore[attr-defined]
-            out.extend(_kv(kv) for kv in resp.kvs)  # type: ignore[attr-defined]
-            if not resp.more or not resp.kvs:  # type: ignore[attr-defined]
+                revision = resp.header.revision
+            out.extend(_kv(kv) for kv in resp.kvs)
+            if not resp.more or not resp.kvs:
                 return out, revision
-            start = resp.kvs[-1].key + b"\0"  # type: ignore[attr-defined]
+            start = resp.kvs[-1].key + b"\0"
 
     async def revision(self) -> int:
         resp = await self._unary("revision", "kv.Range", rpc.RangeRequest(key=b"\0", count_only=True))
-        return resp.header.revision  # type: ignore[attr-defined]
+        return resp.header.revision
 
     async def txn(self, compares: list[Compare], ops: list[Op]) -> TxnResult:
         request = rpc.TxnRequest(
@@ -162,10 +163,10 @@ class EtcdStore(Store):
                      for c in compares],
         )  # fmt: skip
         resp = await self._unary("transaction", "kv.Txn", request, idempotent=not ops)
-        revision = resp.header.revision  # type: ignore[attr-defined]
-        if not resp.succeeded:  # type: ignore[attr-defined]
+        revision = resp.header.revision
+        if not resp.succeeded:
             failed = []
-            for cmp, r in zip(compares, resp.responses, strict=True):  # type: ignore[attr-defined]
+            for cmp, r in zip(compares, resp.responses, strict=True):
                 kvs = r.response_range.kvs
                 if (kvs[0].mod_revision if kvs else 0) != cmp.mod_revision:
                     failed.append(cmp.key)
@@ -249,9 +250,9 @@ class EtcdStore(Store):
         # etcd counts TTLs in whole seconds (and may raise a tiny TTL to its minimum).
         request = rpc.LeaseGrantRequest(TTL=max(1, math.ceil(ttl)))
         resp = await self._unary("lease grant", "lease.LeaseGrant", request)
-        if resp.error:  # type: ignore[attr-defined]
-            raise StoreError(f"etcd lease grant failed: {resp.error}")  # type: ignore[attr-defined]
-        return resp.ID  # type: ignore[attr-defined]
+        if resp.error:
+            raise StoreError(f"etcd lease grant failed: {resp.error}")
+        return resp.ID
 
     async def lease_keepalive(self, lease: int) -> None:
         async def once(session: Session) -> int:
