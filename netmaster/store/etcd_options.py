@@ -105,3 +105,19 @@ def _endpoint(text: str) -> str:
     if port and not port.isdigit():
         raise StoreError(f"invalid etcd endpoint port in {text!r}")
     return f"{host}:{port or DEFAULT_PORT}"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password removed (userinfo and ``password=``), for logs and ``/info``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at:
+        netloc = f"{userinfo.partition(':')[0]}@{hosts}"
+    query = "&".join(
+        f"{k}=***" if k.lower() == "password" else f"{k}={v}"
+        for k, v in (p.partition("=")[::2] for p in parts.query.split("&") if p)
+    )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # nothing secret (and geturl() would turn sqlite:/// into sqlite:/)
+    return parts._replace(netloc=netloc, query=query).geturl()

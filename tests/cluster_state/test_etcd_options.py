@@ -7,7 +7,7 @@ import pytest
 from netmaster.store import open_store
 from netmaster.store.base import StoreError
 from netmaster.store.etcd import EtcdStore
-from netmaster.store.etcd_options import parse_etcd_url
+from netmaster.store.etcd_options import parse_etcd_url, redact_url
 
 
 def test_several_endpoints_with_default_port() -> None:
@@ -54,3 +54,15 @@ def test_invalid_urls_are_explained(url: str, message: str) -> None:
 def test_missing_tls_file_is_reported() -> None:
     with pytest.raises(StoreError, match="cannot read etcd TLS CA"):
         open_store("etcds://h1?ca=/nonexistent/ca.pem")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("etcd://u:pw@h1:2379,h2:2379?timeout=3", "etcd://u@h1:2379,h2:2379?timeout=3"),
+        ("etcds://h1?username=u&password=pw&ca=/x", "etcds://h1?username=u&password=***&ca=/x"),
+        ("sqlite:///var/lib/contiv/netmaster.db", "sqlite:///var/lib/contiv/netmaster.db"),
+    ],
+)
+def test_redacted_url_shows_no_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
