@@ -7,10 +7,12 @@ Routes are generated from the object catalogue, one set per type, so the OpenAPI
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from netmaster import __version__
 from netmaster.api.metrics import ApiMetrics
@@ -96,20 +99,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
         where = ".".join(str(p) for p in first.get("loc", ()))
         return error(400, f"invalid request: {where}: {first.get('msg', 'invalid')}")
 
-    @app.middleware("http")
-    async def _guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        path = request.url.path
-        if settings.token and path not in ("/healthz", "/metrics") and not _authorised(request, settings.token):
-            return error(401, "missing or invalid bearer token")
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception:  # a fault, never the client's: log it, answer 500 without internals
-            log.exception("request failed", extra={"method": request.method, "path": path})
-            response = error(500, "internal error; see netmaster's log")
-        route = request.scope.get("route")
-        metrics.observe(request.method, getattr(route, "path", "unmatched"), response.status_code, started)
-        return response
+    app.add_middleware(GuardMiddleware, token=settings.token, metrics=metrics)
 
     for otype in OBJECT_TYPES:
         _add_object_routes(app, objects, otype)
@@ -118,7 +108,15 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
 
     @app.get("/version", tags=["daemon"])
     async def version() -> dict[str, Any]:
-        return {"version": __version__, "apiVersion": "v1", "program": "netmaster"}
+        # Contiv's keys (Version, GitCommit, BuildTime) next to ours, so its clients read it too.
+        return {
+            "version": __version__,
+            "apiVersion": "v1",
+            "program": "netmaster",
+            "Version": __version__,
+            "GitCommit": os.environ.get("CONTIV_GIT_COMMIT", "unknown"),
+            "BuildTime": os.environ.get("CONTIV_BUILD_TIME", "unknown"),
+        }
 
     @app.get("/info", tags=["daemon"])
     async def info() -> dict[str, Any]:
@@ -147,10 +145,47 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     return app
 
 
-def _authorised(request: Request, token: str) -> bool:
-    import hmac
+class GuardMiddleware:
+    """Token check, metrics and the last-resort 500, as plain ASGI (no per-request task overhead)."""
 
-    header = request.headers.get("authorization", "")
+    OPEN_PATHS = frozenset({"/healthz", "/metrics"})
+
+    def __init__(self, app: ASGIApp, token: str | None, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.token = token
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.token and scope["path"] not in self.OPEN_PATHS and not _authorised(scope, self.token):
+            await error(401, "missing or invalid bearer token")(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:  # a fault, never the client's: log it, answer 500 without internals
+            log.exception("request failed", extra={"method": scope["method"], "path": scope["path"]})
+            if not response_started:
+                await error(500, "internal error; see netmaster's log")(scope, receive, send)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe(scope["method"], route, status, started)
+
+
+def _authorised(scope: Scope, token: str) -> bool:
+    header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), "")
     scheme, _, value = header.partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), token)
 

@@ -16,7 +16,7 @@ from netmaster.objects.base import (
     list_records,
     require,
 )
-from netmaster.objects.endpoint_list import endpoints_of
+from netmaster.objects.endpoint_list import endpoint_oper, endpoints_of
 from netmaster.objects.network import load_ipam, store_ipam
 from netmaster.txn import Txn
 
@@ -101,7 +101,7 @@ class EndpointGroupHandler(Handler):
             "pktTag": record.status.get("pktTag", 0),
             "externalPktTag": record.status.get("externalPktTag", 0),
             "numEndpoints": ipam.group_endpoints.get(name, 0),
-            "endpoints": [ep["endpointID"] for ep in endpoints],
+            "endpoints": [endpoint_oper(ep) for ep in endpoints],
             "groupTag": record.config.get("cfgdTag", ""),
         }
         if name in ipam.pools:

@@ -17,7 +17,7 @@ from netmaster.objects.base import (
     list_records,
     require,
 )
-from netmaster.objects.endpoint_list import endpoints_of
+from netmaster.objects.endpoint_list import endpoint_oper, endpoints_of
 from netmaster.txn import Txn
 
 
@@ -100,6 +100,6 @@ class NetworkHandler(Handler):
             "allocatedAddressesCount": len(allocated),
             "allocatedIPAddresses": ipam.render(allocated),
             "availableIPAddresses": ipam.render(ipam.available()),
-            "endpoints": [ep["endpointID"] for ep in endpoints],
+            "endpoints": [endpoint_oper(ep) for ep in endpoints],
             "networkTag": record.config.get("cfgdTag", ""),
         }

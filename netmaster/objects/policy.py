@@ -8,7 +8,7 @@ from netmaster import keys
 from netmaster.errors import ConflictError, InvalidError
 from netmaster.model.catalog import POLICY, RULE
 from netmaster.objects.base import Handler, Record, infra_type, list_records, require
-from netmaster.objects.endpoint_list import endpoints_of
+from netmaster.objects.endpoint_list import endpoint_oper, endpoints_of
 from netmaster.txn import Txn
 
 
@@ -42,7 +42,7 @@ class PolicyHandler(Handler):
         return {
             "numEndpoints": len(endpoints),
             "policyViolations": 0,
-            "endpoints": [ep["endpointID"] for ep in endpoints],
+            "endpoints": [endpoint_oper(ep) for ep in endpoints],
         }
 
 

@@ -7,7 +7,11 @@ from typing import Any
 from netmaster.errors import ConflictError
 from netmaster.model.catalog import TENANT
 from netmaster.objects.base import Handler, Record, list_records
-from netmaster.objects.endpoint_list import endpoints_of
+from netmaster.objects.endpoint_group import EndpointGroupHandler
+from netmaster.objects.endpoint_list import endpoint_oper, endpoints_of
+from netmaster.objects.network import NetworkHandler
+from netmaster.objects.policy import PolicyHandler
+from netmaster.objects.service_lb import ServiceLBHandler
 from netmaster.txn import Txn
 
 # Contiv refused a tenant delete while it held any of these, checked in this order.
@@ -38,17 +42,20 @@ class TenantHandler(Handler):
         networks = await list_records(txn, "network", tenant)
         groups = await list_records(txn, "endpointGroup", tenant)
         policies = await list_records(txn, "policy", tenant)
+        services = await list_records(txn, "serviceLB", tenant)
         endpoints = await endpoints_of(txn, lambda ep: ep["tenantName"] == tenant)
         return {
             "totalNetworks": len(networks),
             "totalEPGs": len(groups),
             "totalNetprofiles": len(await list_records(txn, "netprofile", tenant)),
             "totalAppProfiles": len(await list_records(txn, "appProfile", tenant)),
-            "totalServicelbs": len(await list_records(txn, "serviceLB", tenant)),
+            "totalServicelbs": len(services),
             "totalPolicies": len(policies),
             "totalEndpoints": len(endpoints),
-            "networks": [r.config["networkName"] for r in networks],
-            "endpointGroups": [r.config["groupName"] for r in groups],
-            "policies": [r.config["policyName"] for r in policies],
-            "endpoints": [ep["endpointID"] for ep in endpoints],
+            # Contiv lists each object with its oper state (NetworkOper, EndpointGroupOper, ...).
+            "networks": [{"key": r.key, **await NetworkHandler().oper(txn, r)} for r in networks],
+            "endpointGroups": [{"key": r.key, **await EndpointGroupHandler().oper(txn, r)} for r in groups],
+            "policies": [{"key": r.key, **await PolicyHandler().oper(txn, r)} for r in policies],
+            "servicelbs": [{"key": r.key, **await ServiceLBHandler().oper(txn, r)} for r in services],
+            "endpoints": [endpoint_oper(ep) for ep in endpoints],
         }

@@ -124,7 +124,9 @@ def test_tenant_inspect_counts(api: Api) -> None:
     assert api.ok(api.endpoint(f"{t}-ep", t, "net", groupName="g"))
     oper = api.inspect("tenants", t)["Oper"]
     assert (oper["totalNetworks"], oper["totalEPGs"], oper["totalEndpoints"]) == (1, 1, 1)
-    assert oper["networks"] == ["net"]
+    assert [n["key"] for n in oper["networks"]] == [f"{t}:net"]
+    assert oper["networks"][0]["numEndpoints"] == 1
+    assert oper["endpoints"][0]["endpointGroupKey"] == f"g:{t}"
 
 
 # -- network --------------------------------------------------------------------------------------
@@ -238,7 +240,8 @@ def test_network_inspect_addresses_like_contiv(api: Api) -> None:
     assert oper["availableIPAddresses"] == "60.1.1.4-60.1.1.253"
     assert oper["numEndpoints"] == 3
     assert oper["allocatedAddressesCount"] == 4
-    assert sorted(oper["endpoints"]) == [f"{t}-ep{i}" for i in range(3)]
+    assert sorted(e["endpointID"] for e in oper["endpoints"]) == [f"{t}-ep{i}" for i in range(3)]
+    assert oper["endpoints"][0]["macAddress"].startswith("02:02:")
 
 
 def test_network_links(api: Api) -> None:

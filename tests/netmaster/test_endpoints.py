@@ -1,0 +1,147 @@
+"""The endpoint API agents use: allocation, idempotency, refusals that change nothing."""
+
+from __future__ import annotations
+
+from tests.netmaster.conftest import Api, expect_error
+
+
+def _counts(api: Api, t: str, net: str = "net") -> tuple[int, str]:
+    oper = api.inspect("networks", f"{t}:{net}")["Oper"]
+    return oper["numEndpoints"], oper["allocatedIPAddresses"]
+
+
+def test_create_returns_everything_an_agent_needs(api: Api) -> None:
+    t = api.tenant()
+    api.network(t, "net", "10.20.0.0/24", gateway="10.20.0.1", pktTag=5020)
+    api.group(t, "net", "web")
+    ep = api.ok(api.endpoint(f"{t}-c1", t, "net", groupName="web", containerID="c1", host="h1", labels={"app": "web"}))
+    assert ep["ipAddress"] == "10.20.0.2"
+    assert ep["macAddress"] == "02:02:0a:14:00:02"
+    assert (ep["gateway"], ep["subnetLen"], ep["encap"]) == ("10.20.0.1", 24, "vxlan")
+    assert ep["externalPktTag"] == 5020
+    assert ep["endpointGroupId"] == api.inspect("endpointGroups", f"{t}:web")["Oper"]["endpointGroupId"]
+    assert api.ok(api.http.get(f"/api/v1/endpoints/{t}-c1/"))["host"] == "h1"
+
+
+def test_create_is_idempotent_for_the_same_endpoint(api: Api) -> None:
+    t = api.tenant()
+    api.network(t)
+    first = api.ok(api.endpoint(f"{t}-c", t, "net", containerID="c"))
+    again = api.ok(api.endpoint(f"{t}-c", t, "net", containerID="c"))
+    assert first["ipAddress"] == again["ipAddress"]
+    assert _counts(api, t)[0] == 1
+    expect_error(api.endpoint(f"{t}-c", t, "net", containerID="other"), 409, "already exists")
+
+
+def test_delete_is_idempotent_and_releases(api: Api) -> None:
+    t = api.tenant()
+    api.network(t)
+    ip = api.ok(api.endpoint(f"{t}-c", t, "net"))["ipAddress"]
+    assert api.ok(api.http.delete(f"/api/v1/endpoints/{t}-c/")) == {"endpointID": f"{t}-c", "deleted": True}
+    assert api.ok(api.http.delete(f"/api/v1/endpoints/{t}-c/")) == {"endpointID": f"{t}-c", "deleted": False}
+    assert _counts(api, t) == (0, "")
+    assert api.ok(api.endpoint(f"{t}-d", t, "net"))["ipAddress"] == ip
+
+
+def test_requested_address(api: Api) -> None:
+    t = api.tenant()
+    api.network(t, "net", "10.21.0.0/24", gateway="10.21.0.254")
+    assert api.ok(api.endpoint(f"{t}-a", t, "net", ipAddress="10.21.0.50"))["ipAddress"] == "10.21.0.50"
+    before = _counts(api, t)
+    expect_error(api.endpoint(f"{t}-b", t, "net", ipAddress="10.21.0.50"), 409, "10.21.0.50 is already in use")
+    expect_error(api.endpoint(f"{t}-b", t, "net", ipAddress="10.21.0.254"), 409, "already in use")
+    expect_error(api.endpoint(f"{t}-b", t, "net", ipAddress="10.22.0.5"), 409, "not in subnet 10.21.0.0/24")
+    expect_error(api.endpoint(f"{t}-b", t, "net", ipAddress="10.21.0.255"), 409, "not in subnet")
+    expect_error(api.endpoint(f"{t}-b", t, "net", ipAddress="bogus"), 400, "invalid IPv4 address")
+    assert _counts(api, t) == before
+    expect_error(api.http.get(f"/api/v1/endpoints/{t}-b/"), 404, "not found")
+
+
+def test_exhaustion_is_409_and_changes_nothing(api: Api) -> None:
+    t = api.tenant()
+    api.network(t, "net", "10.23.0.0/29", gateway="10.23.0.1")  # hosts .1-.6, gateway takes .1
+    ips = [api.ok(api.endpoint(f"{t}-{i}", t, "net"))["ipAddress"] for i in range(5)]
+    assert ips == [f"10.23.0.{i}" for i in range(2, 7)]
+    before = _counts(api, t)
+    expect_error(
+        api.endpoint(f"{t}-x", t, "net"), 409, "auto allocation failed - address exhaustion in subnet 10.23.0.0/29"
+    )
+    assert _counts(api, t) == before
+    expect_error(api.http.get(f"/api/v1/endpoints/{t}-x/"), 404, "not found")
+
+
+def test_bad_requests_change_nothing(api: Api) -> None:
+    t = api.tenant()
+    api.network(t)
+    api.network(t, "other", "10.99.0.0/24")
+    api.group(t, "other", "g2")
+    before = _counts(api, t)
+    cases = [
+        ({"networkName": "net"}, 400, "endpointID is required"),
+        ({"endpointID": "x", "networkName": "ghost", "tenantName": t}, 404, "Network"),
+        ({"endpointID": "x", "networkName": "net", "tenantName": t, "groupName": "ghost"}, 404, "EndpointGroup"),
+        (
+            {"endpointID": "x", "networkName": "net", "tenantName": t, "groupName": "g2"},
+            400,
+            "belongs to network other",
+        ),
+        ({"endpointID": "x", "networkName": "net", "tenantName": t, "labels": {"a": 1}}, 400, "labels"),
+        ({"endpointID": "x y", "networkName": "net", "tenantName": t}, 400, "endpointID string invalid format"),
+        ({"endpointID": "x", "networkName": "net", "tenantName": t, "extra": 1}, 400, "unknown field"),
+        ({"endpointID": 5, "networkName": "net"}, 400, "endpointID must be a string"),
+    ]
+    for body, status, fragment in cases:
+        expect_error(api.http.post("/api/v1/endpoints/", json=body), status, fragment)
+    assert _counts(api, t) == before
+
+
+def test_inspect_like_contiv(api: Api) -> None:
+    t = api.tenant()
+    api.network(t)
+    api.group(t, "net", "web")
+    api.ok(
+        api.endpoint(
+            f"{t}-abcdef",
+            t,
+            "net",
+            groupName="web",
+            containerID="abcdef123",
+            containerName="nginx-1",
+            host="node1",
+            intfName="eth0",
+        )
+    )
+    oper = api.inspect("endpoints", "nginx-1")["Oper"]
+    assert oper["endpointID"] == f"{t}-abcdef"
+    assert oper["network"] == f"net.{t}"
+    assert oper["endpointGroupKey"] == f"web:{t}"
+    assert oper["homingHost"] == "node1"
+    assert oper["ipAddress"][0] == "10.1.1.1"
+    expect_error(api.http.get("/api/v1/inspect/endpoints/zzz-none/"), 404, "not found")
+
+
+def test_aci_mode_rules(fresh_api: Api) -> None:
+    api = fresh_api
+    g = api.ok(api.get("globals", "global"))
+    api.ok(api.post("globals", "global", {k: v for k, v in g.items() if k != "key"} | {"networkInfraType": "aci"}))
+    expect_error(api.post("networks", "default:x", encap="vxlan", subnet="10.1.0.0/24"), 400, "must be vlan")
+    api.network("default", "net", "10.1.1.0/24", encap="vlan", pktTag=100)
+    api.group("default", "net", "a")
+    api.group("default", "net", "b")
+    vlans = {api.inspect("endpointGroups", f"default:{x}")["Oper"]["pktTag"] for x in "ab"}
+    assert len(vlans) == 2
+    assert 100 not in vlans
+    api.ok(api.post("policys", "default:p"))
+    expect_error(
+        api.post("rules", "default:p:1", direction="in", action="allow", fromIpAddress="10.1.1.1"),
+        400,
+        "only From/ToEndpointGroup may be specified in ACI mode",
+    )
+    api.ok(
+        api.post("rules", "default:p:1", direction="in", action="allow", fromEndpointGroup="a", protocol="tcp", port=80)
+    )
+    expect_error(api.post("Bgps", "h1", routerip="10.0.0.1/24"), 400, "not supported in ACI fabric mode")
+    # Deleting the group returns its VLAN to the pool.
+    api.ok(api.delete("endpointGroups", "default:b"))
+    used = api.inspect("globals", "global")["Oper"]["vlansInUse"]
+    assert len(used.split(", ")) == 2, used
