@@ -7,7 +7,9 @@ Prints:
   the worst case, every allocation contends for the same key. The run checks that no value was
   handed out twice;
 * leader failover time: a leader process is SIGKILLed; time until a standby process leads;
-* watch delivery latency p50/p99: from put (one client) to event (another client).
+* watch delivery latency p50/p99: from put (one client) to event (another client);
+* the same through netmaster: from sending ``POST /api/v1/endpoints/`` to the event on the HTTP watch
+  stream of another client (includes the endpoint's allocation transaction).
 
 etcd runs with its default raft timing (heartbeat 100 ms, election 1 s) in a temporary directory.
 
@@ -189,6 +191,42 @@ async def bench_watch_latency(url: str, n: int = 500) -> tuple[float, float]:
     return pct(samples, 0.5), pct(samples, 0.99)
 
 
+async def bench_api_watch_latency(url: str, n: int = 200) -> tuple[float, float]:
+    """Through netmaster: from sending POST /api/v1/endpoints/ to the agent-side watch event."""
+    from netmaster.client import Change, NetmasterClient
+    from netmaster.testing import NetmasterProcess
+
+    nm = await asyncio.to_thread(NetmasterProcess.spawn, url)
+    try:
+        async with NetmasterClient(nm.url) as writer, NetmasterClient(nm.url) as watcher:
+            await writer.request("POST", "/api/v1/networks/default:bench/",
+                                 {"tenantName": "default", "networkName": "bench", "encap": "vxlan",
+                                  "subnet": "10.99.0.0/16"})  # fmt: skip
+            sent: dict[str, float] = {}
+            samples: list[float] = []
+            done = asyncio.Event()
+
+            async def follow() -> None:
+                async for item in watcher.follow():
+                    if isinstance(item, Change) and item.type == "put" and item.state.key in sent:
+                        samples.append(time.perf_counter() - sent.pop(item.state.key))
+                        if len(samples) == n:
+                            done.set()
+                            return
+
+            task = asyncio.create_task(follow())
+            await asyncio.sleep(0.5)
+            for i in range(n):
+                sent[f"bench-{i}"] = time.perf_counter()
+                await writer.create_endpoint(f"bench-{i}", network="bench", host="h")
+                await asyncio.sleep(0.005)
+            await asyncio.wait_for(done.wait(), 30)
+            task.cancel()
+            return pct(samples, 0.5), pct(samples, 0.99)
+    finally:
+        await asyncio.to_thread(nm.stop)
+
+
 # -- leader failover ----------------------------------------------------------------------------------------
 
 
@@ -249,6 +287,8 @@ async def main(args: argparse.Namespace) -> None:
                     )
             w50, w99 = await bench_watch_latency(url)
             print(f"watch delivery:     p50 {w50 * 1000:6.2f} ms   p99 {w99 * 1000:6.2f} ms  (put -> event, 500)")
+            a50, a99 = await bench_api_watch_latency(url)
+            print(f"API watch delivery: p50 {a50 * 1000:6.2f} ms   p99 {a99 * 1000:6.2f} ms  (POST -> event, 200)")
             times = await bench_failover(url, args.ttl, args.trials)
             print(
                 f"leader failover:    mean {statistics.mean(times):.2f} s  max {max(times):.2f} s"
