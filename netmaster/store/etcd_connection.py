@@ -121,7 +121,9 @@ class EtcdConnection:
         endpoints = self.options.endpoints
         problems = []
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(self.options.timeout, self.options.connect_timeout)
+        # A member that accepts connections but has no quorum holds the probe for up to one timeout;
+        # two timeouts in all leave the next members their chance.
+        deadline = loop.time() + 2 * self.options.timeout
         for _ in range(len(endpoints)):
             endpoint = endpoints[self._index]
             remaining = deadline - loop.time()
@@ -129,7 +131,7 @@ class EtcdConnection:
                 problems.append(f"{endpoint}: not tried (deadline)")
                 break
             try:
-                session = await self._open(endpoint, min(self.options.connect_timeout, remaining))
+                session = await self._open(endpoint, remaining)
                 log.info("etcd: connected to %s", endpoint)
                 return session
             except _Unreachable as exc:
@@ -140,16 +142,19 @@ class EtcdConnection:
         )
 
     async def _open(self, endpoint: str, within: float) -> Session:
+        """Connect (``connect_timeout``), authenticate and probe (``timeout``), all within ``within``."""
         if self._credentials is not None:
             channel = grpc.aio.secure_channel(endpoint, self._credentials, options=_CHANNEL_OPTIONS)
         else:
             channel = grpc.aio.insecure_channel(endpoint, options=_CHANNEL_OPTIONS)
         try:
-            state = await _wait_ready(channel, within)
+            started = asyncio.get_running_loop().time()
+            state = await _wait_ready(channel, min(self.options.connect_timeout, within))
             if state != grpc.ChannelConnectivity.READY:
                 raise _Unreachable(await _failure_detail(channel, state))
             metadata = await self._authenticate(channel, endpoint)
-            await self._probe(channel, metadata)
+            left = within - (asyncio.get_running_loop().time() - started)
+            await self._probe(channel, metadata, max(0.1, min(self.options.timeout, left)))
         except BaseException:
             self._dispose(channel)
             raise
@@ -177,7 +182,7 @@ class EtcdConnection:
             raise StoreError(f"etcd authentication as {opts.username!r} failed at {endpoint}: {exc.details()}") from exc
         return (("token", resp.token),)
 
-    async def _probe(self, channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...]) -> None:
+    async def _probe(self, channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...], within: float) -> None:
         """A linearizable read: it answers only once the member is part of a quorum with a leader.
 
         Without it a write could go to a member that is still electing a new leader (right after the
@@ -186,7 +191,7 @@ class EtcdConnection:
         """
         try:
             await rpc.KVStub(channel).Range(
-                rpc.RangeRequest(key=b"\0", count_only=True), timeout=self.options.timeout, metadata=metadata
+                rpc.RangeRequest(key=b"\0", count_only=True), timeout=within, metadata=metadata
             )
         except grpc.aio.AioRpcError as exc:
             if _connection_trouble(exc):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -148,5 +150,27 @@ async def test_etcd_stopped_then_restarted(single: EtcdCluster) -> None:
         assert (await store.get("/o/a")).value == "1"
         events = await _collect(store.watch("/o/", rev), 1)
         assert (events[0].key, events[0].value) == ("/o/b", "2")
+    finally:
+        await store.close()
+
+
+async def test_hung_member_is_left_for_a_live_one(cluster3: EtcdCluster) -> None:
+    """A member that stops answering (SIGSTOP: connections stay open, nothing replies) is abandoned."""
+    store = EtcdStore.from_url(cluster3.url + "?timeout=1&connect_timeout=0.5")
+    try:
+        await store.put("/hung/a", "1")
+        victim = next(m for m in cluster3.members if m.endpoint == store.endpoint)
+        assert victim.proc is not None
+        os.kill(victim.proc.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            kv = await store.get("/hung/a")  # a read is retried on another member
+            assert kv is not None
+            assert kv.value == "1"
+            assert time.monotonic() - started < 4
+            assert store.endpoint != victim.endpoint
+            await store.put("/hung/b", "2")
+        finally:
+            os.kill(victim.proc.pid, signal.SIGCONT)
     finally:
         await store.close()
