@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 KINDS = (
     "tenant", "network", "endpointGroup", "policy", "rule", "appProfile", "netprofile",
-    "extContractsGroup", "serviceLB", "Bgp", "global", "aciGw", "endpoint",
+    "extContractsGroup", "serviceLB", "Bgp", "global", "aciGw", "endpoint", "agent",
 )  # fmt: skip
 
 

@@ -33,6 +33,8 @@ def describe(store_key: str, value: Any) -> dict[str, Any] | None:
         return {"kind": kind, "key": key, "object": {"key": key, **value["config"]}, "status": value["status"]}
     if store_key.startswith(keys.EP):
         return {"kind": "endpoint", "key": store_key[len(keys.EP) :], "object": value, "status": None}
+    if store_key.startswith(keys.AGENTS):
+        return {"kind": "agent", "key": store_key[len(keys.AGENTS) :], "object": value, "status": None}
     return None
 
 
