@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s")
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # imported by python-ovs
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per heartbeat and watch otherwise
     if args.dump_pipeline:
         if not args.state_file:
             print("--dump-pipeline needs --state-file", file=sys.stderr)
