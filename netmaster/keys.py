@@ -6,6 +6,7 @@
 ``/contiv/alloc/<pool>``            allocator state: VLANs, VNIs, local VLANs, EPG ids
 ``/contiv/ipam/<tenant>:<network>`` a network's address allocations and endpoint counts
 ``/contiv/resv/<tenant>:<network>:<ip>`` an address reserved before its endpoint exists (Docker IPAM)
+``/contiv/agents/<hostLabel>``      a live agent (VTEP, control address), on a lease (watched by agents)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ GEN = ROOT + "gen/"
 ALLOC = ROOT + "alloc/"
 IPAM = ROOT + "ipam/"
 RESV = ROOT + "resv/"
+AGENTS = ROOT + "agents/"
 
 
 def obj(kind: str, key: str = "") -> str:
@@ -46,3 +48,7 @@ def ipam(network_key: str) -> str:
 
 def reservation(reservation_id: str = "") -> str:
     return f"{RESV}{reservation_id}"
+
+
+def agent(host: str = "") -> str:
+    return f"{AGENTS}{host}"
