@@ -54,6 +54,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="local endpoint records and the last applied state (with --netmaster)")
     p.add_argument("--agent-ttl", type=int, default=15,
                    help="seconds netmaster keeps this agent's record after its last heartbeat")
+    p.add_argument("--cni-socket", default="/run/contiv/contiv-cni.sock",
+                   help="unix socket the contiv CNI plugin talks to (with --netmaster; '' turns CNI off)")
+    p.add_argument("--docker-plugin", default="",
+                   help="serve the Docker network and IPAM driver on this socket path, or under this name in "
+                        "/run/docker/plugins (with --netmaster; default off)")
     p.add_argument("--verify-interval", type=float, default=10.0,
                    help="seconds between checks that the switch still holds the agent's flows (0: off)")
     p.add_argument("--inspect", default="", help="inspect API address: unix:/path or 127.0.0.1:PORT")
@@ -170,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.inspect:
         serve(reconciler, args.inspect, ops)
+    if ops is not None:
+        from agent.frontends import start_frontends
+
+        start_frontends(ops, args.cni_socket, args.docker_plugin, args.state_dir)
     signal.signal(signal.SIGTERM, lambda *_: source.stop())
     threading.Thread(target=_watch_switch, args=(reconciler, args.verify_interval), name="switch-watch",
                      daemon=True).start()

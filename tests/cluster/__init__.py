@@ -37,7 +37,7 @@ from tests.cluster.ovs import OvsInstance
 REPO = Path(__file__).resolve().parents[2]
 UNDERLAY_NET = "192.168.77"
 AGENT_OF_PORT = 6653
-CLUSTER_PREFIXES = ("ag", "as")  # "as": clusters whose agents follow a netmaster (tests/agent_sync)
+CLUSTER_PREFIXES = ("ag", "as", "fe")  # "as": agents following a netmaster (tests/agent_sync); "fe": front ends
 
 
 def sh(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,36 @@
+"""Start the agent's front ends (CNI plugin socket, Docker remote driver) over its EndpointOps.
+
+Both front ends get the same EndpointOps object: one code path creates and deletes endpoints, so a
+container is plumbed the same way whichever runtime asked for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.endpoint_ops import EndpointOps
+
+LOG = logging.getLogger(__name__)
+DOCKER_PLUGIN_DIR = Path("/run/docker/plugins")
+
+
+def docker_socket_path(plugin: str) -> str:
+    """``contiv`` -> /run/docker/plugins/contiv.sock; a path is used as given."""
+    return plugin if "/" in plugin else str(DOCKER_PLUGIN_DIR / f"{plugin}.sock")
+
+
+def start_frontends(ops: EndpointOps, cni_socket: str, docker_plugin: str, state_dir: Path) -> None:
+    if cni_socket:
+        from agent.cni.server import serve as serve_cni
+
+        serve_cni(ops, cni_socket)
+        LOG.info("CNI plugin socket %s", cni_socket)
+    if docker_plugin:
+        from agent.docker.server import serve as serve_docker
+
+        path = docker_socket_path(docker_plugin)
+        serve_docker(ops, path, state_dir / "docker")
+        LOG.info("Docker network and IPAM driver on %s", path)
