@@ -17,10 +17,12 @@ code 11 ("try again later"), except for VERSION, which needs no agent.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
 import sys
+import time
 
 DEFAULT_SOCKET = "/run/contiv/contiv-cni.sock"
 SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
@@ -66,7 +68,14 @@ def call_agent(path: str, env: dict[str, str], stdin: str, timeout: float = TIME
     """Send one request to the agent and return its decoded reply (raises OSError/ValueError)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
-        sock.connect(path)
+        for delay in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 0):
+            try:
+                sock.connect(path)
+                break
+            except BlockingIOError as exc:  # the agent's backlog is full: it is busy, not down
+                if not delay or exc.errno != errno.EAGAIN:
+                    raise
+                time.sleep(delay)
         sock.sendall(json.dumps({"env": env, "stdin": stdin}).encode())
         sock.shutdown(socket.SHUT_WR)
         chunks = []

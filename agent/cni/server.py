@@ -184,6 +184,7 @@ class CniServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     """Concurrent: runtimes add many containers at once, and each request waits on OVS/netmaster."""
 
     daemon_threads = True
+    request_queue_size = 512  # a burst of pods must queue, not bounce off a full backlog (EAGAIN)
 
     def __init__(self, path: str, handlers: CniHandlers) -> None:
         self.handlers = handlers
