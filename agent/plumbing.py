@@ -54,6 +54,11 @@ class EndpointLink:
 class Plumber:
     """Creates and removes endpoint veth pairs. All calls are idempotent."""
 
+    def host_links(self) -> set[str]:
+        """Names of every link in the agent's namespace: one dump for a whole reconcile."""
+        with IPRoute() as ipr:
+            return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+
     def exists(self, endpoint_id: str) -> bool:
         with IPRoute() as ipr:
             return bool(ipr.link_lookup(ifname=host_ifname(endpoint_id)))

@@ -186,9 +186,10 @@ class Reconciler:
         wanted = {ep.id: ep for ep in state.endpoints
                   if ep.host == self.cfg.host_label and (ep.netns or ep.runtime_moves)}
         created: set[str] = set()
+        links = self.plumber.host_links()  # one netlink dump, not one per endpoint (ADD latency)
         for ep_id, ep in sorted(wanted.items()):
             port = by_ep.get(ep_id)
-            if port is not None and port.ofport > 0 and self.plumber.exists(ep_id):
+            if port is not None and port.ofport > 0 and host_ifname(ep_id) in links:
                 continue
             try:
                 name = self.plumber.create(self.endpoint_link(state, ep))
