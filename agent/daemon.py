@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--docker-plugin", default="",
                    help="serve the Docker network and IPAM driver on this socket path, or under this name in "
                         "/run/docker/plugins (with --netmaster; default off)")
+    p.add_argument("--docker-scope", default="global", choices=["global", "local"],
+                   help="Scope the Docker driver reports; a dockerd outside swarm mode only accepts 'local' "
+                        "(connectivity scope stays global either way)")
     p.add_argument("--verify-interval", type=float, default=10.0,
                    help="seconds between checks that the switch still holds the agent's flows (0: off)")
     p.add_argument("--inspect", default="", help="inspect API address: unix:/path or 127.0.0.1:PORT")
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if ops is not None:
         from agent.frontends import start_frontends
 
-        start_frontends(ops, args.cni_socket, args.docker_plugin, args.state_dir)
+        start_frontends(ops, args.cni_socket, args.docker_plugin, args.state_dir, args.docker_scope)
     signal.signal(signal.SIGTERM, lambda *_: source.stop())
     threading.Thread(target=_watch_switch, args=(reconciler, args.verify_interval), name="switch-watch",
                      daemon=True).start()

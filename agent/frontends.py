@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agent.endpoint_ops import EndpointOps
@@ -22,7 +22,8 @@ def docker_socket_path(plugin: str) -> str:
     return plugin if "/" in plugin else str(DOCKER_PLUGIN_DIR / f"{plugin}.sock")
 
 
-def start_frontends(ops: EndpointOps, cni_socket: str, docker_plugin: str, state_dir: Path) -> None:
+def start_frontends(ops: EndpointOps, cni_socket: str, docker_plugin: str, state_dir: Path,
+                    docker_scope: str = "global") -> None:
     if cni_socket:
         from agent.cni.server import serve as serve_cni
 
@@ -32,5 +33,11 @@ def start_frontends(ops: EndpointOps, cni_socket: str, docker_plugin: str, state
         from agent.docker.server import serve as serve_docker
 
         path = docker_socket_path(docker_plugin)
-        serve_docker(ops, path, state_dir / "docker")
+        source = ops.source
+
+        def call(method: str, api_path: str, body: Any) -> Any:
+            return source.ops(lambda client: client.request(method, api_path, body))
+
+        serve_docker(ops, path, state_dir / "docker", call, owner=ops.reconciler.cfg.host_label,
+                     scope=docker_scope)
         LOG.info("Docker network and IPAM driver on %s", path)

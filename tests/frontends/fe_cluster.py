@@ -41,7 +41,8 @@ class FeCluster(SyncCluster):
     def state_source_args(self, host: SimHost) -> list[str]:
         args = [*super().state_source_args(host), "--cni-socket", self.cni_socket(host)]
         if self.docker:
-            args += ["--docker-plugin", str(self.docker_plugin_dir(host) / "contiv.sock")]
+            # dockerd outside swarm mode refuses global-scope networks ("This node is not a swarm manager")
+            args += ["--docker-plugin", str(self.docker_plugin_dir(host) / "contiv.sock"), "--docker-scope", "local"]
         return args
 
 

@@ -1,0 +1,117 @@
+"""The Docker plugin socket: libnetwork's HTTP protocol (POST + JSON) on a unix socket.
+
+Status codes follow libnetwork's expectations: 200 with ``{"Err": ...}`` for a well-formed request
+that failed, 400 for a body that is not a JSON object, 404 for a call this driver does not implement
+(libnetwork then treats it as optional), 405 for anything but POST.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import socketserver
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.docker.driver import ROUTES, DockerDriver
+from agent.docker.netmaster_calls import DriverError, NetmasterCall, NetmasterIpam
+from agent.docker.records import DriverRecords
+
+if TYPE_CHECKING:
+    from agent.endpoint_ops import EndpointOps
+
+LOG = logging.getLogger(__name__)
+CONTENT_TYPE = "application/vnd.docker.plugins.v1+json"
+MAX_BODY = 1 << 20
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: DockerPluginServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        LOG.debug("docker: " + fmt, *args)
+
+    def address_string(self) -> str:
+        return "docker"
+
+    def _reply(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", CONTENT_TYPE)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        started = time.monotonic()
+        method = ROUTES.get(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(min(length, MAX_BODY + 1)) if length else b""
+        if method is None:
+            self._reply(404, {"Err": f"{self.path} is not implemented"})
+            return
+        try:
+            if len(raw) > MAX_BODY:
+                raise ValueError("request body too large")
+            req = json.loads(raw) if raw.strip() else {}
+            if not isinstance(req, dict):
+                raise ValueError("request body must be a JSON object")
+        except ValueError as exc:
+            self._reply(400, {"Err": f"bad request: {exc}"})
+            return
+        try:
+            out = getattr(self.server.driver, method)(req)
+        except DriverError as exc:
+            out = {"Err": str(exc)}
+        except Exception as exc:  # a bug must come back as an error Docker shows, not a dropped connection
+            LOG.exception("docker %s failed", self.path)
+            out = {"Err": f"internal error: {type(exc).__name__}: {exc}"}
+        LOG.info("docker %s -> %s in %.1f ms", self.path, "Err: " + out["Err"] if "Err" in out else "ok",
+                 (time.monotonic() - started) * 1000)
+        self._reply(200, out)
+
+    def _not_allowed(self) -> None:
+        self._reply(405, {"Err": "only POST is supported"})
+
+    do_GET = do_PUT = do_DELETE = _not_allowed
+
+
+class DockerPluginServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, path: str, driver: DockerDriver) -> None:
+        self.driver = driver
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        if os.path.exists(path):
+            os.unlink(path)
+        super().__init__(path, _Handler)
+        os.chmod(path, 0o600)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        request, _ = super().get_request()
+        return request, ("docker", 0)
+
+    def start(self) -> DockerPluginServer:
+        threading.Thread(target=self.serve_forever, name="docker-plugin", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        try:
+            os.unlink(self.server_address)  # type: ignore[arg-type]
+        except OSError:
+            pass
+
+
+def serve(ops: EndpointOps, path: str, state_dir: Path, call: NetmasterCall, owner: str,
+          scope: str = "global") -> DockerPluginServer:
+    driver = DockerDriver(ops, NetmasterIpam(call, owner), DriverRecords(Path(state_dir) / "driver.json"), scope)
+    return DockerPluginServer(path, driver).start()
