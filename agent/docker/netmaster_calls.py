@@ -21,6 +21,8 @@ class DriverError(Exception):
 def _fail(exc: NetmasterError, what: str) -> DriverError:
     if isinstance(exc, NetmasterUnavailableError):
         return DriverError(f"{what}: netmaster unavailable, try again later ({exc.message})")
+    if exc.status == 404:
+        return DriverError(f"{exc.message} in netmaster")
     return DriverError(f"{what}: {exc.message}")
 
 

@@ -1,7 +1,10 @@
 """The Docker plugin socket: libnetwork's HTTP protocol (POST + JSON) on a unix socket.
 
-Status codes follow libnetwork's expectations: 200 with ``{"Err": ...}`` for a well-formed request
-that failed, 400 for a body that is not a JSON object, 404 for a call this driver does not implement
+Every failure is answered ``{"Err": "message"}``. The status is 500 for a request that failed (as
+Contiv's driver did), not 200: Docker's plugin client turns any non-200 reply carrying ``Err`` into
+that error for every call, while some of its callers ignore ``Err`` in a 200 reply (dockerd 20.10's
+remote IPAM parses the empty Pool of a failed RequestPool and reports "invalid CIDR address:").
+400 is for a body that is not a JSON object, 404 for a call this driver does not implement
 (libnetwork then treats it as optional), 405 for anything but POST.
 """
 
@@ -74,7 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
             out = {"Err": f"internal error: {type(exc).__name__}: {exc}"}
         LOG.info("docker %s -> %s in %.1f ms", self.path, "Err: " + out["Err"] if "Err" in out else "ok",
                  (time.monotonic() - started) * 1000)
-        self._reply(200, out)
+        self._reply(500 if "Err" in out else 200, out)
 
     def _not_allowed(self) -> None:
         self._reply(405, {"Err": "only POST is supported"})
