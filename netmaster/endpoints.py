@@ -193,7 +193,8 @@ class ReservationService:
     record, counts as an endpoint (the network cannot be deleted under it), and is either claimed by
     the endpoint created with label ``io.contiv.reservation=<id>``, released (idempotently), or,
     unclaimed, swept after its TTL by the next reservation in the same network. The id is
-    ``tenant:network:ip``, so a release needs nothing but the address.
+    ``tenant:network:ip``, so a release needs nothing but the address. Reserving a given address twice
+    is a 409, even for the same owner: two containers asking for one address must not both get it.
     """
 
     def __init__(self, store: Store, ttl: float = RESERVATION_TTL) -> None:
@@ -221,8 +222,6 @@ class ReservationService:
                 if resv["expiresAt"] < now:
                     _release(ipam, resv)
                     txn.delete(key)
-                elif requested and resv["ipAddress"] == requested and resv["owner"] == owner:
-                    return resv  # a retried request
             offset = ipam.allocate(requested)
             ipam.endpoints += 1
             store_ipam(txn, network.key, ipam)
