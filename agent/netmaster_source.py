@@ -68,6 +68,11 @@ class NetmasterStateSource:
         self._overlay: dict[str, dict[str, Any] | None] = {}
         self._lock = threading.Lock()  # guards _objects and _overlay
         self._apply_lock = threading.RLock()  # one build+apply at a time, in revision order
+        # Group commit for concurrent sync() callers (a burst of CNI ADDs): each takes a ticket; an
+        # apply whose build started after ticket t was taken covers t, so its caller need not apply again.
+        self._ticket_lock = threading.Lock()
+        self._sync_tickets = 0
+        self._sync_covered = 0
         self._apply: Callable[[DesiredState], None] | None = None
         self._applied: DesiredState | None = None
         self._wake = threading.Event()
@@ -200,7 +205,14 @@ class NetmasterStateSource:
     def sync(self, force: bool = False) -> DesiredState | None:
         """Build and apply now, in the caller's thread (EndpointOps uses it to finish an add before
         answering). Raises what the reconciler raised."""
+        with self._ticket_lock:
+            self._sync_tickets += 1
+            ticket = self._sync_tickets
         with self._apply_lock:
+            if not force and self._sync_covered >= ticket:
+                return self._applied  # an apply built after our changes were noted has finished
+            with self._ticket_lock:
+                covers = self._sync_tickets
             state = self.build()
             if state is None or self._apply is None:
                 return None
@@ -208,6 +220,7 @@ class NetmasterStateSource:
                 self._apply(state)
                 self._applied = state
                 self._save(state)
+            self._sync_covered = max(self._sync_covered, covers)
             return state
 
     def _save(self, state: DesiredState) -> None:
