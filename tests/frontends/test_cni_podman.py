@@ -160,3 +160,27 @@ def test_gc_after_a_runtime_crash(env: Env, tmp_path: Path) -> None:
     unmount_under(netns_path)  # the crashed runtime's own leftovers, not ours
     unmount_under(str(crashing.root))
     assert pings(env.podman[0], "a", env.podman[1].ip("b", "fe-web"), attempts=5)
+
+
+def test_check_sees_what_the_runtime_cannot(env: Env) -> None:
+    """CHECK through the real agent: fine while everything is there, code 101 once the endpoint's veth
+    is gone behind the agent's back; DEL still cleans up after that."""
+    p1 = env.podman[0]
+    host = env.cluster.hosts[0]
+    cid = p1.run_detached("k", "fe-web")
+    info = json.loads(p1("inspect", "k").stdout)[0]
+    ip, netns = p1.ip("k", "fe-web"), info["NetworkSettings"]["SandboxKey"]
+    conf = {"cniVersion": "1.1.0", "name": "fe-web", "type": "contiv", "tenant": T, "network": "net", "group": "web",
+            "agentSocket": env.cluster.cni_socket(host),
+            "prevResult": {"cniVersion": "1.1.0", "ips": [{"address": f"{ip}/24", "interface": 1}]}}
+    binary = p1.bin_dir / "contiv"
+    reply = invoke(binary, "CHECK", conf, container_id=cid, netns=netns)
+    assert (reply.code, reply.out) == (0, None), reply
+    _, local = host.request("GET", "/endpoints")
+    (veth,) = [ep["host_ifname"] for ep in local if ep["endpoint_id"] == f"{cid}:eth0"]
+    in_ns(host.netns, "ip", "link", "del", veth)
+    reply = invoke(binary, "CHECK", conf, container_id=cid, netns=netns)
+    assert reply.error_code == 101, reply
+    assert "missing" in reply.out["msg"]
+    p1.remove("k")
+    assert endpoints_of(env, cid) == []
