@@ -104,8 +104,8 @@ class CniHandlers:
             local = {ep.endpoint_id: ep for ep in self.ops.list_local()}
         except Exception as exc:
             err = _as_cni_error(exc, f"CHECK {req.endpoint_id}")
-            if err.code not in (p.ERR_TRY_AGAIN_LATER, p.ERR_INTERNAL):
-                err.code = ERR_CHECK_FAILED  # something the plugin created is missing
+            if getattr(exc, "kind", "unavailable") != "unavailable":
+                err.code = ERR_CHECK_FAILED  # EndpointOps.check found something the plugin created missing
             raise err from None
         ep = local.get(req.endpoint_id)
         if ep is None:

@@ -18,7 +18,7 @@ import pytest
 
 from tests.agent_sync.sync_cluster import Netmaster, wait_revision
 from tests.cluster import in_ns, leftovers
-from tests.frontends.cni_harness import invoke
+from tests.frontends.cni_harness import CniReply, invoke
 from tests.frontends.fe_cluster import FeCluster, busybox_rootfs, missing
 from tests.frontends.podman_runtime import Podman
 
@@ -184,3 +184,28 @@ def test_check_sees_what_the_runtime_cannot(env: Env) -> None:
     assert "missing" in reply.out["msg"]
     p1.remove("k")
     assert endpoints_of(env, cid) == []
+
+
+def test_status_follows_netmaster(env: Env) -> None:
+    """STATUS is 0 while the agent can serve ADD, 50 with the reason while netmaster is away."""
+    host = env.cluster.hosts[0]
+    binary = env.podman[0].bin_dir / "contiv"
+    conf = {"cniVersion": "1.1.0", "name": "fe-web", "type": "contiv", "agentSocket": env.cluster.cni_socket(host)}
+
+    def status_code(want: int, timeout: float = 40) -> CniReply:
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = invoke(binary, "STATUS", conf)
+            if (reply.error_code or 0) == want or time.monotonic() > deadline:
+                return reply
+            time.sleep(0.5)
+
+    assert status_code(0).code == 0
+    env.cluster.stop_netmaster()
+    try:
+        reply = status_code(50)
+        assert reply.error_code == 50, reply
+        assert "netmaster" in reply.out["details"]
+    finally:
+        env.cluster.start_netmaster()
+    assert status_code(0).code == 0
