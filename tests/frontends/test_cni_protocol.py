@@ -343,3 +343,22 @@ def test_binary_imports_only_the_standard_library(cni_bin: Path) -> None:
     imports = {line.split()[1] for line in text.splitlines() if line.startswith(("import ", "from "))}
     assert imports <= {"__future__", "errno", "json", "os", "socket", "sys", "time"}
     assert os.access(cni_bin, os.X_OK)
+
+
+def test_install_cni_command(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-m", "agent", "install-cni", "--bin-dir", str(tmp_path / "bin"),
+                          "--conf-dir", str(tmp_path / "net.d"), "--name", "blue-web", "--tenant", "blue",
+                          "--group", "web", "--socket", "/run/x.sock"], cwd=repo, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == [str(tmp_path / "bin" / "contiv"), str(tmp_path / "net.d" / "10-contiv.conflist")]
+    conf = json.loads((tmp_path / "net.d" / "10-contiv.conflist").read_text())
+    assert conf == {"cniVersion": "1.0.0", "cniVersions": ["1.0.0", "1.1.0"], "name": "blue-web",
+                    "plugins": [{"type": "contiv", "tenant": "blue", "network": "blue-web", "group": "web",
+                                 "agentSocket": "/run/x.sock"}]}
+    # a runtime's minimal environment: no PYTHONPATH, no virtualenv
+    reply = invoke(tmp_path / "bin" / "contiv", "VERSION", {"cniVersion": "1.1.0"})
+    assert reply.out == {"cniVersion": "1.1.0", "supportedVersions": list(VERSIONS)}
