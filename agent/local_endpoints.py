@@ -41,12 +41,14 @@ class LocalEndpoint:
 
 class LocalEndpointStore:
     """Thread-safe directory of :class:`LocalEndpoint` records (one file each, so a crash mid-write
-    can only lose the record being written, never the others)."""
+    can only lose the record being written, never the others). Read once at start and kept in memory
+    (every reconcile reads them); every change is written through."""
 
     def __init__(self, directory: Path) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._records = self._load()
 
     def _path(self, endpoint_id: str) -> Path:
         return self.dir / (quote(endpoint_id, safe="") + ".json")
@@ -57,28 +59,28 @@ class LocalEndpointStore:
         with self._lock:
             tmp.write_text(json.dumps(asdict(record), sort_keys=True))
             os.replace(tmp, path)
+            self._records[record.endpoint_id] = record
 
     def get(self, endpoint_id: str) -> LocalEndpoint | None:
-        try:
-            return LocalEndpoint(**json.loads(self._path(endpoint_id).read_text()))
-        except FileNotFoundError:
-            return None
+        with self._lock:
+            return self._records.get(endpoint_id)
 
     def delete(self, endpoint_id: str) -> bool:
         with self._lock:
-            try:
-                self._path(endpoint_id).unlink()
-                return True
-            except FileNotFoundError:
-                return False
+            self._path(endpoint_id).unlink(missing_ok=True)
+            return self._records.pop(endpoint_id, None) is not None
 
     def all(self) -> dict[str, LocalEndpoint]:
+        with self._lock:
+            return dict(self._records)
+
+    def _load(self) -> dict[str, LocalEndpoint]:
         out = {}
         for path in sorted(self.dir.glob("*.json")):
             try:
                 record = LocalEndpoint(**json.loads(path.read_text()))
             except (OSError, ValueError, TypeError):
-                continue  # removed meanwhile, or not ours
+                continue  # not ours, or damaged: never guess an endpoint's namespace
             if unquote(path.stem) == record.endpoint_id:
                 out[record.endpoint_id] = record
         return out

@@ -245,6 +245,11 @@ class NetmasterStateSource:
                 self._apply(state)
                 self._applied = state
 
+    def _reapply(self) -> None:
+        with self._apply_lock:
+            if self._applied is not None and self._apply is not None:
+                self._apply(self._applied)
+
     # -- StateSource --------------------------------------------------------------------------------
 
     def poke(self) -> None:
@@ -270,6 +275,9 @@ class NetmasterStateSource:
                 if not cached_tried:
                     cached_tried = True
                     self._try(self._apply_cached)
+                elif self._force:  # the switch reconnected meanwhile: replay what it had
+                    self._force = False
+                    self._try(self._reapply)
                 if time.monotonic() - last_warning >= 10:
                     last_warning = time.monotonic()
                     LOG.warning("waiting for netmaster %s (%.0f s so far); retrying", self.urls,

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -235,45 +235,18 @@ def _add_object_routes(app: FastAPI, objects: ObjectService, otype: ObjectType) 
     async def inspect_object(key: str) -> JSONResponse:
         return _json(await objects.inspect(kind, key))
 
-    for suffix in ("", "/"):
-        item = base + "{key}" + suffix
-        include = suffix == "/"
-        app.add_api_route(
-            base.rstrip("/") + suffix,
-            list_objects,
-            methods=["GET"],
-            tags=tags,
-            include_in_schema=include,
-            name=f"list {otype.plural}" + suffix,
-        )
-        app.add_api_route(
-            item, get_object, methods=["GET"], tags=tags, include_in_schema=include, name=f"get {kind}" + suffix
-        )
-        app.add_api_route(
-            item,
-            put_object,
-            methods=["POST", "PUT"],
-            tags=tags,
-            openapi_extra=body_doc,
-            include_in_schema=include,
-            name=f"create or update {kind}" + suffix,
-        )
-        app.add_api_route(
-            item,
-            delete_object,
-            methods=["DELETE"],
-            tags=tags,
-            include_in_schema=include,
-            name=f"delete {kind}" + suffix,
-        )
-        app.add_api_route(
-            f"/api/v1/inspect/{otype.plural}/{{key}}" + suffix,
-            inspect_object,
-            methods=["GET"],
-            tags=tags,
-            include_in_schema=include,
-            name=f"inspect {kind}" + suffix,
-        )
+    item = base + "{key}"
+    _add_routes(
+        app,
+        tags,
+        [
+            (base.rstrip("/"), list_objects, "GET", f"list {otype.plural}", None),
+            (item, get_object, "GET", f"get {kind}", None),
+            (item, put_object, ["POST", "PUT"], f"create or update {kind}", body_doc),
+            (item, delete_object, "DELETE", f"delete {kind}", None),
+            (f"/api/v1/inspect/{otype.plural}/{{key}}", inspect_object, "GET", f"inspect {kind}", None),
+        ],
+    )
 
 
 ENDPOINT_SCHEMA = {
@@ -314,7 +287,6 @@ RESERVATION_SCHEMA = {
 
 def _add_reservation_routes(app: FastAPI, reservations: ReservationService) -> None:
     """Address reservations (Docker IPAM asks for an address before the endpoint exists)."""
-    tags = ["endpoint"]
 
     async def list_reservations() -> JSONResponse:
         items, revision = await reservations.list()
@@ -329,20 +301,19 @@ def _add_reservation_routes(app: FastAPI, reservations: ReservationService) -> N
         return _json({"reservationID": reservation_id, "deleted": deleted}, revision)
 
     body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": RESERVATION_SCHEMA}}}}
-    for suffix in ("", "/"):
-        include = suffix == "/"
-        base = "/api/v1/addressReservations"
-        app.add_api_route(base + suffix, list_reservations, methods=["GET"], tags=tags, include_in_schema=include,
-                          name="list address reservations" + suffix)
-        app.add_api_route(base + suffix, create_reservation, methods=["POST"], tags=tags, openapi_extra=body_doc,
-                          include_in_schema=include, name="reserve address" + suffix)
-        app.add_api_route(base + "/{reservation_id}" + suffix, delete_reservation, methods=["DELETE"], tags=tags,
-                          include_in_schema=include, name="release address" + suffix)
+    base = "/api/v1/addressReservations"
+    _add_routes(
+        app,
+        ["endpoint"],
+        [
+            (base, list_reservations, "GET", "list address reservations", None),
+            (base, create_reservation, "POST", "reserve address", body_doc),
+            (base + "/{reservation_id}", delete_reservation, "DELETE", "release address", None),
+        ],
+    )
 
 
 def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService) -> None:
-    tags = ["endpoint"]
-
     async def list_endpoints() -> JSONResponse:
         items, revision = await endpoints.list()
         return _json(items, revision)
@@ -362,46 +333,32 @@ def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService) -> None:
         return _json(await endpoints.inspect(endpoint_id))
 
     body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": ENDPOINT_SCHEMA}}}}
-    for suffix in ("", "/"):
-        include = suffix == "/"
-        app.add_api_route(
-            "/api/v1/endpoints" + suffix,
-            list_endpoints,
-            methods=["GET"],
-            tags=tags,
-            include_in_schema=include,
-            name="list endpoints" + suffix,
-        )
-        app.add_api_route(
-            "/api/v1/endpoints" + suffix,
-            create_endpoint,
-            methods=["POST"],
-            tags=tags,
-            openapi_extra=body_doc,
-            include_in_schema=include,
-            name="create endpoint" + suffix,
-        )
-        app.add_api_route(
-            "/api/v1/endpoints/{endpoint_id}" + suffix,
-            get_endpoint,
-            methods=["GET"],
-            tags=tags,
-            include_in_schema=include,
-            name="get endpoint" + suffix,
-        )
-        app.add_api_route(
-            "/api/v1/endpoints/{endpoint_id}" + suffix,
-            delete_endpoint,
-            methods=["DELETE"],
-            tags=tags,
-            include_in_schema=include,
-            name="delete endpoint" + suffix,
-        )
-        app.add_api_route(
-            "/api/v1/inspect/endpoints/{endpoint_id}" + suffix,
-            inspect_endpoint,
-            methods=["GET"],
-            tags=tags,
-            include_in_schema=include,
-            name="inspect endpoint" + suffix,
-        )
+    _add_routes(
+        app,
+        ["endpoint"],
+        [
+            ("/api/v1/endpoints", list_endpoints, "GET", "list endpoints", None),
+            ("/api/v1/endpoints", create_endpoint, "POST", "create endpoint", body_doc),
+            ("/api/v1/endpoints/{endpoint_id}", get_endpoint, "GET", "get endpoint", None),
+            ("/api/v1/endpoints/{endpoint_id}", delete_endpoint, "DELETE", "delete endpoint", None),
+            ("/api/v1/inspect/endpoints/{endpoint_id}", inspect_endpoint, "GET", "inspect endpoint", None),
+        ],
+    )
+
+
+Route = tuple[str, Callable[..., Awaitable[Any]], str | list[str], str, dict[str, Any] | None]
+
+
+def _add_routes(app: FastAPI, tags: list[str], routes: list[Route]) -> None:
+    """Register each route with and without the trailing slash (Contiv's form is the documented one)."""
+    for path, endpoint, methods, name, extra in routes:
+        for suffix in ("", "/"):
+            app.add_api_route(
+                path + suffix,
+                endpoint,
+                methods=[methods] if isinstance(methods, str) else methods,
+                tags=tags,
+                openapi_extra=extra,
+                include_in_schema=suffix == "/",
+                name=name + suffix,
+            )
