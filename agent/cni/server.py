@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.cni import protocol as p
 from agent.cni.plugin import SUPPORTED_VERSIONS
+from agent.endpoint_ops import AddRequest, EndpointError
 
 if TYPE_CHECKING:
     from agent.endpoint_ops import EndpointOps
@@ -35,10 +36,8 @@ ERR_CHECK_FAILED = 101  # CHECK found the interface, address or OVS port missing
 
 
 def _as_cni_error(exc: Exception, what: str) -> p.CniError:
-    kind = getattr(exc, "kind", None)
-    if kind in _KIND_CODES:
-        message = getattr(exc, "message", str(exc))
-        return p.CniError(_KIND_CODES[kind], f"{what}: {message}", kind)
+    if isinstance(exc, EndpointError):
+        return p.CniError(_KIND_CODES[exc.kind], f"{what}: {exc.message}", exc.kind)
     LOG.exception("%s failed", what)
     return p.CniError(p.ERR_INTERNAL, f"{what}: internal error", f"{type(exc).__name__}: {exc}")
 
@@ -74,8 +73,6 @@ class CniHandlers:
                              "the container is gone or CNI_NETNS is wrong")
 
     def cmd_add(self, req: p.Request) -> dict[str, Any]:
-        from agent.endpoint_ops import AddRequest
-
         where = p.placement(req)
         self._require_netns(req)
         add = AddRequest(endpoint_id=req.endpoint_id, tenant=where.tenant, network=where.network,
@@ -104,7 +101,7 @@ class CniHandlers:
             local = {ep.endpoint_id: ep for ep in self.ops.list_local()}
         except Exception as exc:
             err = _as_cni_error(exc, f"CHECK {req.endpoint_id}")
-            if getattr(exc, "kind", "unavailable") != "unavailable":
+            if isinstance(exc, EndpointError) and exc.kind != "unavailable":
                 err.code = ERR_CHECK_FAILED  # EndpointOps.check found something the plugin created missing
             raise err from None
         ep = local.get(req.endpoint_id)
@@ -137,14 +134,13 @@ class CniHandlers:
             ident = p.split_endpoint_id(ep.endpoint_id)
             if ident is None or ident in valid:
                 continue  # not a CNI endpoint (Docker's), or still in use
-            ep_net = (getattr(ep, "tenant", tenant) or tenant, getattr(ep, "network", network) or network)
-            if ep_net != (tenant, network):
+            if (ep.tenant, ep.network) != (tenant, network):
                 continue  # another network's GC owns it
             try:
                 self.ops.delete(ep.endpoint_id)
                 LOG.info("GC removed endpoint %s", ep.endpoint_id)
             except Exception as exc:
-                failures.append(f"{ep.endpoint_id}: {getattr(exc, 'message', exc)}")
+                failures.append(f"{ep.endpoint_id}: {exc.message if isinstance(exc, EndpointError) else exc}")
         if failures:
             raise p.CniError(p.ERR_TRY_AGAIN_LATER, f"GC could not remove {len(failures)} endpoint(s)",
                              "; ".join(failures))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.docker.netmaster_calls import DriverError, NetmasterIpam
 from agent.docker.records import DockerEndpoint, DockerNetwork, DriverRecords
+from agent.endpoint_ops import AddRequest, EndpointError
 
 if TYPE_CHECKING:
     from agent.endpoint_ops import EndpointOps
@@ -214,8 +215,6 @@ class DockerDriver:
     # -- endpoints --------------------------------------------------------------------------------
 
     def network_create_endpoint(self, req: dict[str, Any]) -> dict[str, Any]:
-        from agent.endpoint_ops import AddRequest
-
         net = self._network(req)
         endpoint_id = _id(req, "EndpointID")
         iface = _dict(req, "Interface")
@@ -233,8 +232,8 @@ class DockerDriver:
         try:
             res = self.ops.add(AddRequest(endpoint_id=endpoint_id, tenant=net.tenant, network=net.network,
                                           group=net.group, netns=None, requested_ip=ip, labels=labels))
-        except Exception as exc:
-            raise DriverError(f"create endpoint: {getattr(exc, 'message', exc)}") from None
+        except EndpointError as exc:
+            raise DriverError(f"create endpoint: {exc.message}") from None
         if mac and mac.lower() != res.mac:
             self.ops.delete(endpoint_id)
             raise DriverError(f"MAC address {mac} cannot be used: contiv endpoints use {res.mac}")
@@ -253,8 +252,8 @@ class DockerDriver:
         endpoint_id = _id(req, "EndpointID")
         try:
             self.ops.delete(endpoint_id)
-        except Exception as exc:
-            raise DriverError(f"delete endpoint: {getattr(exc, 'message', exc)}") from None
+        except EndpointError as exc:
+            raise DriverError(f"delete endpoint: {exc.message}") from None
         self.records.drop_endpoint(endpoint_id)
         return {}
 

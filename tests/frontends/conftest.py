@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.frontends.fake_ops import FakeEndpointOps, install_interface_stub
-
-install_interface_stub()
+from tests.frontends.fake_ops import FakeEndpointOps
 
 
 @pytest.fixture

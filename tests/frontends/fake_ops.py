@@ -1,74 +1,16 @@
-"""An in-memory EndpointOps for protocol tests: same interface as agent.endpoint_ops, no datapath.
-
-It records every call, so tests can prove that rejected requests reached nothing. Until the real
-module exists on this branch, :func:`install_interface_stub` registers these classes under its name.
-"""
+"""An in-memory EndpointOps for protocol tests: the real interface (agent.endpoint_ops' request,
+result and error types), no datapath. It records every call, so tests can prove that rejected
+requests reached nothing."""
 
 from __future__ import annotations
 
 import ipaddress
-import sys
 import threading
-import types
-from dataclasses import dataclass, field
 
+from agent.endpoint_ops import AddRequest, AddResult, EndpointError
+from agent.local_endpoints import LocalEndpoint
 
-@dataclass(frozen=True)
-class AddRequest:
-    endpoint_id: str
-    tenant: str
-    network: str
-    group: str = ""
-    container_id: str = ""
-    container_name: str = ""
-    netns: str | None = None
-    ifname: str = "eth0"
-    requested_ip: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class AddResult:
-    endpoint_id: str
-    ip: str
-    prefix_len: int
-    mac: str
-    gateway: str
-    ifname: str
-    host_ifname: str
-    container_ifname: str
-    mtu: int
-    netns: str | None
-    vlan: int
-    vni: int
-    group_id: int
-
-
-@dataclass(frozen=True)
-class LocalEndpoint:
-    endpoint_id: str
-    container_id: str
-    netns: str | None
-    ifname: str
-    ip: str
-    tenant: str = ""
-    network: str = ""
-
-
-class EndpointError(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind, self.message = kind, message
-
-
-def install_interface_stub() -> None:
-    try:
-        import agent.endpoint_ops  # noqa: F401
-    except ImportError:
-        mod = types.ModuleType("agent.endpoint_ops")
-        for cls in (AddRequest, AddResult, LocalEndpoint, EndpointError):
-            setattr(mod, cls.__name__, cls)
-        sys.modules["agent.endpoint_ops"] = mod
+__all__ = ["AddRequest", "EndpointError", "FakeEndpointOps"]
 
 
 class FakeEndpointOps:
@@ -77,14 +19,14 @@ class FakeEndpointOps:
     def __init__(self, networks: dict[str, str] | None = None, gateway_octet: int = 254) -> None:
         self.networks = networks if networks is not None else {"default:net1": "10.9.0.0/24"}
         self.gateway_octet = gateway_octet
-        self.endpoints: dict[str, tuple[object, AddResult]] = {}
+        self.endpoints: dict[str, tuple[AddRequest, AddResult]] = {}
         self.calls: list[tuple[str, object]] = []
         self.ready: tuple[bool, str] = (True, "ok")
         self.fail_with: EndpointError | None = None
         self.broken: set[str] = set()  # endpoint ids whose check fails
         self._lock = threading.Lock()
 
-    def add(self, req: object) -> AddResult:
+    def add(self, req: AddRequest) -> AddResult:
         self.calls.append(("add", req))
         if self.fail_with:
             raise self.fail_with
@@ -125,8 +67,8 @@ class FakeEndpointOps:
 
     def list_local(self) -> list[LocalEndpoint]:
         self.calls.append(("list_local", None))
-        return [LocalEndpoint(i, q.container_id, q.netns, q.ifname, r.ip, q.tenant, q.network)
-                for i, (q, r) in self.endpoints.items()]
+        return [LocalEndpoint(i, q.tenant, q.network, q.group, q.container_id, netns=q.netns, ifname=q.ifname,
+                              ip=r.ip) for i, (q, r) in self.endpoints.items()]
 
     def status(self) -> tuple[bool, str]:
         self.calls.append(("status", None))
