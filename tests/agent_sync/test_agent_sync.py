@@ -171,6 +171,24 @@ def test_failed_add_leaves_nothing_behind(sync_cluster: SyncCluster, nm: Netmast
     delete_endpoint(h1, f"{t}-d")
 
 
+def test_create_delete_cycles_leak_nothing(sync_cluster: SyncCluster, nm: Netmaster) -> None:
+    t, i = _tenant()
+    nm.tenant_with_network(t, "vxlan", f"10.{i}.0.0/24")
+    h1 = sync_cluster.hosts[0]
+    ns = sync_cluster.container(f"{t}a")
+    ports, links, flows = _ports(h1), in_ns(h1.netns, "ip", "-o", "link").stdout.count("\n"), len(h1.flows())
+    endpoints = nm.ok(nm.http.get("/api/v1/endpoints/"))
+    for n in range(100):
+        assert _add(h1, f"{t}-{n}", t, ns)["ip"] == f"10.{i}.0.1"  # the address is released each time
+        assert delete_endpoint(h1, f"{t}-{n}") == (200, {"deleted": True})
+    assert _ports(h1) == ports
+    assert in_ns(h1.netns, "ip", "-o", "link").stdout.count("\n") == links
+    assert len(h1.flows()) == flows
+    assert nm.ok(nm.http.get("/api/v1/endpoints/")) == endpoints
+    assert h1.get("/endpoints")[1] == []
+    assert in_ns(ns, "ip", "-o", "link").stdout.count("\n") == 1  # only lo
+
+
 def test_docker_style_add_leaves_container_end_in_host_namespace(sync_cluster: SyncCluster, nm: Netmaster) -> None:
     t, i = _tenant()
     nm.tenant_with_network(t, "vlan", f"10.{i}.0.0/24")
@@ -229,6 +247,7 @@ def test_netmaster_outage(sync_cluster: SyncCluster, nm: Netmaster) -> None:
     assert ping(a, rb["ip"])
     sync_cluster.kill_agent(h1)
     sync_cluster.start_agent(h1)  # healthy on the state it saved, though netmaster is away
+    assert "waiting for netmaster" in sync_cluster.agent_log(h1).rsplit("following netmaster", 1)[-1]
     assert _flows_without_cookies(h1) == before
     assert ping(a, rb["ip"])
     started = time.monotonic()
