@@ -12,6 +12,7 @@ import itertools
 import re
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -187,6 +188,22 @@ def test_create_delete_cycles_leak_nothing(sync_cluster: SyncCluster, nm: Netmas
     assert nm.ok(nm.http.get("/api/v1/endpoints/")) == endpoints
     assert h1.get("/endpoints")[1] == []
     assert in_ns(ns, "ip", "-o", "link").stdout.count("\n") == 1  # only lo
+
+
+def test_concurrent_adds_on_both_hosts(sync_cluster: SyncCluster, nm: Netmaster) -> None:
+    """A runtime starting many containers at once: parallel adds, each reconciled in turn."""
+    t, i = _tenant()
+    nm.tenant_with_network(t, "vlan", f"10.{i}.0.0/24")
+    jobs = [(host, f"{t}-{n}", sync_cluster.container(f"{t}{n}")) for n in range(8)
+            for host in [sync_cluster.hosts[n % 2]]]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(lambda job: _add(job[0], job[1], t, job[2]), jobs))
+    assert len({r["ip"] for r in results}) == len(jobs)
+    first_ns = jobs[0][2]
+    for result in results[1:]:
+        assert ping_eventually(first_ns, result["ip"])
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        assert all(pool.map(lambda job: delete_endpoint(job[0], job[1])[0] == 200, jobs))
 
 
 def test_docker_style_add_leaves_container_end_in_host_namespace(sync_cluster: SyncCluster, nm: Netmaster) -> None:
