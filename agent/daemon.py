@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -24,6 +25,8 @@ from agent.pipeline.view import DatapathView
 from agent.state import DesiredState
 
 if TYPE_CHECKING:
+    from agent.endpoint_ops import EndpointOps
+    from agent.netmaster_source import NetmasterStateSource
     from agent.reconciler import Reconciler
 
 LOG = logging.getLogger("netplugin")
@@ -39,8 +42,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--vtep-ip", default="", help="VXLAN tunnel source address (data network)")
     p.add_argument("--vlan-uplinks", default="", help="comma-separated trunk interfaces")
     p.add_argument("--underlay-mtu", type=int, default=1500)
-    p.add_argument("--state-file", type=Path, help="desired state JSON (until netmaster sync)")
-    p.add_argument("--netmaster", default="", help="netmaster URL (list+watch sync: not yet available)")
+    p.add_argument("--state-file", type=Path, help="desired state JSON (standalone host, tests)")
+    p.add_argument("--netmaster", default="",
+                   help="netmaster URL(s), comma-separated: follow its state (list+watch) and create endpoints there")
+    p.add_argument("--netmaster-token", default=os.environ.get("CONTIV_NETMASTER_TOKEN"),
+                   help="bearer token for netmaster (prefer the CONTIV_NETMASTER_TOKEN environment variable)")
+    p.add_argument("--netmaster-wait", type=float, default=5.0,
+                   help="seconds an endpoint add/delete waits for an unreachable netmaster before failing")
+    p.add_argument("--ctrl-ip", default="", help="this host's control address (announced to netmaster)")
+    p.add_argument("--state-dir", type=Path, default=Path("/var/lib/contiv/agent"),
+                   help="local endpoint records and the last applied state (with --netmaster)")
+    p.add_argument("--agent-ttl", type=int, default=15,
+                   help="seconds netmaster keeps this agent's record after its last heartbeat")
     p.add_argument("--verify-interval", type=float, default=10.0,
                    help="seconds between checks that the switch still holds the agent's flows (0: off)")
     p.add_argument("--inspect", default="", help="inspect API address: unix:/path or 127.0.0.1:PORT")
@@ -86,28 +99,44 @@ def _watch_switch(reconciler: Reconciler, verify_interval: float) -> None:
             LOG.exception("switch check failed")
 
 
+def netmaster_source(args: argparse.Namespace, reconciler: Reconciler) -> tuple[NetmasterStateSource, EndpointOps]:
+    """The netmaster state source and the EndpointOps the front ends (CNI, Docker) are given."""
+    from agent.endpoint_ops import EndpointOps
+    from agent.local_endpoints import LocalEndpointStore
+    from agent.netmaster_source import AgentIdentity, NetmasterStateSource
+    from netmaster import __version__  # one project, one version
+
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    local = LocalEndpointStore(args.state_dir / "endpoints")
+    identity = AgentIdentity(args.host_label, args.vtep_ip, args.ctrl_ip, __version__, args.agent_ttl)
+    source = NetmasterStateSource([u for u in args.netmaster.split(",") if u], identity, local,
+                                  token=args.netmaster_token, request_wait=args.netmaster_wait,
+                                  cache_file=args.state_dir / "last-state.json")
+    LOG.info("following netmaster %s (retrying until it answers)", args.netmaster)
+    source.start()
+    return source, EndpointOps(source, reconciler, local)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s")
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # imported by python-ovs
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per heartbeat and watch otherwise
     if args.dump_pipeline:
         if not args.state_file:
             print("--dump-pipeline needs --state-file", file=sys.stderr)
             return 2
         return dump_pipeline(args)
-    if args.netmaster:
-        LOG.error("netmaster sync is not implemented yet; use --state-file")
-        return 2
-    if not args.state_file:
-        LOG.error("a state source is required: --state-file")
+    if bool(args.netmaster) == bool(args.state_file):
+        LOG.error("exactly one state source is required: --netmaster URL or --state-file PATH")
         return 2
 
     from agent.inspect_api import serve
     from agent.ovs.ofcontroller import OpenFlowController
     from agent.ovs.ovsdb import Ovsdb
     from agent.reconciler import Reconciler
-    from agent.state_source import FileStateSource
+    from agent.state_source import FileStateSource, StateSource
 
     cfg = AgentConfig(host_label=args.host_label, ovsdb=args.ovsdb, bridge=args.bridge,
                       datapath_type=args.datapath_type, of_port=args.of_port, vtep_ip=args.vtep_ip,
@@ -123,18 +152,24 @@ def main(argv: list[str] | None = None) -> int:
             LOG.error("OVS not reachable at %s (%s); retrying in 1 s", cfg.ovsdb, exc)
             time.sleep(1)
     reconciler = Reconciler(cfg, ovsdb, of)
-    source = FileStateSource(args.state_file)
+    source: StateSource
+    ops = None
+    if args.netmaster:
+        source, ops = netmaster_source(args, reconciler)
+    else:
+        source = FileStateSource(args.state_file)
     reconciler.on_resync_needed.append(source.poke)
     reconciler.start()
     if not of.wait_connected(30):
         LOG.error("bridge %s did not connect to the controller at %s", cfg.bridge, of.target)
         return 1
     if args.inspect:
-        serve(reconciler, args.inspect)
+        serve(reconciler, args.inspect, ops)
     signal.signal(signal.SIGTERM, lambda *_: source.stop())
     threading.Thread(target=_watch_switch, args=(reconciler, args.verify_interval), name="switch-watch",
                      daemon=True).start()
-    LOG.info("agent %s running: bridge %s, state %s", cfg.host_label, cfg.bridge, args.state_file)
+    LOG.info("agent %s running: bridge %s, state from %s", cfg.host_label, cfg.bridge,
+             args.netmaster or args.state_file)
     source.run(reconciler.reconcile)
     return 0
 

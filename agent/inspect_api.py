@@ -5,6 +5,11 @@ for operators, netctl (through netmaster or directly) and tests, never for remot
 
 Routes: ``GET /inspect/driver`` (add ``?flows=1`` for the flows of every stage),
 ``GET /inspect/endpoint/<id>``, ``GET /metrics``, ``GET /healthz``.
+
+With netmaster sync the same socket also serves the local endpoint API (EndpointOps, the path the CNI
+plugin and the Docker driver take): ``POST /endpoints`` with an AddRequest as JSON, ``DELETE
+/endpoints/<id>``, ``GET /endpoints`` (this host's records), ``GET /endpoints/<id>/check`` and
+``GET /status``. Errors answer ``{"kind": ..., "error": ...}`` with 400/404/409/503/500.
 """
 
 from __future__ import annotations
@@ -15,17 +20,25 @@ import os
 import socket
 import socketserver
 import threading
+from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from agent.reconciler import Reconciler
 
+if TYPE_CHECKING:
+    from agent.endpoint_ops import EndpointOps
+
 LOG = logging.getLogger(__name__)
+
+
+_ERROR_STATUS = {"invalid": 400, "not_found": 404, "conflict": 409, "unavailable": 503, "internal": 500}
 
 
 class _Handler(BaseHTTPRequestHandler):
     reconciler: Reconciler
+    ops: EndpointOps | None = None
 
     def log_message(self, fmt: str, *args: Any) -> None:
         LOG.debug("inspect: " + fmt, *args)
@@ -58,8 +71,50 @@ class _Handler(BaseHTTPRequestHandler):
             ok = rec.of.connected and rec.applied_revision >= 0
             self._json(200 if ok else 503, {"switch_connected": rec.of.connected,
                                             "revision": rec.applied_revision})
+        elif url.path in ("/endpoints", "/status") or url.path.endswith("/check"):
+            self._endpoints("GET", url.path)
         else:
             self._json(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        self._endpoints("POST", urlparse(self.path).path)
+
+    def do_DELETE(self) -> None:
+        self._endpoints("DELETE", urlparse(self.path).path)
+
+    def _endpoints(self, method: str, path: str) -> None:
+        """The local endpoint API over EndpointOps (only with netmaster sync)."""
+        from agent.endpoint_ops import AddRequest, EndpointError
+
+        ops = self.ops
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        if ops is None or parts[0] not in ("endpoints", "status"):
+            self._json(404, {"error": "not found"})
+            return
+        try:
+            if method == "GET" and parts == ["status"]:
+                ready, reason = ops.status()
+                self._json(200 if ready else 503, {"ready": ready, "reason": reason})
+            elif method == "GET" and parts == ["endpoints"]:
+                self._json(200, [asdict(e) for e in ops.list_local()])
+            elif method == "GET" and len(parts) == 3 and parts[2] == "check":
+                ops.check(parts[1])
+                self._json(200, {"ok": True})
+            elif method == "POST" and parts == ["endpoints"]:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                try:
+                    req = AddRequest(**body)
+                except TypeError as exc:
+                    raise EndpointError("invalid", str(exc)) from None
+                self._json(200, asdict(ops.add(req)))
+            elif method == "DELETE" and len(parts) == 2:
+                self._json(200, {"deleted": ops.delete(parts[1])})
+            else:
+                self._json(404, {"error": "not found"})
+        except EndpointError as exc:
+            self._json(_ERROR_STATUS[exc.kind], {"kind": exc.kind, "error": exc.message})
+        except ValueError as exc:
+            self._json(400, {"kind": "invalid", "error": str(exc)})
 
 
 class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -70,9 +125,9 @@ class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
         return request, ("local", 0)
 
 
-def serve(reconciler: Reconciler, address: str) -> socketserver.BaseServer:
+def serve(reconciler: Reconciler, address: str, ops: EndpointOps | None = None) -> socketserver.BaseServer:
     """Start serving in a daemon thread. *address* is ``unix:/path`` or ``host:port``."""
-    handler = type("Handler", (_Handler,), {"reconciler": reconciler})
+    handler = type("Handler", (_Handler,), {"reconciler": reconciler, "ops": ops})
     server: socketserver.BaseServer
     if address.startswith("unix:"):
         path = address[5:]

@@ -29,6 +29,11 @@ def host_ifname(endpoint_id: str) -> str:
     return "ve" + hashlib.sha1(endpoint_id.encode()).hexdigest()[:11]
 
 
+def container_ifname(endpoint_id: str) -> str:
+    """The container end's name until it is moved and renamed (what a runtime that moves it sees)."""
+    return _temp_ifname(endpoint_id)
+
+
 def _temp_ifname(endpoint_id: str) -> str:
     return "vc" + hashlib.sha1(endpoint_id.encode()).hexdigest()[:11]
 
@@ -68,12 +73,22 @@ class Plumber:
                 ipr.link("set", index=peer_idx, mtu=link.mtu)
                 if not link.tx_offload:
                     _tx_checksum_off(tmp_if)
+                if not link.netns:  # the runtime moves and configures it (Docker)
+                    ipr.link("set", index=peer_idx, address=link.mac, state="up")
+                    ipr.link("set", index=host_idx, state="up")
+                    LOG.info("plumbed endpoint %s: %s <-> %s (left for the runtime)", link.endpoint_id,
+                             host_if, tmp_if)
+                    return host_if
                 ipr.link("set", index=peer_idx, net_ns_fd=link.netns)
                 ipr.link("set", index=host_idx, state="up")
             except Exception:
                 ipr.link("del", index=ipr.link_lookup(ifname=host_if)[0])
                 raise
-        self._configure_container_end(link, tmp_if)
+        try:
+            self._configure_container_end(link, tmp_if)
+        except Exception:
+            self.delete(link.endpoint_id)  # a half-configured container end is useless: start over
+            raise
         LOG.info("plumbed endpoint %s: %s <-> %s/%s", link.endpoint_id, host_if, link.netns, link.ifname)
         return host_if
 
@@ -88,6 +103,18 @@ class Plumber:
                 ns.link("set", index=lo, state="up")
             if link.gateway:
                 ns.route("add", dst="0.0.0.0/0", gateway=link.gateway)
+
+    def container_end_ok(self, link: EndpointLink) -> str:
+        """'' if the container end is in place with its address, else what is wrong (for CNI CHECK)."""
+        try:
+            with IPRoute(netns=link.netns) as ns:
+                idx = ns.link_lookup(ifname=link.ifname)
+                if not idx:
+                    return f"interface {link.ifname} missing in {link.netns}"
+                addrs = {a.get_attr("IFA_ADDRESS") for a in ns.get_addr(index=idx[0], family=2)}
+        except OSError as exc:
+            return f"namespace {link.netns}: {exc}"
+        return "" if link.ip in addrs else f"address {link.ip} missing on {link.ifname} in {link.netns}"
 
     def delete(self, endpoint_id: str) -> None:
         """Delete the pair by its host end (the container end goes with it)."""

@@ -150,7 +150,8 @@ class Reconciler:
         net = state.network(ep.network_key)
         return self.cfg.underlay_mtu - (VXLAN_OVERHEAD if net and net.encap == "vxlan" else 0)
 
-    def _link(self, state: DesiredState, ep: Endpoint) -> EndpointLink:
+    def endpoint_link(self, state: DesiredState, ep: Endpoint) -> EndpointLink:
+        """How *ep* is plumbed (addresses, MTU, gateway); also what CNI CHECK compares against."""
         net = state.network(ep.network_key)
         assert net is not None
         gateway = net.gateway if net.gateway and ipaddress.IPv4Address(net.gateway) in \
@@ -182,14 +183,15 @@ class Reconciler:
         has_tunnel, has_uplink = self._infra_ports(existing)
         by_ep = {p.external_ids[EXT_ENDPOINT]: p for p in existing.values() if EXT_ENDPOINT in p.external_ids}
         used = {p.ofport for p in existing.values()}
-        wanted = {ep.id: ep for ep in state.endpoints if ep.host == self.cfg.host_label and ep.netns}
+        wanted = {ep.id: ep for ep in state.endpoints
+                  if ep.host == self.cfg.host_label and (ep.netns or ep.runtime_moves)}
         created: set[str] = set()
         for ep_id, ep in sorted(wanted.items()):
             port = by_ep.get(ep_id)
             if port is not None and port.ofport > 0 and self.plumber.exists(ep_id):
                 continue
             try:
-                name = self.plumber.create(self._link(state, ep))
+                name = self.plumber.create(self.endpoint_link(state, ep))
                 ofport = port.ofport if port is not None and port.ofport > 0 else \
                     next(i for i in range(FIRST_ENDPOINT_OFPORT, 0xFEFF) if i not in used)
                 used.add(ofport)
@@ -207,6 +209,12 @@ class Reconciler:
                 ofports[ep_id] = port.ofport
         stale = [ep_id for ep_id in by_ep if ep_id not in wanted]
         return ofports, stale, has_tunnel, has_uplink
+
+    def remove_endpoint_port(self, ep_id: str) -> None:
+        """Remove an endpoint's port and veth even if no reconcile knows it (rolling back a failed add,
+        where plumbing may have stopped half-way). Idempotent."""
+        with self._lock:
+            self._remove_ports([ep_id])
 
     def _remove_ports(self, stale: list[str]) -> None:
         for ep_id in stale:

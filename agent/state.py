@@ -85,8 +85,11 @@ class Endpoint:
     host: str
     mac: str = ""
     group: str = ""  # EPG name within the tenant, "" for none
-    netns: str = ""  # local endpoints: the container's network namespace (name under /run/netns)
+    netns: str = ""  # local endpoints: the container's network namespace (name under /run/netns, or a path)
     ifname: str = "eth0"
+    # Local endpoints without a netns: plumb the veth anyway and leave its container end in the agent's
+    # namespace, for a runtime that moves and configures it itself (Docker's remote driver).
+    runtime_moves: bool = False
 
     def __post_init__(self) -> None:
         ipaddress.IPv4Address(self.ip)

@@ -5,6 +5,7 @@
 ``/contiv/gen/<collection>``        generation counters guarding collection membership (see txn.Txn.list)
 ``/contiv/alloc/<pool>``            allocator state: VLANs, VNIs, local VLANs, EPG ids
 ``/contiv/ipam/<tenant>:<network>`` a network's address allocations and endpoint counts
+``/contiv/agents/<hostLabel>``      a live agent (VTEP, control address), on a lease (watched by agents)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ EP = ROOT + "ep/"
 GEN = ROOT + "gen/"
 ALLOC = ROOT + "alloc/"
 IPAM = ROOT + "ipam/"
+AGENTS = ROOT + "agents/"
 
 
 def obj(kind: str, key: str = "") -> str:
@@ -40,3 +42,7 @@ def alloc(pool: str) -> str:
 
 def ipam(network_key: str) -> str:
     return f"{IPAM}{network_key}"
+
+
+def agent(host: str = "") -> str:
+    return f"{AGENTS}{host}"

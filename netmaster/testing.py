@@ -44,8 +44,9 @@ class NetmasterProcess:
         log_path: Path | None = None,
         env: dict[str, str] | None = None,
         timeout: float = 20.0,
+        host: str = "127.0.0.1",
     ) -> Iterator[NetmasterProcess]:
-        nm = cls.spawn(store_url, port=port, args=args, log_path=log_path, env=env, timeout=timeout)
+        nm = cls.spawn(store_url, port=port, args=args, log_path=log_path, env=env, timeout=timeout, host=host)
         try:
             yield nm
         finally:
@@ -61,21 +62,23 @@ class NetmasterProcess:
         log_path: Path | None = None,
         env: dict[str, str] | None = None,
         timeout: float = 20.0,
+        host: str = "127.0.0.1",
     ) -> NetmasterProcess:
-        port = port or free_port()
+        """*host*: the address to listen on (agents in other network namespaces need a routable one)."""
+        port = port or free_port(host)
         cmd = [
             sys.executable,
             "-m",
             "netmaster",
             "--listen-url",
-            f"127.0.0.1:{port}",
+            f"{host}:{port}",
             "--cluster-store",
             store_url,
             *args,
         ]
         out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-        nm = cls(f"http://127.0.0.1:{port}", store_url, proc, log_path)
+        nm = cls(f"http://{host}:{port}", store_url, proc, log_path)
         nm.wait_ready(timeout)
         return nm
 

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from netmaster import __version__
+from netmaster.agents import AgentRegistry, add_agent_routes
 from netmaster.api.metrics import ApiMetrics
 from netmaster.api.watch import add_watch_routes
 from netmaster.endpoints import EndpointService
@@ -104,6 +105,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     for otype in OBJECT_TYPES:
         _add_object_routes(app, objects, otype)
     _add_endpoint_routes(app, endpoints)
+    add_agent_routes(app, AgentRegistry(store), read_json)
     add_watch_routes(app, store)
 
     @app.get("/version", tags=["daemon"])

@@ -33,6 +33,8 @@ def describe(store_key: str, value: Any) -> dict[str, Any] | None:
         return {"kind": kind, "key": key, "object": {"key": key, **value["config"]}, "status": value["status"]}
     if store_key.startswith(keys.EP):
         return {"kind": "endpoint", "key": store_key[len(keys.EP) :], "object": value, "status": None}
+    if store_key.startswith(keys.AGENTS):
+        return {"kind": "agent", "key": store_key[len(keys.AGENTS) :], "object": value, "status": None}
     return None
 
 
@@ -72,9 +74,10 @@ async def _pump(store: Store, since: int, queue: asyncio.Queue[Event | BaseExcep
     try:
         async for event in store.watch(keys.ROOT, since):
             queue.put_nowait(event)
-    except CompactedError:
-        raise
     except Exception as exc:  # surfaced to the stream, which ends so the client reconnects
+        # Including CompactedError: the store may report it after the 200 has gone out (etcd answers
+        # a watch in a few ms, but not always within the wait above). Dropping it would leave the
+        # stream sending bookmarks past events it never delivered.
         queue.put_nowait(exc)
         raise
 
@@ -88,11 +91,17 @@ async def _lines(
             try:
                 item = await asyncio.wait_for(queue.get(), BOOKMARK_INTERVAL)
             except TimeoutError:
-                last = max(last, await store.revision())
+                # Only what the store watch has delivered: the store's current revision may be ahead
+                # of it (an etcd watch resuming on another member still has events to send), and a
+                # client that reconnected from such a bookmark would never see them. Every netmaster
+                # write is under the watched prefix, so ``last`` keeps up whenever state changes.
                 yield _line({"type": "bookmark", "revision": last})
                 continue
             if isinstance(item, BaseException):
-                yield _line({"type": "error", "error": str(item)})
+                line: dict[str, Any] = {"type": "error", "error": str(item)}
+                if isinstance(item, CompactedError):
+                    line["status"] = 410  # the client must re-list, as for an HTTP 410
+                yield _line(line)
                 return
             last = item.revision
             encoded = encode_event(item)

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import itertools
-import os
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
 from agent.state import DesiredState, Host
 from tests.cluster import Cluster, leftovers
-
-_NEEDED = ("ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ip", "busybox")
+from tests.cluster.prereq import missing_prerequisites
 
 
 def _missing() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, veths)"
-    absent = [b for b in _NEEDED if shutil.which(b) is None]
-    return f"missing binaries: {', '.join(absent)}" if absent else None
+    return missing_prerequisites()
 
 
 requires_datapath = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")

@@ -37,6 +37,7 @@ from tests.cluster.ovs import OvsInstance
 REPO = Path(__file__).resolve().parents[2]
 UNDERLAY_NET = "192.168.77"
 AGENT_OF_PORT = 6653
+CLUSTER_PREFIXES = ("ag", "as")  # "as": clusters whose agents follow a netmaster (tests/agent_sync)
 
 
 def sh(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -80,9 +81,14 @@ class SimHost:
         return str(self.rundir / "agent.sock")
 
     def get(self, path: str) -> tuple[int, Any]:
-        conn = _UnixConnection(self.inspect_sock)
+        return self.request("GET", path)
+
+    def request(self, method: str, path: str, body: Any = None, timeout: float = 5) -> tuple[int, Any]:
+        """A call to the agent's local API (inspect, and the endpoint API with netmaster sync)."""
+        conn = _UnixConnection(self.inspect_sock, timeout)
         try:
-            conn.request("GET", path)
+            payload = json.dumps(body).encode() if body is not None else None
+            conn.request(method, path, body=payload, headers={"Content-Type": "application/json"} if payload else {})
             resp = conn.getresponse()
             body = resp.read()
         finally:
@@ -100,6 +106,7 @@ class Cluster:
     prefix: str = field(default_factory=lambda: "ag" + secrets.token_hex(2))
     hosts: list[SimHost] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)
+    pids: list[int] = field(default_factory=list)  # other processes to kill on cleanup (e.g. a netmaster)
 
     @property
     def root(self) -> Path:
@@ -107,7 +114,8 @@ class Cluster:
 
     def _record(self) -> None:
         data = {"prefix": self.prefix, "hosts": [h.name for h in self.hosts],
-                "agents": [h.agent.pid for h in self.hosts if h.agent], "containers": self.containers}
+                "agents": [h.agent.pid for h in self.hosts if h.agent], "containers": self.containers,
+                "pids": self.pids}
         (self.root / "cluster.json").write_text(json.dumps(data))
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -146,14 +154,18 @@ class Cluster:
         in_ns(ns, "ip", "link", "set", "brphy", "up")
         return SimHost(f"h{i}", ns, rundir, vtep, ovs)
 
-    def start_agent(self, host: SimHost, extra: tuple[str, ...] = ()) -> None:
+    def state_source_args(self, host: SimHost) -> list[str]:
+        """Where the agent of *host* gets its state: a state file here (subclasses: netmaster)."""
         if not host.state_file.exists():
             DesiredState(hosts=()).save(host.state_file)
+        return ["--state-file", str(host.state_file)]
+
+    def start_agent(self, host: SimHost, extra: tuple[str, ...] = ()) -> None:
         log = open(host.rundir / "agent.log", "ab")  # noqa: SIM115 (lives as long as the process)
         cmd = ["ip", "netns", "exec", host.netns, sys.executable, "-m", "agent",
                "--host-label", host.name, "--ovsdb", host.ovs.remote, "--bridge", host.bridge,
                "--vtep-ip", host.vtep_ip, "--vlan-uplinks", "trunk0", "--of-port", str(AGENT_OF_PORT),
-               "--state-file", str(host.state_file), "--inspect", f"unix:{host.inspect_sock}",
+               *self.state_source_args(host), "--inspect", f"unix:{host.inspect_sock}",
                "--verify-interval", "1", *extra]
         host.agent = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=REPO,
                                       env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -244,7 +256,7 @@ def down(prefix: str) -> None:
     """Remove everything of the cluster with *prefix*: agents, OVS daemons, namespaces, links, files.
 
     Works from the record file and from names alone, so it also cleans up after a crashed run."""
-    if not prefix.startswith("ag") or len(prefix) < 4:
+    if not prefix.startswith(CLUSTER_PREFIXES) or len(prefix) < 4:
         raise ValueError(f"refusing to clean up prefix {prefix!r}")
     root = Path("/tmp") / prefix
     record: dict[str, Any] = {}
@@ -252,7 +264,7 @@ def down(prefix: str) -> None:
         record = json.loads((root / "cluster.json").read_text())
     except (OSError, ValueError):
         pass
-    for pid in record.get("agents", []):
+    for pid in record.get("agents", []) + record.get("pids", []):
         _kill_pid(pid)
     if root.exists():
         for pidfile in root.glob("h*/ovs/*.pid"):

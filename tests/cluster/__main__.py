@@ -1,7 +1,7 @@
 """``python -m tests.cluster up [--hosts N] | down PREFIX | down --all``.
 
 ``up`` builds a cluster, prints its prefix and host namespaces and leaves it running (agents fed by
-/tmp/PREFIX/hI/state.json); ``down`` removes it (or every ``ag*`` cluster recorded under /tmp).
+/tmp/PREFIX/hI/state.json); ``down`` removes it (or every ``ag*``/``as*`` cluster recorded under /tmp).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tests.cluster import Cluster, down
+from tests.cluster import CLUSTER_PREFIXES, Cluster, down
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--no-agents", action="store_true")
     dn = sub.add_parser("down")
     dn.add_argument("prefix", nargs="?")
-    dn.add_argument("--all", action="store_true", help="every cluster recorded in /tmp/ag*/cluster.json")
+    dn.add_argument("--all", action="store_true", help="every cluster recorded in /tmp/ag*/ or /tmp/as*/cluster.json")
     args = p.parse_args(argv)
     if args.cmd == "up":
         cluster = Cluster(n_hosts=args.hosts)
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     prefixes = [args.prefix] if args.prefix else []
     if args.all:
-        prefixes += [d.parent.name for d in Path("/tmp").glob("ag*/cluster.json")]
+        prefixes += [d.parent.name for pat in CLUSTER_PREFIXES for d in Path("/tmp").glob(f"{pat}*/cluster.json")]
     if not prefixes:
         p.error("down needs a PREFIX or --all")
     for prefix in prefixes:

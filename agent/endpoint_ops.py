@@ -1,0 +1,294 @@
+"""Endpoint create and delete: the one code path behind every front end (CNI plugin, Docker driver).
+
+``add`` asks netmaster for the endpoint (address, MAC, tags: netmaster allocates), records what only
+this host knows (namespace, interface name) on disk, then reconciles synchronously: the reconciler
+creates the veth, the OVS port and the container-side configuration exactly as it would after an
+agent restart, so there is no second plumbing path to drift from the first. Any failure rolls back
+everything done so far (local record, veth, port, flows, the netmaster endpoint): nothing leaks.
+
+Availability: every netmaster call waits at most ``request_wait`` seconds (the source's setting,
+``--netmaster-wait``, 5 s by default) for an absent netmaster, then fails with kind ``unavailable``;
+the runtime retries (CNI and Docker both do), and the call succeeds once netmaster is back. Existing
+endpoints keep working meanwhile. ``delete`` needs netmaster too, so a DEL during an outage fails
+with ``unavailable`` and changes nothing locally, to be retried.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from agent.local_endpoints import LocalEndpoint, LocalEndpointStore
+from agent.netmaster_source import NetmasterStateSource
+from agent.plumbing import EndpointLink, container_ifname, host_ifname
+from agent.reconciler import VXLAN_OVERHEAD, Reconciler
+from netmaster.client import NetmasterClient, NetmasterError, NetmasterUnavailableError
+
+LOG = logging.getLogger(__name__)
+
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,254}")  # netmaster's endpointID rule
+_IFNAME_RE = re.compile(r"[^/\s:]{1,15}")
+
+
+@dataclass(frozen=True)
+class AddRequest:
+    endpoint_id: str
+    tenant: str
+    network: str
+    group: str = ""
+    container_id: str = ""
+    container_name: str = ""
+    netns: str | None = None  # path to the netns; None = leave the container end in the host namespace
+    ifname: str = "eth0"
+    requested_ip: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AddResult:
+    endpoint_id: str
+    ip: str
+    prefix_len: int
+    mac: str
+    gateway: str
+    ifname: str
+    host_ifname: str
+    container_ifname: str  # veth names (container end name before it is moved/renamed)
+    mtu: int
+    netns: str | None
+    vlan: int
+    vni: int
+    group_id: int
+
+
+class EndpointError(Exception):
+    """``kind`` in {"invalid", "not_found", "conflict", "unavailable", "internal"}; ``message``."""
+
+    KINDS = ("invalid", "not_found", "conflict", "unavailable", "internal")
+
+    def __init__(self, kind: str, message: str) -> None:
+        assert kind in self.KINDS, kind
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+
+
+_STATUS_KIND = {400: "invalid", 404: "not_found", 409: "conflict", 503: "unavailable"}
+
+
+def _from_netmaster(exc: NetmasterError) -> EndpointError:
+    if isinstance(exc, NetmasterUnavailableError):
+        return EndpointError("unavailable", f"netmaster unavailable: {exc.message}")
+    return EndpointError(_STATUS_KIND.get(exc.status, "internal"), exc.message)
+
+
+class EndpointOps:
+    def __init__(self, source: NetmasterStateSource, reconciler: Reconciler, local: LocalEndpointStore) -> None:
+        self.source = source
+        self.reconciler = reconciler
+        self.local = local
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    @contextmanager
+    def _locked(self, endpoint_id: str) -> Iterator[None]:
+        """Calls for one endpoint run one at a time (a runtime may send DEL while ADD still runs)."""
+        with self._locks_guard:
+            lock = self._locks.setdefault(endpoint_id, threading.Lock())
+        with lock:
+            yield
+
+    # -- add ------------------------------------------------------------------------------------------
+
+    def add(self, req: AddRequest) -> AddResult:
+        _validate(req)
+        with self._locked(req.endpoint_id):
+            existing = self.local.get(req.endpoint_id)
+            if existing is not None:
+                if _identity(existing) != _identity(req):
+                    raise EndpointError("conflict", f"endpoint {req.endpoint_id} exists for another container, "
+                                                    "network or namespace")
+                if not self._problem(existing):
+                    return _result(existing)
+                LOG.info("endpoint %s exists but is incomplete; plumbing it again", req.endpoint_id)
+            if not self.source.synced:
+                raise EndpointError("unavailable", "agent has not synced with netmaster yet")
+            record = self._create(req)
+            if record.get("host") != self.reconciler.cfg.host_label:  # netmaster refuses this already (409)
+                raise EndpointError("conflict", f"endpoint {req.endpoint_id} belongs to host {record.get('host')}")
+            try:
+                return self._plumb(req, record)
+            except Exception as exc:
+                self._rollback(req.endpoint_id)
+                if isinstance(exc, EndpointError):
+                    raise
+                LOG.exception("endpoint %s: add failed", req.endpoint_id)
+                raise EndpointError("internal", f"endpoint {req.endpoint_id}: {exc}") from exc
+
+    def _create(self, req: AddRequest) -> dict[str, Any]:
+        cfg = self.reconciler.cfg
+        optional: dict[str, Any] = {"containerName": req.container_name, "intfName": req.ifname,
+                                    "labels": dict(req.labels), "vtepIP": cfg.vtep_ip}
+        if req.requested_ip:
+            optional["ipAddress"] = req.requested_ip
+
+        async def create(client: NetmasterClient) -> dict[str, Any]:
+            return await client.create_endpoint(req.endpoint_id, network=req.network, tenant=req.tenant,
+                                                group=req.group or None, container_id=req.container_id,
+                                                host=cfg.host_label, **optional)
+
+        try:
+            return self.source.ops(create)
+        except NetmasterError as exc:
+            raise _from_netmaster(exc) from None
+
+    def _plumb(self, req: AddRequest, record: dict[str, Any]) -> AddResult:
+        subnet = ipaddress.IPv4Network(record["subnet"], strict=False)
+        gateway = record.get("gateway", "")
+        if gateway and ipaddress.IPv4Address(gateway) not in subnet:
+            gateway = ""  # a gateway outside the subnet is not routable from the container
+        vxlan = record["encap"] == "vxlan"
+        local = LocalEndpoint(
+            endpoint_id=req.endpoint_id, tenant=req.tenant, network=req.network, group=req.group,
+            container_id=req.container_id, container_name=req.container_name, netns=req.netns, ifname=req.ifname,
+            host_ifname=host_ifname(req.endpoint_id), container_ifname=container_ifname(req.endpoint_id),
+            ip=record["ipAddress"], prefix_len=subnet.prefixlen, mac=record["macAddress"], gateway=gateway,
+            mtu=self.reconciler.cfg.underlay_mtu - (VXLAN_OVERHEAD if vxlan else 0),
+            vlan=0 if vxlan else int(record.get("pktTag", 0)), vni=int(record.get("externalPktTag", 0)) if vxlan else 0,
+            group_id=int(record.get("endpointGroupId", 0)), labels=dict(req.labels))
+        self.local.put(local)
+        self.source.note_endpoint(record)
+        self.source.sync()
+        problem = self._problem(local)
+        if problem:
+            raise EndpointError("internal", f"endpoint {req.endpoint_id}: {problem}")
+        LOG.info("endpoint %s added: %s on %s/%s", req.endpoint_id, local.ip, req.tenant, req.network)
+        return _result(local)
+
+    def _rollback(self, endpoint_id: str) -> None:
+        """Undo a failed add; every step is attempted even if an earlier one fails."""
+        self.local.delete(endpoint_id)
+        self.source.note_deleted(endpoint_id)
+        for step in (self.source.sync, lambda: self.reconciler.remove_endpoint_port(endpoint_id),
+                     lambda: self._delete_in_netmaster(endpoint_id)):
+            try:
+                step()
+            except Exception as exc:
+                LOG.error("endpoint %s: rollback step failed: %s", endpoint_id, exc)
+
+    # -- delete ---------------------------------------------------------------------------------------
+
+    def delete(self, endpoint_id: str) -> bool:
+        """Remove the endpoint everywhere; False if there was nothing to remove. Idempotent."""
+        if not endpoint_id:
+            raise EndpointError("invalid", "endpoint id is required")
+        with self._locked(endpoint_id):
+            local = self.local.get(endpoint_id)
+            try:
+                if local is None and not self._is_mine(endpoint_id):
+                    return False  # never delete another host's endpoint
+                deleted = self._delete_in_netmaster(endpoint_id)
+            except NetmasterError as exc:
+                raise _from_netmaster(exc) from None
+            self.local.delete(endpoint_id)
+            self.source.note_deleted(endpoint_id)
+            try:
+                self.source.sync()
+            except Exception as exc:  # the port goes below anyway; flows follow on the next reconcile
+                LOG.error("endpoint %s: reconcile after delete failed: %s", endpoint_id, exc)
+            self.reconciler.remove_endpoint_port(endpoint_id)
+            LOG.info("endpoint %s deleted", endpoint_id)
+            return local is not None or deleted
+
+    def _is_mine(self, endpoint_id: str) -> bool:
+        async def get(client: NetmasterClient) -> dict[str, Any] | None:
+            try:
+                return await client.request("GET", f"/api/v1/endpoints/{quote(endpoint_id, safe='')}/")
+            except NetmasterError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+        record = self.source.ops(get)
+        return record is not None and record.get("host") == self.reconciler.cfg.host_label
+
+    def _delete_in_netmaster(self, endpoint_id: str) -> bool:
+        async def delete(client: NetmasterClient) -> bool:
+            body = await client.request("DELETE", f"/api/v1/endpoints/{quote(endpoint_id, safe='')}/")
+            return bool(body and body.get("deleted"))
+
+        return self.source.ops(delete)
+
+    # -- check, list, status --------------------------------------------------------------------------
+
+    def check(self, endpoint_id: str) -> None:
+        local = self.local.get(endpoint_id)
+        if local is None:
+            raise EndpointError("not_found", f"endpoint {endpoint_id} not found on this host")
+        problem = self._problem(local)
+        if problem:
+            raise EndpointError("internal", f"endpoint {endpoint_id}: {problem}")
+
+    def _problem(self, local: LocalEndpoint) -> str:
+        """'' if the endpoint's veth, OVS port and container-side address are in place."""
+        rec = self.reconciler
+        error = rec.endpoint_errors.get(local.endpoint_id)
+        if error:
+            return f"plumbing failed: {error}"
+        port = rec.ovsdb.ports(rec.cfg.bridge).get(local.host_ifname)
+        if port is None or port.ofport <= 0:
+            return f"OVS port {local.host_ifname} missing"
+        if not rec.plumber.exists(local.endpoint_id):
+            return f"veth {local.host_ifname} missing"
+        if local.netns is not None:
+            link = EndpointLink(local.endpoint_id, local.netns, local.ifname, local.mac, local.ip, local.prefix_len,
+                                local.mtu, local.gateway)
+            return rec.plumber.container_end_ok(link)
+        return ""
+
+    def list_local(self) -> list[LocalEndpoint]:
+        return list(self.local.all().values())
+
+    def status(self) -> tuple[bool, str]:
+        if not self.source.synced:
+            return False, "waiting for the first state from netmaster"
+        if not self.source.netmaster_reachable:
+            return False, "netmaster unreachable (serving the last known state)"
+        if not self.reconciler.of.connected:
+            return False, "Open vSwitch bridge not connected to the agent"
+        return True, "ready"
+
+
+def _validate(req: AddRequest) -> None:
+    if not _ID_RE.fullmatch(req.endpoint_id or ""):
+        raise EndpointError("invalid", f"endpoint id {req.endpoint_id!r} is invalid")
+    if not req.tenant or not req.network:
+        raise EndpointError("invalid", "tenant and network are required")
+    if not _IFNAME_RE.fullmatch(req.ifname or ""):
+        raise EndpointError("invalid", f"interface name {req.ifname!r} is invalid")
+    if req.netns is not None and not os.path.exists(req.netns if "/" in req.netns else f"/run/netns/{req.netns}"):
+        raise EndpointError("invalid", f"network namespace {req.netns} does not exist")
+    if req.requested_ip:
+        try:
+            ipaddress.IPv4Address(req.requested_ip)
+        except ValueError:
+            raise EndpointError("invalid", f"requested address {req.requested_ip!r} is invalid") from None
+
+
+def _identity(x: AddRequest | LocalEndpoint) -> tuple[Any, ...]:
+    return x.tenant, x.network, x.group, x.container_id, x.netns, x.ifname
+
+
+def _result(local: LocalEndpoint) -> AddResult:
+    return AddResult(endpoint_id=local.endpoint_id, ip=local.ip, prefix_len=local.prefix_len, mac=local.mac,
+                     gateway=local.gateway, ifname=local.ifname, host_ifname=local.host_ifname,
+                     container_ifname=local.container_ifname, mtu=local.mtu, netns=local.netns, vlan=local.vlan,
+                     vni=local.vni, group_id=local.group_id)

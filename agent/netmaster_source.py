@@ -1,0 +1,308 @@
+"""The agent's state source when it follows netmaster: list+watch into a cache, DesiredState out.
+
+The hard parts of following netmaster (snapshot, watch, reconnect with backoff, resume from the last
+complete revision, re-snapshot on 410, dropping repeated events) live in ``netmaster.client`` and
+``netmaster.informer``; this module runs an informer on an asyncio loop in a thread of its own and
+turns its cache into DesiredState snapshots for the reconciler:
+
+- the informer's handlers only mirror objects into a lock-protected dict and wake the apply loop;
+  the loop builds one state from whatever arrived meanwhile and applies it, so a burst of events
+  becomes one reconcile (batching without a timer);
+- nothing is applied before the first snapshot: an agent that starts while netmaster is down must
+  not reconcile an empty state (that would delete every flow). It applies the last state it applied
+  (saved in its state directory) instead, and keeps retrying netmaster, saying so in the log;
+- while netmaster is down the last applied state stays in force: existing traffic is unaffected;
+- the agent's own record (``PUT /api/v1/agents/<host>/``) is renewed every third of its TTL.
+
+Endpoints this agent creates or deletes are reflected at once through a small overlay, so an
+``EndpointOps.add`` can reconcile synchronously without waiting for its own watch event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agent.local_endpoints import LocalEndpointStore
+from agent.netmaster_state import NmObject, build_state
+from agent.state import DesiredState
+from netmaster.client import NetmasterClient, NetmasterError, ObjectState
+from netmaster.informer import Informer
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+
+KINDS = ("global", "network", "endpointGroup", "policy", "rule", "endpoint", "agent")
+_DELETED = None  # overlay value of an endpoint this agent deleted
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    """What the agent announces about itself in its netmaster record."""
+
+    host_label: str
+    vtep_ip: str = ""
+    ctrl_ip: str = ""
+    version: str = ""
+    ttl: int = 15
+
+
+class NetmasterStateSource:
+    def __init__(self, urls: str | list[str], identity: AgentIdentity, local: LocalEndpointStore, *,
+                 token: str | None = None, request_wait: float = 5.0, cache_file: Path | None = None,
+                 idle_timeout: float = 20.0) -> None:
+        self.urls = urls
+        self.identity = identity
+        self.local = local
+        self.token = token
+        self.request_wait = request_wait  # how long an endpoint call waits for an absent netmaster
+        self.cache_file = cache_file
+        self.idle_timeout = idle_timeout
+        self._objects: dict[tuple[str, str], NmObject] = {}
+        self._overlay: dict[str, dict[str, Any] | None] = {}
+        self._lock = threading.Lock()  # guards _objects and _overlay
+        self._apply_lock = threading.RLock()  # one build+apply at a time, in revision order
+        self._apply: Callable[[DesiredState], None] | None = None
+        self._applied: DesiredState | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._force = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._informer: Informer | None = None
+        self._ops_client: NetmasterClient | None = None
+        self._heartbeat_ok: bool | None = None
+        self._started = threading.Event()
+
+    # -- the loop thread ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start following netmaster (idempotent). Endpoint calls work from here on."""
+        if self._loop is not None:
+            return
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, name="netmaster-sync", daemon=True).start()
+        self.call(self._start_async(), timeout=10)
+
+    async def _start_async(self) -> None:
+        urls = self.urls
+        watch_client = NetmasterClient(urls, token=self.token, agent_id=self.identity.host_label,
+                                       idle_timeout=self.idle_timeout)
+        self._ops_client = NetmasterClient(urls, token=self.token, retry_for=self.request_wait,
+                                           timeout=max(1.0, min(5.0, self.request_wait)))
+        self._informer = Informer(watch_client, kinds=KINDS, on_add=self._mirror, on_update=self._replace,
+                                  on_delete=self._forget, on_resync=self._resynced)
+        await self._informer.start()
+        asyncio.get_running_loop().create_task(self._heartbeat(), name="agent-heartbeat")
+        self._started.set()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run *coro* on the sync loop from another thread and wait for its result."""
+        assert self._loop is not None, "start() first"
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def ops(self, fn: Callable[[NetmasterClient], Awaitable[T]]) -> T:
+        """Run an endpoint call with the client whose retries stop after ``request_wait``."""
+        assert self._ops_client is not None
+        client = self._ops_client
+
+        async def run() -> T:
+            return await fn(client)
+
+        return self.call(run(), timeout=self.request_wait + 30)
+
+    # -- informer handlers (on the loop thread) -----------------------------------------------------
+
+    def _mirror(self, state: ObjectState) -> None:
+        with self._lock:
+            self._objects[state.id] = NmObject(state.kind, state.key, state.object or {}, state.status)
+        self._wake.set()
+
+    def _replace(self, _old: ObjectState, new: ObjectState) -> None:
+        self._mirror(new)
+
+    def _forget(self, old: ObjectState) -> None:
+        with self._lock:
+            self._objects.pop(old.id, None)
+        self._wake.set()
+
+    def _resynced(self, revision: int) -> None:
+        LOG.info("netmaster snapshot at revision %d: %d objects", revision, len(self._objects))
+        self._wake.set()
+
+    async def _heartbeat(self) -> None:
+        ident = self.identity
+        body = {"vtepIP": ident.vtep_ip, "ctrlIP": ident.ctrl_ip, "version": ident.version, "ttl": ident.ttl}
+        path = f"/api/v1/agents/{ident.host_label}/"
+        while True:
+            assert self._ops_client is not None
+            try:
+                await self._ops_client.request("PUT", path, body)
+                if self._heartbeat_ok is not True:
+                    LOG.info("registered with netmaster as %s (vtep %s)", ident.host_label, ident.vtep_ip or "-")
+                self._heartbeat_ok = True
+            except NetmasterError as exc:
+                if self._heartbeat_ok is not False:
+                    LOG.warning("netmaster %s not reachable (%s); retrying, serving the last known state",
+                                self.urls, exc.message)
+                self._heartbeat_ok = False
+            await asyncio.sleep(ident.ttl / 3)
+
+    # -- the overlay of this agent's own endpoint calls --------------------------------------------
+
+    def note_endpoint(self, record: dict[str, Any]) -> None:
+        """netmaster created *record*: use it now, before its watch event arrives."""
+        with self._lock:
+            self._overlay[record["endpointID"]] = record
+
+    def note_deleted(self, endpoint_id: str) -> None:
+        with self._lock:
+            self._overlay[endpoint_id] = _DELETED
+
+    # -- building and applying ---------------------------------------------------------------------
+
+    @property
+    def synced(self) -> bool:
+        return self._informer is not None and self._informer.synced
+
+    @property
+    def netmaster_reachable(self) -> bool:
+        return bool(self._heartbeat_ok)
+
+    def _objects_now(self) -> list[NmObject]:
+        with self._lock:
+            objects = dict(self._objects)
+            for ep_id, record in list(self._overlay.items()):
+                key = ("endpoint", ep_id)
+                seen = objects.get(key)
+                if record is _DELETED:
+                    if seen is None:
+                        del self._overlay[ep_id]  # the watch caught up (or it never existed)
+                    objects.pop(key, None)
+                elif seen is not None and seen.object == record:
+                    del self._overlay[ep_id]
+                else:
+                    objects[key] = NmObject("endpoint", ep_id, record)
+        return list(objects.values())
+
+    def build(self) -> DesiredState | None:
+        """The current desired state, or None before the first snapshot."""
+        if not self.synced or self._informer is None:
+            return None
+        revision = self._informer.revision or 0
+        return build_state(self._objects_now(), self.local.all(), self.identity.host_label, revision)
+
+    def sync(self, force: bool = False) -> DesiredState | None:
+        """Build and apply now, in the caller's thread (EndpointOps uses it to finish an add before
+        answering). Raises what the reconciler raised."""
+        with self._apply_lock:
+            state = self.build()
+            if state is None or self._apply is None:
+                return None
+            if force or state != self._applied:
+                self._apply(state)
+                self._applied = state
+                self._save(state)
+            return state
+
+    def _save(self, state: DesiredState) -> None:
+        if self.cache_file is not None:
+            try:
+                state.save(self.cache_file)
+            except OSError as exc:
+                LOG.warning("cannot save the last state to %s: %s", self.cache_file, exc)
+
+    def _apply_cached(self) -> None:
+        """Before netmaster answers: re-apply the last state this host applied (after a restart)."""
+        if self.cache_file is None or not self.cache_file.exists():
+            return
+        try:
+            state = DesiredState.load(self.cache_file)
+        except (OSError, ValueError, TypeError) as exc:
+            LOG.warning("ignoring the saved state %s: %s", self.cache_file, exc)
+            return
+        with self._apply_lock:
+            if self._applied is None and self._apply is not None:
+                LOG.info("applying the last known state (revision %d) until netmaster answers", state.revision)
+                self._apply(state)
+                self._applied = state
+
+    def _reapply(self) -> None:
+        with self._apply_lock:
+            if self._applied is not None and self._apply is not None:
+                self._apply(self._applied)
+
+    # -- StateSource --------------------------------------------------------------------------------
+
+    def poke(self) -> None:
+        self._force = True
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self, apply: Callable[[DesiredState], None]) -> None:
+        self._apply = apply
+        self.start()
+        waiting_since = time.monotonic()
+        last_warning = 0.0
+        cached_tried = False
+        while not self._stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            if not self.synced:
+                if not cached_tried:
+                    cached_tried = True
+                    self._try(self._apply_cached)
+                elif self._force:  # the switch reconnected meanwhile: replay what it had
+                    self._force = False
+                    self._try(self._reapply)
+                if time.monotonic() - last_warning >= 10:
+                    last_warning = time.monotonic()
+                    LOG.warning("waiting for netmaster %s (%.0f s so far); retrying", self.urls,
+                                time.monotonic() - waiting_since)
+                continue
+            force, self._force = self._force, False
+            if not self._try(lambda f=force: self.sync(f)):  # type: ignore[misc]
+                self._force = force
+                self._stop.wait(1.0)
+                self._wake.set()
+        self.close()
+
+    def _try(self, fn: Callable[[], Any]) -> bool:
+        try:
+            fn()
+            return True
+        except Exception:
+            LOG.exception("applying netmaster state failed; retrying")
+            return False
+
+    def close(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+
+        async def shutdown() -> None:
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+            if self._informer is not None:
+                await self._informer.stop()
+                await self._informer.client.close()
+            if self._ops_client is not None:
+                await self._ops_client.close()
+
+        try:
+            self.call(shutdown(), timeout=5)
+        except Exception as exc:  # shutting down anyway
+            LOG.debug("closing the netmaster client: %s", exc)
+        loop.call_soon_threadsafe(loop.stop)
+        self._loop = None

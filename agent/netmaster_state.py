@@ -1,0 +1,131 @@
+"""From netmaster's objects to the agent's DesiredState: a pure function, tested without processes.
+
+The input is what the watch stream describes (``kind``, ``key``, ``object``, ``status``) plus this
+host's endpoint records. The function is tolerant on purpose: the cache is built event by event, so a
+snapshot taken between two events of one revision may show an endpoint before its group, or a rule
+of a policy not yet seen; such references are dropped for this round (the next round has them)
+instead of failing the whole state.
+
+Where values come from:
+
+- network: ``encap``, ``subnet``, ``gateway`` from the config; the VLAN tag is ``status.pktTag`` and
+  the VNI ``status.externalPktTag`` (netmaster's allocations);
+- endpoint group: ``status.endpointGroupId``, network and policies from the config;
+- hosts and VTEPs: agent records (``kind: agent``, on a lease); an endpoint's own ``vtepIP`` stands in
+  for a host whose agent record has expired, so a peer agent that is down for longer than its lease
+  keeps receiving traffic for its (still plumbed) containers;
+- fwdMode: the ``global`` object.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent.local_endpoints import LocalEndpoint
+from agent.state import DesiredState, Endpoint, EndpointGroup, Host, Network, Policy, Rule
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NmObject:
+    """One object of netmaster's state, as the watch stream describes it."""
+
+    kind: str
+    key: str
+    object: dict[str, Any]
+    status: dict[str, Any] | None = None
+
+
+def network_of(obj: NmObject) -> Network:
+    cfg, status = obj.object, obj.status or {}
+    encap = cfg.get("encap", "vxlan")
+    return Network(tenant=cfg["tenantName"], name=cfg["networkName"], encap=encap, subnet=cfg["subnet"],
+                   vlan=int(status.get("pktTag", 0)) if encap == "vlan" else 0,
+                   vni=int(status.get("externalPktTag", 0)) if encap == "vxlan" else 0,
+                   gateway=cfg.get("gateway", ""))
+
+
+def rule_of(cfg: dict[str, Any]) -> Rule:
+    return Rule(rule_id=str(cfg["ruleId"]), direction=cfg["direction"], action=cfg["action"],
+                priority=int(cfg.get("priority") or 1), from_group=cfg.get("fromEndpointGroup", ""),
+                to_group=cfg.get("toEndpointGroup", ""), from_network=cfg.get("fromNetwork", ""),
+                to_network=cfg.get("toNetwork", ""), from_ip=cfg.get("fromIpAddress", ""),
+                to_ip=cfg.get("toIpAddress", ""), protocol=cfg.get("protocol", ""), port=int(cfg.get("port") or 0))
+
+
+def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint], host_label: str,
+                revision: int) -> DesiredState:
+    """The desired state of host *host_label* for netmaster's *objects* and its *local* records."""
+    by_kind: dict[str, list[NmObject]] = {}
+    for obj in objects:
+        if obj.object is not None:
+            by_kind.setdefault(obj.kind, []).append(obj)
+
+    fwd_mode = "bridge"
+    for obj in by_kind.get("global", ()):
+        fwd_mode = obj.object.get("fwdMode") or "bridge"
+
+    networks = {n.key: n for n in _valid(network_of, by_kind.get("network", ()))}
+    groups = {}
+    for obj in by_kind.get("endpointGroup", ()):
+        cfg, gid = obj.object, int((obj.status or {}).get("endpointGroupId", 0))
+        if gid > 0:
+            grp = EndpointGroup(cfg["tenantName"], cfg["groupName"], gid, cfg.get("networkName", ""),
+                                tuple(cfg.get("policies") or ()))
+            groups[grp.key] = grp
+
+    rules: dict[str, list[Rule]] = {}
+    for obj in by_kind.get("rule", ()):
+        cfg = obj.object
+        for rule in _valid(rule_of, [cfg]):
+            rules.setdefault(f"{cfg['tenantName']}:{cfg['policyName']}", []).append(rule)
+    policies = tuple(Policy(o.object["tenantName"], o.object["policyName"],
+                            tuple(sorted(rules.get(o.key, ()), key=lambda r: r.rule_id)))
+                     for o in sorted(by_kind.get("policy", ()), key=lambda o: o.key))
+
+    hosts = {o.key: Host(o.key, o.object.get("vtepIP", "")) for o in by_kind.get("agent", ())}
+    endpoints = []
+    for obj in sorted(by_kind.get("endpoint", ()), key=lambda o: o.key):
+        ep = _endpoint(obj.object, local, host_label, networks, groups)
+        if ep is None:
+            continue
+        endpoints.append(ep)
+        vtep = obj.object.get("vtepIP", "")
+        if ep.host and vtep and ep.host not in hosts:
+            hosts[ep.host] = Host(ep.host, vtep)
+
+    return DesiredState(fwd_mode=fwd_mode, networks=tuple(sorted(networks.values(), key=lambda n: n.key)),
+                        groups=tuple(sorted(groups.values(), key=lambda g: g.key)), policies=policies,
+                        endpoints=tuple(endpoints), hosts=tuple(sorted(hosts.values(), key=lambda h: h.name)),
+                        revision=revision)
+
+
+def _endpoint(rec: dict[str, Any], local: Mapping[str, LocalEndpoint], host_label: str,
+              networks: Mapping[str, Network], groups: Mapping[str, EndpointGroup]) -> Endpoint | None:
+    tenant, network = rec.get("tenantName", "default"), rec.get("networkName", "")
+    if f"{tenant}:{network}" not in networks or not rec.get("ipAddress"):
+        return None
+    group = rec.get("groupName", "")
+    if group and f"{tenant}:{group}" not in groups:
+        group = ""
+    host = rec.get("host", "")
+    mine = local.get(rec["endpointID"]) if host == host_label else None
+    return Endpoint(id=rec["endpointID"], tenant=tenant, network=network, ip=rec["ipAddress"], host=host,
+                    mac=rec.get("macAddress", ""), group=group,
+                    netns=(mine.netns or "") if mine else "", ifname=mine.ifname if mine else "eth0",
+                    runtime_moves=mine is not None and mine.netns is None)
+
+
+def _valid(make: Any, items: Iterable[Any]) -> list[Any]:
+    """Objects that convert; a malformed one is logged and skipped rather than failing the state."""
+    out = []
+    for item in items:
+        try:
+            out.append(make(item))
+        except (KeyError, ValueError, TypeError) as exc:
+            LOG.warning("ignoring %s: %s", getattr(item, "key", item), exc)
+    return out

@@ -1,0 +1,81 @@
+"""netmaster objects -> DesiredState, without processes: field mapping and tolerance of partial caches."""
+
+from __future__ import annotations
+
+from agent.local_endpoints import LocalEndpoint
+from agent.netmaster_state import NmObject, build_state
+from agent.state import Host, Rule
+
+
+def _objects() -> list[NmObject]:
+    return [
+        NmObject("global", "global", {"fwdMode": "routing"}, {}),
+        NmObject("network", "t:web", {"tenantName": "t", "networkName": "web", "encap": "vxlan",
+                                      "subnet": "10.1.0.0/24", "gateway": "10.1.0.254"},
+                 {"pktTag": 7, "externalPktTag": 5001}),
+        NmObject("network", "t:lan", {"tenantName": "t", "networkName": "lan", "encap": "vlan",
+                                      "subnet": "10.2.0.0/24", "gateway": ""}, {"pktTag": 100, "externalPktTag": 100}),
+        NmObject("endpointGroup", "t:srv", {"tenantName": "t", "groupName": "srv", "networkName": "web",
+                                            "policies": ["p"]}, {"endpointGroupId": 12}),
+        NmObject("policy", "t:p", {"tenantName": "t", "policyName": "p"}, {}),
+        NmObject("rule", "t:p:2", {"tenantName": "t", "policyName": "p", "ruleId": "2", "direction": "in",
+                                   "priority": 10, "action": "allow", "protocol": "tcp", "port": 8000,
+                                   "fromEndpointGroup": "srv", "fromIpAddress": ""}),
+        NmObject("rule", "t:p:1", {"tenantName": "t", "policyName": "p", "ruleId": "1", "direction": "in",
+                                   "priority": 1, "action": "deny", "protocol": "tcp", "port": 0}),
+        NmObject("agent", "h1", {"hostLabel": "h1", "vtepIP": "192.168.1.1"}),
+        NmObject("endpoint", "a", {"endpointID": "a", "tenantName": "t", "networkName": "web", "groupName": "srv",
+                                   "host": "h1", "ipAddress": "10.1.0.1", "macAddress": "02:02:0a:01:00:01",
+                                   "vtepIP": "192.168.1.1"}),
+        NmObject("endpoint", "b", {"endpointID": "b", "tenantName": "t", "networkName": "web", "groupName": "",
+                                   "host": "h2", "ipAddress": "10.1.0.2", "macAddress": "02:02:0a:01:00:02",
+                                   "vtepIP": "192.168.1.2"}),
+        NmObject("endpoint", "d", {"endpointID": "d", "tenantName": "t", "networkName": "lan", "host": "h1",
+                                   "ipAddress": "10.2.0.5", "macAddress": "02:02:0a:02:00:05"}),
+    ]
+
+
+def test_fields_map_to_desired_state() -> None:
+    local = {"a": LocalEndpoint("a", "t", "web", netns="/var/run/netns/ca", ifname="eth1"),
+             "d": LocalEndpoint("d", "t", "lan", netns=None)}
+    state = build_state(_objects(), local, "h1", revision=42)
+    assert state.revision == 42
+    assert state.fwd_mode == "routing"
+    web, lan = state.network("t:web"), state.network("t:lan")
+    assert web is not None
+    assert (web.encap, web.vni, web.vlan, web.gateway) == ("vxlan", 5001, 0, "10.1.0.254")
+    assert lan is not None
+    assert (lan.encap, lan.vlan, lan.vni) == ("vlan", 100, 0)
+    grp = state.group("t", "srv")
+    assert grp is not None
+    assert (grp.id, grp.network, grp.policies) == (12, "web", ("p",))
+    pol = state.policy("t", "p")
+    assert pol is not None
+    assert [r.rule_id for r in pol.rules] == ["1", "2"]
+    assert pol.rules[1] == Rule("2", "in", "allow", 10, from_group="srv", protocol="tcp", port=8000)
+    a, b, d = state.endpoint("a"), state.endpoint("b"), state.endpoint("d")
+    assert a is not None
+    assert (a.netns, a.ifname, a.group, a.runtime_moves) == ("/var/run/netns/ca", "eth1", "srv", False)
+    assert b is not None
+    assert (b.host, b.netns) == ("h2", "")
+    assert d is not None
+    assert (d.netns, d.runtime_moves) == ("", True)
+    # h1 from its agent record; h2 has none (expired) and falls back to its endpoint's vtepIP.
+    assert state.hosts == (Host("h1", "192.168.1.1"), Host("h2", "192.168.1.2"))
+
+
+def test_partial_cache_drops_dangling_references() -> None:
+    objects = [o for o in _objects() if o.kind not in ("endpointGroup", "policy")]
+    objects.append(NmObject("endpoint", "x", {"endpointID": "x", "tenantName": "t", "networkName": "gone",
+                                              "host": "h1", "ipAddress": "10.9.0.1"}))
+    objects.append(NmObject("rule", "t:q:1", {"tenantName": "t", "policyName": "q", "ruleId": "1",
+                                              "direction": "sideways", "action": "allow"}))
+    state = build_state(objects, {}, "h1", revision=1)
+    assert state.endpoint("x") is None  # its network is not (yet) known
+    a = state.endpoint("a")
+    assert a is not None
+    assert a.group == ""
+    assert a.netns == ""
+    assert not a.runtime_moves
+    assert state.policies == ()
+    assert state.fwd_mode == "routing"
