@@ -12,6 +12,7 @@ import itertools
 import re
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -171,6 +172,40 @@ def test_failed_add_leaves_nothing_behind(sync_cluster: SyncCluster, nm: Netmast
     delete_endpoint(h1, f"{t}-d")
 
 
+def test_create_delete_cycles_leak_nothing(sync_cluster: SyncCluster, nm: Netmaster) -> None:
+    t, i = _tenant()
+    nm.tenant_with_network(t, "vxlan", f"10.{i}.0.0/24")
+    h1 = sync_cluster.hosts[0]
+    ns = sync_cluster.container(f"{t}a")
+    ports, links, flows = _ports(h1), in_ns(h1.netns, "ip", "-o", "link").stdout.count("\n"), len(h1.flows())
+    endpoints = nm.ok(nm.http.get("/api/v1/endpoints/"))
+    for n in range(100):
+        assert _add(h1, f"{t}-{n}", t, ns)["ip"] == f"10.{i}.0.1"  # the address is released each time
+        assert delete_endpoint(h1, f"{t}-{n}") == (200, {"deleted": True})
+    assert _ports(h1) == ports
+    assert in_ns(h1.netns, "ip", "-o", "link").stdout.count("\n") == links
+    assert len(h1.flows()) == flows
+    assert nm.ok(nm.http.get("/api/v1/endpoints/")) == endpoints
+    assert h1.get("/endpoints")[1] == []
+    assert in_ns(ns, "ip", "-o", "link").stdout.count("\n") == 1  # only lo
+
+
+def test_concurrent_adds_on_both_hosts(sync_cluster: SyncCluster, nm: Netmaster) -> None:
+    """A runtime starting many containers at once: parallel adds, each reconciled in turn."""
+    t, i = _tenant()
+    nm.tenant_with_network(t, "vlan", f"10.{i}.0.0/24")
+    jobs = [(host, f"{t}-{n}", sync_cluster.container(f"{t}{n}")) for n in range(8)
+            for host in [sync_cluster.hosts[n % 2]]]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(lambda job: _add(job[0], job[1], t, job[2]), jobs))
+    assert len({r["ip"] for r in results}) == len(jobs)
+    first_ns = jobs[0][2]
+    for result in results[1:]:
+        assert ping_eventually(first_ns, result["ip"])
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        assert all(pool.map(lambda job: delete_endpoint(job[0], job[1])[0] == 200, jobs))
+
+
 def test_docker_style_add_leaves_container_end_in_host_namespace(sync_cluster: SyncCluster, nm: Netmaster) -> None:
     t, i = _tenant()
     nm.tenant_with_network(t, "vlan", f"10.{i}.0.0/24")
@@ -229,6 +264,7 @@ def test_netmaster_outage(sync_cluster: SyncCluster, nm: Netmaster) -> None:
     assert ping(a, rb["ip"])
     sync_cluster.kill_agent(h1)
     sync_cluster.start_agent(h1)  # healthy on the state it saved, though netmaster is away
+    assert "waiting for netmaster" in sync_cluster.agent_log(h1).rsplit("following netmaster", 1)[-1]
     assert _flows_without_cookies(h1) == before
     assert ping(a, rb["ip"])
     started = time.monotonic()
