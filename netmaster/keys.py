@@ -5,6 +5,8 @@
 ``/contiv/gen/<collection>``        generation counters guarding collection membership (see txn.Txn.list)
 ``/contiv/alloc/<pool>``            allocator state: VLANs, VNIs, local VLANs, EPG ids
 ``/contiv/ipam/<tenant>:<network>`` a network's address allocations and endpoint counts
+``/contiv/aci/appProfile/<key>``    ACI mode: push state of an app profile (pending, synced, failed)
+``/contiv/aci/tenantImport``        ACI mode: outcome of the last import of tenants from the APIC
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ EP = ROOT + "ep/"
 GEN = ROOT + "gen/"
 ALLOC = ROOT + "alloc/"
 IPAM = ROOT + "ipam/"
+ACI = ROOT + "aci/"
+ACI_SYNC = ACI + "appProfile/"
+ACI_TENANT_IMPORT = ACI + "tenantImport"
 
 
 def obj(kind: str, key: str = "") -> str:
@@ -40,3 +45,7 @@ def alloc(pool: str) -> str:
 
 def ipam(network_key: str) -> str:
     return f"{IPAM}{network_key}"
+
+
+def aci_sync(app_profile_key: str = "") -> str:
+    return f"{ACI_SYNC}{app_profile_key}"
