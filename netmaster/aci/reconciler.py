@@ -197,6 +197,8 @@ class AciReconciler:
                 attempts = 0
                 profile.verified = True
                 if not exists:
+                    if profile.key in self.follower.objects.get("appProfile", {}):
+                        continue  # re-created while the delete was in flight: its wake is pending
                     await self._forget(profile)
                     return
                 await self._save(
@@ -238,14 +240,9 @@ class AciReconciler:
             log.warning("ACI push state of %s not saved: %s", profile.key, exc)
 
     async def _forget(self, profile: _Profile) -> None:
-        self._profiles.pop(profile.key, None)
+        if self._profiles.get(profile.key) is profile:
+            del self._profiles[profile.key]
         try:
             await self.store.delete(keys.aci_sync(profile.key))
         except StoreError as exc:
             log.warning("ACI push state of %s not removed: %s", profile.key, exc)
-
-    # -- for inspect and tests ---------------------------------------------------------------------
-
-    def state(self, key: str) -> dict[str, Any] | None:
-        profile = self._profiles.get(key)
-        return dict(profile.record) if profile else None
