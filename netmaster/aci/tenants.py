@@ -80,6 +80,8 @@ class TenantImporter:
                     await self.run_once()
             except ApiError as exc:  # the store is unavailable: try again next round
                 log.warning("tenant import skipped: %s", exc.message)
+            except Exception:  # a bug must not end the import for the life of the process
+                log.exception("tenant import failed")
             await asyncio.sleep(self.interval)
 
     async def run_once(self) -> dict[str, Any]:
