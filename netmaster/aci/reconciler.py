@@ -168,6 +168,9 @@ class AciReconciler:
             payload = build_payload(view, key)
         except BuildError as exc:
             return _Desired("none", {}, "", str(exc))
+        except Exception as exc:  # a bug: reported in the push state and the log, the worker lives on
+            log.exception("building the payload of %s failed", key)
+            return _Desired("none", {}, "", f"internal error building the payload: {type(exc).__name__}: {exc}")
         return _Desired("create", payload, payload_hash(payload))
 
     async def _work(self, profile: _Profile) -> None:
