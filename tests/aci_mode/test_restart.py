@@ -39,3 +39,28 @@ def test_restart_keeps_state_and_repairs_drift(tmp_path: Path) -> None:
                 assert again["lastSync"] > first["lastSync"]
                 nm.http.close()
         apic.http.close()
+
+
+def test_gateway_token_from_the_environment(tmp_path: Path) -> None:
+    """aci-gw requiring a token: netmaster sends CONTIV_NETMASTER_ACI_GW_TOKEN; a wrong one is a clear failure."""
+    with ApicMock.start() as mock:
+        apic = Apic(mock)
+        apic.post("uni", {"physDomP": {"attributes": {"name": PHYS_DOMAIN}}})
+        with AciGwProcess.start(apic_env(mock), token="s3cret", log_path=tmp_path / "aci-gw.log") as gw:
+            args = ["--infra", "aci", "--aci-gw-url", gw.url, "--aci-retry-max", "1"]
+            for token, expect in (("wrong", "failed"), ("s3cret", "synced")):
+                env = {"CONTIV_NETMASTER_ACI_GW_TOKEN": token}
+                with NetmasterProcess.start("memory://", args=args, env=env, log_path=tmp_path / "nm.log") as proc:
+                    nm = Netmaster(proc)
+                    nm.put("aciGws", "aciGw", **ACI_GW)
+                    t = nm.tenant()
+                    nm.network(t)
+                    nm.group(t, "web")
+                    key = nm.profile(t, "prof", "web")
+                    state = eventually(
+                        lambda n=nm, k=key, e=expect: (s := n.sync(k)).get("state") == e and s, what=expect
+                    )
+                    if expect == "failed":
+                        assert "refused the token" in state["reason"]
+                    nm.http.close()
+        apic.http.close()
