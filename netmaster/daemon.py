@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import uvicorn
 
 from netmaster import __version__
+from netmaster.aci.client import DEFAULT_URL as DEFAULT_ACI_GW_URL
+from netmaster.aci.controller import AciSettings
 from netmaster.api.app import ApiSettings, create_app
 from netmaster.logs import setup_logging
 from netmaster.store import DEFAULT_STORE_URL, open_store
@@ -83,6 +85,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("token", None),
         help="require 'Authorization: Bearer TOKEN' on the API (prefer the environment variable)",
     )
+    p.add_argument(
+        "--aci-gw-url",
+        default=_env("aci-gw-url", DEFAULT_ACI_GW_URL),
+        help="ACI mode: URL of aci-gw, where app profiles are pushed and APIC tenants read (default %(default)s)",
+    )
+    p.add_argument(
+        "--aci-gw-token",
+        default=_env("aci-gw-token", None),
+        help="ACI mode: bearer token aci-gw requires (prefer CONTIV_NETMASTER_ACI_GW_TOKEN)",
+    )
+    p.add_argument(
+        "--aci-tenant-sync-interval",
+        type=float,
+        default=float(_env("aci-tenant-sync-interval", "30") or 30),
+        help="ACI mode: seconds between imports of the APIC's tenants (default %(default)s)",
+    )
+    p.add_argument(
+        "--aci-retry-max",
+        type=float,
+        default=float(_env("aci-retry-max", "30") or 30),
+        help="ACI mode: longest wait in seconds between retries of a failed push (default %(default)s)",
+    )
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", default=_env("log-format", "json"), choices=["json", "text"])
     return p
@@ -131,6 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         token=args.token,
         listen_url=args.listen_url,
         store_url=args.cluster_store,
+        aci=AciSettings(
+            gw_url=args.aci_gw_url,
+            gw_token=args.aci_gw_token,
+            tenant_sync_interval=max(args.aci_tenant_sync_interval, 0.1),
+            retry_max=max(args.aci_retry_max, 0.1),
+        ),
     )
     app = create_app(store, settings)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")

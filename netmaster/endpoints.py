@@ -15,7 +15,7 @@ from typing import Any
 from netmaster import keys
 from netmaster.alloc.ipam import mac_for
 from netmaster.errors import ConflictError, InvalidError, NotFoundError
-from netmaster.objects.base import require
+from netmaster.objects.base import infra_type, require
 from netmaster.objects.endpoint_list import endpoint_oper
 from netmaster.objects.network import load_ipam, store_ipam
 from netmaster.store.base import Store
@@ -35,6 +35,9 @@ _STR_FIELDS = {
     "portName": False,
     "vtepIP": False,
 }
+#: In ACI mode an endpoint without a group joins this EPG, as in Contiv: the fabric classifies traffic
+#: by EPG VLAN only, so a group-less container would be unreachable.
+ACI_DEFAULT_GROUP = "default-group"
 # Fields whose change on a repeated create means it is a different endpoint, not a retry.
 _IDENTITY = ("tenantName", "networkName", "groupName", "containerID", "host")
 # An endpoint whose labels name a reservation takes over that reserved address (see ReservationService).
@@ -68,6 +71,25 @@ def parse_request(body: Any) -> dict[str, Any]:
     return req
 
 
+async def _effective_group(txn: Txn, req: dict[str, Any]) -> str:
+    """The endpoint's group: as requested, or in ACI mode ``default-group`` when none is given.
+
+    A tenant without ``default-group`` refuses group-less endpoints in ACI mode (404 naming the fix)
+    rather than attaching them untagged to a VLAN the fabric does not bind to any EPG.
+    """
+    if req["groupName"] or await infra_type(txn) != "aci":
+        return req["groupName"]
+    tenant = req["tenantName"]
+    await require(
+        txn,
+        "endpointGroup",
+        f"{tenant}:{ACI_DEFAULT_GROUP}",
+        f"ACI mode: an endpoint without a group joins endpoint group {ACI_DEFAULT_GROUP}, which tenant {tenant} "
+        f"does not have; create it on network {req['networkName']} or give the endpoint a group",
+    )
+    return ACI_DEFAULT_GROUP
+
+
 class EndpointService:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -78,11 +100,12 @@ class EndpointService:
         async def op(txn: Txn) -> dict[str, Any]:
             key = keys.endpoint(req["endpointID"])
             existing = await txn.get(key)
+            wanted = {**req, "groupName": await _effective_group(txn, req)}
             if existing is not None:
-                if all(existing.get(f, "") == req[f] for f in _IDENTITY):
+                if all(existing.get(f, "") == wanted[f] for f in _IDENTITY):
                     return existing
                 raise ConflictError(f"endpoint {req['endpointID']} already exists")
-            return await self._create(txn, req)
+            return await self._create(txn, wanted)
 
         return await run_txn(self.store, op)
 

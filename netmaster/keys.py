@@ -7,6 +7,8 @@
 ``/contiv/ipam/<tenant>:<network>`` a network's address allocations and endpoint counts
 ``/contiv/resv/<tenant>:<network>:<ip>`` an address reserved before its endpoint exists (Docker IPAM)
 ``/contiv/agents/<hostLabel>``      a live agent (VTEP, control address), on a lease (watched by agents)
+``/contiv/aci/appProfile/<key>``    ACI mode: push state of an app profile (pending, synced, failed)
+``/contiv/aci/tenantImport``        ACI mode: outcome of the last import of tenants from the APIC
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ ALLOC = ROOT + "alloc/"
 IPAM = ROOT + "ipam/"
 RESV = ROOT + "resv/"
 AGENTS = ROOT + "agents/"
+ACI = ROOT + "aci/"
+ACI_SYNC = ACI + "appProfile/"
+ACI_TENANT_IMPORT = ACI + "tenantImport"
 
 
 def obj(kind: str, key: str = "") -> str:
@@ -52,3 +57,7 @@ def reservation(reservation_id: str = "") -> str:
 
 def agent(host: str = "") -> str:
     return f"{AGENTS}{host}"
+
+
+def aci_sync(app_profile_key: str = "") -> str:
+    return f"{ACI_SYNC}{app_profile_key}"

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -24,6 +24,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from netmaster import __version__
+from netmaster.aci.client import AciGwClient
+from netmaster.aci.contracts import ExternalContractCheck
+from netmaster.aci.controller import AciController, AciSettings
 from netmaster.agents import AgentRegistry, add_agent_routes
 from netmaster.api.metrics import ApiMetrics
 from netmaster.api.watch import add_watch_routes
@@ -47,6 +50,7 @@ class ApiSettings:
     token: str | None = None
     listen_url: str = ""
     store_url: str = ""
+    aci: AciSettings = field(default_factory=AciSettings)
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -67,14 +71,25 @@ async def read_json(request: Request) -> Any:
 
 def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
-    objects = ObjectService(store, cluster_mode=settings.cluster_mode)
+    aci_client = AciGwClient(settings.aci.gw_url, settings.aci.gw_token)
+    objects = ObjectService(
+        store, cluster_mode=settings.cluster_mode, check_contracts=ExternalContractCheck(aci_client)
+    )
     endpoints = EndpointService(store)
     metrics = ApiMetrics()
+    aci = AciController(store, objects, aci_client, settings.aci)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await objects.ensure_defaults(infra=settings.infra, fwd_mode=settings.fwd_mode)
-        yield
+        # HA hook: with leader election, start() when this instance becomes leader and stop() when
+        # it loses the lease, instead of here; the API itself serves on every instance.
+        await aci.start()
+        try:
+            yield
+        finally:
+            await aci.stop()
+            await aci_client.close()
 
     app = FastAPI(
         title="netmaster",
@@ -84,6 +99,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     )
     app.state.objects = objects
     app.state.endpoints = endpoints
+    app.state.aci = aci
     app.state.store = store
 
     @app.exception_handler(ApiError)

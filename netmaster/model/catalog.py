@@ -15,7 +15,7 @@ from netmaster.model import fields as f
 from netmaster.model.fields import Field
 
 # Keys a client may send back unchanged after a GET (``netctl global set`` does GET then POST).
-_SERVER_KEYS = frozenset({"key", "links", "link-sets"})
+_SERVER_KEYS = frozenset({"key", "links", "link-sets", "source"})
 
 
 @dataclass(frozen=True)

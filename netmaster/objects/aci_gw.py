@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from netmaster import keys
 from netmaster.errors import ConflictError
 from netmaster.model.catalog import ACI_GW
 from netmaster.objects.base import Handler, Record, list_records
@@ -19,4 +20,8 @@ class AciGwHandler(Handler):
             raise ConflictError(f"cannot delete aciGw while app profiles exist: {', '.join(profiles)}")
 
     async def oper(self, txn: Txn, record: Record) -> dict[str, Any]:
-        return {"numAppProfiles": len(await list_records(txn, "appProfile"))}
+        oper: dict[str, Any] = {"numAppProfiles": len(await list_records(txn, "appProfile"))}
+        tenant_import = await txn.get(keys.ACI_TENANT_IMPORT)
+        if tenant_import is not None:
+            oper["tenantImport"] = tenant_import
+        return oper

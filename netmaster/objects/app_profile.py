@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from netmaster import keys
 from netmaster.model.catalog import APP_PROFILE
 from netmaster.objects.base import Handler, Record, require
 from netmaster.txn import Txn
@@ -23,3 +24,8 @@ class AppProfileHandler(Handler):
     async def update(self, txn: Txn, old: Record, config: dict[str, Any]) -> dict[str, Any]:
         await self.create(txn, config)
         return old.status
+
+    async def oper(self, txn: Txn, record: Record) -> dict[str, Any]:
+        """In ACI mode, the push state kept by the reconciler (netmaster.aci.reconciler)."""
+        sync = await txn.get(keys.aci_sync(record.key))
+        return {"aciSync": sync} if sync is not None else {}

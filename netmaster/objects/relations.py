@@ -81,6 +81,10 @@ class Relations:
     def decorate(self, record: Record) -> dict[str, Any]:
         """The object as Contiv's GET returned it: config, ``key``, ``links``, ``link-sets``."""
         out: dict[str, Any] = {"key": record.key, **record.config}
+        if record.status.get("source"):
+            # Who made the object when it was not a user (a tenant imported from the APIC): read-only,
+            # ignored when sent back (catalog._SERVER_KEYS).
+            out["source"] = record.status["source"]
         links = self.links.get((record.kind, record.key))
         if links:
             out["links"] = dict(links)

@@ -6,6 +6,7 @@ and the stored record commit together or not at all, so a refused request change
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from netmaster import keys
@@ -34,7 +35,13 @@ def _normalise(otype: ObjectType, config: dict[str, Any]) -> None:
 
 
 class ObjectService:
-    def __init__(self, store: Store, *, cluster_mode: str = "docker") -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        cluster_mode: str = "docker",
+        check_contracts: Callable[[Iterable[str]], Awaitable[None]] | None = None,
+    ) -> None:
         self.store = store
         handlers: list[Handler] = [
             TenantHandler(),
@@ -44,7 +51,7 @@ class ObjectService:
             RuleHandler(),
             AppProfileHandler(),
             NetprofileHandler(),
-            ExtContractsGroupHandler(),
+            ExtContractsGroupHandler(check_contracts),
             ServiceLBHandler(),
             BgpHandler(),
             GlobalHandler(cluster_mode),
@@ -52,22 +59,31 @@ class ObjectService:
         ]
         self.handlers: dict[str, Handler] = {h.otype.kind: h for h in handlers}
 
-    async def apply(self, kind: str, key: str, body: Any) -> tuple[dict[str, Any], int]:
-        """Create or update (Contiv's POST and PUT are the same); the stored object and revision."""
+    async def apply(
+        self, kind: str, key: str, body: Any, *, status: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], int]:
+        """Create or update (Contiv's POST and PUT are the same); the stored object and revision.
+
+        ``status`` is merged into what the handler computed (a ``None`` value removes the field): how
+        netmaster itself annotates objects, e.g. a tenant imported from the APIC (``source``).
+        """
         otype = BY_KIND[kind]
         config = otype.parse(key, body)
         _normalise(otype, config)
         handler = self.handlers[kind]
+        extra = status
 
         async def op(txn: Txn) -> Record:
             existing = await get_record(txn, kind, key)
             conf = dict(config)
             if existing is None:
-                status = await handler.create(txn, conf)
+                computed = await handler.create(txn, conf)
                 await txn.bump(keys.generation(kind))
             else:
-                status = await handler.update(txn, existing, conf)
-            record = Record(kind, key, conf, status)
+                computed = await handler.update(txn, existing, conf)
+            if extra:
+                computed = {k: v for k, v in {**computed, **extra}.items() if v is not None}
+            record = Record(kind, key, conf, computed)
             txn.put(keys.obj(kind, key), record.dump())
             return record
 

@@ -44,7 +44,9 @@ class TenantHandler(Handler):
         policies = await list_records(txn, "policy", tenant)
         services = await list_records(txn, "serviceLB", tenant)
         endpoints = await endpoints_of(txn, lambda ep: ep["tenantName"] == tenant)
+        annotations = {k: record.status[k] for k in ("source", "apic") if k in record.status}
         return {
+            **annotations,
             "totalNetworks": len(networks),
             "totalEPGs": len(groups),
             "totalNetprofiles": len(await list_records(txn, "netprofile", tenant)),

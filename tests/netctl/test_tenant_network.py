@@ -13,7 +13,7 @@ def test_tenant_lifecycle(netctl: Netctl) -> None:
     assert "default" in names  # netmaster creates it at first start
     assert "blue" in names
     rows = parse_table(netctl("tenant", "list").stdout)
-    assert {"Name": "blue", "Default Network": ""} in rows
+    assert {"Name": "blue", "Default Network": "", "Source": "netmaster"} in rows
 
     listed = json.loads(netctl("tenant", "ls", "-j").stdout)
     assert {t["tenantName"] for t in listed} >= {"default", "blue"}

@@ -17,7 +17,12 @@ TENANT = Resource(
     plural="tenants",
     label="tenant",
     name_field="tenantName",
-    columns=(Column("Name", "tenantName"), Column("Default Network", "defaultNetwork")),
+    # Source: "apic" for tenants netmaster imported from the APIC in ACI mode, else "netmaster".
+    columns=(
+        Column("Name", "tenantName"),
+        Column("Default Network", "defaultNetwork"),
+        Column("Source", lambda t: t.get("source") or "netmaster"),
+    ),
     tenant_scoped=False,
 )
 
