@@ -16,7 +16,6 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from netmaster import keys
 from netmaster.errors import ConflictError, UnavailableError
 from netmaster.store.base import Compare, Delete, Op, Put, Store, StoreError, StoreUnavailableError
 
@@ -119,4 +118,4 @@ async def read_only(store: Store, fn: Callable[[Txn], Awaitable[T]]) -> T:
         raise UnavailableError(f"state store unavailable: {exc}") from exc
 
 
-__all__ = ["Txn", "keys", "read_only", "run_txn"]
+__all__ = ["Txn", "read_only", "run_txn"]

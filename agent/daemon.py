@@ -1,0 +1,143 @@
+"""``netplugin``: the host agent daemon.
+
+Start-up order matters for restart safety: the controller listens first, then the bridge is
+converged (secure fail mode, so flows stay while nobody is connected), then the first full sync
+installs a new cookie round and removes the old one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agent.config import AgentConfig
+from agent.pipeline import build, counts_by_stage, stage_of
+from agent.pipeline.tables import FIRST_ENDPOINT_OFPORT, Table
+from agent.pipeline.view import DatapathView
+from agent.state import DesiredState
+
+if TYPE_CHECKING:
+    from agent.reconciler import Reconciler
+
+LOG = logging.getLogger("netplugin")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="netplugin", description="Contiv host agent (Open vSwitch)")
+    p.add_argument("--host-label", required=True, help="this host's name, as endpoints' host field")
+    p.add_argument("--ovsdb", default="unix:/var/run/openvswitch/db.sock", help="OVSDB remote")
+    p.add_argument("--bridge", default="contivbr")
+    p.add_argument("--datapath-type", default="netdev", choices=["netdev", "system"])
+    p.add_argument("--of-port", type=int, default=6653, help="OpenFlow listen port on 127.0.0.1")
+    p.add_argument("--vtep-ip", default="", help="VXLAN tunnel source address (data network)")
+    p.add_argument("--vlan-uplinks", default="", help="comma-separated trunk interfaces")
+    p.add_argument("--underlay-mtu", type=int, default=1500)
+    p.add_argument("--state-file", type=Path, help="desired state JSON (until netmaster sync)")
+    p.add_argument("--netmaster", default="", help="netmaster URL (list+watch sync: not yet available)")
+    p.add_argument("--verify-interval", type=float, default=10.0,
+                   help="seconds between checks that the switch still holds the agent's flows (0: off)")
+    p.add_argument("--inspect", default="", help="inspect API address: unix:/path or 127.0.0.1:PORT")
+    p.add_argument("--dump-pipeline", action="store_true",
+                   help="print the pipeline's tables and flow counts by stage for --state-file and exit")
+    p.add_argument("-v", "--verbose", action="store_true", help="with --dump-pipeline: print the flows")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+def dump_pipeline(args: argparse.Namespace) -> int:
+    """Offline view of what the agent would program for the state file (local endpoints are given
+    consecutive ofports, as a fresh agent would)."""
+    state = DesiredState.load(args.state_file)
+    local = [ep for ep in state.endpoints if ep.host == args.host_label]
+    ofports = {ep.id: FIRST_ENDPOINT_OFPORT + i for i, ep in enumerate(sorted(local, key=lambda e: e.id))}
+    vrfs = {t: i for i, t in enumerate(state.tenants, start=1)}
+    view = DatapathView(state, args.host_label, vrfs, ofports, bool(args.vtep_ip), bool(args.vlan_uplinks))
+    flows = build(view)
+    print(f"{'stage':<18}{'table':<16}{'id':>4}{'flows':>7}")
+    for stage, tables in counts_by_stage(flows).items():
+        for table, count in tables.items():
+            print(f"{stage:<18}{table:<16}{int(Table[table]):>4}{count:>7}")
+            if args.verbose:
+                for f in sorted(flows, key=lambda f: -f.priority):
+                    if f.table == int(Table[table]) and stage_of(f.table) == stage:
+                        print("    " + f.ofctl())
+    print(f"{'total':<38}{len(flows):>7}")
+    return 0
+
+
+def _watch_switch(reconciler: Reconciler, verify_interval: float) -> None:
+    """Background checks: a switch waiting for a flow restore, and drift of the installed flows."""
+    last_verify = time.monotonic()
+    while True:
+        time.sleep(0.5)
+        try:
+            reconciler.check_switch()
+            if verify_interval > 0 and time.monotonic() - last_verify >= verify_interval:
+                last_verify = time.monotonic()
+                reconciler.verify()
+        except Exception:
+            LOG.exception("switch check failed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s")
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # imported by python-ovs
+    if args.dump_pipeline:
+        if not args.state_file:
+            print("--dump-pipeline needs --state-file", file=sys.stderr)
+            return 2
+        return dump_pipeline(args)
+    if args.netmaster:
+        LOG.error("netmaster sync is not implemented yet; use --state-file")
+        return 2
+    if not args.state_file:
+        LOG.error("a state source is required: --state-file")
+        return 2
+
+    from agent.inspect_api import serve
+    from agent.ovs.ofcontroller import OpenFlowController
+    from agent.ovs.ovsdb import Ovsdb
+    from agent.reconciler import Reconciler
+    from agent.state_source import FileStateSource
+
+    cfg = AgentConfig(host_label=args.host_label, ovsdb=args.ovsdb, bridge=args.bridge,
+                      datapath_type=args.datapath_type, of_port=args.of_port, vtep_ip=args.vtep_ip,
+                      vlan_uplinks=tuple(x for x in args.vlan_uplinks.split(",") if x),
+                      underlay_mtu=args.underlay_mtu)
+    of = OpenFlowController(cfg.of_listen, cfg.of_port)
+    of.start()
+    ovsdb = None
+    while ovsdb is None:
+        try:
+            ovsdb = Ovsdb(cfg.ovsdb)
+        except Exception as exc:
+            LOG.error("OVS not reachable at %s (%s); retrying in 1 s", cfg.ovsdb, exc)
+            time.sleep(1)
+    reconciler = Reconciler(cfg, ovsdb, of)
+    source = FileStateSource(args.state_file)
+    reconciler.on_resync_needed.append(source.poke)
+    reconciler.start()
+    if not of.wait_connected(30):
+        LOG.error("bridge %s did not connect to the controller at %s", cfg.bridge, of.target)
+        return 1
+    if args.inspect:
+        serve(reconciler, args.inspect)
+    signal.signal(signal.SIGTERM, lambda *_: source.stop())
+    threading.Thread(target=_watch_switch, args=(reconciler, args.verify_interval), name="switch-watch",
+                     daemon=True).start()
+    LOG.info("agent %s running: bridge %s, state %s", cfg.host_label, cfg.bridge, args.state_file)
+    source.run(reconciler.reconcile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

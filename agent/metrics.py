@@ -1,0 +1,36 @@
+"""Prometheus metrics of the agent, on a private registry (several agents may share a test process).
+
+Names follow Antrea's where there is an equivalent, with a ``contiv_agent_`` prefix.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+class AgentMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.flows = Gauge("contiv_agent_ovs_flow_count", "Flows installed per table", ["table"], registry=r)
+        self.total_flows = Gauge("contiv_agent_ovs_total_flow_count", "Flows installed", registry=r)
+        self.bundle_latency = Histogram("contiv_agent_ovs_flow_ops_latency_seconds",
+                                        "Time to apply one bundle of flow-mods (send to barrier reply)",
+                                        buckets=_LATENCY_BUCKETS, registry=r)
+        self.flow_ops = Counter("contiv_agent_ovs_flow_ops_count", "Flow-mods sent", ["op"], registry=r)
+        self.flow_errors = Counter("contiv_agent_ovs_flow_ops_error_count", "Bundles rejected", registry=r)
+        self.reconcile = Histogram("contiv_agent_reconcile_duration_seconds",
+                                   "Time to converge ports and flows on a new desired state",
+                                   buckets=_LATENCY_BUCKETS, registry=r)
+        self.reconcile_errors = Counter("contiv_agent_reconcile_error_count", "Failed reconciles",
+                                        registry=r)
+        self.drift = Counter("contiv_agent_ovs_flow_drift_count",
+                             "Times the switch's flows differed from the agent's and were resynced",
+                             registry=r)
+        self.endpoints = Gauge("contiv_agent_endpoint_count", "Endpoints programmed", ["location"],
+                               registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,314 @@
+"""Flows as small immutable values.
+
+The reconciler computes the *desired* set of flows from state and diffs it against what it installed,
+so a flow must be hashable and comparable: table, priority and match identify it on the switch (that is
+OpenFlow's own identity for a strict modify/delete); actions and the feature (which part of the agent
+owns it, carried in the cookie) are its content. Rendering to os-ken messages and to ovs-ofctl text
+lives here too, so every consumer (controller, inspect API, bench, docs) shows the same flow.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+# Pseudo ports (OpenFlow 1.3 numbering) used by the pipeline.
+OFPP_IN_PORT = 0xFFFFFFF8
+
+# ct_state bits (nicira): what the CT_* constants below combine.
+CT_NEW = 0x01
+CT_EST = 0x02
+CT_REL = 0x04
+CT_RPL = 0x08
+CT_INV = 0x10
+CT_TRK = 0x20
+
+_CT_NAMES = [(CT_NEW, "new"), (CT_EST, "est"), (CT_REL, "rel"), (CT_RPL, "rpl"), (CT_INV, "inv"),
+             (CT_TRK, "trk")]
+
+
+class Feature(IntEnum):
+    """Which part of the agent owns a flow; it is carried in the cookie so flows can be told apart
+    on the switch (ovs-ofctl dump-flows cookie=...) and counted per feature."""
+
+    PIPELINE = 1  # table-miss and stage-to-stage defaults
+    CLASSIFIER = 2
+    SPOOF_GUARD = 3
+    ARP_RESPONDER = 4
+    CONNTRACK = 5
+    POLICY = 6
+    L3_FORWARDING = 7
+    L2_FORWARDING = 8
+    OUTPUT = 9
+    EPG = 10
+
+
+# Cookie layout: bits 48..63 round number, bits 32..47 feature id, low bits zero.
+COOKIE_ROUND_SHIFT = 48
+COOKIE_FEATURE_SHIFT = 32
+COOKIE_ROUND_MASK = 0xFFFF << COOKIE_ROUND_SHIFT
+
+
+def make_cookie(round_: int, feature: Feature) -> int:
+    """Cookie for a flow of *feature* installed in *round_*; the round lets a restarted agent delete
+    exactly the flows of the previous round after installing its own."""
+    return ((round_ & 0xFFFF) << COOKIE_ROUND_SHIFT) | (int(feature) << COOKIE_FEATURE_SHIFT)
+
+
+def cookie_round(cookie: int) -> int:
+    return (cookie >> COOKIE_ROUND_SHIFT) & 0xFFFF
+
+
+def cookie_feature(cookie: int) -> int:
+    return (cookie >> COOKIE_FEATURE_SHIFT) & 0xFFFF
+
+
+MatchValue = int | str | tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """An OpenFlow match as sorted (field, value) pairs using os-ken OXM/NXM field names.
+
+    Masked values are (value, mask) tuples; IPv4 prefixes are strings such as "10.1.0.0/16" and are
+    turned into (address, netmask) when encoded.
+    """
+
+    fields: tuple[tuple[str, MatchValue], ...] = ()
+
+    @classmethod
+    def of(cls, **kwargs: MatchValue | None) -> Match:
+        return cls(tuple(sorted((k, v) for k, v in kwargs.items() if v is not None)))
+
+    def merged(self, other: Match) -> Match:
+        """Union of two matches (used to combine rule clauses); conflicting values are a bug."""
+        combined = dict(self.fields)
+        for k, v in other.fields:
+            if k in combined and combined[k] != v:
+                raise ValueError(f"conflicting match on {k}: {combined[k]} vs {v}")
+            combined[k] = v
+        return Match(tuple(sorted(combined.items())))
+
+    def as_kwargs(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in self.fields:
+            if isinstance(v, str) and "/" in v:
+                net = ipaddress.ip_network(v, strict=False)
+                out[k] = (str(net.network_address), str(net.netmask))
+            else:
+                out[k] = v
+        return out
+
+    def text(self) -> str:
+        return ",".join(_match_text(k, v) for k, v in self.fields)
+
+
+# os-ken field name -> ovs-ofctl field name, where they differ.
+_OFCTL_FIELD = {
+    "eth_type": "dl_type",
+    "eth_src": "dl_src",
+    "eth_dst": "dl_dst",
+    "ipv4_src": "nw_src",
+    "ipv4_dst": "nw_dst",
+    "ip_proto": "nw_proto",
+    "tcp_dst": "tp_dst",
+    "udp_dst": "tp_dst",
+    "tunnel_id": "tun_id",
+    "tun_ipv4_dst": "tun_dst",
+    "icmpv4_type": "icmp_type",
+}
+
+
+def _ct_state_text(value: int, mask: int) -> str:
+    return "".join(("+" if value & bit else "-") + name for bit, name in _CT_NAMES if mask & bit)
+
+
+def _match_text(k: str, v: MatchValue) -> str:
+    if k == "ct_state":
+        value, mask = v if isinstance(v, tuple) else (v, 0xFF)
+        return f"ct_state={_ct_state_text(value, mask)}"
+    if k == "vlan_vid":
+        value = v[0] if isinstance(v, tuple) else v
+        return f"dl_vlan={int(value) & 0xFFF}"
+    name = _OFCTL_FIELD.get(k, k)
+    if isinstance(v, tuple):
+        return f"{name}={v[0]:#x}/{v[1]:#x}"
+    if isinstance(v, int) and k in ("eth_type", "tunnel_id"):
+        return f"{name}={v:#x}"
+    return f"{name}={v}"
+
+
+# ---- actions -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    port: int
+
+    def text(self) -> str:
+        return "IN_PORT" if self.port == OFPP_IN_PORT else f"output:{self.port}"
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        return [parser.OFPActionOutput(self.port, 0xFFFF)]
+
+
+@dataclass(frozen=True, slots=True)
+class OutputReg:
+    """Output to the port held in a register (reg1 by convention): one output flow serves all ports."""
+
+    reg: str
+
+    def text(self) -> str:
+        return f"output:{self.reg}"
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        from os_ken.ofproto import nicira_ext
+
+        return [parser.NXActionOutputReg(ofs_nbits=nicira_ext.ofs_nbits(0, 31), src=self.reg, max_len=0)]
+
+
+@dataclass(frozen=True, slots=True)
+class SetField:
+    name: str
+    value: int | str
+
+    def text(self) -> str:
+        if self.name == "vlan_vid":
+            return f"mod_vlan_vid:{int(self.value) & 0xFFF}"
+        name = _OFCTL_FIELD.get(self.name, self.name)
+        if name.startswith("reg"):
+            return f"load:{int(self.value):#x}->NXM_NX_{name.upper()}[]"
+        value = f"{self.value:#x}" if isinstance(self.value, int) and name == "tun_id" else self.value
+        return f"set_field:{value}->{name}"
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        return [parser.OFPActionSetField(**{self.name: self.value})]
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Copy bits between fields, used by the ARP responder to turn a request into a reply."""
+
+    src: str
+    dst: str
+    n_bits: int
+
+    def text(self) -> str:
+        return f"move:{_nxm_name(self.src)}[]->{_nxm_name(self.dst)}[]"
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        return [parser.NXActionRegMove(src_field=self.src, dst_field=self.dst, n_bits=self.n_bits)]
+
+
+_NXM = {"eth_src": "NXM_OF_ETH_SRC", "eth_dst": "NXM_OF_ETH_DST", "arp_sha": "NXM_NX_ARP_SHA",
+        "arp_tha": "NXM_NX_ARP_THA", "arp_spa": "NXM_OF_ARP_SPA", "arp_tpa": "NXM_OF_ARP_TPA"}
+
+
+def _nxm_name(field_name: str) -> str:
+    return _NXM[field_name]
+
+
+@dataclass(frozen=True, slots=True)
+class PushVlan:
+    def text(self) -> str:
+        return "push_vlan:0x8100"
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        return [parser.OFPActionPushVlan(0x8100)]
+
+
+@dataclass(frozen=True, slots=True)
+class PopVlan:
+    def text(self) -> str:
+        return "strip_vlan"
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        return [parser.OFPActionPopVlan()]
+
+
+@dataclass(frozen=True, slots=True)
+class DecTtl:
+    def text(self) -> str:
+        return "dec_ttl"
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        return [parser.OFPActionDecNwTtl()]
+
+
+@dataclass(frozen=True, slots=True)
+class Conjunction:
+    conj_id: int
+    clause: int  # 1-based, as ovs-ofctl writes it
+    n_clauses: int
+
+    def text(self) -> str:
+        return f"conjunction({self.conj_id},{self.clause}/{self.n_clauses})"
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        return [parser.NXActionConjunction(clause=self.clause - 1, n_clauses=self.n_clauses,
+                                           id_=self.conj_id)]
+
+
+@dataclass(frozen=True, slots=True)
+class Ct:
+    """Send the packet through conntrack in the zone held in *zone_reg* (the tenant id): tenants with
+    overlapping subnets then never share connection state."""
+
+    zone_reg: str
+    commit: bool = False
+    table: int | None = None
+
+    def text(self) -> str:
+        parts = ["commit"] if self.commit else []
+        if self.table is not None:
+            parts.append(f"table={self.table}")
+        parts.append(f"zone=NXM_NX_{self.zone_reg.upper()}[0..15]")
+        return f"ct({','.join(parts)})"
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        from os_ken.ofproto import nicira_ext
+
+        return [parser.NXActionCT(flags=1 if self.commit else 0, zone_src=self.zone_reg,
+                                  zone_ofs_nbits=nicira_ext.ofs_nbits(0, 15),
+                                  recirc_table=0xFF if self.table is None else self.table,
+                                  alg=0, actions=[])]
+
+
+Action = Output | OutputReg | SetField | Move | PushVlan | PopVlan | DecTtl | Conjunction | Ct
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """One OpenFlow rule. ``goto`` is the goto_table instruction (None: the packet stops here);
+    no actions and no goto means drop."""
+
+    table: int
+    priority: int
+    match: Match
+    actions: tuple[Action, ...] = ()
+    goto: int | None = None
+    feature: Feature = Feature.PIPELINE
+    _key: tuple[int, int, Match] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_key", (self.table, self.priority, self.match))
+
+    @property
+    def key(self) -> tuple[int, int, Match]:
+        """OpenFlow identity: two flows with the same key replace each other on the switch."""
+        return self._key
+
+    def actions_text(self) -> str:
+        parts = [a.text() for a in self.actions]
+        if self.goto is not None:
+            parts.append(f"goto_table:{self.goto}")
+        return ",".join(parts) or "drop"
+
+    def ofctl(self, cookie: int | None = None) -> str:
+        """The flow in ovs-ofctl add-flow syntax (used by inspect, docs and the bench)."""
+        head = f"table={self.table},priority={self.priority}"
+        if cookie is not None:
+            head = f"cookie={cookie:#x}," + head
+        match = self.match.text()
+        return f"{head}{',' + match if match else ''} actions={self.actions_text()}"

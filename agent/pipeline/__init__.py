@@ -1,0 +1,61 @@
+"""The OpenFlow pipeline: stages in a fixed order, each a pure function of a DatapathView.
+
+``build`` returns the complete desired flow set; the reconciler diffs it against what is installed.
+Stage order and tables are in ``tables.STAGES`` and docs/pipeline.md.
+"""
+
+from __future__ import annotations
+
+from agent.ovs.flow import Flow
+from agent.pipeline import (
+    arp_responder,
+    classifier,
+    conntrack,
+    egress_policy,
+    ingress_policy,
+    l2_forwarding,
+    l3_forwarding,
+    output,
+    policy_rules,
+    spoof_guard,
+)
+from agent.pipeline.tables import STAGES, Table
+from agent.pipeline.view import DatapathView
+
+
+def build(view: DatapathView) -> list[Flow]:
+    """All flows for *view*, stage by stage. Duplicate keys are a bug in a stage and raise."""
+    local_groups = {view.epg(ep) for ep, _ in view.local_endpoints if view.epg(ep)}
+    rules = list(policy_rules.match_rules(view.state, local_groups))
+    out: list[Flow] = []
+    out += classifier.flows(view)
+    out += spoof_guard.flows(view)
+    out += arp_responder.flows(view)
+    out += conntrack.state_flows()
+    out += egress_policy.flows(view, rules)
+    out += l3_forwarding.flows(view)
+    out += l2_forwarding.flows(view)
+    out += ingress_policy.flows(rules)
+    out += conntrack.commit_flows()
+    out += output.flows(view)
+    seen: dict[tuple, Flow] = {}
+    for flow in out:
+        other = seen.setdefault(flow.key, flow)
+        if other is not flow and other != flow:
+            raise ValueError(f"two flows with one key: {flow.ofctl()} / {other.ofctl()}")
+    return list({f.key: f for f in out}.values())
+
+
+def stage_of(table: int) -> str:
+    for name, tables in STAGES:
+        if table in tables:
+            return name
+    return "unknown"
+
+
+def counts_by_stage(flows: list[Flow]) -> dict[str, dict[str, int]]:
+    """Flow counts per stage and table, in pipeline order (for --dump-pipeline and inspect)."""
+    out: dict[str, dict[str, int]] = {}
+    for name, tables in STAGES:
+        out[name] = {Table(t).name: sum(1 for f in flows if f.table == t) for t in tables}
+    return out

@@ -1,0 +1,45 @@
+"""ARP responder: ARP requests from local endpoints are answered by flows, never by packet-in.
+
+Every known endpoint of the requester's network (local or remote) is answered with its MAC, and in
+routing fwdMode the network's gateway with the router MAC. Because the answers live in the switch, a
+stopped agent does not stop address resolution. Requests for unknown addresses, replies, and ARP
+arriving from the tunnel or uplink continue to L2 forwarding, so an endpoint still answers for itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+
+from agent.ovs.flow import OFPP_IN_PORT, Feature, Flow, Match, Move, Output, SetField
+from agent.pipeline.flow_cache import FLOW_CACHE_SIZE
+from agent.pipeline.tables import ETH_ARP, PRIO_MISS, PRIO_NORMAL, ROUTER_MAC, PortType, Table
+from agent.pipeline.view import DatapathView
+from agent.state import Network
+
+
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def reply_flow(net: Network, ip: str, mac: str) -> Flow:
+    """Turn a request for *ip* into the reply "ip is at mac" and send it back where it came from."""
+    actions = (
+        Move("eth_src", "eth_dst", 48),
+        SetField("eth_src", mac),
+        SetField("arp_op", 2),
+        Move("arp_sha", "arp_tha", 48),
+        SetField("arp_sha", mac),
+        Move("arp_spa", "arp_tpa", 32),
+        SetField("arp_spa", ip),
+        Output(OFPP_IN_PORT),
+    )
+    match = Match.of(eth_type=ETH_ARP, arp_op=1, arp_tpa=ip, reg0=int(PortType.LOCAL), reg4=net.segment)
+    return Flow(Table.ARP_RESPONDER, PRIO_NORMAL, match, actions, feature=Feature.ARP_RESPONDER)
+
+
+def flows(view: DatapathView) -> Iterator[Flow]:
+    for ep in view.all_endpoints():
+        yield reply_flow(view.network_of(ep), ep.ip, ep.mac)
+    if view.routing:
+        for net in view.networks:
+            if net.gateway:
+                yield reply_flow(net, net.gateway, ROUTER_MAC)
+    yield Flow(Table.ARP_RESPONDER, PRIO_MISS, Match(), goto=Table.L2_FORWARDING)

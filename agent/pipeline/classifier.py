@@ -1,0 +1,81 @@
+"""Classifier stage: where did the packet come from?
+
+Sorts packets by ingress port type (local endpoint, VXLAN tunnel, VLAN uplink) and loads the
+registers every later stage relies on: source type, network segment, tenant (VRF) and, for local
+endpoints, the source EPG. Packets from the tunnel or the uplink learn their source EPG from their
+source address in SRC_EPG, since the wire does not carry it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+
+from agent.ovs.flow import Feature, Flow, Match, PopVlan, SetField
+from agent.pipeline.flow_cache import FLOW_CACHE_SIZE
+from agent.pipeline.tables import (
+    ETH_ARP,
+    ETH_IP,
+    OFPVID_PRESENT,
+    PRIO_LOW,
+    PRIO_MISS,
+    PRIO_NORMAL,
+    TUNNEL_OFPORT,
+    UPLINK_OFPORT,
+    PortType,
+    Reg,
+    Table,
+)
+from agent.pipeline.view import DatapathView
+from agent.state import Network
+
+
+def _load(src_type: PortType, net: Network, vrf: int, epg: int | None = None) -> tuple[SetField, ...]:
+    loads = [SetField(Reg.SRC_TYPE, int(src_type)), SetField(Reg.NETWORK, net.segment),
+             SetField(Reg.TENANT, vrf)]
+    if epg is not None:
+        loads.append(SetField(Reg.SRC_EPG, epg))
+    return tuple(loads)
+
+
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def local_port_flow(ofport: int, net: Network, vrf: int, epg: int) -> Flow:
+    return Flow(Table.CLASSIFIER, PRIO_NORMAL, Match.of(in_port=ofport),
+                _load(PortType.LOCAL, net, vrf, epg), goto=Table.SPOOF_GUARD, feature=Feature.CLASSIFIER)
+
+
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def tunnel_flow(net: Network, vrf: int) -> Flow:
+    return Flow(Table.CLASSIFIER, PRIO_NORMAL, Match.of(in_port=TUNNEL_OFPORT, tunnel_id=net.vni),
+                _load(PortType.TUNNEL, net, vrf), goto=Table.SRC_EPG, feature=Feature.CLASSIFIER)
+
+
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def uplink_flow(net: Network, vrf: int) -> Flow:
+    return Flow(Table.CLASSIFIER, PRIO_NORMAL,
+                Match.of(in_port=UPLINK_OFPORT, vlan_vid=OFPVID_PRESENT | net.vlan),
+                (PopVlan(), *_load(PortType.UPLINK, net, vrf)), goto=Table.SRC_EPG,
+                feature=Feature.CLASSIFIER)
+
+
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def remote_source_epg_flow(ip: str, vrf: int, epg: int) -> Flow:
+    return Flow(Table.SRC_EPG, PRIO_NORMAL, Match.of(eth_type=ETH_IP, ipv4_src=ip, reg5=vrf),
+                (SetField(Reg.SRC_EPG, epg),), goto=Table.CT_ZONE, feature=Feature.EPG)
+
+
+def flows(view: DatapathView) -> Iterator[Flow]:
+    for ep, ofport in view.local_endpoints:
+        yield local_port_flow(ofport, view.network_of(ep), view.vrf(ep.tenant), view.epg(ep))
+    for net in view.networks:
+        if net.encap == "vxlan" and view.has_tunnel:
+            yield tunnel_flow(net, view.vrf(net.tenant))
+        if net.encap == "vlan" and view.has_uplink:
+            yield uplink_flow(net, view.vrf(net.tenant))
+    for ep in view.remote_endpoints:
+        if view.epg(ep):
+            yield remote_source_epg_flow(ep.ip, view.vrf(ep.tenant), view.epg(ep))
+    yield Flow(Table.CLASSIFIER, PRIO_MISS, Match())
+    yield Flow(Table.SRC_EPG, PRIO_LOW, Match.of(eth_type=ETH_IP), goto=Table.CT_ZONE)
+    yield Flow(Table.SRC_EPG, PRIO_LOW, Match.of(eth_type=ETH_ARP), goto=Table.ARP_RESPONDER)
+    yield Flow(Table.SRC_EPG, PRIO_MISS, Match())

@@ -1,0 +1,33 @@
+"""Conntrack state and commit stages.
+
+Every IPv4 packet goes through conntrack once, in the zone of its tenant (so overlapping subnets of
+two tenants never share connection state). Invalid packets are dropped; established and related
+packets then skip both policy tables. A new connection is committed only after ingress policy, so a
+connection exists in conntrack only if every policy on its path allowed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from agent.ovs.flow import CT_INV, CT_NEW, CT_TRK, Ct, Feature, Flow, Match
+from agent.pipeline.tables import ETH_IP, PRIO_HIGH, PRIO_LOW, PRIO_MISS, Reg, Table
+
+
+def _ct(bits: int) -> Match:
+    return Match.of(eth_type=ETH_IP, ct_state=(bits | CT_TRK, bits | CT_TRK))
+
+
+def state_flows() -> Iterator[Flow]:
+    yield Flow(Table.CT_ZONE, PRIO_LOW, Match.of(eth_type=ETH_IP), (Ct(Reg.TENANT, table=Table.CT_STATE),),
+               feature=Feature.CONNTRACK)
+    yield Flow(Table.CT_ZONE, PRIO_MISS, Match())
+    yield Flow(Table.CT_STATE, PRIO_HIGH, _ct(CT_INV),
+               feature=Feature.CONNTRACK)
+    yield Flow(Table.CT_STATE, PRIO_MISS, Match(), goto=Table.DST_EPG)
+
+
+def commit_flows() -> Iterator[Flow]:
+    yield Flow(Table.CT_COMMIT, PRIO_LOW, _ct(CT_NEW),
+               (Ct(Reg.TENANT, commit=True),), goto=Table.OUTPUT, feature=Feature.CONNTRACK)
+    yield Flow(Table.CT_COMMIT, PRIO_MISS, Match(), goto=Table.OUTPUT)

@@ -1,0 +1,91 @@
+"""What the pipeline stages read: the desired state seen from one host.
+
+The reconciler resolves the few host-specific facts (which endpoints are local and on which ofport,
+the tenant VRF numbers, whether the tunnel and uplink ports exist) once, so every stage is a pure
+function of this view and the whole pipeline can be rebuilt and diffed on every change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+from agent.state import DesiredState, Endpoint, Network
+
+
+@dataclass(frozen=True)
+class DatapathView:
+    state: DesiredState
+    host: str
+    vrf_ids: Mapping[str, int]  # tenant -> VRF id (also the conntrack zone)
+    endpoint_ofports: Mapping[str, int]  # local endpoint id -> ofport (only endpoints with a port)
+    has_tunnel: bool = False
+    has_uplink: bool = False
+
+    @property
+    def routing(self) -> bool:
+        return self.state.fwd_mode == "routing"
+
+    @cached_property
+    def networks(self) -> list[Network]:
+        return sorted(self.state.networks, key=lambda n: n.key)
+
+    def network_of(self, ep: Endpoint) -> Network:
+        net = self.state.network(ep.network_key)
+        assert net is not None  # DesiredState validates endpoint networks
+        return net
+
+    def vrf(self, tenant: str) -> int:
+        return self.vrf_ids[tenant]
+
+    def epg(self, ep: Endpoint) -> int:
+        return self.state.group_id(ep)
+
+    @cached_property
+    def local_endpoints(self) -> list[tuple[Endpoint, int]]:
+        """Local endpoints that have a port, with their ofport, in a stable order."""
+        return sorted(((ep, self.endpoint_ofports[ep.id]) for ep in self.state.endpoints
+                       if ep.host == self.host and ep.id in self.endpoint_ofports), key=lambda x: x[1])
+
+    @cached_property
+    def remote_endpoints(self) -> list[Endpoint]:
+        """Endpoints on other hosts that this host can reach (VXLAN needs the peer's VTEP)."""
+        return sorted((ep for ep in self.state.endpoints if ep.host != self.host and self.reachable(ep)),
+                      key=lambda e: e.id)
+
+    def reachable(self, ep: Endpoint) -> bool:
+        net = self.network_of(ep)
+        if net.encap == "vxlan":
+            return self.has_tunnel and bool(self.vtep_of(ep))
+        return self.has_uplink
+
+    def vtep_of(self, ep: Endpoint) -> str:
+        host = self.state.host(ep.host)
+        return host.vtep_ip if host else ""
+
+    def all_endpoints(self) -> Iterator[Endpoint]:
+        """Local endpoints with a port, then reachable remote ones."""
+        yield from (ep for ep, _ in self.local_endpoints)
+        yield from self.remote_endpoints
+
+    @cached_property
+    def _ports_by_network(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for ep, port in self.local_endpoints:
+            out.setdefault(ep.network_key, []).append(port)
+        return out
+
+    @cached_property
+    def _vteps_by_network(self) -> dict[str, list[str]]:
+        out: dict[str, set[str]] = {}
+        for ep in self.remote_endpoints:
+            out.setdefault(ep.network_key, set()).add(self.vtep_of(ep))
+        return {k: sorted(v) for k, v in out.items()}
+
+    def local_ports_of(self, net: Network) -> list[int]:
+        return self._ports_by_network.get(net.key, [])
+
+    def peer_vteps_of(self, net: Network) -> list[str]:
+        """VTEPs of the other hosts with endpoints in *net*: the head-end replication list."""
+        return self._vteps_by_network.get(net.key, [])

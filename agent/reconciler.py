@@ -1,0 +1,331 @@
+"""Turns a DesiredState into OVS ports and flows on this host, applying only the difference.
+
+Reconcile rather than replay: whatever the feeder changed, the reconciler recomputes the complete
+desired pipeline from the snapshot, compares it with what it installed, and sends one atomic bundle
+with the difference. Ports follow the same idea (create what is missing, delete what is no longer
+wanted, after the flows that used them are gone).
+
+Restart safety: the first sync of a process (and the first after the switch reconnects) is a *full*
+sync in a new cookie round: every desired flow is (re)added with the new round, replacing identical
+flows in place, and in the same bundle every flow of any other round is deleted. Traffic never sees a
+gap, and afterwards the switch holds exactly the desired flows.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agent.config import AgentConfig
+from agent.metrics import AgentMetrics
+from agent.ovs.flow import Flow, cookie_round, make_cookie
+from agent.ovs.ofcontroller import FlowProgrammingError, OpenFlowController
+from agent.ovs.ovsdb import EXT_ENDPOINT, EXT_ROLE, EXT_ROUND, Ovsdb, PortInfo
+from agent.pipeline import build, counts_by_stage, stage_of
+from agent.pipeline.tables import FIRST_ENDPOINT_OFPORT, TUNNEL_OFPORT, UPLINK_OFPORT, Table
+from agent.pipeline.view import DatapathView
+from agent.plumbing import EndpointLink, Plumber, host_ifname, prefixlen_of
+from agent.state import DesiredState, Endpoint
+
+LOG = logging.getLogger(__name__)
+
+TUNNEL_PORT = "vxtun0"
+EXT_VRF_PREFIX = "contiv-vrf-"
+VXLAN_OVERHEAD = 50
+
+
+class Reconciler:
+    def __init__(self, cfg: AgentConfig, ovsdb: Ovsdb, of: OpenFlowController,
+                 plumber: Plumber | None = None, metrics: AgentMetrics | None = None) -> None:
+        self.cfg = cfg
+        self.ovsdb = ovsdb
+        self.of = of
+        self.plumber = plumber or Plumber()
+        self.metrics = metrics or AgentMetrics()
+        self.round = 0
+        self.installed: dict[tuple, Flow] = {}
+        self.state: DesiredState | None = None
+        self.view: DatapathView | None = None
+        self.applied_revision = -1
+        self.endpoint_errors: dict[str, str] = {}
+        self.vrf_ids: dict[str, int] = {}
+        # A full sync is due whenever the switch (re)connected after the last one. Counters rather
+        # than a flag: the connect hook runs on os-ken's thread, possibly during a reconcile.
+        self._connects = 0
+        self._synced_connects = -1
+        self._lock = threading.RLock()
+        self.on_resync_needed: list[Callable[[], None]] = []
+
+    # -- start-up -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Converge the bridge and pick this process's cookie round."""
+        self.of.on_connect.append(self._switch_connected)
+        self.ovsdb.ensure_bridge(self.cfg.bridge, self.cfg.datapath_type, self.of.target)
+        previous = int(self.ovsdb.bridge_external_id(self.cfg.bridge, EXT_ROUND) or 0)
+        self.round = previous
+        ids = self.ovsdb.api.db_get("Bridge", self.cfg.bridge, "external_ids").execute(check_error=True)
+        self.vrf_ids = {k[len(EXT_VRF_PREFIX):]: int(v) for k, v in ids.items()
+                        if k.startswith(EXT_VRF_PREFIX)}
+
+    def _switch_connected(self, _dp: Any) -> None:
+        self._connects += 1
+        for hook in self.on_resync_needed:
+            hook()
+
+    def check_switch(self) -> None:
+        """Called periodically while running. ovs-vswitchd does not connect to (non-service)
+        controllers while ``other_config:flow-restore-wait`` is true, so a switch restarted with the
+        flag would wait for this agent forever. The agent replays its own flows instead of restoring
+        saved ones: if it finds the flag set while disconnected, it clears it, the switch connects,
+        and the reconnect triggers a full sync in a new round."""
+        if self.of.connected:
+            return
+        try:
+            if self.ovsdb.flow_restore_wait():
+                LOG.warning("switch waits for a flow restore and cannot connect meanwhile; clearing "
+                            "flow-restore-wait, the pipeline is replayed on connect")
+                self.ovsdb.set_flow_restore_wait(False)
+        except Exception as exc:  # OVSDB down as well: ovsdbapp reconnects, try again later
+            LOG.warning("cannot read OVSDB: %s", exc)
+
+    def verify(self) -> bool:
+        """Compare the switch with what the agent installed; on drift (flows deleted or added by
+        someone else, a stale round) schedule a full sync and return False.
+
+        Counting flows per table for the current round, plus any flow of another round, catches
+        deletions and additions without parsing matches back from the switch; modified actions of an
+        existing flow are not detected (nothing in this system modifies flows behind the agent)."""
+        if not self.of.connected or not self._lock.acquire(timeout=0.1):
+            return True  # not now: disconnected (a reconnect resyncs anyway) or busy reconciling
+        try:
+            if self.view is None:
+                return True
+            expected: dict[int, int] = {}
+            for flow in self.installed.values():
+                expected[flow.table] = expected.get(flow.table, 0) + 1
+            actual: dict[int, int] = {}
+            foreign = 0
+            for stat in self.of.flow_stats():
+                if cookie_round(stat.cookie) == self.round:
+                    actual[stat.table_id] = actual.get(stat.table_id, 0) + 1
+                else:
+                    foreign += 1
+            if actual == expected and not foreign:
+                return True
+            LOG.warning("flows on the switch drifted from the agent's (per table %s, expected %s, "
+                        "%d of other rounds); resyncing", actual, expected, foreign)
+            self.metrics.drift.inc()
+            self._connects += 1  # same treatment as a reconnect: full sync in a new round
+        finally:
+            self._lock.release()
+        for hook in self.on_resync_needed:
+            hook()
+        return False
+
+    def _next_round(self) -> int:
+        self.round = self.round % 0xFFFF + 1  # 1..65535; 0 is never used, so no flow has round 0
+        return self.round
+
+    # -- tenants ----------------------------------------------------------------------------------
+
+    def _ensure_vrfs(self, state: DesiredState) -> None:
+        """VRF ids are host-local (they only live in registers and conntrack zones) but must survive
+        restarts to keep flows identical, so they are kept in the bridge's external_ids."""
+        for tenant in state.tenants:
+            if tenant in self.vrf_ids:
+                continue
+            used = set(self.vrf_ids.values())
+            vrf = next(i for i in range(1, 0xFFFF) if i not in used)
+            self.ovsdb.set_bridge_external_id(self.cfg.bridge, EXT_VRF_PREFIX + tenant, str(vrf))
+            self.vrf_ids[tenant] = vrf
+
+    # -- ports ------------------------------------------------------------------------------------
+
+    def _mtu(self, state: DesiredState, ep: Endpoint) -> int:
+        net = state.network(ep.network_key)
+        return self.cfg.underlay_mtu - (VXLAN_OVERHEAD if net and net.encap == "vxlan" else 0)
+
+    def _link(self, state: DesiredState, ep: Endpoint) -> EndpointLink:
+        net = state.network(ep.network_key)
+        assert net is not None
+        gateway = net.gateway if net.gateway and ipaddress.IPv4Address(net.gateway) in \
+            ipaddress.IPv4Network(net.subnet, strict=False) else ""
+        return EndpointLink(ep.id, ep.netns, ep.ifname, ep.mac, ep.ip, prefixlen_of(net.subnet),
+                            self._mtu(state, ep), gateway, tx_offload=not self.cfg.userspace)
+
+    def _infra_ports(self, existing: dict[str, PortInfo]) -> tuple[bool, bool]:
+        br = self.cfg.bridge
+        has_tunnel = bool(self.cfg.vtep_ip)
+        if has_tunnel:
+            opts = {"remote_ip": "flow", "key": "flow", "local_ip": self.cfg.vtep_ip}
+            port = existing.get(TUNNEL_PORT)
+            if port is None or port.options != opts or port.ofport != TUNNEL_OFPORT:
+                self.ovsdb.add_port(br, TUNNEL_PORT, TUNNEL_OFPORT, "vxlan", options=opts,
+                                    external_ids={EXT_ROLE: "tunnel"})
+        has_uplink = bool(self.cfg.vlan_uplinks)
+        if has_uplink:
+            name = self.cfg.vlan_uplinks[0]
+            if name not in existing:
+                self.ovsdb.add_port(br, name, UPLINK_OFPORT, external_ids={EXT_ROLE: "uplink"})
+        return has_tunnel, has_uplink
+
+    def _converge_ports(self, state: DesiredState) -> tuple[dict[str, int], list[str], bool, bool]:
+        """Create missing endpoint ports; return ofports, endpoints whose ports must go (after the
+        flow update), and whether tunnel and uplink ports exist."""
+        br = self.cfg.bridge
+        existing = self.ovsdb.ports(br)
+        has_tunnel, has_uplink = self._infra_ports(existing)
+        by_ep = {p.external_ids[EXT_ENDPOINT]: p for p in existing.values() if EXT_ENDPOINT in p.external_ids}
+        used = {p.ofport for p in existing.values()}
+        wanted = {ep.id: ep for ep in state.endpoints if ep.host == self.cfg.host_label and ep.netns}
+        created: set[str] = set()
+        for ep_id, ep in sorted(wanted.items()):
+            port = by_ep.get(ep_id)
+            if port is not None and port.ofport > 0 and self.plumber.exists(ep_id):
+                continue
+            try:
+                name = self.plumber.create(self._link(state, ep))
+                ofport = port.ofport if port is not None and port.ofport > 0 else \
+                    next(i for i in range(FIRST_ENDPOINT_OFPORT, 0xFEFF) if i not in used)
+                used.add(ofport)
+                self.ovsdb.add_port(br, name, ofport, external_ids={EXT_ENDPOINT: ep_id})
+                created.add(name)
+                self.endpoint_errors.pop(ep_id, None)
+            except Exception as exc:  # one broken endpoint must not block the others
+                LOG.error("endpoint %s: plumbing failed: %s", ep_id, exc)
+                self.endpoint_errors[ep_id] = str(exc)
+        ports = self.ovsdb.wait_ofports(br, created) if created else self.ovsdb.ports(br)
+        ofports = {}
+        for port in ports.values():
+            ep_id = port.external_ids.get(EXT_ENDPOINT)
+            if ep_id in wanted and port.ofport > 0:
+                ofports[ep_id] = port.ofport
+        stale = [ep_id for ep_id in by_ep if ep_id not in wanted]
+        return ofports, stale, has_tunnel, has_uplink
+
+    def _remove_ports(self, stale: list[str]) -> None:
+        for ep_id in stale:
+            self.ovsdb.del_port(self.cfg.bridge, host_ifname(ep_id))
+            self.plumber.delete(ep_id)
+            self.endpoint_errors.pop(ep_id, None)
+
+    # -- flows ------------------------------------------------------------------------------------
+
+    def _apply(self, adds: list[Flow], deletes: list[Flow], delete_rounds: list[int]) -> None:
+        try:
+            self.of.apply([(f, make_cookie(self.round, f.feature)) for f in adds], deletes, delete_rounds)
+        except FlowProgrammingError:
+            self.metrics.flow_errors.inc()
+            raise
+        self.metrics.bundle_latency.observe(self.of.last_apply_seconds)
+        self.metrics.flow_ops.labels("add").inc(len(adds))
+        self.metrics.flow_ops.labels("delete").inc(len(deletes) + len(delete_rounds))
+
+    def _sync_flows(self, desired: dict[tuple, Flow]) -> None:
+        connects = self._connects
+        if connects != self._synced_connects:
+            self._next_round()
+            present = {cookie_round(s.cookie) for s in self.of.flow_stats()}
+            old_rounds = sorted(present - {self.round})
+            self._apply(list(desired.values()), [], old_rounds)
+            self.installed = dict(desired)
+            self.ovsdb.set_bridge_external_id(self.cfg.bridge, EXT_ROUND, str(self.round))
+            self.ovsdb.set_flow_restore_wait(False)
+            self._synced_connects = connects
+            LOG.info("full sync: round %d, %d flows, removed rounds %s", self.round, len(desired), old_rounds)
+            return
+        adds = [f for k, f in desired.items() if self.installed.get(k) != f]
+        deletes = [f for k, f in self.installed.items() if k not in desired]
+        if adds or deletes:
+            self._apply(adds, deletes, [])
+            for f in deletes:
+                del self.installed[f.key]
+            self.installed.update((f.key, f) for f in adds)
+
+    # -- the entry point --------------------------------------------------------------------------
+
+    def reconcile(self, state: DesiredState) -> None:
+        """Make this host match *state*. Safe to call repeatedly with the same or a newer state."""
+        with self._lock:
+            started = time.monotonic()
+            try:
+                self._ensure_vrfs(state)
+                ofports, stale, has_tunnel, has_uplink = self._converge_ports(state)
+                view = DatapathView(state, self.cfg.host_label, dict(self.vrf_ids), ofports,
+                                    has_tunnel, has_uplink)
+                desired = {f.key: f for f in build(view)}
+                self._sync_flows(desired)
+                self._remove_ports(stale)
+            except Exception:
+                self.metrics.reconcile_errors.inc()
+                raise
+            self.state, self.view = state, view
+            self.applied_revision = state.revision
+            self._update_gauges()
+            self.metrics.reconcile.observe(time.monotonic() - started)
+
+    def _update_gauges(self) -> None:
+        by_table: dict[int, int] = {}
+        for flow in self.installed.values():
+            by_table[flow.table] = by_table.get(flow.table, 0) + 1
+        for table in Table:
+            self.metrics.flows.labels(table.name).set(by_table.get(table, 0))
+        self.metrics.total_flows.set(len(self.installed))
+        assert self.view is not None
+        self.metrics.endpoints.labels("local").set(len(self.view.local_endpoints))
+        self.metrics.endpoints.labels("remote").set(len(self.view.remote_endpoints))
+
+    # -- inspection -------------------------------------------------------------------------------
+
+    def driver_info(self, with_flows: bool = False) -> dict[str, Any]:
+        with self._lock:
+            view, flows = self.view, list(self.installed.values())
+            info: dict[str, Any] = {
+                "host": self.cfg.host_label, "bridge": self.cfg.bridge, "round": self.round,
+                "revision": self.applied_revision, "switch_connected": self.of.connected,
+                "fwd_mode": view.state.fwd_mode if view else None, "vtep_ip": self.cfg.vtep_ip,
+                "vrfs": dict(self.vrf_ids), "endpoint_errors": dict(self.endpoint_errors),
+                "flows_total": len(flows), "flows_by_stage": counts_by_stage(flows),
+            }
+            if view is not None:
+                info["endpoints"] = [{**_ep_dict(ep), "ofport": port, "port": host_ifname(ep.id)}
+                                     for ep, port in view.local_endpoints]
+                info["remote_endpoints"] = [{**_ep_dict(ep), "vtep": view.vtep_of(ep)}
+                                            for ep in view.remote_endpoints]
+                info["vteps"] = sorted({h.vtep_ip for h in view.state.hosts
+                                        if h.vtep_ip and h.name != self.cfg.host_label})
+            if with_flows:
+                ordered = sorted(flows, key=_order)
+                info["flows"] = {name: [f.ofctl() for f in ordered if stage_of(f.table) == name]
+                                 for name in info["flows_by_stage"]}
+            return info
+
+    def endpoint_info(self, ep_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            view = self.view
+            ep = view.state.endpoint(ep_id) if view else None
+            if ep is None or view is None:
+                return None
+            ofport = view.endpoint_ofports.get(ep_id)
+            needles = [ep.ip + ",", ep.ip + " ", ep.mac]
+            if ofport:
+                needles += [f"in_port={ofport},", f"in_port={ofport} ", f"load:{ofport:#x}->NXM_NX_REG1[]"]
+            flows = [f.ofctl() for f in sorted(self.installed.values(), key=_order)
+                     if any(n in f.ofctl() + " " for n in needles)]
+            return {**_ep_dict(ep), "local": ep.host == self.cfg.host_label, "ofport": ofport,
+                    "port": host_ifname(ep_id) if ofport else None, "epg_id": view.epg(ep),
+                    "error": self.endpoint_errors.get(ep_id), "flows": flows}
+
+
+def _order(flow: Flow) -> tuple[int, int, str]:
+    return flow.table, -flow.priority, flow.match.text()
+
+
+def _ep_dict(ep: Endpoint) -> dict[str, Any]:
+    return {"id": ep.id, "tenant": ep.tenant, "network": ep.network, "group": ep.group, "ip": ep.ip,
+            "mac": ep.mac, "host": ep.host}

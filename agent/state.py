@@ -1,0 +1,237 @@
+"""The desired state an agent programs, in Contiv's vocabulary.
+
+This is the contract between whatever feeds the agent (today a JSON file or a test, later netmaster's
+list+watch stream) and the reconciler. It holds *intent*, never datapath details: networks with their
+encapsulation and tags, endpoint groups with their numeric ids, endpoints wherever they live (the host
+says whether they are local), policies with Contiv rules, the hosts' VTEP addresses and the global
+forwarding mode. Everything is a frozen dataclass so that two snapshots can be compared cheaply and a
+snapshot can be shared between threads.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+FwdMode = Literal["bridge", "routing"]
+Encap = Literal["vlan", "vxlan"]
+Direction = Literal["in", "out"]
+Verdict = Literal["allow", "deny"]
+
+PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "igmp": 2}
+
+
+def mac_from_ip(ip: str) -> str:
+    """Contiv's container MAC: 02:02 followed by the four IPv4 bytes."""
+    return "02:02:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
+
+
+@dataclass(frozen=True)
+class Network:
+    tenant: str
+    name: str
+    encap: Encap
+    subnet: str  # "10.1.1.0/24"
+    vlan: int = 0  # 802.1Q tag on the trunk (vlan encap)
+    vni: int = 0  # VXLAN network identifier (vxlan encap)
+    gateway: str = ""
+
+    def __post_init__(self) -> None:
+        if self.encap not in ("vlan", "vxlan"):
+            raise ValueError(f"network {self.key}: encap must be vlan or vxlan")
+        if self.encap == "vlan" and not 1 <= self.vlan <= 4094:
+            raise ValueError(f"network {self.key}: vlan tag {self.vlan} out of 1-4094")
+        if self.encap == "vxlan" and not 1 <= self.vni < 1 << 24:
+            raise ValueError(f"network {self.key}: vni {self.vni} out of range")
+        ipaddress.IPv4Network(self.subnet, strict=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}:{self.name}"
+
+    @property
+    def segment(self) -> int:
+        """Host-independent number for this network, carried in a register: the VLAN tag, or the VNI
+        with bit 24 set. Deterministic, so a restarted agent produces the same flows."""
+        return self.vlan if self.encap == "vlan" else (1 << 24) | self.vni
+
+    @property
+    def cidr(self) -> str:
+        return str(ipaddress.IPv4Network(self.subnet, strict=False))
+
+
+@dataclass(frozen=True)
+class EndpointGroup:
+    tenant: str
+    name: str
+    id: int  # netmaster's endpointGroupId: global, 1..65535
+    network: str = ""
+    policies: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: str
+    tenant: str
+    network: str  # network name within the tenant
+    ip: str
+    host: str
+    mac: str = ""
+    group: str = ""  # EPG name within the tenant, "" for none
+    netns: str = ""  # local endpoints: the container's network namespace (name under /run/netns)
+    ifname: str = "eth0"
+
+    def __post_init__(self) -> None:
+        ipaddress.IPv4Address(self.ip)
+        if not self.mac:
+            object.__setattr__(self, "mac", mac_from_ip(self.ip))
+
+    @property
+    def network_key(self) -> str:
+        return f"{self.tenant}:{self.network}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A Contiv rule (contivmodel rule.json): exactly the user's fields, single-valued."""
+
+    rule_id: str
+    direction: Direction
+    action: Verdict
+    priority: int = 1
+    from_group: str = ""
+    to_group: str = ""
+    from_network: str = ""
+    to_network: str = ""
+    from_ip: str = ""
+    to_ip: str = ""
+    protocol: str = ""  # tcp | udp | icmp | number | "" (any)
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("in", "out"):
+            raise ValueError(f"rule {self.rule_id}: direction must be in or out")
+        if self.action not in ("allow", "deny"):
+            raise ValueError(f"rule {self.rule_id}: action must be allow or deny")
+        if not 1 <= self.priority <= 100:
+            raise ValueError(f"rule {self.rule_id}: priority must be 1-100")
+        if self.port and self.protocol not in ("tcp", "udp"):
+            raise ValueError(f"rule {self.rule_id}: a port needs protocol tcp or udp")
+
+    @property
+    def protocol_number(self) -> int | None:
+        if not self.protocol:
+            return None
+        return PROTOCOLS.get(self.protocol) or int(self.protocol)
+
+
+@dataclass(frozen=True)
+class Policy:
+    tenant: str
+    name: str
+    rules: tuple[Rule, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    vtep_ip: str = ""
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    fwd_mode: FwdMode = "bridge"
+    networks: tuple[Network, ...] = ()
+    groups: tuple[EndpointGroup, ...] = ()
+    policies: tuple[Policy, ...] = ()
+    endpoints: tuple[Endpoint, ...] = ()
+    hosts: tuple[Host, ...] = ()
+    revision: int = 0  # the feeder's revision, echoed by the inspect API once applied
+    _index: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.fwd_mode not in ("bridge", "routing"):
+            raise ValueError("fwd_mode must be bridge or routing")
+        idx = self._index
+        idx["net"] = {n.key: n for n in self.networks}
+        idx["grp"] = {g.key: g for g in self.groups}
+        idx["pol"] = {p.key: p for p in self.policies}
+        idx["host"] = {h.name: h for h in self.hosts}
+        idx["ep"] = {e.id: e for e in self.endpoints}
+        for ep in self.endpoints:
+            if ep.network_key not in idx["net"]:
+                raise ValueError(f"endpoint {ep.id}: unknown network {ep.network_key}")
+            if ep.group and f"{ep.tenant}:{ep.group}" not in idx["grp"]:
+                raise ValueError(f"endpoint {ep.id}: unknown group {ep.group}")
+
+    def network(self, key: str) -> Network | None:
+        return self._index["net"].get(key)
+
+    def group(self, tenant: str, name: str) -> EndpointGroup | None:
+        return self._index["grp"].get(f"{tenant}:{name}") if name else None
+
+    def policy(self, tenant: str, name: str) -> Policy | None:
+        return self._index["pol"].get(f"{tenant}:{name}")
+
+    def host(self, name: str) -> Host | None:
+        return self._index["host"].get(name)
+
+    def endpoint(self, ep_id: str) -> Endpoint | None:
+        return self._index["ep"].get(ep_id)
+
+    def group_id(self, ep: Endpoint) -> int:
+        grp = self.group(ep.tenant, ep.group)
+        return grp.id if grp else 0
+
+    @property
+    def tenants(self) -> list[str]:
+        return sorted({n.tenant for n in self.networks})
+
+    # -- JSON -------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if not f.name.startswith("_")}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DesiredState:
+        return cls(
+            fwd_mode=data.get("fwd_mode", "bridge"),
+            networks=tuple(Network(**n) for n in data.get("networks", ())),
+            groups=tuple(EndpointGroup(**{**g, "policies": tuple(g.get("policies", ()))})
+                         for g in data.get("groups", ())),
+            policies=tuple(Policy(p["tenant"], p["name"], tuple(Rule(**r) for r in p.get("rules", ())))
+                           for p in data.get("policies", ())),
+            endpoints=tuple(Endpoint(**e) for e in data.get("endpoints", ())),
+            hosts=tuple(Host(**h) for h in data.get("hosts", ())),
+            revision=int(data.get("revision", 0)),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> DesiredState:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def save(self, path: Path) -> None:
+        """Write atomically (rename), so a watcher never reads half a file."""
+        path = Path(path)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1))
+        tmp.replace(path)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: _plain(v) for k, v in asdict(value).items()}
+    return value

@@ -1,0 +1,158 @@
+"""Pipeline compilation without a switch: flow shapes, policy semantics, conjunction scale, state JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.ovs.flow import Conjunction, Flow, Match, cookie_feature, cookie_round, make_cookie
+from agent.pipeline import build, counts_by_stage
+from agent.pipeline.conjunction import MatchRule, compile_rules, flow_priority
+from agent.pipeline.tables import ETH_IP, STAGES, Table
+from agent.pipeline.view import DatapathView
+from agent.state import DesiredState, Endpoint, EndpointGroup, Host, Network, Policy, Rule
+
+NET = Network("t1", "n", "vxlan", "10.1.0.0/24", vni=5000, gateway="10.1.0.254")
+
+
+def _view(state: DesiredState, host: str = "h1") -> DatapathView:
+    local = [e for e in state.endpoints if e.host == host]
+    return DatapathView(state, host, {t: i for i, t in enumerate(state.tenants, 1)},
+                        {e.id: 16 + i for i, e in enumerate(local)}, has_tunnel=True, has_uplink=True)
+
+
+def _state(rules: tuple[Rule, ...] = (), **kw: object) -> DesiredState:
+    return DesiredState(
+        networks=(NET,), hosts=(Host("h1", "192.0.2.1"), Host("h2", "192.0.2.2")),
+        groups=(EndpointGroup("t1", "web", 10, "n", ("p",)), EndpointGroup("t1", "db", 11, "n")),
+        policies=(Policy("t1", "p", rules),),
+        endpoints=(Endpoint("a", "t1", "n", "10.1.0.1", "h1", group="web"),
+                   Endpoint("b", "t1", "n", "10.1.0.2", "h2", group="db")), **kw)
+
+
+def _table(flows: list[Flow], table: Table) -> list[str]:
+    return [f.ofctl() for f in flows if f.table == table]
+
+
+def test_every_table_has_a_miss_flow_and_gotos_only_go_forward() -> None:
+    flows = build(_view(_state()))
+    for _, tables in STAGES:
+        for table in tables:
+            assert any(f.table == table and f.priority == 0 for f in flows), table
+    assert all(f.goto is None or f.goto > f.table for f in flows)
+
+
+def test_policy_rule_becomes_one_flow_with_priority_order() -> None:
+    flows = build(_view(_state((Rule("1", "in", "deny", protocol="tcp"),
+                                Rule("2", "in", "allow", priority=10, protocol="tcp", port=8000)))))
+    ingress = _table(flows, Table.INGRESS_POLICY)
+    deny = next(f for f in ingress if "nw_proto=6" in f and "tp_dst" not in f)
+    allow = next(f for f in ingress if "tp_dst=8000" in f)
+    assert "reg3=10" in deny
+    assert deny.endswith("actions=drop")
+    assert "goto_table:80" in allow
+    assert int(allow.split("priority=")[1].split(",")[0]) > int(deny.split("priority=")[1].split(",")[0])
+
+
+def test_deny_wins_at_equal_priority() -> None:
+    allow = MatchRule("a", Table.INGRESS_POLICY, 5, True)
+    deny = MatchRule("d", Table.INGRESS_POLICY, 5, False)
+    assert flow_priority(deny) > flow_priority(allow)
+
+
+def test_policy_of_a_group_without_local_members_is_not_installed() -> None:
+    flows = build(_view(_state((Rule("1", "in", "deny", protocol="tcp"),)), host="h2"))
+    assert not [f for f in _table(flows, Table.INGRESS_POLICY) if "reg3=10" in f]
+
+
+def test_rule_with_unknown_group_matches_nothing() -> None:
+    flows = build(_view(_state((Rule("1", "in", "allow", from_group="nope"),))))
+    assert not [f for f in _table(flows, Table.INGRESS_POLICY) if "reg3=10" in f]
+
+
+def test_out_rule_to_network_matches_its_subnet() -> None:
+    flows = build(_view(_state((Rule("1", "out", "deny", to_network="n", protocol="udp", port=53),))))
+    egress = [f for f in _table(flows, Table.EGRESS_POLICY) if "reg2=10" in f]
+    assert len(egress) == 1
+    for part in ("nw_dst=10.1.0.0/24", "tp_dst=53", "nw_proto=17"):
+        assert part in egress[0]
+
+
+def test_conjunction_keeps_sets_linear() -> None:
+    src = tuple(Match.of(eth_type=ETH_IP, ipv4_src=f"10.0.{i // 250}.{i % 250 + 1}") for i in range(100))
+    dst = tuple(Match.of(eth_type=ETH_IP, ipv4_dst=f"10.9.{i // 250}.{i % 250 + 1}") for i in range(100))
+    svc = tuple(Match.of(eth_type=ETH_IP, ip_proto=6, tcp_dst=8000 + i) for i in range(10))
+    flows = compile_rules([MatchRule("r", Table.INGRESS_POLICY, 1, True, src, dst, svc)], Table.CT_COMMIT)
+    assert len(flows) == 100 + 100 + 10 + 1
+    assert sum(1 for f in flows if f.match.fields == (("conj_id", f.match.fields[0][1]),)) == 1
+
+
+def test_shared_clause_flows_merge_conjunctions() -> None:
+    svc = tuple(Match.of(eth_type=ETH_IP, ip_proto=6, tcp_dst=p) for p in (80, 443, 8080))
+    srcs = [tuple(Match.of(eth_type=ETH_IP, ipv4_src=f"10.{r}.0.{i}") for i in range(1, 5)) for r in (1, 2)]
+    rules = [MatchRule(f"r{r}", Table.INGRESS_POLICY, 1, True, s, (), svc) for r, s in enumerate(srcs)]
+    flows = compile_rules(rules, Table.CT_COMMIT)
+    port80 = [f for f in flows if ("tcp_dst", 80) in f.match.fields]
+    assert len(port80) == 1
+    assert len([a for a in port80[0].actions if isinstance(a, Conjunction)]) == 2
+
+
+def test_pipeline_is_deterministic() -> None:
+    state = _state((Rule("1", "in", "deny", protocol="tcp"),))
+    assert sorted(f.ofctl() for f in build(_view(state))) == sorted(f.ofctl() for f in build(_view(state)))
+
+
+def test_routing_mode_answers_gateway_and_routes() -> None:
+    flows = build(_view(_state(fwd_mode="routing")))
+    arp = _table(flows, Table.ARP_RESPONDER)
+    assert any("arp_tpa=10.1.0.254" in f and "00:00:11:11:11:11" in f for f in arp)
+    assert any("dec_ttl" in f for f in _table(flows, Table.L3_FORWARDING))
+    bridged = build(_view(_state()))
+    assert not any("10.1.0.254" in f.ofctl() for f in bridged), "bridge mode leaves the gateway alone"
+
+
+def test_head_end_replication_lists_peer_vteps() -> None:
+    flows = build(_view(_state()))
+    flood = [f for f in _table(flows, Table.L2_FORWARDING) if "reg0=3" in f]
+    assert len(flood) == 1
+    assert "192.0.2.2->tun_dst" in flood[0]
+    assert "output:16" in flood[0]
+
+
+def test_counts_by_stage_cover_all_flows() -> None:
+    flows = build(_view(_state()))
+    counts = counts_by_stage(flows)
+    assert sum(sum(t.values()) for t in counts.values()) == len(flows)
+
+
+def test_cookie_carries_round_and_feature() -> None:
+    cookie = make_cookie(513, 7)  # type: ignore[arg-type]
+    assert cookie_round(cookie) == 513
+    assert cookie_feature(cookie) == 7
+
+
+def test_state_json_round_trip_and_validation() -> None:
+    state = _state((Rule("1", "in", "allow", protocol="tcp", port=80),), revision=4)
+    assert DesiredState.from_dict(state.to_dict()) == state
+    assert state.endpoint("a").mac == "02:02:0a:01:00:01"
+    with pytest.raises(ValueError, match="unknown network"):
+        DesiredState(endpoints=(Endpoint("x", "t", "missing", "10.0.0.1", "h"),))
+    with pytest.raises(ValueError, match="port needs protocol"):
+        Rule("1", "in", "allow", port=80)
+    with pytest.raises(ValueError, match="vlan tag"):
+        Network("t", "n", "vlan", "10.0.0.0/24", vlan=5000)
+
+
+def test_dump_pipeline_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.daemon import main
+
+    path = tmp_path / "state.json"
+    _state((Rule("1", "in", "deny", protocol="tcp"),)).save(path)
+    assert main(["--host-label", "h1", "--state-file", str(path), "--dump-pipeline", "--vtep-ip", "192.0.2.1",
+                 "-v"]) == 0
+    out = capsys.readouterr().out
+    assert "ingress_policy    INGRESS_POLICY    70" in out
+    assert "actions=drop" in out
+    total = int(out.strip().splitlines()[-1].split()[-1])
+    assert total == len(build(_view(_state((Rule("1", "in", "deny", protocol="tcp"),)))))

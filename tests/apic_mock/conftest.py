@@ -1,0 +1,17 @@
+"""Fixtures for the apic_mock conformance suite: a real server on a free 127.0.0.1 port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from apic_mock.testing import ApicMock, apic_mock, apic_mock_server  # noqa: F401
+
+
+@pytest.fixture
+def api(apic_mock: ApicMock) -> Iterator[httpx.Client]:  # noqa: F811
+    """A client logged in as admin on the shared (freshly reset) mock."""
+    with apic_mock.client() as client:
+        yield client
