@@ -21,9 +21,11 @@ from netmaster import __version__
 from netmaster.aci.client import DEFAULT_URL as DEFAULT_ACI_GW_URL
 from netmaster.aci.controller import AciSettings
 from netmaster.api.app import ApiSettings, create_app
+from netmaster.leader import DEFAULT_TTL
 from netmaster.logs import setup_logging
 from netmaster.store import DEFAULT_STORE_URL, open_store
 from netmaster.store.base import StoreError
+from netmaster.store.etcd_options import redact_url
 
 log = logging.getLogger("netmaster")
 
@@ -55,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--cluster-store",
         default=_env("cluster-store", DEFAULT_STORE_URL),
         help=(
-            "state store URL: sqlite:///PATH (embedded, default %(default)s), memory:// (throw-away) or "
-            "etcd://HOST:PORT[,HOST:PORT] (cluster)"
+            "state store URL: sqlite:///PATH (embedded, default %(default)s), memory:// (throw-away), "
+            "etcd://HOST:PORT[,HOST:PORT] or etcds://HOST:PORT?ca=FILE&cert=FILE&key=FILE (cluster)"
         ),
     )
     p.add_argument(
@@ -107,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=float(_env("aci-retry-max", "30") or 30),
         help="ACI mode: longest wait in seconds between retries of a failed push (default %(default)s)",
     )
+    p.add_argument(
+        "--leader-ttl",
+        type=float,
+        default=float(_env("leader-ttl", str(DEFAULT_TTL)) or DEFAULT_TTL),
+        help="seconds a leader's lease lives without renewal; another netmaster takes over within it "
+        "(default %(default)s)",
+    )
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", default=_env("log-format", "json"), choices=["json", "text"])
     return p
@@ -155,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         token=args.token,
         listen_url=args.listen_url,
         store_url=args.cluster_store,
+        leader_ttl=args.leader_ttl,
         aci=AciSettings(
             gw_url=args.aci_gw_url,
             gw_token=args.aci_gw_token,
@@ -165,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = create_app(store, settings)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
     server = uvicorn.Server(config)
-    log.info("netmaster starting", extra={"listen": args.listen_url, "store": settings.store_url.split("@")[-1]})
+    log.info("netmaster starting", extra={"listen": args.listen_url, "store": redact_url(settings.store_url)})
     try:
         asyncio.run(_serve(server, sock, store))
     except KeyboardInterrupt:

@@ -31,7 +31,7 @@ from netmaster.store.base import CompactedError, EventType, Store, StoreError
 log = logging.getLogger(__name__)
 
 LEADER_KEY = "/contiv/leader"
-DEFAULT_TTL = 5.0
+DEFAULT_TTL = 4.0
 
 LeaderTask = Callable[[], Awaitable[Any]]
 

@@ -7,6 +7,7 @@ Routes are generated from the object catalogue, one set per type, so the OpenAPI
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -30,11 +31,14 @@ from netmaster.aci.controller import AciController, AciSettings
 from netmaster.agents import AgentRegistry, add_agent_routes
 from netmaster.api.metrics import ApiMetrics
 from netmaster.api.watch import add_watch_routes
+from netmaster.cluster import ClusterNode
 from netmaster.endpoints import EndpointService, ReservationService
 from netmaster.errors import ApiError, InvalidError, PayloadTooLargeError
+from netmaster.leader import DEFAULT_TTL
 from netmaster.model.catalog import OBJECT_TYPES, ObjectType
 from netmaster.objects.service import ObjectService
 from netmaster.store.base import Store
+from netmaster.store.etcd_options import redact_url
 
 log = logging.getLogger("netmaster.api")
 
@@ -51,6 +55,7 @@ class ApiSettings:
     listen_url: str = ""
     store_url: str = ""
     aci: AciSettings = field(default_factory=AciSettings)
+    leader_ttl: float = DEFAULT_TTL
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -78,16 +83,26 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     endpoints = EndpointService(store)
     metrics = ApiMetrics()
     aci = AciController(store, objects, aci_client, settings.aci)
+    # Every netmaster serves the API; only the leader runs the background reconcilers.
+    node = ClusterNode(store, url=settings.listen_url, leader_ttl=settings.leader_ttl)
+
+    async def run_aci_while_leading() -> None:
+        await aci.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await aci.stop()
+
+    node.add_leader_task("aci", run_aci_while_leading)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await objects.ensure_defaults(infra=settings.infra, fwd_mode=settings.fwd_mode)
-        # HA hook: with leader election, start() when this instance becomes leader and stop() when
-        # it loses the lease, instead of here; the API itself serves on every instance.
-        await aci.start()
+        await node.start()
         try:
             yield
         finally:
+            await node.stop()
             await aci.stop()
             await aci_client.close()
 
@@ -142,11 +157,9 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
         return {
             "version": __version__,
             "local-url": settings.listen_url,
-            "cluster-store": _redact(settings.store_url),
-            "current-state": "leader",
+            "cluster-store": redact_url(settings.store_url),
             "cluster-mode": settings.cluster_mode,
-            "netmaster-nodes": [settings.listen_url],
-            "netplugin-nodes": [],
+            **await node.info(),  # current-state, leader, netmaster-nodes, netplugin-nodes
         }
 
     @app.get("/healthz", tags=["daemon"])
@@ -207,14 +220,6 @@ def _authorised(scope: Scope, token: str) -> bool:
     header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), "")
     scheme, _, value = header.partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), token)
-
-
-def _redact(url: str) -> str:
-    """Drop credentials from a store URL before showing it."""
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        rest = rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
 
 
 def _json(body: Any, revision: int | None = None) -> JSONResponse:
