@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import socketserver
 import threading
 from dataclasses import asdict
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from agent.reconciler import Reconciler
+from agent.unix_server import UnixSocketServer
 
 if TYPE_CHECKING:
     from agent.endpoint_ops import EndpointOps
@@ -63,14 +62,13 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/inspect/driver":
             self._json(200, rec.driver_info(with_flows=query.get("flows", ["0"])[0] not in ("0", "")))
         elif url.path.startswith("/inspect/endpoint/"):
-            info = rec.endpoint_info(unquote(url.path[len("/inspect/endpoint/"):]))
+            info = rec.endpoint_info(unquote(url.path[len("/inspect/endpoint/") :]))
             self._json(200 if info else 404, info or {"error": "endpoint not found"})
         elif url.path == "/metrics":
             self._send(200, rec.metrics.render(), "text/plain; version=0.0.4")
         elif url.path == "/healthz":
             ok = rec.of.connected and rec.applied_revision >= 0
-            self._json(200 if ok else 503, {"switch_connected": rec.of.connected,
-                                            "revision": rec.applied_revision})
+            self._json(200 if ok else 503, {"switch_connected": rec.of.connected, "revision": rec.applied_revision})
         elif url.path in ("/endpoints", "/status") or url.path.endswith("/check"):
             self._endpoints("GET", url.path)
         else:
@@ -117,23 +115,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(400, {"kind": "invalid", "error": str(exc)})
 
 
-class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        request, _ = super().get_request()
-        return request, ("local", 0)
-
-
 def serve(reconciler: Reconciler, address: str, ops: EndpointOps | None = None) -> socketserver.BaseServer:
     """Start serving in a daemon thread. *address* is ``unix:/path`` or ``host:port``."""
     handler = type("Handler", (_Handler,), {"reconciler": reconciler, "ops": ops})
     server: socketserver.BaseServer
     if address.startswith("unix:"):
-        path = address[5:]
-        if os.path.exists(path):
-            os.unlink(path)
-        server = _UnixHTTPServer(path, handler)
+        server = UnixSocketServer(address[5:], handler)
     else:
         host, _, port = address.rpartition(":")
         if host not in ("127.0.0.1", "localhost", "::1"):

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import socketserver
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from agent.cni import protocol as p
 from agent.cni.plugin import SUPPORTED_VERSIONS
 from agent.endpoint_ops import AddRequest, EndpointError
+from agent.unix_server import UnixSocketServer
 
 if TYPE_CHECKING:
     from agent.endpoint_ops import EndpointOps
@@ -30,8 +30,13 @@ MAX_REQUEST = 1 << 20
 
 # EndpointOps error kinds -> CNI codes. An unknown tenant/network/group is a configuration problem
 # (7); a conflict such as a taken static address is plugin-specific (100).
-_KIND_CODES = {"invalid": p.ERR_INVALID_CONFIG, "not_found": p.ERR_INVALID_CONFIG, "conflict": 100,
-               "unavailable": p.ERR_TRY_AGAIN_LATER, "internal": p.ERR_INTERNAL}
+_KIND_CODES = {
+    "invalid": p.ERR_INVALID_CONFIG,
+    "not_found": p.ERR_INVALID_CONFIG,
+    "conflict": 100,
+    "unavailable": p.ERR_TRY_AGAIN_LATER,
+    "internal": p.ERR_INTERNAL,
+}
 ERR_CHECK_FAILED = 101  # CHECK found the interface, address or OVS port missing
 
 
@@ -69,21 +74,41 @@ class CniHandlers:
     @staticmethod
     def _require_netns(req: p.Request) -> None:
         if not os.path.exists(req.netns):
-            raise p.CniError(p.ERR_INVALID_NETNS, f"network namespace {req.netns} does not exist",
-                             "the container is gone or CNI_NETNS is wrong")
+            raise p.CniError(
+                p.ERR_INVALID_NETNS,
+                f"network namespace {req.netns} does not exist",
+                "the container is gone or CNI_NETNS is wrong",
+            )
 
     def cmd_add(self, req: p.Request) -> dict[str, Any]:
         where = p.placement(req)
         self._require_netns(req)
-        add = AddRequest(endpoint_id=req.endpoint_id, tenant=where.tenant, network=where.network,
-                         group=where.group, container_id=req.container_id, container_name=where.container_name,
-                         netns=req.netns, ifname=req.ifname, requested_ip=where.requested_ip, labels=where.labels)
+        add = AddRequest(
+            endpoint_id=req.endpoint_id,
+            tenant=where.tenant,
+            network=where.network,
+            group=where.group,
+            container_id=req.container_id,
+            container_name=where.container_name,
+            netns=req.netns,
+            ifname=req.ifname,
+            requested_ip=where.requested_ip,
+            labels=where.labels,
+        )
         try:
             res = self.ops.add(add)
         except Exception as exc:
             raise _as_cni_error(exc, f"ADD {req.endpoint_id}") from None
-        att = p.Attachment(res.container_ifname or req.ifname, res.mac, res.mtu, req.netns, res.host_ifname,
-                           res.ip, res.prefix_len, res.gateway)
+        att = p.Attachment(
+            res.container_ifname or req.ifname,
+            res.mac,
+            res.mtu,
+            req.netns,
+            res.host_ifname,
+            res.ip,
+            res.prefix_len,
+            res.gateway,
+        )
         return p.render_result(req.version, att, req.conf)
 
     def cmd_del(self, req: p.Request) -> None:
@@ -109,8 +134,11 @@ class CniHandlers:
             raise p.CniError(ERR_CHECK_FAILED, f"endpoint {req.endpoint_id} is not on this host")
         claimed = p.prev_result_addresses(req.conf)
         if ep.ip not in claimed:
-            raise p.CniError(p.ERR_INVALID_CONFIG, f"prevResult does not hold the endpoint's address {ep.ip}",
-                             f"prevResult addresses: {sorted(claimed)}")
+            raise p.CniError(
+                p.ERR_INVALID_CONFIG,
+                f"prevResult does not hold the endpoint's address {ep.ip}",
+                f"prevResult addresses: {sorted(claimed)}",
+            )
 
     def cmd_status(self, req: p.Request) -> None:
         try:
@@ -142,8 +170,9 @@ class CniHandlers:
             except Exception as exc:
                 failures.append(f"{ep.endpoint_id}: {exc.message if isinstance(exc, EndpointError) else exc}")
         if failures:
-            raise p.CniError(p.ERR_TRY_AGAIN_LATER, f"GC could not remove {len(failures)} endpoint(s)",
-                             "; ".join(failures))
+            raise p.CniError(
+                p.ERR_TRY_AGAIN_LATER, f"GC could not remove {len(failures)} endpoint(s)", "; ".join(failures)
+            )
 
 
 # -- transport --------------------------------------------------------------------------------------
@@ -168,39 +197,32 @@ class _Handler(socketserver.StreamRequestHandler):
             self._reply(1, json.dumps(err.to_json("1.1.0")))
             return
         code, out = self.server.handlers.handle(env, stdin)
-        LOG.info("cni %s %s:%s -> %d in %.1f ms", env.get("CNI_COMMAND"), env.get("CNI_CONTAINERID", "-"),
-                 env.get("CNI_IFNAME", "-"), code, (time.monotonic() - started) * 1000)
+        LOG.info(
+            "cni %s %s:%s -> %d in %.1f ms",
+            env.get("CNI_COMMAND"),
+            env.get("CNI_CONTAINERID", "-"),
+            env.get("CNI_IFNAME", "-"),
+            code,
+            (time.monotonic() - started) * 1000,
+        )
         self._reply(code, out)
 
     def _reply(self, code: int, stdout: str) -> None:
         self.wfile.write(json.dumps({"code": code, "stdout": stdout, "stderr": ""}).encode())
 
 
-class CniServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+class CniServer(UnixSocketServer):
     """Concurrent: runtimes add many containers at once, and each request waits on OVS/netmaster."""
 
-    daemon_threads = True
     request_queue_size = 512  # a burst of pods must queue, not bounce off a full backlog (EAGAIN)
+    client_label = "cni"
 
     def __init__(self, path: str, handlers: CniHandlers) -> None:
         self.handlers = handlers
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        if os.path.exists(path):
-            os.unlink(path)
         super().__init__(path, _Handler)
-        os.chmod(path, 0o600)  # creating and deleting endpoints is root's business
 
-    def start(self) -> CniServer:
-        threading.Thread(target=self.serve_forever, name="cni-server", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        try:
-            os.unlink(self.server_address)  # type: ignore[arg-type]
-        except OSError:
-            pass
+    def start(self, name: str = "cni-server") -> CniServer:
+        return super().start(name)
 
 
 def serve(ops: EndpointOps, path: str) -> CniServer:

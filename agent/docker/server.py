@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
-import socketserver
-import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -24,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from agent.docker.driver import ROUTES, DockerDriver
 from agent.docker.netmaster_calls import DriverError, NetmasterCall, NetmasterIpam
 from agent.docker.records import DriverRecords
+from agent.unix_server import UnixSocketServer
 
 if TYPE_CHECKING:
     from agent.endpoint_ops import EndpointOps
@@ -75,8 +72,12 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug must come back as an error Docker shows, not a dropped connection
             LOG.exception("docker %s failed", self.path)
             out = {"Err": f"internal error: {type(exc).__name__}: {exc}"}
-        LOG.info("docker %s -> %s in %.1f ms", self.path, "Err: " + out["Err"] if "Err" in out else "ok",
-                 (time.monotonic() - started) * 1000)
+        LOG.info(
+            "docker %s -> %s in %.1f ms",
+            self.path,
+            "Err: " + out["Err"] if "Err" in out else "ok",
+            (time.monotonic() - started) * 1000,
+        )
         self._reply(500 if "Err" in out else 200, out)
 
     def _not_allowed(self) -> None:
@@ -85,36 +86,20 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_DELETE = _not_allowed
 
 
-class DockerPluginServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
+class DockerPluginServer(UnixSocketServer):
     request_queue_size = 128
+    client_label = "docker"
 
     def __init__(self, path: str, driver: DockerDriver) -> None:
         self.driver = driver
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        if os.path.exists(path):
-            os.unlink(path)
         super().__init__(path, _Handler)
-        os.chmod(path, 0o600)
 
-    def get_request(self) -> tuple[socket.socket, Any]:
-        request, _ = super().get_request()
-        return request, ("docker", 0)
-
-    def start(self) -> DockerPluginServer:
-        threading.Thread(target=self.serve_forever, name="docker-plugin", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        try:
-            os.unlink(self.server_address)  # type: ignore[arg-type]
-        except OSError:
-            pass
+    def start(self, name: str = "docker-plugin") -> DockerPluginServer:
+        return super().start(name)
 
 
-def serve(ops: EndpointOps, path: str, state_dir: Path, call: NetmasterCall, owner: str,
-          scope: str = "global") -> DockerPluginServer:
+def serve(
+    ops: EndpointOps, path: str, state_dir: Path, call: NetmasterCall, owner: str, scope: str = "global"
+) -> DockerPluginServer:
     driver = DockerDriver(ops, NetmasterIpam(call, owner), DriverRecords(Path(state_dir) / "driver.json"), scope)
     return DockerPluginServer(path, driver).start()
