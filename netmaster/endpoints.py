@@ -8,6 +8,7 @@ late delete of a gone endpoint succeeds and releases nothing twice.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -177,8 +178,6 @@ class EndpointService:
         return ep
 
     async def list(self) -> tuple[list[dict[str, Any]], int]:
-        import json
-
         kvs, revision = await self.store.list(keys.endpoint())
         return [json.loads(kv.value) for kv in kvs], revision
 
@@ -249,9 +248,17 @@ class ReservationService:
             ipam.endpoints += 1
             store_ipam(txn, network.key, ipam)
             ip = ipam.subnet.address(offset)
-            record = {"reservationID": f"{tenant}:{net_name}:{ip}", "tenantName": tenant, "networkName": net_name,
-                      "ipAddress": ip, "subnetLen": ipam.subnet.length, "gateway": network.config["gateway"],
-                      "owner": owner, "createdAt": now, "expiresAt": now + self.ttl}
+            record = {
+                "reservationID": f"{tenant}:{net_name}:{ip}",
+                "tenantName": tenant,
+                "networkName": net_name,
+                "ipAddress": ip,
+                "subnetLen": ipam.subnet.length,
+                "gateway": network.config["gateway"],
+                "owner": owner,
+                "createdAt": now,
+                "expiresAt": now + self.ttl,
+            }
             txn.put(keys.reservation(record["reservationID"]), record)
             return record
 
@@ -274,8 +281,6 @@ class ReservationService:
         return await run_txn(self.store, op)
 
     async def list(self) -> tuple[list[dict[str, Any]], int]:
-        import json
-
         kvs, revision = await self.store.list(keys.reservation())
         return [json.loads(kv.value) for kv in kvs], revision
 

@@ -6,6 +6,7 @@ and the stored record commit together or not at all, so a refused request change
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -149,7 +150,6 @@ class ObjectService:
 
 
 def _record_from_kv(store_key: str, value: str) -> Record:
-    import json
 
     kind, _, key = store_key[len(keys.OBJ) :].partition("/")
     data = json.loads(value)
