@@ -150,7 +150,6 @@ class ObjectService:
 
 
 def _record_from_kv(store_key: str, value: str) -> Record:
-
     kind, _, key = store_key[len(keys.OBJ) :].partition("/")
     data = json.loads(value)
     return Record(kind, key, data["config"], data["status"])
