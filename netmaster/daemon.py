@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from netmaster import __version__
+from netmaster import __version__, backup_cli
 from netmaster.aci.client import DEFAULT_URL as DEFAULT_ACI_GW_URL
 from netmaster.aci.controller import AciSettings
 from netmaster.api.app import ApiSettings, create_app
@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
             "policies, app profiles, ...), resource allocator (IPs, VLANs, VXLAN ids, EPG ids) and the "
             "source of truth that agents and the ACI gateway follow. Each flag can also be set with "
             "the environment variable CONTIV_NETMASTER_<FLAG> (e.g. CONTIV_NETMASTER_CLUSTER_STORE)."
+        ),
+        epilog=(
+            "Backup and move: 'netmaster export [--cluster-store URL] > state.json' writes the whole state; "
+            "'netmaster import [--cluster-store URL] [--force] < state.json' loads it into an empty store "
+            "(see 'netmaster export --help' and 'netmaster import --help')."
         ),
     )
     p.add_argument("--version", action="version", version=f"netmaster {__version__}")
@@ -147,6 +152,9 @@ def fail(message: str, code: int = 1) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in backup_cli.COMMANDS:
+        return backup_cli.main(argv[0], argv[1:], _env("cluster-store", None))
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format)
     try:
