@@ -15,6 +15,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from netmaster.backup import BackupError, export_state, import_state, parse_document
 from netmaster.store import DEFAULT_STORE_URL, open_store
@@ -71,18 +72,23 @@ def main(command: str, argv: Sequence[str], env_store: str | None) -> int:
         return _fail(str(exc), EXIT_INVALID_ARGS)
     where = redact_url(args.cluster_store)
     if command == "export":
-        return asyncio.run(_export(store, where, args.file))
+        try:
+            doc = asyncio.run(_export(store, where))
+        except StoreError as exc:
+            return _fail(f"cannot read {where}: {exc}")
+        return _write(doc, where, args.file)
     return asyncio.run(_import(store, where, entries, args.force))
 
 
-async def _export(store: Store, where: str, path: str | None) -> int:
+async def _export(store: Store, where: str) -> dict[str, Any]:
     try:
-        doc = await export_state(store, source=where)
-    except StoreError as exc:
-        return _fail(f"cannot read {where}: {exc}")
+        return await export_state(store, source=where)
     finally:
         await store.close()
-    text = json.dumps(doc, indent=1, sort_keys=False) + "\n"
+
+
+def _write(doc: dict[str, Any], where: str, path: str | None) -> int:
+    text = json.dumps(doc, indent=1) + "\n"
     try:
         if path:
             Path(path).write_text(text)
