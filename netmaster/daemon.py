@@ -21,6 +21,7 @@ from netmaster import __version__, backup_cli
 from netmaster.aci.client import DEFAULT_URL as DEFAULT_ACI_GW_URL
 from netmaster.aci.controller import AciSettings
 from netmaster.api.app import ApiSettings, create_app
+from netmaster.endpoint_gc import DEFAULT_GRACE
 from netmaster.leader import DEFAULT_TTL
 from netmaster.logs import setup_logging
 from netmaster.store import DEFAULT_STORE_URL, open_store
@@ -121,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a leader's lease lives without renewal; another netmaster takes over within it "
         "(default %(default)s)",
     )
+    p.add_argument(
+        "--endpoint-gc-grace",
+        type=float,
+        default=float(_env("endpoint-gc-grace", str(DEFAULT_GRACE)) or DEFAULT_GRACE),
+        help="seconds a host may be without a live agent record before the leader deletes its endpoints "
+        "and releases their addresses; 0 disables (default %(default)s)",
+    )
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", default=_env("log-format", "json"), choices=["json", "text"])
     return p
@@ -173,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         listen_url=args.listen_url,
         store_url=args.cluster_store,
         leader_ttl=args.leader_ttl,
+        endpoint_gc_grace=max(args.endpoint_gc_grace, 0.0),
         aci=AciSettings(
             gw_url=args.aci_gw_url,
             gw_token=args.aci_gw_token,

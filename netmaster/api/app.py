@@ -32,6 +32,7 @@ from netmaster.agents import AgentRegistry, add_agent_routes
 from netmaster.api.metrics import ApiMetrics
 from netmaster.api.watch import add_watch_routes
 from netmaster.cluster import ClusterNode
+from netmaster.endpoint_gc import DEFAULT_GRACE, EndpointCollector
 from netmaster.endpoints import EndpointService, ReservationService
 from netmaster.errors import ApiError, InvalidError, PayloadTooLargeError
 from netmaster.leader import DEFAULT_TTL
@@ -56,6 +57,7 @@ class ApiSettings:
     store_url: str = ""
     aci: AciSettings = field(default_factory=AciSettings)
     leader_ttl: float = DEFAULT_TTL
+    endpoint_gc_grace: float = DEFAULT_GRACE  # seconds; 0 disables endpoint garbage collection
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -94,6 +96,9 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
             await aci.stop()
 
     node.add_leader_task("aci", run_aci_while_leading)
+    if settings.endpoint_gc_grace > 0:
+        collector = EndpointCollector(store, grace=settings.endpoint_gc_grace, registry=metrics.registry)
+        node.add_leader_task("endpoint-gc", collector.run)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
