@@ -38,7 +38,7 @@ from netmaster.errors import ApiError, InvalidError, PayloadTooLargeError
 from netmaster.leader import DEFAULT_TTL
 from netmaster.model.catalog import OBJECT_TYPES, ObjectType
 from netmaster.objects.service import ObjectService
-from netmaster.store.base import Store
+from netmaster.store.base import Store, StoreError
 from netmaster.store.etcd_options import redact_url
 
 log = logging.getLogger("netmaster.api")
@@ -125,6 +125,12 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error(exc.status, exc.message)
+
+    @app.exception_handler(StoreError)
+    async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
+        # Services map the store's errors where they can; a read that reaches the store directly
+        # must still answer 503 (the store is away), not a 500 (netmaster is broken).
+        return error(503, f"state store unavailable: {exc}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
