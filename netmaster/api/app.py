@@ -31,6 +31,7 @@ from netmaster.aci.controller import AciController, AciSettings
 from netmaster.agents import AgentRegistry, add_agent_routes
 from netmaster.api.metrics import ApiMetrics
 from netmaster.api.watch import add_watch_routes
+from netmaster.backup import export_state
 from netmaster.cluster import ClusterNode
 from netmaster.endpoint_gc import DEFAULT_GRACE, EndpointCollector
 from netmaster.endpoints import EndpointService, ReservationService
@@ -172,6 +173,12 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
             "cluster-mode": settings.cluster_mode,
             **await node.info(),  # current-state, leader, netmaster-nodes, netplugin-nodes
         }
+
+    @app.get("/api/v1/export", tags=["daemon"])
+    async def export() -> JSONResponse:
+        # The document of ``netmaster export`` (netmaster.backup), for ``netctl export``; the bearer
+        # token guards it like every route. Import has no route: it needs a store no netmaster uses.
+        return JSONResponse(await export_state(store, source=redact_url(settings.store_url)))
 
     @app.get("/healthz", tags=["daemon"])
     async def healthz() -> JSONResponse:

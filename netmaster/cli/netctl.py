@@ -19,6 +19,7 @@ from netmaster.cli.commands import (
     app_profile,
     bgp,
     endpoint,
+    export,
     ext_contracts,
     global_settings,
     group,
@@ -76,6 +77,7 @@ COMMAND_GROUPS: tuple[tuple[str, click.Command], ...] = (
     ("bgp", bgp.cli),
     ("app-profile", app_profile.cli),
     ("service", service.cli),
+    ("export", export.cli),
 )
 for _name, _command in COMMAND_GROUPS:
     cli.add_command(_command, _name)
