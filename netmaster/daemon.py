@@ -103,35 +103,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("aci-gw-token", None),
         help="ACI mode: bearer token aci-gw requires (prefer CONTIV_NETMASTER_ACI_GW_TOKEN)",
     )
-    p.add_argument(
-        "--aci-tenant-sync-interval",
-        type=float,
-        default=float(_env("aci-tenant-sync-interval", "30") or 30),
-        help="ACI mode: seconds between imports of the APIC's tenants (default %(default)s)",
-    )
-    p.add_argument(
-        "--aci-retry-max",
-        type=float,
-        default=float(_env("aci-retry-max", "30") or 30),
-        help="ACI mode: longest wait in seconds between retries of a failed push (default %(default)s)",
-    )
-    p.add_argument(
+    _seconds_flag(p, "--aci-tenant-sync-interval", 30, "ACI mode: seconds between imports of the APIC's tenants")
+    _seconds_flag(p, "--aci-retry-max", 30, "ACI mode: longest wait in seconds between retries of a failed push")
+    _seconds_flag(
+        p,
         "--leader-ttl",
-        type=float,
-        default=float(_env("leader-ttl", str(DEFAULT_TTL)) or DEFAULT_TTL),
-        help="seconds a leader's lease lives without renewal; another netmaster takes over within it "
-        "(default %(default)s)",
+        DEFAULT_TTL,
+        "seconds a leader's lease lives without renewal; another netmaster takes over within it",
     )
-    p.add_argument(
+    _seconds_flag(
+        p,
         "--endpoint-gc-grace",
-        type=float,
-        default=float(_env("endpoint-gc-grace", str(DEFAULT_GRACE)) or DEFAULT_GRACE),
-        help="seconds a host may be without a live agent record before the leader deletes its endpoints "
-        "and releases their addresses; 0 disables (default %(default)s)",
+        DEFAULT_GRACE,
+        "seconds a host may be without a live agent record before the leader deletes its endpoints "
+        "and releases their addresses; 0 disables",
     )
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", default=_env("log-format", "json"), choices=["json", "text"])
     return p
+
+
+def _seconds_flag(p: argparse.ArgumentParser, flag: str, default: float, help_text: str) -> None:
+    """A duration flag in seconds, defaulting to its CONTIV_NETMASTER_ variable, then to ``default``."""
+    env_default = float(_env(flag.removeprefix("--"), str(default)) or default)
+    p.add_argument(flag, type=float, default=env_default, help=help_text + " (default %(default)s)")
 
 
 def _bind(listen_url: str) -> socket.socket:
