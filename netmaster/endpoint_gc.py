@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from netmaster import keys
 from netmaster.endpoints import ReservationService, release_endpoint
-from netmaster.errors import ApiError
+from netmaster.errors import ApiError, UnavailableError
 from netmaster.store.base import Store, StoreError
 from netmaster.txn import Txn, run_txn
 
@@ -70,6 +70,8 @@ class EndpointCollector:
                 await self.sweep()
             except (StoreError, ApiError) as exc:
                 log.warning("endpoint garbage collection: %s; trying again", exc)
+            except Exception:  # a bug (a malformed record?) must not end collection for the whole term
+                log.exception("endpoint garbage collection failed unexpectedly; trying again")
             await asyncio.sleep(self.interval)
 
     async def sweep(self) -> int:
@@ -94,8 +96,12 @@ class EndpointCollector:
             if absent_for < self.grace:
                 continue
             for endpoint_id in endpoint_ids:
-                if await self._collect(host, endpoint_id, absent_for):
-                    collected += 1
+                try:
+                    collected += await self._collect(host, endpoint_id, absent_for)
+                except (UnavailableError, StoreError):
+                    raise  # the store is away: end this sweep, the next one starts over
+                except ApiError as exc:  # e.g. its network is gone: report it, go on with the others
+                    log.warning("endpoint %s of host %s not collected: %s", endpoint_id, host, exc.message)
         for resv in await self.reservations.sweep_expired():
             self.expired.inc()
             log.info(
