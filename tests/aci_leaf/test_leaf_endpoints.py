@@ -38,8 +38,9 @@ def short_age_leaf(apic_mock: ApicMock) -> Iterator[SimLeaf]:
 
 
 def ceps(apic: Apic) -> dict[str, dict[str, str]]:
-    return {item["fvCEp"]["attributes"]["mac"]: item["fvCEp"]["attributes"]
-            for item in apic.get("/api/class/fvCEp.json")}
+    response = apic.http.get("/api/class/fvCEp.json")
+    assert response.status_code == 200, response.text
+    return {item["fvCEp"]["attributes"]["mac"]: item["fvCEp"]["attributes"] for item in response.json()["imdata"]}
 
 
 def test_learnt_endpoints_reported_aged_and_removed(apic: Apic, apic_mock: ApicMock,

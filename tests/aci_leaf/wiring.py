@@ -19,17 +19,7 @@ from dataclasses import dataclass, field
 
 from apic_mock.leaf import SimLeaf
 from apic_mock.leaf.ovs import OvsInstance
-
-
-def sh(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: {proc.stderr.strip() or proc.stdout.strip()}")
-    return proc
-
-
-def in_ns(ns: str, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return sh("ip", "netns", "exec", ns, *args, check=check, timeout=timeout)
+from tests.cluster import in_ns, sh
 
 
 @dataclass
