@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from apic_mock.leaf.switch import LeafSwitch, ip, ovs_port_name, teardown
+from apic_mock.leaf.switch import LeafSwitch, ip, netns_exists, ovs_port_name, teardown
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,6 +43,7 @@ class SimLeaf:
         self.password = password
         self.ca_file = ca_file
         self.netns = netns or f"lf{secrets.token_hex(3)}"
+        self._own_netns = netns is None
         self.rundir = Path(rundir) if rundir else Path("/tmp") / f"{self.netns}-leaf{node_id}"
         self.ports = dict(ports or {})
         self.pod = pod
@@ -99,6 +100,8 @@ class SimLeaf:
             ip(*(["-n", netns] if netns else []), "link", "del", name, check=False)
         self._peers.clear()
         teardown(self.netns, self.rundir)
+        if self._own_netns and netns_exists(self.netns):  # e.g. the process died before recording it
+            ip("netns", "del", self.netns, check=False)
         self.log_file.unlink(missing_ok=True)
 
     def __enter__(self) -> SimLeaf:
