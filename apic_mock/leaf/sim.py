@@ -125,6 +125,15 @@ class SimLeaf:
         self.add_port(fabric_port, name)
         return name
 
+    def adopt(self, fabric_port: str, iface: str, from_netns: str | None = None) -> None:
+        """Move an existing interface (e.g. the root end of a host's trunk veth, taken off its Linux
+        bridge) from ``from_netns`` (None: the root namespace) into the leaf and attach it."""
+        ovs_port_name(fabric_port)
+        where = ["-n", from_netns] if from_netns else []
+        ip(*where, "link", "set", iface, "nomaster", check=False)
+        ip(*where, "link", "set", iface, "netns", self.netns)
+        self.add_port(fabric_port, iface)
+
     def add_port(self, fabric_port: str, iface: str) -> None:
         """Attach an interface already in the leaf namespace as ``fabric_port``."""
         self.switch.add_port(fabric_port, iface)
