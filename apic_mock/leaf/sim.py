@@ -36,7 +36,7 @@ class SimLeaf:
     def __init__(self, node_id: int = 101, *, apic_url: str, username: str = "admin", password: str = "password",
                  ca_file: str | None = None, netns: str | None = None, rundir: Path | None = None,
                  ports: dict[str, str] | None = None, pod: int = 1, poll_interval: float = 0.5,
-                 endpoint_age: float = 900.0, log_level: str = "info") -> None:
+                 endpoint_age: float = 900.0, subscribe: bool = True, log_level: str = "info") -> None:
         self.node_id = node_id
         self.apic_url = apic_url
         self.username = username
@@ -49,6 +49,7 @@ class SimLeaf:
         self.pod = pod
         self.poll_interval = poll_interval
         self.endpoint_age = endpoint_age
+        self.subscribe = subscribe
         self.log_level = log_level
         self.process: subprocess.Popen[bytes] | None = None
         self.switch = LeafSwitch(self.netns, self.rundir)
@@ -70,6 +71,8 @@ class SimLeaf:
                "--endpoint-age", str(self.endpoint_age), "--log-level", self.log_level]
         if self.ca_file:
             cmd += ["--apic-ca", self.ca_file]
+        if not self.subscribe:
+            cmd.append("--no-subscribe")
         for fabric, iface in self.ports.items():
             cmd += ["--port", f"{fabric}={iface}"]
         env = {**os.environ, "APIC_PASSWORD": self.password,

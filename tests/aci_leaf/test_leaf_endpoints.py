@@ -110,6 +110,7 @@ def test_stop_leaves_nothing(apic: Apic, apic_mock: ApicMock) -> None:
         c = wiring.container(host, "c", 201, "10.2.0.1/24", "10.2.0.254")
         wiring.garp(c)
         assert eventually(lambda: ceps(apic), timeout=3)
+        assert eventually(lambda: leaf.status().get("subscribed"), timeout=5), "the APIC event subscription is up"
         pids = [int(p.read_text()) for p in (leaf.rundir / "ovs").glob("*.pid")]
         assert len(pids) == 2
         leader = leaf.process
