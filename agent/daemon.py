@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from agent.config import AgentConfig
 from agent.pipeline import build, counts_by_stage, stage_of
-from agent.pipeline.tables import FIRST_ENDPOINT_OFPORT, Table
+from agent.pipeline.tables import FIRST_ENDPOINT_OFPORT, MAX_UPLINKS, UPLINK_OFPORT, Table
 from agent.pipeline.view import DatapathView
 from agent.state import DesiredState
 
@@ -40,7 +40,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--datapath-type", default="netdev", choices=["netdev", "system"])
     p.add_argument("--of-port", type=int, default=6653, help="OpenFlow listen port on 127.0.0.1")
     p.add_argument("--vtep-ip", default="", help="VXLAN tunnel source address (data network)")
-    p.add_argument("--vlan-uplinks", default="", help="comma-separated trunk interfaces")
+    p.add_argument("--vlan-uplinks", default="",
+                   help="comma-separated trunk interfaces; several form an active-backup OVS bond")
+    p.add_argument("--bond-name", default="uplink-bond", help="name of the OVS bond port of several uplinks")
+    p.add_argument("--bond-lacp", default="off", choices=["off", "active", "passive"],
+                   help="LACP on the uplink bond (off suits a plain switch; active/passive need a LAG there)")
     p.add_argument("--underlay-mtu", type=int, default=1500)
     p.add_argument("--state-file", type=Path, help="desired state JSON (standalone host, tests)")
     p.add_argument("--netmaster", default="",
@@ -79,7 +83,9 @@ def dump_pipeline(args: argparse.Namespace) -> int:
     local = [ep for ep in state.endpoints if ep.host == args.host_label]
     ofports = {ep.id: FIRST_ENDPOINT_OFPORT + i for i, ep in enumerate(sorted(local, key=lambda e: e.id))}
     vrfs = {t: i for i, t in enumerate(state.tenants, start=1)}
-    view = DatapathView(state, args.host_label, vrfs, ofports, bool(args.vtep_ip), bool(args.vlan_uplinks))
+    uplinks = [x for x in args.vlan_uplinks.split(",") if x]
+    view = DatapathView(state, args.host_label, vrfs, ofports, bool(args.vtep_ip), bool(uplinks),
+                        tuple(UPLINK_OFPORT + i for i in range(max(1, len(uplinks)))))
     flows = build(view)
     print(f"{'stage':<18}{'table':<16}{'id':>4}{'flows':>7}")
     for stage, tables in counts_by_stage(flows).items():
@@ -141,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             print("--dump-pipeline needs --state-file", file=sys.stderr)
             return 2
         return dump_pipeline(args)
+    uplinks = tuple(x for x in args.vlan_uplinks.split(",") if x)
+    if len(uplinks) > MAX_UPLINKS or len(set(uplinks)) != len(uplinks):
+        LOG.error("--vlan-uplinks: at most %d distinct interfaces, got %s", MAX_UPLINKS, args.vlan_uplinks)
+        return 2
     if bool(args.netmaster) == bool(args.state_file):
         LOG.error("exactly one state source is required: --netmaster URL or --state-file PATH")
         return 2
@@ -153,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = AgentConfig(host_label=args.host_label, ovsdb=args.ovsdb, bridge=args.bridge,
                       datapath_type=args.datapath_type, of_port=args.of_port, vtep_ip=args.vtep_ip,
-                      vlan_uplinks=tuple(x for x in args.vlan_uplinks.split(",") if x),
-                      underlay_mtu=args.underlay_mtu)
+                      vlan_uplinks=uplinks, underlay_mtu=args.underlay_mtu, bond_name=args.bond_name,
+                      bond_lacp=args.bond_lacp)
     of = OpenFlowController(cfg.of_listen, cfg.of_port)
     of.start()
     ovsdb = None

@@ -59,6 +59,7 @@ class Reconciler:
         self._synced_connects = -1
         self._lock = threading.RLock()
         self.on_resync_needed: list[Callable[[], None]] = []
+        self._bond_converged = False  # the bond is checked once per process (its config is fixed)
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -71,6 +72,11 @@ class Reconciler:
         ids = self.ovsdb.api.db_get("Bridge", self.cfg.bridge, "external_ids").execute(check_error=True)
         self.vrf_ids = {k[len(EXT_VRF_PREFIX):]: int(v) for k, v in ids.items()
                         if k.startswith(EXT_VRF_PREFIX)}
+
+    @property
+    def uplink_ports(self) -> tuple[int, ...]:
+        """The uplink's ofports: one, or one per bond member (requested, so known before they open)."""
+        return tuple(UPLINK_OFPORT + i for i in range(max(1, len(self.cfg.vlan_uplinks))))
 
     def _switch_connected(self, _dp: Any) -> None:
         self._connects += 1
@@ -168,12 +174,18 @@ class Reconciler:
             if port is None or port.options != opts or port.ofport != TUNNEL_OFPORT:
                 self.ovsdb.add_port(br, TUNNEL_PORT, TUNNEL_OFPORT, "vxlan", options=opts,
                                     external_ids={EXT_ROLE: "tunnel"})
-        has_uplink = bool(self.cfg.vlan_uplinks)
-        if has_uplink:
-            name = self.cfg.vlan_uplinks[0]
-            if name not in existing:
-                self.ovsdb.add_port(br, name, UPLINK_OFPORT, external_ids={EXT_ROLE: "uplink"})
-        return has_tunnel, has_uplink
+        uplinks = self.cfg.vlan_uplinks
+        if len(uplinks) == 1:
+            if uplinks[0] not in existing:
+                self.ovsdb.del_port(br, self.cfg.bond_name)  # a bond of an earlier configuration
+                self.ovsdb.add_port(br, uplinks[0], UPLINK_OFPORT, external_ids={EXT_ROLE: "uplink"})
+        elif uplinks and not self._bond_converged:
+            members = {name: UPLINK_OFPORT + i for i, name in enumerate(uplinks)}
+            if self.ovsdb.ensure_bond(br, self.cfg.bond_name, members, self.cfg.bond_lacp, {EXT_ROLE: "uplink"}):
+                LOG.info("bond %s created: members %s, active-backup, lacp %s", self.cfg.bond_name,
+                         ",".join(uplinks), self.cfg.bond_lacp)
+            self._bond_converged = True
+        return has_tunnel, bool(uplinks)
 
     def _converge_ports(self, state: DesiredState) -> tuple[dict[str, int], list[str], bool, bool]:
         """Create missing endpoint ports; return ofports, endpoints whose ports must go (after the
@@ -266,7 +278,7 @@ class Reconciler:
                 self._ensure_vrfs(state)
                 ofports, stale, has_tunnel, has_uplink = self._converge_ports(state)
                 view = DatapathView(state, self.cfg.host_label, dict(self.vrf_ids), ofports,
-                                    has_tunnel, has_uplink)
+                                    has_tunnel, has_uplink, self.uplink_ports)
                 desired = {f.key: f for f in build(view)}
                 self._sync_flows(desired)
                 self._remove_ports(stale)
