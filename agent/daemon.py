@@ -53,7 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="bearer token for netmaster (prefer the CONTIV_NETMASTER_TOKEN environment variable)")
     p.add_argument("--netmaster-wait", type=float, default=5.0,
                    help="seconds an endpoint add/delete waits for an unreachable netmaster before failing")
-    p.add_argument("--ctrl-ip", default="", help="this host's control address (announced to netmaster)")
+    p.add_argument("--ctrl-ip", default="",
+                   help="this host's control address: netmaster connections leave from it and it is announced "
+                        "in the agent record (must be an address of this host)")
     p.add_argument("--state-dir", type=Path, default=Path("/var/lib/contiv/agent"),
                    help="local endpoint records and the last applied state (with --netmaster)")
     p.add_argument("--agent-ttl", type=int, default=15,
@@ -69,6 +71,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--verify-interval", type=float, default=10.0,
                    help="seconds between checks that the switch still holds the agent's flows (0: off)")
     p.add_argument("--inspect", default="", help="inspect API address: unix:/path or 127.0.0.1:PORT")
+    p.add_argument("--inspect-listen", default="", metavar="HOST:PORT",
+                   help="also serve the read-only inspect API on TCP for netmaster to proxy (default off; host "
+                        "127.0.0.1 unless given; 0.0.0.0 publishes --ctrl-ip); the URL goes in the agent record")
     p.add_argument("--dump-pipeline", action="store_true",
                    help="print the pipeline's tables and flow counts by stage for --state-file and exit")
     p.add_argument("-v", "--verbose", action="store_true", help="with --dump-pipeline: print the flows")
@@ -113,7 +118,8 @@ def _watch_switch(reconciler: Reconciler, verify_interval: float) -> None:
             LOG.exception("switch check failed")
 
 
-def netmaster_source(args: argparse.Namespace, reconciler: Reconciler) -> tuple[NetmasterStateSource, EndpointOps]:
+def netmaster_source(args: argparse.Namespace, reconciler: Reconciler,
+                     inspect_url: str = "") -> tuple[NetmasterStateSource, EndpointOps]:
     """The netmaster state source and the EndpointOps the front ends (CNI, Docker) are given."""
     from agent.endpoint_ops import EndpointOps
     from agent.local_endpoints import LocalEndpointStore
@@ -122,7 +128,7 @@ def netmaster_source(args: argparse.Namespace, reconciler: Reconciler) -> tuple[
 
     args.state_dir.mkdir(parents=True, exist_ok=True)
     local = LocalEndpointStore(args.state_dir / "endpoints")
-    identity = AgentIdentity(args.host_label, args.vtep_ip, args.ctrl_ip, __version__, args.agent_ttl)
+    identity = AgentIdentity(args.host_label, args.vtep_ip, args.ctrl_ip, __version__, args.agent_ttl, inspect_url)
     source = NetmasterStateSource([u for u in args.netmaster.split(",") if u], identity, local,
                                   token=args.netmaster_token, request_wait=args.netmaster_wait,
                                   cache_file=args.state_dir / "last-state.json")
@@ -154,6 +160,21 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.netmaster) == bool(args.state_file):
         LOG.error("exactly one state source is required: --netmaster URL or --state-file PATH")
         return 2
+    try:
+        if args.ctrl_ip:
+            from agent.ctrl_ip import check_ctrl_ip
+
+            args.ctrl_ip = check_ctrl_ip(args.ctrl_ip)
+        listen = None
+        if args.inspect_listen:
+            from agent.inspect_api import parse_listen
+
+            listen = parse_listen(args.inspect_listen)
+            if listen[0] in ("0.0.0.0", "") and not args.ctrl_ip:
+                raise ValueError("--inspect-listen on 0.0.0.0 needs --ctrl-ip: the address netmaster should use")
+    except ValueError as exc:
+        LOG.error("%s", exc)
+        return 2
 
     from agent.inspect_api import serve
     from agent.ovs.ofcontroller import OpenFlowController
@@ -175,10 +196,21 @@ def main(argv: list[str] | None = None) -> int:
             LOG.error("OVS not reachable at %s (%s); retrying in 1 s", cfg.ovsdb, exc)
             time.sleep(1)
     reconciler = Reconciler(cfg, ovsdb, of)
+    inspect_url = ""
+    if listen is not None:
+        from agent.inspect_api import published_url, serve_tcp
+
+        try:
+            tcp = serve_tcp(reconciler, listen[0], listen[1], args.netmaster_token)
+        except OSError as exc:
+            LOG.error("--inspect-listen %s: %s", args.inspect_listen, exc)
+            return 2
+        inspect_url = published_url(tcp, args.ctrl_ip)
+        LOG.info("inspect API for netmaster on %s", inspect_url)
     source: StateSource
     ops = None
     if args.netmaster:
-        source, ops = netmaster_source(args, reconciler)
+        source, ops = netmaster_source(args, reconciler, inspect_url)
     else:
         source = FileStateSource(args.state_file)
     reconciler.on_resync_needed.append(source.poke)
