@@ -111,6 +111,7 @@ def _watch_switch(reconciler: Reconciler, verify_interval: float) -> None:
         time.sleep(0.5)
         try:
             reconciler.check_switch()
+            reconciler.uplink_info()  # link-state metrics and failover logging
             if verify_interval > 0 and time.monotonic() - last_verify >= verify_interval:
                 last_verify = time.monotonic()
                 reconciler.verify()

@@ -60,6 +60,7 @@ class Reconciler:
         self._lock = threading.RLock()
         self.on_resync_needed: list[Callable[[], None]] = []
         self._bond_converged = False  # the bond is checked once per process (its config is fixed)
+        self._active_uplink: str | None = None
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -77,6 +78,28 @@ class Reconciler:
     def uplink_ports(self) -> tuple[int, ...]:
         """The uplink's ofports: one, or one per bond member (requested, so known before they open)."""
         return tuple(UPLINK_OFPORT + i for i in range(max(1, len(self.cfg.vlan_uplinks))))
+
+    def uplink_info(self) -> dict[str, Any]:
+        """The uplink's members and link states, refreshing the uplink metrics. ``active`` is the first
+        member whose link is up: the one OVS's ``bundle`` action picks (with LACP on, the member
+        must also be admitted by LACP, which OVS decides on its own)."""
+        names = self.cfg.vlan_uplinks
+        if not names:
+            return {}
+        states = self.ovsdb.link_states(names)
+        members = [{"interface": n, "ofport": p, "link_state": states.get(n, "")}
+                   for n, p in zip(names, self.uplink_ports, strict=True)]
+        active = next((m["interface"] for m in members if m["link_state"] == "up"), None)
+        for m in members:
+            self.metrics.uplink_up.labels(m["interface"]).set(1 if m["link_state"] == "up" else 0)
+        if active != self._active_uplink:
+            if self._active_uplink is not None:
+                self.metrics.uplink_failovers.inc()
+                LOG.warning("uplink: active member now %s (was %s)", active or "none", self._active_uplink)
+            self._active_uplink = active
+        bonded = len(names) > 1
+        return {"bond": self.cfg.bond_name if bonded else None, "bond_mode": "active-backup" if bonded else None,
+                "lacp": self.cfg.bond_lacp if bonded else None, "members": members, "active": active}
 
     def _switch_connected(self, _dp: Any) -> None:
         self._connects += 1
@@ -312,6 +335,7 @@ class Reconciler:
                 "fwd_mode": view.state.fwd_mode if view else None, "vtep_ip": self.cfg.vtep_ip,
                 "vrfs": dict(self.vrf_ids), "endpoint_errors": dict(self.endpoint_errors),
                 "flows_total": len(flows), "flows_by_stage": counts_by_stage(flows),
+                "uplink": self.uplink_info(),
             }
             if view is not None:
                 info["endpoints"] = [{**_ep_dict(ep), "ofport": port, "port": host_ifname(ep.id)}

@@ -151,6 +151,16 @@ class Ovsdb:
                 "lacp": lacp[0] if isinstance(lacp, list) and lacp else lacp,
                 "members": members, "external_ids": dict(row["external_ids"])}
 
+    def link_states(self, names: tuple[str, ...]) -> dict[str, str]:
+        """Interface ``link_state`` as ovs-vswitchd reports it (``up``/``down``; '' while unknown)."""
+        rows = self.api.db_list("Interface", names, columns=["name", "link_state"], if_exists=True).execute(
+            check_error=True)
+        out = {}
+        for row in rows:
+            state = row["link_state"]
+            out[row["name"]] = (state[0] if state else "") if isinstance(state, list) else state
+        return out
+
     def del_port(self, bridge: str, name: str) -> None:
         self.api.del_port(name, bridge=bridge, if_exists=True).execute(check_error=True)
 

@@ -64,6 +64,10 @@ def test_two_uplinks_form_a_bond(env: ClusterEnv) -> None:
     for name, ofport in (("trunk0", "2"), ("trunk1", "3")):
         assert h1.ovs.run("ovs-vsctl", "get", "interface", name, "ofport").strip() == ofport
     _, info = h1.get("/inspect/driver?flows=1")
+    assert info["uplink"]["bond"] == "uplink-bond"
+    assert [(m["interface"], m["ofport"], m["link_state"]) for m in info["uplink"]["members"]] == [
+        ("trunk0", 2, "up"), ("trunk1", 3, "up")]
+    assert info["uplink"]["active"] == "trunk0"
     assert any("bundle(" in f for f in info["flows"]["output"])
     assert any("bundle_load(" in f for f in info["flows"]["classifier"])
 
@@ -97,6 +101,11 @@ def test_ping_survives_active_link_going_down(env: ClusterEnv) -> None:
     try:
         sh("ip", "link", "set", first, "down")
         assert ping_eventually(a, "10.1.0.2", timeout=10), "no failover to the backup link"
+        _, info = h1.get("/inspect/driver")
+        assert info["uplink"]["active"] == "trunk1"
+        _, metrics = h1.get("/metrics")
+        assert 'contiv_agent_uplink_link_up{interface="trunk0"} 0.0' in metrics
+        assert "contiv_agent_uplink_failover_count_total 1.0" in metrics
         out = _ping(a, "10.1.0.2", 10, "0.1")
         assert _received(out) == 10, out
         assert "DUP" not in out, out
@@ -131,3 +140,19 @@ def test_both_links_down_then_one_back(env: ClusterEnv) -> None:
     finally:
         sh("ip", "link", "set", first, "up", check=False)
         sh("ip", "link", "set", second, "up", check=False)
+
+
+def test_agent_restart_leaves_the_bond_alone(env: ClusterEnv) -> None:
+    a, _ = _pair(env)
+    assert ping_eventually(a, "10.1.0.2")
+    h1 = env.cluster.hosts[0]
+    uuid = h1.ovs.run("ovs-vsctl", "get", "port", "uplink-bond", "_uuid").strip()
+    pinger = _continuous_ping(a, "10.1.0.2")
+    time.sleep(0.5)
+    env.cluster.kill_agent(h1)
+    env.cluster.start_agent(h1)
+    time.sleep(0.5)
+    out = _stop(pinger)
+    assert h1.ovs.run("ovs-vsctl", "get", "port", "uplink-bond", "_uuid").strip() == uuid, "bond recreated"
+    sent = int(out.split(" packets transmitted")[0].rsplit("\n", 1)[-1])
+    assert _received(out) == sent, out
