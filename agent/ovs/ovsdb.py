@@ -116,8 +116,12 @@ class Ovsdb:
         An unchanged bond is left alone (an agent restart must not bounce the uplink). Otherwise the
         bond, and any port of a member's name (a single uplink of an earlier configuration), is
         removed first, then the bond is created with its interfaces in one transaction. LACP off
-        suits a plain switch; with LACP the switch side must be a LAG. Returns whether it changed."""
-        want = {"bond_mode": "active-backup", "lacp": lacp, "members": members, "external_ids": external_ids}
+        suits a plain switch; with LACP on, a partner that does not answer LACP makes the bond fall
+        back to active-backup (``lacp-fallback-ab``) instead of disabling every member. Returns
+        whether it changed."""
+        other = {"lacp-time": "fast", "lacp-fallback-ab": "true"}
+        want = {"bond_mode": "active-backup", "lacp": lacp, "members": members, "external_ids": external_ids,
+                "other_config": other}
         if self._bond_config(bridge, name) == want:
             return False
         with self.api.transaction(check_error=True) as txn:
@@ -128,7 +132,7 @@ class Ovsdb:
                       for member, ofport in members.items()]
             port = txn.add(self.api.db_create("Port", name=name, interfaces=ifaces, bond_mode="active-backup",
                                               lacp=lacp, external_ids=external_ids,
-                                              other_config={"lacp-time": "fast"}))
+                                              other_config=other))
             txn.add(self.api.db_add("Bridge", bridge, "ports", port))
         return True
 
@@ -136,7 +140,8 @@ class Ovsdb:
         if name not in self.api.list_ports(bridge).execute(check_error=True):
             return None
         rows = self.api.db_find("Port", ("name", "=", name),
-                                columns=["bond_mode", "lacp", "interfaces", "external_ids"]).execute(check_error=True)
+                                columns=["bond_mode", "lacp", "interfaces", "external_ids", "other_config"]
+                                ).execute(check_error=True)
         if not rows:
             return None
         row = rows[0]
@@ -149,7 +154,8 @@ class Ovsdb:
         lacp = row["lacp"]
         return {"bond_mode": mode[0] if isinstance(mode, list) and mode else mode,
                 "lacp": lacp[0] if isinstance(lacp, list) and lacp else lacp,
-                "members": members, "external_ids": dict(row["external_ids"])}
+                "members": members, "external_ids": dict(row["external_ids"]),
+                "other_config": dict(row["other_config"])}
 
     def link_states(self, names: tuple[str, ...]) -> dict[str, str]:
         """Interface ``link_state`` as ovs-vswitchd reports it (``up``/``down``; '' while unknown)."""

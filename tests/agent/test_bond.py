@@ -156,3 +156,27 @@ def test_agent_restart_leaves_the_bond_alone(env: ClusterEnv) -> None:
     assert h1.ovs.run("ovs-vsctl", "get", "port", "uplink-bond", "_uuid").strip() == uuid, "bond recreated"
     sent = int(out.split(" packets transmitted")[0].rsplit("\n", 1)[-1])
     assert _received(out) == sent, out
+
+
+def test_lacp_without_a_partner_falls_back_to_active_backup(env: ClusterEnv) -> None:
+    """Restarting with --bond-lacp active replaces the bond (configuration changed); the underlay
+    bridge speaks no LACP, so the bond must fall back to active-backup rather than stop."""
+    a, _ = _pair(env)
+    assert ping_eventually(a, "10.1.0.2")
+    h1 = env.cluster.hosts[0]
+    uuid = h1.ovs.run("ovs-vsctl", "get", "port", "uplink-bond", "_uuid").strip()
+    env.cluster.kill_agent(h1)
+    env.cluster.start_agent(h1, ("--bond-lacp", "active"))
+    try:
+        assert h1.ovs.run("ovs-vsctl", "get", "port", "uplink-bond", "lacp").strip() == "active"
+        assert h1.ovs.run("ovs-vsctl", "get", "port", "uplink-bond", "_uuid").strip() != uuid
+        assert ping_eventually(a, "10.1.0.2", timeout=10), "no traffic with LACP on and no partner"
+        out = _ping(a, "10.1.0.2", 5)
+        assert _received(out) == 5, out
+        lacp = h1.ovs.run("ovs-appctl", "lacp/show", "uplink-bond")
+        assert "active" in lacp
+    finally:
+        env.cluster.kill_agent(h1)
+        env.cluster.start_agent(h1)
+    assert h1.ovs.run("ovs-vsctl", "get", "port", "uplink-bond", "lacp").strip() == "off"
+    assert ping_eventually(a, "10.1.0.2", timeout=10)
