@@ -150,8 +150,8 @@ def test_bad_targets_and_unknown_agents(ic: InspectCluster) -> None:
                                       expect=1)
     assert "expected unix" in netctl(ic, "agent", "inspect", "driver", "--agent", "ftp://x", expect=1)
     assert "not found" in netctl(ic, "agent", "inspect", "driver", "--host", "nosuchhost", expect=3)
-    assert "Error connecting" in netctl(ic, "agent", "inspect", "driver", "--agent", "unix:///nonexistent.sock",
-                                        expect=1)
+    out = netctl(ic, "agent", "inspect", "driver", "--agent", "unix:///nonexistent.sock", expect=1)
+    assert "Error connecting to agent at unix:///nonexistent.sock" in out
 
 
 def test_agent_down_is_a_bad_gateway(ic: InspectCluster) -> None:

@@ -37,10 +37,10 @@ def agent_client(target: str) -> NetmasterClient:
         if not url.path:
             raise NetctlError(f"--agent {target!r}: expected unix:///path/to/socket", EXIT_HELP)
         transport = httpx.HTTPTransport(uds=url.path)
-        client = NetmasterClient("http://agent", timeout=settings.timeout, transport=transport)
-        client.base_url = target  # what error messages name
+        client = NetmasterClient("http://agent", timeout=settings.timeout, transport=transport, peer="agent",
+                                 display_url=target)
     elif url.scheme == "http" and url.hostname:
-        client = NetmasterClient(target, token=settings.token, timeout=settings.timeout)
+        client = NetmasterClient(target, token=settings.token, timeout=settings.timeout, peer="agent")
     else:
         raise NetctlError(f"--agent {target!r}: expected unix:///path or http://HOST:PORT", EXIT_HELP)
     click.get_current_context().find_root().call_on_close(client.close)
