@@ -5,15 +5,17 @@ and survives the active link going down (carrier loss), and then the other one."
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from agent.state import DesiredState, Endpoint, Network
 from tests.agent.conftest import ClusterEnv, requires_datapath
 from tests.agent.netcheck import ping_eventually
-from tests.cluster import Cluster, in_ns, leftovers, sh
+from tests.cluster import REPO, Cluster, in_ns, leftovers, sh
 from tests.cluster.prereq import missing_prerequisites
 
 pytestmark = requires_datapath
@@ -180,3 +182,16 @@ def test_lacp_without_a_partner_falls_back_to_active_backup(env: ClusterEnv) -> 
         env.cluster.start_agent(h1)
     assert h1.ovs.run("ovs-vsctl", "get", "port", "uplink-bond", "lacp").strip() == "off"
     assert ping_eventually(a, "10.1.0.2", timeout=10)
+
+
+@pytest.mark.parametrize(("uplinks", "message"), [
+    ("eth1,eth1", "at most 14 distinct interfaces"),
+    (",".join(f"eth{i}" for i in range(15)), "at most 14 distinct interfaces"),
+])
+def test_bad_uplink_lists_are_refused_at_start(tmp_path: Path, uplinks: str, message: str) -> None:
+    state = tmp_path / "state.json"
+    DesiredState().save(state)
+    proc = subprocess.run([sys.executable, "-m", "agent", "--host-label", "h1", "--state-file", str(state),
+                           "--vlan-uplinks", uplinks], capture_output=True, text=True, timeout=30, cwd=REPO)
+    assert proc.returncode == 2
+    assert message in proc.stderr
