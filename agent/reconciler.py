@@ -86,7 +86,11 @@ class Reconciler:
         names = self.cfg.vlan_uplinks
         if not names:
             return {}
-        states = self.ovsdb.link_states(names)
+        try:
+            states = self.ovsdb.link_states(names)
+        except Exception as exc:  # OVSDB away: inspect still answers; check_switch reports the outage
+            LOG.debug("uplink link states unavailable: %s", exc)
+            return {"bond": self.cfg.bond_name if len(names) > 1 else None, "error": f"OVSDB: {exc}"}
         members = [{"interface": n, "ofport": p, "link_state": states.get(n, "")}
                    for n, p in zip(names, self.uplink_ports, strict=True)]
         active = next((m["interface"] for m in members if m["link_state"] == "up"), None)
