@@ -59,6 +59,8 @@ class Reconciler:
         self._synced_connects = -1
         self._lock = threading.RLock()
         self.on_resync_needed: list[Callable[[], None]] = []
+        self._bond_converged = False  # the bond is checked once per process (its config is fixed)
+        self._active_uplink: str | None = None
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -71,6 +73,37 @@ class Reconciler:
         ids = self.ovsdb.api.db_get("Bridge", self.cfg.bridge, "external_ids").execute(check_error=True)
         self.vrf_ids = {k[len(EXT_VRF_PREFIX):]: int(v) for k, v in ids.items()
                         if k.startswith(EXT_VRF_PREFIX)}
+
+    @property
+    def uplink_ports(self) -> tuple[int, ...]:
+        """The uplink's ofports: one, or one per bond member (requested, so known before they open)."""
+        return tuple(UPLINK_OFPORT + i for i in range(max(1, len(self.cfg.vlan_uplinks))))
+
+    def uplink_info(self) -> dict[str, Any]:
+        """The uplink's members and link states, refreshing the uplink metrics. ``active`` is the first
+        member whose link is up: the one OVS's ``bundle`` action picks (with LACP on, the member
+        must also be admitted by LACP, which OVS decides on its own)."""
+        names = self.cfg.vlan_uplinks
+        if not names:
+            return {}
+        try:
+            states = self.ovsdb.link_states(names)
+        except Exception as exc:  # OVSDB away: inspect still answers; check_switch reports the outage
+            LOG.debug("uplink link states unavailable: %s", exc)
+            return {"bond": self.cfg.bond_name if len(names) > 1 else None, "error": f"OVSDB: {exc}"}
+        members = [{"interface": n, "ofport": p, "link_state": states.get(n, "")}
+                   for n, p in zip(names, self.uplink_ports, strict=True)]
+        active = next((m["interface"] for m in members if m["link_state"] == "up"), None)
+        for m in members:
+            self.metrics.uplink_up.labels(m["interface"]).set(1 if m["link_state"] == "up" else 0)
+        if active != self._active_uplink:
+            if self._active_uplink is not None:
+                self.metrics.uplink_failovers.inc()
+                LOG.warning("uplink: active member now %s (was %s)", active or "none", self._active_uplink)
+            self._active_uplink = active
+        bonded = len(names) > 1
+        return {"bond": self.cfg.bond_name if bonded else None, "bond_mode": "active-backup" if bonded else None,
+                "lacp": self.cfg.bond_lacp if bonded else None, "members": members, "active": active}
 
     def _switch_connected(self, _dp: Any) -> None:
         self._connects += 1
@@ -168,12 +201,18 @@ class Reconciler:
             if port is None or port.options != opts or port.ofport != TUNNEL_OFPORT:
                 self.ovsdb.add_port(br, TUNNEL_PORT, TUNNEL_OFPORT, "vxlan", options=opts,
                                     external_ids={EXT_ROLE: "tunnel"})
-        has_uplink = bool(self.cfg.vlan_uplinks)
-        if has_uplink:
-            name = self.cfg.vlan_uplinks[0]
-            if name not in existing:
-                self.ovsdb.add_port(br, name, UPLINK_OFPORT, external_ids={EXT_ROLE: "uplink"})
-        return has_tunnel, has_uplink
+        uplinks = self.cfg.vlan_uplinks
+        if len(uplinks) == 1:
+            if uplinks[0] not in existing:
+                self.ovsdb.del_port(br, self.cfg.bond_name)  # a bond of an earlier configuration
+                self.ovsdb.add_port(br, uplinks[0], UPLINK_OFPORT, external_ids={EXT_ROLE: "uplink"})
+        elif uplinks and not self._bond_converged:
+            members = {name: UPLINK_OFPORT + i for i, name in enumerate(uplinks)}
+            if self.ovsdb.ensure_bond(br, self.cfg.bond_name, members, self.cfg.bond_lacp, {EXT_ROLE: "uplink"}):
+                LOG.info("bond %s created: members %s, active-backup, lacp %s", self.cfg.bond_name,
+                         ",".join(uplinks), self.cfg.bond_lacp)
+            self._bond_converged = True
+        return has_tunnel, bool(uplinks)
 
     def _converge_ports(self, state: DesiredState) -> tuple[dict[str, int], list[str], bool, bool]:
         """Create missing endpoint ports; return ofports, endpoints whose ports must go (after the
@@ -266,7 +305,7 @@ class Reconciler:
                 self._ensure_vrfs(state)
                 ofports, stale, has_tunnel, has_uplink = self._converge_ports(state)
                 view = DatapathView(state, self.cfg.host_label, dict(self.vrf_ids), ofports,
-                                    has_tunnel, has_uplink)
+                                    has_tunnel, has_uplink, self.uplink_ports)
                 desired = {f.key: f for f in build(view)}
                 self._sync_flows(desired)
                 self._remove_ports(stale)
@@ -300,6 +339,7 @@ class Reconciler:
                 "fwd_mode": view.state.fwd_mode if view else None, "vtep_ip": self.cfg.vtep_ip,
                 "vrfs": dict(self.vrf_ids), "endpoint_errors": dict(self.endpoint_errors),
                 "flows_total": len(flows), "flows_by_stage": counts_by_stage(flows),
+                "uplink": self.uplink_info(),
             }
             if view is not None:
                 info["endpoints"] = [{**_ep_dict(ep), "ofport": port, "port": host_ifname(ep.id)}

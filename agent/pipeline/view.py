@@ -11,6 +11,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
+from agent.ovs.flow import Action, Bundle, Output
+from agent.pipeline.tables import UPLINK_OFPORT
 from agent.state import DesiredState, Endpoint, Network
 
 
@@ -22,6 +24,15 @@ class DatapathView:
     endpoint_ofports: Mapping[str, int]  # local endpoint id -> ofport (only endpoints with a port)
     has_tunnel: bool = False
     has_uplink: bool = False
+    uplink_ports: tuple[int, ...] = (UPLINK_OFPORT,)  # ofports of the uplink; several: a bond's members
+
+    @property
+    def bonded(self) -> bool:
+        return self.has_uplink and len(self.uplink_ports) > 1
+
+    def uplink_output(self) -> Action:
+        """Send to the uplink: its one port, or the first live member of the bond."""
+        return Bundle(self.uplink_ports) if self.bonded else Output(self.uplink_ports[0])
 
     @property
     def routing(self) -> bool:

@@ -28,6 +28,7 @@ from netmaster import __version__
 from netmaster.aci.client import AciGwClient
 from netmaster.aci.contracts import ExternalContractCheck
 from netmaster.aci.controller import AciController, AciSettings
+from netmaster.agent_inspect import add_agent_inspect_routes
 from netmaster.agents import AgentRegistry, add_agent_routes
 from netmaster.api.metrics import ApiMetrics
 from netmaster.api.watch import add_watch_routes
@@ -149,7 +150,9 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
         _add_object_routes(app, objects, otype)
     _add_endpoint_routes(app, endpoints)
     _add_reservation_routes(app, ReservationService(store))
-    add_agent_routes(app, AgentRegistry(store), read_json)
+    registry = AgentRegistry(store)
+    add_agent_routes(app, registry, read_json)
+    add_agent_inspect_routes(app, registry, settings.token)
     add_watch_routes(app, store)
 
     @app.get("/version", tags=["daemon"])

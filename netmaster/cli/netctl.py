@@ -16,6 +16,7 @@ import click
 from netmaster.cli.client import DEFAULT_NETMASTER
 from netmaster.cli.commands import (
     aci_gw,
+    agent,
     app_profile,
     bgp,
     endpoint,
@@ -78,6 +79,7 @@ COMMAND_GROUPS: tuple[tuple[str, click.Command], ...] = (
     ("app-profile", app_profile.cli),
     ("service", service.cli),
     ("export", export.cli),
+    ("agent", agent.cli),
 )
 for _name, _command in COMMAND_GROUPS:
     cli.add_command(_command, _name)
