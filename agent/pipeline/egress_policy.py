@@ -36,7 +36,7 @@ def bypass_flows(table: Table, next_table: Table, skip_reg: str) -> Iterator[Flo
 
 
 def flows(view: DatapathView, rules: Sequence[MatchRule]) -> Iterator[Flow]:
-    for ep in view.all_endpoints():
+    for ep in () if view.aci else view.all_endpoints():  # ACI: no local policy needs the destination EPG
         if view.epg(ep):
             yield dst_epg_flow(ep.ip, view.vrf(ep.tenant), view.epg(ep))
     yield Flow(Table.DST_EPG, PRIO_MISS, Match(), goto=Table.EGRESS_POLICY)
