@@ -36,7 +36,7 @@ def build(view: DatapathView) -> list[Flow]:
     out += egress_policy.flows(view, rules)
     out += l3_forwarding.flows(view)
     out += l2_forwarding.flows(view)
-    out += ingress_policy.flows(rules)
+    out += ingress_policy.flows(rules, view.aci)
     out += conntrack.commit_flows(view.aci)
     out += output.flows(view)
     seen: dict[tuple, Flow] = {}

@@ -53,8 +53,11 @@ def test_uplink_carries_each_epg_vlan_and_never_the_network_vlan() -> None:
 
 def test_no_local_policy_and_no_conntrack() -> None:
     flows = build(_view(_state()))
-    for table in (Table.EGRESS_POLICY, Table.INGRESS_POLICY, Table.DST_EPG, Table.SRC_EPG):
-        assert not any("reg3=" in f or "reg2=" in f or "conjunction" in f for f in _texts(flows, table)), table
+    for table in (Table.DST_EPG, Table.EGRESS_POLICY, Table.INGRESS_POLICY):
+        policy = [f for f in flows if f.table == table]
+        assert [(f.priority, f.match.fields, f.actions) for f in policy] == [(0, (), ())], table
+        assert policy[0].goto is not None
+    assert not any("reg2=" in f for f in _texts(flows, Table.SRC_EPG))
     assert not any("ct(" in f.ofctl() for f in flows)
     # the same state outside ACI mode does compile the policy
     plain = build(_view(DesiredState(**_plain_kwargs(_state()))))

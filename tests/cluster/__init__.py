@@ -37,7 +37,8 @@ from tests.cluster.ovs import OvsInstance
 REPO = Path(__file__).resolve().parents[2]
 UNDERLAY_NET = "192.168.77"
 AGENT_OF_PORT = 6653
-CLUSTER_PREFIXES = ("ag", "as", "fe")  # "as": agents following a netmaster (tests/agent_sync); "fe": front ends
+# "as": agents following a netmaster (tests/agent_sync); "fe": front ends; "ac": ACI mode (tests/aci_agent, aci_e2e)
+CLUSTER_PREFIXES = ("ag", "as", "fe", "ac")
 
 
 def sh(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -142,7 +143,10 @@ class Cluster:
         in_ns(ns, "ip", "link", "set", "lo", "up")
         for root_if, ns_if, bridge in ((f"{p}u{i}", "ul0", f"{p}ul"), (f"{p}t{i}", "trunk0", f"{p}tr")):
             sh("ip", "link", "add", root_if, "type", "veth", "peer", "name", ns_if, "netns", ns)
-            sh("ip", "link", "set", root_if, "master", bridge, "up")
+            if ns_if == "trunk0":
+                self.attach_trunk(i, root_if)
+            else:
+                sh("ip", "link", "set", root_if, "master", bridge, "up")
             in_ns(ns, "ip", "link", "set", ns_if, "up")
         rundir = self.root / f"h{i}"
         ovs = OvsInstance(rundir / "ovs", ns)
@@ -153,6 +157,11 @@ class Cluster:
         in_ns(ns, "ip", "addr", "add", f"{vtep}/24", "dev", "brphy")
         in_ns(ns, "ip", "link", "set", "brphy", "up")
         return SimHost(f"h{i}", ns, rundir, vtep, ovs)
+
+    def attach_trunk(self, i: int, root_if: str) -> None:
+        """Cable host *i*'s trunk (the root-namespace end *root_if*): to the shared trunk bridge here;
+        a subclass cables it to a switch port instead (tests/aci_e2e: a simulated ACI leaf)."""
+        sh("ip", "link", "set", root_if, "master", f"{self.prefix}tr", "up")
 
     def state_source_args(self, host: SimHost) -> list[str]:
         """Where the agent of *host* gets its state: a state file here (subclasses: netmaster)."""
