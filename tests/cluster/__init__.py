@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.state import DesiredState
-from tests.cluster.ovs import OvsInstance
+from apic_mock.leaf.ovs import OvsInstance
 
 REPO = Path(__file__).resolve().parents[2]
 UNDERLAY_NET = "192.168.77"
