@@ -10,6 +10,10 @@ endpoint's own address) on the endpoint's behalf:
   ``aciSync`` push state in the watch stream), because the EPG's objects may have just been created;
 - periodically at a low rate (``--garp-interval``), so a leaf that aged an idle endpoint out relearns it.
 
+A fabric takes a moment to program what the APIC just received (a leaf drops frames on a VLAN it does
+not classify yet), so every announcement is repeated after 1, 2, 4 and 8 seconds (``REPEATS``):
+whichever arrives after the leaf caught up is learnt. ``AnnounceSchedule`` keeps those due times.
+
 The frame is injected with an OpenFlow packet-out *as if received on the endpoint's port*, so it walks
 the whole pipeline: spoof guard, then flooding within the EPG's segment, tagged with the EPG's VLAN on
 the uplink. What decides *which* endpoints to announce is ``announcements``, a pure function of two
@@ -20,11 +24,12 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from agent.pipeline.view import DatapathView
 from agent.state import Endpoint
 
+REPEATS = (1.0, 2.0, 4.0, 8.0)  # seconds after an announcement when it is sent again
 _BROADCAST = b"\xff" * 6
 _ETH_ARP = 0x0806
 _MIN_FRAME = 60  # Ethernet minimum without FCS
@@ -60,3 +65,38 @@ def announcements(old: DatapathView | None, new: DatapathView) -> Iterator[tuple
         was = before.get(ep.id)
         if was is None or was[:2] != now[:2] or now[2] > was[2]:
             yield ep, ofport
+
+
+class AnnounceSchedule:
+    """Endpoint id -> when its announcement is due again (monotonic seconds). Not thread-safe: the
+    reconciler calls it under its lock."""
+
+    def __init__(self, repeats: tuple[float, ...] = REPEATS) -> None:
+        self.repeats = repeats
+        self._due: dict[str, list[float]] = {}
+
+    def sent(self, endpoint_ids: Iterable[str], now: float) -> None:
+        """Announcements just went out for *endpoint_ids*: schedule their repeats (replacing older ones)."""
+        for ep_id in endpoint_ids:
+            self._due[ep_id] = [now + delay for delay in self.repeats]
+
+    def take_due(self, now: float, present: Iterable[str]) -> list[str]:
+        """Ids whose next repeat is due; endpoints not *present* any more are forgotten."""
+        keep = set(present)
+        due = []
+        for ep_id in list(self._due):
+            times = self._due[ep_id]
+            if ep_id not in keep:
+                del self._due[ep_id]
+                continue
+            if times[0] <= now:
+                due.append(ep_id)
+                while times and times[0] <= now:
+                    times.pop(0)
+                if not times:
+                    del self._due[ep_id]
+        return due
+
+    def __len__(self) -> int:
+        return len(self._due)
+

@@ -110,6 +110,8 @@ def _watch_switch(reconciler: Reconciler, verify_interval: float, garp_interval:
             if garp_interval > 0 and time.monotonic() - last_garp >= garp_interval:
                 last_garp = time.monotonic()
                 reconciler.announce_all()
+            else:
+                reconciler.announce_due()
         except Exception:
             LOG.exception("switch check failed")
 

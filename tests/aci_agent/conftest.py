@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.aci_agent.aci_cluster import AciCluster
 from tests.cluster import leftovers
+from tests.cluster.aci import AciCluster
 from tests.cluster.prereq import missing_prerequisites
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 
-from agent.announce import announcements, garp_frame
+from agent.announce import AnnounceSchedule, announcements, garp_frame
 from agent.netmaster_state import NmObject, build_state
 from agent.ovs.flow import Flow
 from agent.pipeline import build
@@ -146,3 +146,17 @@ def test_garp_frame_is_an_arp_request_for_its_own_address() -> None:
     assert op == 1
     assert sha.hex() == "02020a010001"
     assert spa == tpa == bytes([10, 1, 0, 1])
+
+
+def test_announcements_repeat_on_schedule_until_done_or_gone() -> None:
+    sched = AnnounceSchedule((1.0, 2.0, 4.0))
+    sched.sent(["a", "b"], now=100.0)
+    assert sched.take_due(100.5, {"a", "b"}) == []
+    assert sorted(sched.take_due(101.0, {"a", "b"})) == ["a", "b"]
+    assert sched.take_due(101.5, {"a", "b"}) == []
+    assert sched.take_due(110.0, {"a"}) == ["a"]  # late: the missed repeats collapse into one; b is gone
+    assert len(sched) == 0
+    sched.sent(["a"], now=200.0)
+    sched.sent(["a"], now=200.8)  # a new announcement restarts the repeats
+    assert sched.take_due(201.0, {"a"}) == []
+    assert sched.take_due(201.8, {"a"}) == ["a"]

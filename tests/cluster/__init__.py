@@ -276,7 +276,7 @@ def down(prefix: str) -> None:
     for pid in record.get("agents", []) + record.get("pids", []):
         _kill_pid(pid)
     if root.exists():
-        for pidfile in root.glob("h*/ovs/*.pid"):
+        for pidfile in root.glob("*/ovs/*.pid"):  # hosts h1.., and the ACI leaf
             try:
                 _kill_pid(int(pidfile.read_text().strip()))
             except (OSError, ValueError):

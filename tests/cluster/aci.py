@@ -1,10 +1,16 @@
-"""A simulated cluster in ACI mode: agents following a netmaster started with ``--infra aci``, whose app
-profiles go to a real aci-gw and apic_mock (``netmaster.aci_stack.AciControlPlane``).
+"""The whole ACI stack on one machine: apic_mock, aci-gw, netmaster in ACI mode
+(``netmaster.aci_stack.AciControlPlane``), simulated hosts whose agents follow it and, with
+``leaf=True``, a simulated leaf (``apic_mock.leaf.SimLeaf``) with host *i*'s trunk cabled to its port
+``eth1/i``::
+
+    with AciCluster(n_hosts=2, leaf=True) as cluster:     # or cluster.up() ... cluster.down()
+        api = cluster.control.api                          # netmaster's REST API (AciApi)
+        cluster.leaf.endpoints()                           # what the leaf learnt
 
 Without a leaf the trunks meet on the plain Linux bridge of tests/cluster: frames keep their EPG VLAN
-end to end, so same-EPG traffic crosses hosts while nothing re-tags between EPGs (that is the fabric's
-job, tests/aci_e2e). ``TrunkCapture`` records what a host puts on its trunk, from the root-namespace
-end of the cable.
+end to end, so same-EPG traffic crosses hosts while nothing re-tags between EPGs (tests/aci_agent
+proves the agents leave that to the fabric). ``TrunkCapture`` records what a host puts on its trunk,
+from the root-namespace end of the cable (without a leaf).
 """
 
 from __future__ import annotations
@@ -15,14 +21,57 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from netmaster.aci_stack import AciControlPlane
+from apic_mock.leaf import SimLeaf
+from netmaster.aci_stack import LEAF_NODE_ID, AciControlPlane
 from tests.agent_sync.sync_cluster import SyncCluster
+from tests.cluster import in_ns, sh
 
 
 class AciCluster(SyncCluster):
-    def __init__(self, n_hosts: int = 2) -> None:
+    def __init__(self, n_hosts: int = 2, leaf: bool = False) -> None:
         super().__init__(n_hosts=n_hosts, kind="ac")
         self.control: AciControlPlane | None = None
+        self.with_leaf = leaf
+        self.leaf: SimLeaf | None = None
+
+    def __enter__(self) -> AciCluster:
+        try:
+            return self.up()
+        except BaseException:
+            self.down()
+            raise
+
+    def up(self, start_agents: bool = True) -> AciCluster:
+        super().up(start_agents=False)
+        if self.with_leaf:
+            self._start_leaf()
+        if start_agents:
+            for host in self.hosts:
+                self.start_agent(host)
+        return self
+
+    def attach_trunk(self, i: int, root_if: str) -> None:
+        if not self.with_leaf:
+            super().attach_trunk(i, root_if)
+        # with a leaf: cabled once the leaf runs (it needs the APIC, which starts after the hosts)
+
+    def _start_leaf(self) -> None:
+        assert self.control is not None
+        assert self.control.apic is not None
+        apic = self.control.apic
+        self.leaf = SimLeaf(LEAF_NODE_ID, apic_url=apic.url, username=apic.username, password=apic.password,
+                            ca_file=apic.ca_file, netns=f"{self.prefix}lf", rundir=self.root / "leaf",
+                            poll_interval=0.3)
+        self.leaf.start()
+        assert self.leaf.process is not None
+        self.pids.append(self.leaf.process.pid)
+        self._record()
+        for i, host in enumerate(self.hosts, start=1):
+            port, name = f"eth1/{i}", f"eth1-{i}"
+            sh("ip", "link", "set", self.trunk_of(i), "netns", self.leaf.netns)
+            sh("ip", "-n", self.leaf.netns, "link", "set", self.trunk_of(i), "name", name)
+            self.leaf.add_port(port, name)
+            in_ns(host.netns, "ethtool", "-K", "trunk0", "tx", "off", check=False)
 
     def start_netmaster(self) -> None:
         if self.control is None:
@@ -41,6 +90,9 @@ class AciCluster(SyncCluster):
             self.netmaster = None
 
     def down(self) -> None:
+        if self.leaf is not None:
+            self.leaf.stop()
+            self.leaf = None
         if self.control is not None:
             self.control.stop()
             self.control = None
@@ -48,7 +100,7 @@ class AciCluster(SyncCluster):
         super().down()
 
     def trunk_of(self, i: int) -> str:
-        """The root-namespace end of host *i*'s trunk cable (1-based)."""
+        """The root-namespace end of host *i*'s trunk cable (1-based; renamed eth1-i in the leaf)."""
         return f"{self.prefix}t{i}"
 
 
@@ -96,12 +148,12 @@ class TrunkCapture:
                 out.append(Frame(m["src"], int(tag[1]) if tag else 0, line))
         return out
 
-    def wait_for(self, pattern: str, timeout: float = 5.0) -> list[Frame]:
-        """Frames whose line matches the regex *pattern*, waiting up to *timeout* for a first one."""
+    def wait_for(self, pattern: str, timeout: float = 5.0, count: int = 1) -> list[Frame]:
+        """Frames whose line matches the regex *pattern*, waiting up to *timeout* for *count* of them."""
         deadline = time.monotonic() + timeout
         while True:
             found = [f for f in self.frames() if re.search(pattern, f.text)]
-            if found or time.monotonic() > deadline:
+            if len(found) >= count or time.monotonic() > deadline:
                 return found
             time.sleep(0.1)
 
