@@ -122,8 +122,12 @@ class AciControlPlane:
     """apic_mock + aci-gw + netmaster (ACI mode) for one run; everything under ``workdir``."""
 
     def __init__(self, workdir: Path, *, netmaster_host: str = "127.0.0.1", netmaster_port: int = 0,
-                 leaf_node: str = LEAF_NODE, phys_domain: str = PHYS_DOMAIN, retry_max: float = 2.0) -> None:
+                 leaf_node: str = LEAF_NODE, phys_domain: str = PHYS_DOMAIN, retry_max: float = 2.0,
+                 apic_process: bool = False) -> None:
+        """*apic_process*: run apic_mock as its own process (it then outlives this one: the demo's ``--keep``)
+        instead of a thread of this process."""
         self.workdir = Path(workdir)
+        self.apic_process = apic_process
         self.netmaster_host = netmaster_host
         self.leaf_node = leaf_node
         self.phys_domain = phys_domain
@@ -146,7 +150,7 @@ class AciControlPlane:
     def start(self) -> AciControlPlane:
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
-            self.apic = ApicMock.start()
+            self.apic = ApicMock.start(subprocess=self.apic_process)
             with self.apic.client() as apic:
                 resp = apic.post("/api/mo/uni.json", json={"physDomP": {"attributes": {"name": self.phys_domain}}})
                 resp.raise_for_status()
@@ -182,7 +186,8 @@ class AciControlPlane:
 
     def pids(self) -> list[int]:
         """Child processes (for a cleanup record)."""
-        procs = [self.netmaster.process if self.netmaster else None, self.gw.process if self.gw else None]
+        procs = [self.netmaster.process if self.netmaster else None, self.gw.process if self.gw else None,
+                 self.apic.process if self.apic else None]
         return [p.pid for p in procs if p is not None]
 
     def stop(self) -> None:

@@ -83,7 +83,8 @@ STEPS: list[tuple[str, list[str]]] = [
 ]
 
 
-def _netctl(url: str, command: str) -> int:
+def netctl(url: str, command: str) -> int:
+    """Run one netctl command against *url*, printing the command line and its output; its exit code."""
     print(f"{BOLD}$ netctl {command}{RESET}")
     result = subprocess.run(
         [sys.executable, "-m", "netmaster.cli.netctl", "--netmaster", url, *shlex.split(command)],
@@ -133,11 +134,11 @@ def run(state_dir: Path) -> int:
         for title, commands in STEPS:
             print(f"{BOLD}## {title}{RESET}")
             for command in commands:
-                _netctl(nm.url, command)
+                netctl(nm.url, command)
         _agents_join(nm.url)
         print(f"{BOLD}## Inspect: what netmaster allocated{RESET}")
         for command in ("net inspect -t blue db-net", "group inspect -t blue db", "endpoint inspect db-1"):
-            _netctl(nm.url, command)
+            netctl(nm.url, command)
         oper = httpx.get(nm.url + "/api/v1/inspect/networks/blue:web-net/").json()["Oper"]
         print(
             f"web-net: VXLAN id {oper['externalPktTag']}, local VLAN {oper['pktTag']}, "

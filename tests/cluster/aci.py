@@ -28,9 +28,11 @@ from tests.cluster import in_ns, sh
 
 
 class AciCluster(SyncCluster):
-    def __init__(self, n_hosts: int = 2, leaf: bool = False) -> None:
+    def __init__(self, n_hosts: int = 2, leaf: bool = False, apic_process: bool = False) -> None:
+        """*apic_process*: apic_mock as its own process (see AciControlPlane), e.g. to outlive this one."""
         super().__init__(n_hosts=n_hosts, kind="ac")
         self.control: AciControlPlane | None = None
+        self.apic_process = apic_process
         self.with_leaf = leaf
         self.leaf: SimLeaf | None = None
 
@@ -76,7 +78,7 @@ class AciCluster(SyncCluster):
     def start_netmaster(self) -> None:
         if self.control is None:
             self.control = AciControlPlane(self.root / "aci", netmaster_host=self.ctrl_ip,
-                                           netmaster_port=self.nm_port)
+                                           netmaster_port=self.nm_port, apic_process=self.apic_process)
             self.control.start()
         else:
             self.control.start_netmaster()
