@@ -182,21 +182,7 @@ def test_deleting_the_app_profile_removes_it_and_a_second_one_reapplies(sc: Scen
     sc.converged()
     assert control.apic_tree(f"uni/tn-{TENANT}/ap-app2/epg-a")
     assert ping_eventually(a1, sc.ip("a2"), timeout=15)
-    import json
-    from pathlib import Path
-    ok = ping_eventually(a1, sc.ip("b1"), timeout=15)
-    if not ok:
-        Path("/tmp/e2edebug.txt").write_text(json.dumps({"eps": sc.cluster.leaf.endpoints(),
-            "tree": {k: v for k, v in control.apic_tree(f"uni/tn-{TENANT}").items()},
-            "flows": sc.cluster.leaf.flows(), "status": sc.cluster.leaf.status(),
-            "h1": sc.cluster.hosts[0].get("/inspect/driver?flows=1")[1],
-            "h2": sc.cluster.hosts[1].get("/inspect/driver?flows=1")[1],
-            "log1": sc.cluster.agent_log(sc.cluster.hosts[0])[-5000:],
-            "log2": sc.cluster.agent_log(sc.cluster.hosts[1])[-5000:],
-            "nm": (control.workdir / "netmaster.log").read_text()[-20000:],
-            "gw": (control.workdir / "aci-gw.log").read_text()[-20000:],
-            "insp": sc.api.inspect("appProfiles", sc.profile)}, indent=1, default=str))
-    assert ok
+    assert ping_eventually(a1, sc.ip("b1"), timeout=15)
     assert eventually(lambda: http_ok(a1, sc.ip("b1"), 8001), timeout=10, what="tcp 8001 open again")
     assert not http_ok(a1, sc.ip("b1"), 8000, timeout=1)
 
