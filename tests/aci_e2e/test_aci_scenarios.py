@@ -165,6 +165,25 @@ def test_agent_restart_keeps_traffic_and_later_rules_apply(sc: Scenario) -> None
     assert eventually(lambda: http_ok(a1, b1, 9000), timeout=10, what="tcp 9000 open after the restart")
 
 
+def test_gateway_and_netmaster_restarts_keep_traffic_and_later_rules_apply(sc: Scenario) -> None:
+    control = sc.cluster.control
+    assert control is not None
+    assert control.gw is not None
+    a1, b1 = sc.ns["a1"], sc.ip("b1")
+    control.gw.restart()
+    sc.cluster.stop_netmaster()
+    assert ping(a1, b1)  # netmaster down, aci-gw fresh: the fabric and the hosts carry on
+    assert http_ok(a1, b1, 9000)
+    sc.cluster.start_netmaster()
+    assert ping(a1, sc.ip("a2"))
+    sc.api.rule(TENANT, "pb", "5", protocol="tcp", port=8000, fromEndpointGroup="a")
+    sc.converged()
+    assert eventually(lambda: http_ok(a1, b1, 8000), timeout=10, what="tcp 8000 open after the restarts")
+    sc.api.delete("rules", f"{TENANT}:pb:5")
+    sc.converged()
+    assert eventually(lambda: not http_ok(a1, b1, 8000, timeout=1), timeout=10, what="tcp 8000 closed again")
+
+
 def test_deleting_the_app_profile_removes_it_and_a_second_one_reapplies(sc: Scenario) -> None:
     control = sc.cluster.control
     assert control is not None

@@ -34,13 +34,6 @@ class AciCluster(SyncCluster):
         self.with_leaf = leaf
         self.leaf: SimLeaf | None = None
 
-    def __enter__(self) -> AciCluster:
-        try:
-            return self.up()
-        except BaseException:
-            self.down()
-            raise
-
     def up(self, start_agents: bool = True) -> AciCluster:
         super().up(start_agents=False)
         if self.with_leaf:
