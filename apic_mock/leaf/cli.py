@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=_port, action="append", default=[], metavar="eth1/N=IFACE",
                         help="attach IFACE (in the leaf namespace) as fabric port eth1/N; repeatable")
     parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between APIC reads (0.5)")
+    parser.add_argument("--no-subscribe", action="store_true",
+                        help="do not subscribe to APIC events (websocket); rely on polling alone")
     parser.add_argument("--endpoint-age", type=float, default=900.0,
                         help="seconds of silence before a learnt endpoint is removed (900, as ACI)")
     parser.add_argument("--resync-interval", type=float, default=30.0,
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         node=args.node, netns=args.netns, rundir=rundir, apic_url=args.apic_url, username=args.apic_user,
         password=os.environ.get("APIC_PASSWORD", "password"), ca_file=args.apic_ca, pod=args.pod,
         ports=dict(args.port), poll_interval=args.poll_interval, endpoint_age=args.endpoint_age,
-        resync_interval=args.resync_interval,
+        resync_interval=args.resync_interval, subscribe=not args.no_subscribe,
     )
     controller = LeafController(config)
     signal.signal(signal.SIGTERM, lambda *_: controller.stop())

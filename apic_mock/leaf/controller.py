@@ -2,12 +2,14 @@
 
 Each cycle reads the tenant trees from the APIC (one class query), rebuilds the policy for this node
 and its attached ports, folds in what the learner saw, and replaces the flows in one bundle when they
-changed. It runs every ``poll_interval`` seconds, and at once when the learner sees something new,
-so an APIC change is enforced within about one interval. Reading the whole tree each time, instead
-of applying subscription events, means the leaf can never drift from the APIC: there is no event to
-miss. Learnt endpoints are reported as ``fvCEp`` (diffed against what was reported; the APIC's list
-is re-read every ``resync_interval`` to heal). A status file in the run directory tells tests and
-the demo how far the leaf is (``read_at``: when the APIC read behind the installed flows started).
+changed. It runs every ``poll_interval`` seconds, at once when the learner sees something new, and
+at once when the APIC reports a change on its websocket (:mod:`apic_mock.leaf.watch`), so an APIC
+change is enforced within one cycle (tens of ms), or one poll interval when events are lost. Reading
+the whole tree each time, instead of applying subscription events, means the leaf can never drift
+from the APIC: events are only a wake-up call. Learnt endpoints are reported as ``fvCEp`` (diffed
+against what was reported; the APIC's list is re-read every ``resync_interval`` to heal). A status
+file in the run directory tells tests and the demo how far the leaf is (``read_at``: when the APIC
+read behind the installed flows started).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from apic_mock.leaf.flows import T_SOURCE, LearntEndpoint, Numbering, build_flow
 from apic_mock.leaf.learning import EndpointRecord, EndpointTable, Learner, Sighting
 from apic_mock.leaf.model import LeafPolicy, Mo, build_policy
 from apic_mock.leaf.switch import LEARN_OFPORT, LEARN_PORT, LeafSwitch
+from apic_mock.leaf.watch import ApicWatcher
 
 log = logging.getLogger("apic_mock.leaf.controller")
 
@@ -46,6 +49,7 @@ class LeafConfig:
     poll_interval: float = 0.5
     resync_interval: float = 30.0
     endpoint_age: float = 900.0
+    subscribe: bool = True  # wake on APIC events (websocket) as well as every poll_interval
 
 
 class LeafController:
@@ -58,6 +62,7 @@ class LeafController:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.learner: Learner | None = None
+        self.watcher: ApicWatcher | None = None
         self.tenants: list[Mo] = []
         self.policy = LeafPolicy(config.node)
         self.numbering: Numbering | None = None
@@ -67,6 +72,7 @@ class LeafController:
         self.cycles = 0
         self.flow_count = 0
         self.ports: dict[str, int] = {}
+        self.timings: dict[str, float] = {}  # of the last cycle, cumulative from its start
         self._counters: dict[tuple[int, str], int] = {}
         self._next_counters = 0.0
         self._next_resync = 0.0
@@ -83,6 +89,10 @@ class LeafController:
             self.switch.add_port(fabric, iface)
         self.learner = Learner(self.config.netns, LEARN_PORT, self._on_sighting)
         self.learner.start()
+        if self.config.subscribe:
+            self.watcher = ApicWatcher(self.config.apic_url, self.config.username, self.config.password,
+                                       self.config.ca_file, self.wake.set)
+            self.watcher.start()
         self._write_status("starting")
         log.info("leaf up", extra={"node": self.config.node, "netns": self.config.netns,
                                    "ports": self.config.ports})
@@ -102,6 +112,8 @@ class LeafController:
         self.wake.set()
 
     def shutdown(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         if self.learner is not None:
             self.learner.stop()
         for dn in list(self.reported):
@@ -116,6 +128,7 @@ class LeafController:
     # -- one cycle -------------------------------------------------------------------------------
     def cycle(self) -> None:
         read_at = time.time()
+        started = time.perf_counter()
         try:
             self.tenants = self.apic.tenants()
             if self.apic_error:
@@ -125,12 +138,14 @@ class LeafController:
             if self.apic_error != str(exc):
                 log.warning("APIC read failed; keeping the last policy", extra={"error": str(exc)})
             self.apic_error = str(exc)
+        self.timings["read_ms"] = round((time.perf_counter() - started) * 1000, 1)
         ports = self.ports = self.switch.ports()
         self.policy = build_policy(self.tenants, self.config.node, ports)
         self._learn()
         self._age()
         endpoints = [LearntEndpoint(r.mac, r.ip, r.port, r.vlan) for _, r in self.table.snapshot()]
         flows, self.numbering = build_flows(self.policy, ports, LEARN_OFPORT, endpoints)
+        self.timings["build_ms"] = round((time.perf_counter() - started) * 1000, 1)
         try:
             if self.switch.apply(flows):
                 log.info("flows applied", extra={"flows": len(flows), "bindings": len(self.numbering.binding),
@@ -140,11 +155,13 @@ class LeafController:
             log.error("flows not applied", extra={"error": str(exc)})
             self._write_status("error")
             return
+        self.timings["apply_ms"] = round((time.perf_counter() - started) * 1000, 1)
         self.flow_count = len(flows)
         self._report()
         if self.apic_error is None:
             self.read_at = read_at
         self.cycles += 1
+        self.timings["cycle_ms"] = round((time.perf_counter() - started) * 1000, 1)
         self._write_status("running")
 
     def _on_sighting(self, sighting: Sighting) -> None:
@@ -167,11 +184,20 @@ class LeafController:
             if self.table.learn(bd.dn, EndpointRecord(s.mac, binding.port, binding.vlan, binding.epg, ip, now)):
                 log.info("endpoint learnt", extra={"mac": s.mac, "ip": ip, "port": binding.port,
                                                    "vlan": binding.vlan, "epg": binding.epg})
+                if ip:
+                    self._release_ip(ip, bd.dn, s.mac)
         gone = self.table.retain(
             lambda bd, r: (b := self.policy.binding(r.port, r.vlan)) is not None and b.epg == r.epg
             and self.policy.epgs[r.epg].bd == bd)
         for r in gone:
             log.info("endpoint removed: binding gone", extra={"mac": r.mac, "port": r.port, "vlan": r.vlan})
+
+    def _release_ip(self, ip: str, bd: str, mac: str) -> None:
+        """One IP, one endpoint per VRF: the latest sighting wins (a moved or re-used address)."""
+        vrf = self.policy.bds[bd].vrf
+        in_vrf = {b for b, spec in self.policy.bds.items() if spec.vrf == vrf}
+        for old in self.table.release_ip(ip, (bd, mac), in_vrf.__contains__):
+            log.info("endpoint IP moved", extra={"ip": ip, "from": old.mac, "to": mac})
 
     def _age(self) -> None:
         """Refresh endpoints from their source-flow counters, then expire silent ones."""
@@ -227,7 +253,9 @@ class LeafController:
             "read_at": self.read_at,
             "cycles": self.cycles,
             "apic_error": self.apic_error,
+            "subscribed": self.watcher is not None and self.watcher.connected.is_set(),
             "flows": self.flow_count,
+            "timings": self.timings,
             "ports": self.ports,
             "bindings": [{"port": b.port, "vlan": b.vlan, "epg": b.epg} for b in self.policy.bindings],
             "endpoints": [{"mac": r.mac, "ip": r.ip, "port": r.port, "vlan": r.vlan, "epg": r.epg}

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from apic_mock.leaf.switch import LeafSwitch, ip, ovs_port_name, teardown
+from apic_mock.leaf.switch import LeafSwitch, ip, netns_exists, ovs_port_name, teardown
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,18 +36,20 @@ class SimLeaf:
     def __init__(self, node_id: int = 101, *, apic_url: str, username: str = "admin", password: str = "password",
                  ca_file: str | None = None, netns: str | None = None, rundir: Path | None = None,
                  ports: dict[str, str] | None = None, pod: int = 1, poll_interval: float = 0.5,
-                 endpoint_age: float = 900.0, log_level: str = "info") -> None:
+                 endpoint_age: float = 900.0, subscribe: bool = True, log_level: str = "info") -> None:
         self.node_id = node_id
         self.apic_url = apic_url
         self.username = username
         self.password = password
         self.ca_file = ca_file
         self.netns = netns or f"lf{secrets.token_hex(3)}"
+        self._own_netns = netns is None
         self.rundir = Path(rundir) if rundir else Path("/tmp") / f"{self.netns}-leaf{node_id}"
         self.ports = dict(ports or {})
         self.pod = pod
         self.poll_interval = poll_interval
         self.endpoint_age = endpoint_age
+        self.subscribe = subscribe
         self.log_level = log_level
         self.process: subprocess.Popen[bytes] | None = None
         self.switch = LeafSwitch(self.netns, self.rundir)
@@ -69,6 +71,8 @@ class SimLeaf:
                "--endpoint-age", str(self.endpoint_age), "--log-level", self.log_level]
         if self.ca_file:
             cmd += ["--apic-ca", self.ca_file]
+        if not self.subscribe:
+            cmd.append("--no-subscribe")
         for fabric, iface in self.ports.items():
             cmd += ["--port", f"{fabric}={iface}"]
         env = {**os.environ, "APIC_PASSWORD": self.password,
@@ -99,6 +103,8 @@ class SimLeaf:
             ip(*(["-n", netns] if netns else []), "link", "del", name, check=False)
         self._peers.clear()
         teardown(self.netns, self.rundir)
+        if self._own_netns and netns_exists(self.netns):  # e.g. the process died before recording it
+            ip("netns", "del", self.netns, check=False)
         self.log_file.unlink(missing_ok=True)
 
     def __enter__(self) -> SimLeaf:
@@ -121,6 +127,15 @@ class SimLeaf:
         ip(*(["-n", peer_netns] if peer_netns else []), "link", "set", peer_ifname, "up")
         self.add_port(fabric_port, name)
         return name
+
+    def adopt(self, fabric_port: str, iface: str, from_netns: str | None = None) -> None:
+        """Move an existing interface (e.g. the root end of a host's trunk veth, taken off its Linux
+        bridge) from ``from_netns`` (None: the root namespace) into the leaf and attach it."""
+        ovs_port_name(fabric_port)
+        where = ["-n", from_netns] if from_netns else []
+        ip(*where, "link", "set", iface, "nomaster", check=False)
+        ip(*where, "link", "set", iface, "netns", self.netns)
+        self.add_port(fabric_port, iface)
 
     def add_port(self, fabric_port: str, iface: str) -> None:
         """Attach an interface already in the leaf namespace as ``fabric_port``."""

@@ -128,9 +128,9 @@ class LeafSwitch:
         out = self.ovs.run("ovs-ofctl", "-O", "OpenFlow13", "dump-flows", BRIDGE, f"table={table}")
         counts = {}
         for line in out.splitlines():
-            m = re.search(r"n_packets=(\d+).*reg7=(\d+),dl_src=([0-9a-f:]{17})", line)
-            if m:
-                counts[(int(m.group(2)), m.group(3))] = int(m.group(1))
+            m = re.search(r"n_packets=(\d+).*reg7=(0x[0-9a-f]+|\d+),dl_src=([0-9a-f:]{17})", line)
+            if m:  # ovs-ofctl prints registers in hex
+                counts[(int(m.group(2), 0), m.group(3))] = int(m.group(1))
         return counts
 
     def flows(self) -> list[str]:

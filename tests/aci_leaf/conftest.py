@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from apic_mock.initial import mo
 from apic_mock.leaf import SimLeaf
 from apic_mock.testing import ApicMock, apic_mock, apic_mock_server  # noqa: F401
 from tests.aci_leaf.wiring import Wiring
+from tests.aci_mode.conftest import Apic
 from tests.cluster.prereq import missing_prerequisites
 
 NODE = 101
@@ -24,27 +24,6 @@ NODE = 101
 _missing = missing_prerequisites()
 if _missing:
     pytest.skip(_missing, allow_module_level=True)
-
-
-class Apic:
-    """Writes to the mock as an administrator."""
-
-    def __init__(self, mock: ApicMock) -> None:
-        self.mock = mock
-        self.http: httpx.Client = mock.client()
-
-    def post(self, dn: str, body: dict[str, Any]) -> None:
-        response = self.http.post(f"/api/mo/{dn}.json", json=body)
-        assert response.status_code == 200, response.text
-
-    def delete(self, dn: str) -> None:
-        response = self.http.delete(f"/api/mo/{dn}.json")
-        assert response.status_code == 200, response.text
-
-    def get(self, path: str, **params: str) -> list[dict[str, Any]]:
-        response = self.http.get(path, params=params)
-        assert response.status_code == 200, response.text
-        return response.json()["imdata"]
 
 
 def path_binding(port: str, vlan: int, node: int = NODE) -> dict[str, Any]:
@@ -87,6 +66,7 @@ def leaf(apic_mock: ApicMock) -> Iterator[SimLeaf]:  # noqa: F811
         sim.start()
         yield sim
     finally:
+        print(sim.log()[-6000:])  # shown by pytest when the test failed
         sim.stop()
 
 

@@ -2,8 +2,9 @@
 
 Layout (tenant ``t``, VRF ``v``): BD ``b1`` 10.1.1.254/24 holds EPGs A (vlan 101) and B (vlan 102);
 BD ``b2`` 10.1.2.254/24 holds EPG C (vlan 103). Host h1 plugs into eth1/1, h2 into eth1/2; both carry
-every VLAN. Containers: a1 (h1, A), a2 (h2, A), b1 (h2, B), b2 (h1, B: same port as a1, so A<->B
-traffic between them hairpins), c1 (h2, C, routed).
+every VLAN (h2's trunk is adopted from the root namespace, as a simulated cluster's would be).
+Containers: a1 (h1, A), a2 (h2, A), b1 (h2, B), b2 (h1, B: same port as a1, so A<->B traffic between
+them hairpins), c1 (h2, C, routed).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def lab(apic: Apic, leaf: SimLeaf, wiring: Wiring) -> Lab:
     leaf.wait_synced()  # the leaf started before the tenant existed
     apic.post("uni", mo("polUni", {}, tenant_tree()))
     h1 = wiring.host("h1", "eth1/1")
-    h2 = wiring.host("h2", "eth1/2")
+    h2 = wiring.host("h2", "eth1/2", adopt=True)
     lab = Lab(apic, leaf, wiring,
               a1=wiring.container(h1, "a1", 101, "10.1.1.1/24", "10.1.1.254"),
               a2=wiring.container(h2, "a2", 101, "10.1.1.2/24", "10.1.1.254"),

@@ -19,17 +19,7 @@ from dataclasses import dataclass, field
 
 from apic_mock.leaf import SimLeaf
 from apic_mock.leaf.ovs import OvsInstance
-
-
-def sh(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: {proc.stderr.strip() or proc.stdout.strip()}")
-    return proc
-
-
-def in_ns(ns: str, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return sh("ip", "netns", "exec", ns, *args, check=check, timeout=timeout)
+from tests.cluster import in_ns, sh
 
 
 @dataclass
@@ -52,7 +42,9 @@ class Wiring:
     def prefix(self) -> str:
         return self.leaf.netns
 
-    def host(self, name: str, port: str) -> str:
+    def host(self, name: str, port: str, adopt: bool = False) -> str:
+        """A host on leaf port ``port``: a veth made by ``SimLeaf.connect``, or with ``adopt`` one made
+        here in the root namespace (as the simulated cluster makes trunks) and moved in by ``SimLeaf.adopt``."""
         ns = f"{self.prefix}{name}"
         sh("ip", "netns", "add", ns)
         self.namespaces.append(ns)
@@ -60,7 +52,14 @@ class Wiring:
         ovs = OvsInstance(self.leaf.rundir.parent / f"{ns}-ovs", ns)
         self.switches.append(ovs)
         ovs.start()
-        self.leaf.connect(port, ns, "trunk0")
+        if adopt:
+            root_end = f"{self.prefix}{name}t"
+            sh("ip", "link", "add", root_end, "type", "veth", "peer", "name", "trunk0", "netns", ns)
+            in_ns(ns, "ethtool", "-K", "trunk0", "tx", "off", check=False)
+            in_ns(ns, "ip", "link", "set", "trunk0", "up")
+            self.leaf.adopt(port, root_end)
+        else:
+            self.leaf.connect(port, ns, "trunk0")
         ovs.run("ovs-vsctl", "add-br", "hbr", "--", "set", "bridge", "hbr", "datapath_type=netdev",
                 "--", "add-port", "hbr", "trunk0")
         self.ovs[ns] = ovs
@@ -98,6 +97,10 @@ class Wiring:
         for ns in reversed(self.namespaces):
             sh("ip", "netns", "del", ns, check=False)
         self.namespaces.clear()
+        for line in sh("ip", "-o", "link", "show").stdout.splitlines():
+            name = line.split(":")[1].strip().split("@")[0]
+            if name.startswith(self.prefix):
+                sh("ip", "link", "del", name, check=False)
 
 
 def pings(src: Container, dst: str, count: int = 1, wait: int = 1) -> bool:
