@@ -181,7 +181,8 @@ def main() -> int:
         print("skipping: needs root and Open vSwitch")
         return 0
     rule_times, start_times, add_times = run(args.rules, args.containers)
-    print("ACI stack with a simulated leaf (apic_mock, aci-gw, netmaster --infra aci, 2 hosts, leaf poll 0.3 s)")
+    print("ACI stack with a simulated leaf (apic_mock, aci-gw, netmaster --infra aci, 2 hosts; leaf: APIC events, "
+          "0.3 s poll)")
     print(summary("rule created on netmaster -> leaf enforcing it", rule_times))
     print(summary("container add -> first packet through the fabric", start_times))
     print(summary("  of which the endpoint add call", add_times))
