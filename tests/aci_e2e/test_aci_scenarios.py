@@ -184,6 +184,30 @@ def test_gateway_and_netmaster_restarts_keep_traffic_and_later_rules_apply(sc: S
     assert eventually(lambda: not http_ok(a1, b1, 8000, timeout=1), timeout=10, what="tcp 8000 closed again")
 
 
+def test_apic_outage_during_a_push_converges_once_the_apic_is_back(sc: Scenario) -> None:
+    control = sc.cluster.control
+    assert control is not None
+    assert control.apic is not None
+    assert sc.cluster.leaf is not None
+    a1, b1 = sc.ns["a1"], sc.ip("b1")
+    # aci-gw writes a tenant's objects in one POST to the tenant's DN: fail exactly those
+    control.apic.admin.inject_fault("error", status=503, method="POST", path=rf"^/api/mo/uni/tn-{TENANT}\.json$")
+    try:
+        sc.api.rule(TENANT, "pb", "6", protocol="tcp", port=8000, fromEndpointGroup="a")
+        failed = eventually(lambda: (st := sc.api.sync_state(sc.profile)).get("state") == "failed" and st,
+                            timeout=20, what="the push failing")
+        assert "503" in failed["reason"] or "unavailable" in failed["reason"].lower(), failed
+        sc.cluster.leaf.wait_synced()
+        assert not http_ok(a1, b1, 8000, timeout=1)
+        assert http_ok(a1, b1, 8001)  # what the fabric already had keeps working
+    finally:
+        control.apic.admin.clear_faults()
+    sc.converged()
+    assert eventually(lambda: http_ok(a1, b1, 8000), timeout=10, what="tcp 8000 open once the APIC is back")
+    sc.api.delete("rules", f"{TENANT}:pb:6")
+    sc.converged()
+
+
 def test_deleting_the_app_profile_removes_it_and_a_second_one_reapplies(sc: Scenario) -> None:
     control = sc.cluster.control
     assert control is not None
