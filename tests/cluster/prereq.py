@@ -38,4 +38,3 @@ def running(cluster: C) -> Iterator[C]:
     finally:
         cluster.down()
         assert leftovers(cluster.prefix) == [], "cluster cleanup left something behind"
-
