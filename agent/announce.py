@@ -99,4 +99,3 @@ class AnnounceSchedule:
 
     def __len__(self) -> int:
         return len(self._due)
-

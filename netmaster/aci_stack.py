@@ -51,6 +51,24 @@ def eventually(probe: Callable[[], T | None], timeout: float = 20.0, what: str =
     raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def flatten_subtree(imdata: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, str]]]:
+    """An APIC answer with ``rsp-subtree=full`` as ``{dn: (class, attributes)}`` (children get their DN
+    from the parent's and their ``rn``), the way an operator reads a tenant."""
+    out: dict[str, tuple[str, dict[str, str]]] = {}
+
+    def walk(item: dict[str, Any], parent: str) -> None:
+        ((cls, body),) = item.items()
+        attrs = body["attributes"]
+        here = attrs.get("dn") or f"{parent}/{attrs['rn']}"
+        out[here] = (cls, attrs)
+        for child in body.get("children", []):
+            walk(child, here)
+
+    for item in imdata:
+        walk(item, "")
+    return out
+
+
 class AciApi:
     """netmaster's REST API for the ACI workflow: objects by name, push state, and errors that say which call."""
 
@@ -216,19 +234,7 @@ class AciControlPlane:
         with self.apic.client() as apic:
             resp = apic.get(f"/api/mo/{dn}.json", params={"rsp-subtree": "full"})
         resp.raise_for_status()
-        out: dict[str, tuple[str, dict[str, str]]] = {}
-
-        def walk(item: dict[str, Any], parent: str) -> None:
-            ((cls, body),) = item.items()
-            attrs = body["attributes"]
-            here = attrs.get("dn") or f"{parent}/{attrs['rn']}"
-            out[here] = (cls, attrs)
-            for child in body.get("children", []):
-                walk(child, here)
-
-        for item in resp.json()["imdata"]:
-            walk(item, "")
-        return out
+        return flatten_subtree(resp.json()["imdata"])
 
     def gw_endpoint(self, tenant: str, app: str, epg: str, mac: str) -> dict[str, Any]:
         """aci-gw's ``/getEndpoint`` (Contiv's API): the IP and VLAN the fabric learnt for *mac* in an EPG."""

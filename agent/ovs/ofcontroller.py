@@ -228,4 +228,3 @@ class OpenFlowController:
         msg.serialize()
         with self._send_lock:
             dp.send(bytes(msg.buf))
-

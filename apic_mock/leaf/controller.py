@@ -184,11 +184,20 @@ class LeafController:
             if self.table.learn(bd.dn, EndpointRecord(s.mac, binding.port, binding.vlan, binding.epg, ip, now)):
                 log.info("endpoint learnt", extra={"mac": s.mac, "ip": ip, "port": binding.port,
                                                    "vlan": binding.vlan, "epg": binding.epg})
+                if ip:
+                    self._release_ip(ip, bd.dn, s.mac)
         gone = self.table.retain(
             lambda bd, r: (b := self.policy.binding(r.port, r.vlan)) is not None and b.epg == r.epg
             and self.policy.epgs[r.epg].bd == bd)
         for r in gone:
             log.info("endpoint removed: binding gone", extra={"mac": r.mac, "port": r.port, "vlan": r.vlan})
+
+    def _release_ip(self, ip: str, bd: str, mac: str) -> None:
+        """One IP, one endpoint per VRF: the latest sighting wins (a moved or re-used address)."""
+        vrf = self.policy.bds[bd].vrf
+        in_vrf = {b for b, spec in self.policy.bds.items() if spec.vrf == vrf}
+        for old in self.table.release_ip(ip, (bd, mac), in_vrf.__contains__):
+            log.info("endpoint IP moved", extra={"ip": ip, "from": old.mac, "to": mac})
 
     def _age(self) -> None:
         """Refresh endpoints from their source-flow counters, then expire silent ones."""

@@ -159,6 +159,16 @@ class EndpointTable:
             return old is None or (old.port, old.vlan, old.epg, old.ip) != (record.port, record.vlan,
                                                                           record.epg, record.ip)
 
+    def release_ip(self, ip: str, keep: tuple[str, str], same_vrf: Callable[[str], bool]) -> list[EndpointRecord]:
+        """An IP moved to endpoint ``keep`` (bd, mac): forget it on the others of the same VRF."""
+        with self.lock:
+            out = []
+            for key, rec in self.records.items():
+                if key != keep and rec.ip == ip and same_vrf(key[0]):
+                    rec.ip = None
+                    out.append(rec)
+            return out
+
     def touch(self, bd: str, mac: str, now: float) -> None:
         with self.lock:
             if (rec := self.records.get((bd, mac))) is not None:

@@ -66,6 +66,7 @@ def leaf(apic_mock: ApicMock) -> Iterator[SimLeaf]:  # noqa: F811
         sim.start()
         yield sim
     finally:
+        print(sim.log()[-6000:])  # shown by pytest when the test failed
         sim.stop()
 
 

@@ -126,3 +126,18 @@ def test_stop_leaves_nothing(apic: Apic, apic_mock: ApicMock) -> None:
     assert not leaf.rundir.exists()
     assert not leaf.log_file.exists()
     assert not ceps(apic), "a leaf that stops cleanly withdraws its endpoints"
+
+
+def test_crashed_leaf_is_cleaned_up_by_stop(apic_mock: ApicMock) -> None:
+    leaf = SimLeaf(NODE, apic_url=apic_mock.url, ca_file=apic_mock.ca_file, poll_interval=0.3).start()
+    try:
+        pids = [int(p.read_text()) for p in (leaf.rundir / "ovs").glob("*.pid")]
+        assert leaf.process is not None
+        leaf.process.kill()  # SIGKILL: the leaf gets no chance to clean up
+        leaf.process.wait(10)
+        assert leaf.netns in sh("ip", "netns", "list").stdout
+    finally:
+        leaf.stop()
+    assert all(not os.path.exists(f"/proc/{pid}") for pid in pids)
+    assert leaf.netns not in sh("ip", "netns", "list").stdout
+    assert not leaf.rundir.exists()

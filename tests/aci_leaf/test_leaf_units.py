@@ -142,3 +142,13 @@ def test_fabric_port_names() -> None:
     assert ovs_port_name("eth1/12") == "eth1-12"
     with pytest.raises(ValueError, match="eth<module>/<port>"):
         ovs_port_name("eth1-12")
+
+
+def test_an_ip_moves_between_endpoints_of_a_vrf() -> None:
+    table = EndpointTable(age=10)
+    table.learn("bd1", EndpointRecord("m1", "eth1/1", 10, "epg", "10.0.0.5", 0.0))
+    table.learn("bd2", EndpointRecord("m2", "eth1/2", 20, "epg2", "10.0.0.5", 0.0))
+    table.learn("bd3", EndpointRecord("m3", "eth1/2", 30, "epg3", "10.0.0.5", 0.0))
+    moved = table.release_ip("10.0.0.5", ("bd2", "m2"), lambda bd: bd != "bd3")  # bd3 is another VRF
+    assert [r.mac for r in moved] == ["m1"]
+    assert {r.mac: r.ip for _, r in table.snapshot()} == {"m1": None, "m2": "10.0.0.5", "m3": "10.0.0.5"}

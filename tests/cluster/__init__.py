@@ -143,10 +143,7 @@ class Cluster:
         in_ns(ns, "ip", "link", "set", "lo", "up")
         for root_if, ns_if, bridge in ((f"{p}u{i}", "ul0", f"{p}ul"), (f"{p}t{i}", "trunk0", f"{p}tr")):
             sh("ip", "link", "add", root_if, "type", "veth", "peer", "name", ns_if, "netns", ns)
-            if ns_if == "trunk0":
-                self.attach_trunk(i, root_if)
-            else:
-                sh("ip", "link", "set", root_if, "master", bridge, "up")
+            sh("ip", "link", "set", root_if, "master", bridge, "up")
             in_ns(ns, "ip", "link", "set", ns_if, "up")
         rundir = self.root / f"h{i}"
         ovs = OvsInstance(rundir / "ovs", ns)
@@ -157,11 +154,6 @@ class Cluster:
         in_ns(ns, "ip", "addr", "add", f"{vtep}/24", "dev", "brphy")
         in_ns(ns, "ip", "link", "set", "brphy", "up")
         return SimHost(f"h{i}", ns, rundir, vtep, ovs)
-
-    def attach_trunk(self, i: int, root_if: str) -> None:
-        """Cable host *i*'s trunk (the root-namespace end *root_if*): to the shared trunk bridge here;
-        a subclass cables it to a switch port instead (tests/aci_e2e: a simulated ACI leaf)."""
-        sh("ip", "link", "set", root_if, "master", f"{self.prefix}tr", "up")
 
     def state_source_args(self, host: SimHost) -> list[str]:
         """Where the agent of *host* gets its state: a state file here (subclasses: netmaster)."""

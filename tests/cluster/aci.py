@@ -36,13 +36,6 @@ class AciCluster(SyncCluster):
         self.with_leaf = leaf
         self.leaf: SimLeaf | None = None
 
-    def __enter__(self) -> AciCluster:
-        try:
-            return self.up()
-        except BaseException:
-            self.down()
-            raise
-
     def up(self, start_agents: bool = True) -> AciCluster:
         super().up(start_agents=False)
         if self.with_leaf:
@@ -51,11 +44,6 @@ class AciCluster(SyncCluster):
             for host in self.hosts:
                 self.start_agent(host)
         return self
-
-    def attach_trunk(self, i: int, root_if: str) -> None:
-        if not self.with_leaf:
-            super().attach_trunk(i, root_if)
-        # with a leaf: cabled once the leaf runs (it needs the APIC, which starts after the hosts)
 
     def _start_leaf(self) -> None:
         assert self.control is not None
@@ -68,6 +56,9 @@ class AciCluster(SyncCluster):
         assert self.leaf.process is not None
         self.pids.append(self.leaf.process.pid)
         self._record()
+        # Re-cable each host's trunk from the cluster's trunk bridge (where tests.cluster puts it, before
+        # the APIC the leaf needs exists) to leaf port eth1/i: moving it into the leaf's namespace
+        # takes it off the bridge.
         for i, host in enumerate(self.hosts, start=1):
             port, name = f"eth1/{i}", f"eth1-{i}"
             sh("ip", "link", "set", self.trunk_of(i), "netns", self.leaf.netns)
