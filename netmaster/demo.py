@@ -1,10 +1,12 @@
-"""The main-job walkthrough: netmaster on embedded defaults, driven by netctl, narrated.
+"""The basic walkthrough: netmaster on embedded defaults, driven by netctl, narrated (no root needed).
 
-``scripts/demo`` runs this. It starts netmaster on a SQLite file in a scratch directory (or
-``--state-dir``), then runs the Contiv workflow a network engineer follows, printing each netctl
-command and its output: a tenant, networks (VXLAN and VLAN), endpoint groups, a policy with rules,
-an app profile, endpoints as agents create them, and inspect views of what was allocated. Later
-stages of the project grow this same command into the full ACI demo.
+``scripts/demo --basic`` (or ``python -m netmaster.demo``) runs this; ``scripts/demo`` alone runs the
+ACI walkthrough of ``demo/``, which reuses ``netctl`` below to print commands the same way.
+
+It starts netmaster on a SQLite file in a scratch directory (or ``--state-dir``), then runs the Contiv
+workflow a network engineer follows, printing each netctl command and its output: a tenant, networks
+(VXLAN and VLAN), endpoint groups, a policy with rules, an app profile, endpoints as agents create them,
+and inspect views of what was allocated.
 """
 
 from __future__ import annotations
