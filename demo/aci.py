@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
@@ -313,6 +314,7 @@ def run(keep_running: bool = False) -> int:
         print(f"a kept demo is still running ({keep.RECORD}); remove it first with `scripts/demo down`")
         return 1
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored (a `cmd &`)
     say = Narrator(steps=10 if keep_running else 11)
     cluster = AciCluster(n_hosts=2, leaf=True, apic_process=True)
     walk = Walkthrough(cluster, say)
@@ -358,6 +360,10 @@ def run(keep_running: bool = False) -> int:
     except (KeyboardInterrupt, SystemExit) as exc:
         say.say(f"\n{BOLD}Interrupted ({type(exc).__name__}); tearing down.{RESET}")
         return 130 if isinstance(exc, KeyboardInterrupt) else int(exc.code or 1)
+    except Exception as exc:
+        traceback.print_exc()
+        say.say(f"\n{BOLD}The walkthrough failed: {exc}{RESET}  (logs in {cluster.root} until the teardown below)")
+        return 1
     finally:
         if not kept:
             _teardown(walk, say)
@@ -371,7 +377,11 @@ def _teardown(walk: Walkthrough, say: Narrator) -> None:
         server.wait()
     apic_workdir = cluster.control.apic.workdir if cluster.control and cluster.control.apic else None
     pids = sorted(set(cluster.pids) | {h.agent.pid for h in cluster.hosts if h.agent})
-    cluster.down()
+    try:
+        cluster.down()
+    except BaseException:
+        say.say(f"teardown interrupted; finish it with `python -m tests.cluster down {cluster.prefix}`")
+        raise
     if apic_workdir is not None:
         shutil.rmtree(apic_workdir, ignore_errors=True)
     left = leftovers(cluster.prefix)
