@@ -53,9 +53,7 @@ class AciCluster(SyncCluster):
                             ca_file=apic.ca_file, netns=f"{self.prefix}lf", rundir=self.root / "leaf",
                             poll_interval=0.3)
         self.leaf.start()
-        assert self.leaf.process is not None
-        self.pids.append(self.leaf.process.pid)
-        self._record()
+        self._record_pids()
         # Re-cable each host's trunk from the cluster's trunk bridge (where tests.cluster puts it, before
         # the APIC the leaf needs exists) to leaf port eth1/i: moving it into the leaf's namespace
         # takes it off the bridge.
@@ -74,7 +72,12 @@ class AciCluster(SyncCluster):
         else:
             self.control.start_netmaster()
         self.netmaster = self.control.netmaster
-        self.pids[:] = self.control.pids()
+        self._record_pids()
+
+    def _record_pids(self) -> None:
+        """Processes for ``python -m tests.cluster down`` to kill after a crashed run."""
+        leaf = [self.leaf.process.pid] if self.leaf is not None and self.leaf.process is not None else []
+        self.pids[:] = (self.control.pids() if self.control else []) + leaf
         self._record()
 
     def stop_netmaster(self) -> None:
