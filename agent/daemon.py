@@ -70,6 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(connectivity scope stays global either way)")
     p.add_argument("--verify-interval", type=float, default=10.0,
                    help="seconds between checks that the switch still holds the agent's flows (0: off)")
+    p.add_argument("--garp-interval", type=float, default=300.0,
+                   help="ACI mode: seconds between gratuitous ARPs re-announcing every local endpoint to the "
+                        "fabric (besides those on endpoint add and after an app-profile push; 0: off)")
     p.add_argument("--inspect", default="", help="inspect API address: unix:/path or 127.0.0.1:PORT")
     p.add_argument("--inspect-listen", default="", metavar="HOST:PORT",
                    help="also serve the read-only inspect API on TCP for netmaster to proxy (default off; host "
@@ -104,9 +107,10 @@ def dump_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _watch_switch(reconciler: Reconciler, verify_interval: float) -> None:
-    """Background checks: a switch waiting for a flow restore, and drift of the installed flows."""
-    last_verify = time.monotonic()
+def _watch_switch(reconciler: Reconciler, verify_interval: float, garp_interval: float) -> None:
+    """Background checks: a switch waiting for a flow restore, and drift of the installed flows; in
+    ACI mode also the periodic re-announcement of local endpoints."""
+    last_verify = last_garp = time.monotonic()
     while True:
         time.sleep(0.5)
         try:
@@ -115,6 +119,11 @@ def _watch_switch(reconciler: Reconciler, verify_interval: float) -> None:
             if verify_interval > 0 and time.monotonic() - last_verify >= verify_interval:
                 last_verify = time.monotonic()
                 reconciler.verify()
+            if garp_interval > 0 and time.monotonic() - last_garp >= garp_interval:
+                last_garp = time.monotonic()
+                reconciler.announce_all()
+            else:
+                reconciler.announce_due()
         except Exception:
             LOG.exception("switch check failed")
 
@@ -226,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
 
         start_frontends(ops, args.cni_socket, args.docker_plugin, args.state_dir, args.docker_scope)
     signal.signal(signal.SIGTERM, lambda *_: source.stop())
-    threading.Thread(target=_watch_switch, args=(reconciler, args.verify_interval), name="switch-watch",
-                     daemon=True).start()
+    threading.Thread(target=_watch_switch, args=(reconciler, args.verify_interval, args.garp_interval),
+                     name="switch-watch", daemon=True).start()
     LOG.info("agent %s running: bridge %s, state from %s", cfg.host_label, cfg.bridge,
              args.netmaster or args.state_file)
     source.run(reconciler.reconcile)

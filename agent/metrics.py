@@ -33,6 +33,8 @@ class AgentMetrics:
                                ["interface"], registry=r)
         self.uplink_failovers = Counter("contiv_agent_uplink_failover_count",
                                         "Times the active member of the uplink bond changed", registry=r)
+        self.garps = Counter("contiv_agent_garp_count",
+                             "Gratuitous ARPs sent for local endpoints (ACI mode)", registry=r)
         self.endpoints = Gauge("contiv_agent_endpoint_count", "Endpoints programmed", ["location"],
                                registry=r)
 

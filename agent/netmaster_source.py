@@ -38,7 +38,7 @@ from netmaster.informer import Informer
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
-KINDS = ("global", "network", "endpointGroup", "policy", "rule", "endpoint", "agent")
+KINDS = ("global", "network", "endpointGroup", "policy", "rule", "endpoint", "agent", "appProfile", "aciSync")
 _DELETED = None  # overlay value of an endpoint this agent deleted
 
 

@@ -17,9 +17,10 @@ import ipaddress
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from agent.announce import AnnounceSchedule, announcements, garp_frame
 from agent.config import AgentConfig
 from agent.metrics import AgentMetrics
 from agent.ovs.flow import Flow, cookie_round, make_cookie
@@ -52,6 +53,8 @@ class Reconciler:
         self.view: DatapathView | None = None
         self.applied_revision = -1
         self.endpoint_errors: dict[str, str] = {}
+        self.garps_sent = 0  # ACI mode: gratuitous ARPs injected for local endpoints
+        self.announce_schedule = AnnounceSchedule()  # ACI mode: repeats of recent announcements
         self.vrf_ids: dict[str, int] = {}
         # A full sync is due whenever the switch (re)connected after the last one. Counters rather
         # than a flag: the connect hook runs on os-ken's thread, possibly during a reconcile.
@@ -312,10 +315,51 @@ class Reconciler:
             except Exception:
                 self.metrics.reconcile_errors.inc()
                 raise
+            previous = self.view
             self.state, self.view = state, view
             self.applied_revision = state.revision
             self._update_gauges()
             self.metrics.reconcile.observe(time.monotonic() - started)
+            self._announce(announcements(previous, view))
+
+    # -- ACI mode: gratuitous ARPs ------------------------------------------------------------------
+
+    def announce_all(self) -> int:
+        """Send a gratuitous ARP for every local endpoint (ACI mode; the periodic re-announcement).
+        Returns how many were sent."""
+        with self._lock:
+            view = self.view
+            if view is None or not view.aci:
+                return 0
+            return self._announce(view.local_endpoints, schedule_repeats=False)
+
+    def announce_due(self) -> int:
+        """Send the repeats of recent announcements that are due (called every half second)."""
+        with self._lock:
+            view = self.view
+            if view is None or not view.aci or not len(self.announce_schedule):
+                return 0
+            ports = {ep.id: (ep, ofport) for ep, ofport in view.local_endpoints}
+            due = self.announce_schedule.take_due(time.monotonic(), ports)
+            return self._announce((ports[ep_id] for ep_id in due), schedule_repeats=False)
+
+    def _announce(self, endpoints: Iterable[tuple[Endpoint, int]], schedule_repeats: bool = True) -> int:
+        """Inject a gratuitous ARP from each endpoint's port (and schedule its repeats). Best effort: a
+        lost one is repeated anyway, and must not fail the reconcile that programmed the endpoint."""
+        sent: list[str] = []
+        for ep, ofport in endpoints:
+            try:
+                self.of.inject(ofport, garp_frame(ep.mac, ep.ip))
+                sent.append(ep.id)
+            except Exception as exc:
+                LOG.warning("endpoint %s: gratuitous ARP not sent: %s", ep.id, exc)
+        if sent:
+            if schedule_repeats:
+                self.announce_schedule.sent(sent, time.monotonic())
+            self.garps_sent += len(sent)
+            self.metrics.garps.inc(len(sent))
+            LOG.log(logging.INFO if schedule_repeats else logging.DEBUG, "sent %d gratuitous ARP(s)", len(sent))
+        return len(sent)
 
     def _update_gauges(self) -> None:
         by_table: dict[int, int] = {}
@@ -337,6 +381,8 @@ class Reconciler:
                 "host": self.cfg.host_label, "bridge": self.cfg.bridge, "round": self.round,
                 "revision": self.applied_revision, "switch_connected": self.of.connected,
                 "fwd_mode": view.state.fwd_mode if view else None, "vtep_ip": self.cfg.vtep_ip,
+                "infra": view.state.infra if view else None, "garps_sent": self.garps_sent,
+                "garps_pending": len(self.announce_schedule),
                 "vrfs": dict(self.vrf_ids), "endpoint_errors": dict(self.endpoint_errors),
                 "flows_total": len(flows), "flows_by_stage": counts_by_stage(flows),
                 "uplink": self.uplink_info(),

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 KINDS = (
     "tenant", "network", "endpointGroup", "policy", "rule", "appProfile", "netprofile",
-    "extContractsGroup", "serviceLB", "Bgp", "global", "aciGw", "endpoint", "agent",
+    "extContractsGroup", "serviceLB", "Bgp", "global", "aciGw", "endpoint", "agent", "aciSync",
 )  # fmt: skip
 
 

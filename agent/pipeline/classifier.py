@@ -103,7 +103,7 @@ def flows(view: DatapathView) -> Iterator[Flow]:
         if net.encap == "vxlan" and view.has_tunnel:
             yield tunnel_flow(net, view.vrf(net.tenant))
     yield from _uplink_flows(view)
-    for ep in view.remote_endpoints:
+    for ep in () if view.aci else view.remote_endpoints:  # ACI: no local policy needs the source EPG
         if view.epg(ep):
             yield remote_source_epg_flow(ep.ip, view.vrf(ep.tenant), view.epg(ep))
     yield Flow(Table.CLASSIFIER, PRIO_MISS, Match())

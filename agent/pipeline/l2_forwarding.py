@@ -10,6 +10,10 @@ packet came from a local endpoint, once to every peer VTEP that has endpoints in
 (head-end replication) or tagged to the uplink. Packets from the tunnel or uplink are flooded
 locally only, which prevents loops. Networks never see each other's traffic: every flow matches the
 network register.
+
+ACI mode (segments are EPGs, see view.py): a frame from one EPG to an endpoint of another EPG of the
+same network is never delivered on the host, even when both are local: it goes up the uplink with the
+sender's EPG VLAN and the leaf, if a contract allows it, sends it back down with the receiver's.
 """
 
 from __future__ import annotations
@@ -53,6 +57,12 @@ def remote_flow(ep: Endpoint, net: Network, vtep: str, uplink: int = UPLINK_OFPO
     return _to_port(net, ep.mac, uplink, PortType.UPLINK)  # the output stage picks a bond's member
 
 
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def via_fabric_flow(mac: str, segment: Network, uplink: int = UPLINK_OFPORT) -> Flow:
+    """ACI mode: to *mac*, an endpoint of another EPG, from *segment*: up to the fabric."""
+    return _to_port(segment, mac, uplink, PortType.UPLINK)  # the output stage picks a bond's member
+
+
 def _remote_copies(view: DatapathView, net: Network) -> list[Action]:
     if net.encap == "vxlan":
         if not view.has_tunnel:
@@ -82,6 +92,10 @@ def flows(view: DatapathView) -> Iterator[Flow]:
         yield local_flow(ep.mac, ofport, view.network_of(ep))
     for ep in view.remote_endpoints:
         yield remote_flow(ep, view.network_of(ep), view.vtep_of(ep), view.uplink_ports[0])
+    if view.aci and view.has_uplink:
+        for ep in view.all_endpoints():
+            for seg in view.other_epg_segments(ep):
+                yield via_fabric_flow(ep.mac, seg, view.uplink_ports[0])
     for net in view.networks:
         yield from flood_flows(view, net)
     yield Flow(Table.L2_FORWARDING, PRIO_MISS, Match())

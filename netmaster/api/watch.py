@@ -36,6 +36,8 @@ def describe(store_key: str, value: Any) -> dict[str, Any] | None:
         return {"kind": "endpoint", "key": store_key[len(keys.EP) :], "object": value, "status": None}
     if store_key.startswith(keys.AGENTS):
         return {"kind": "agent", "key": store_key[len(keys.AGENTS) :], "object": value, "status": None}
+    if store_key.startswith(keys.ACI_SYNC):  # ACI mode: agents re-announce endpoints after a push
+        return {"kind": "aciSync", "key": store_key[len(keys.ACI_SYNC) :], "object": value, "status": None}
     return None
 
 

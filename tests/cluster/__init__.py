@@ -39,7 +39,8 @@ from apic_mock.leaf.ovs import OvsInstance
 REPO = Path(__file__).resolve().parents[2]
 UNDERLAY_NET = "192.168.77"
 AGENT_OF_PORT = 6653
-CLUSTER_PREFIXES = ("ag", "as", "fe")  # "as": agents following a netmaster (tests/agent_sync); "fe": front ends
+# "as": agents following a netmaster (tests/agent_sync); "fe": front ends; "ac": ACI mode (tests/aci_agent, aci_e2e)
+CLUSTER_PREFIXES = ("ag", "as", "fe", "ac")
 
 
 def sh(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -274,7 +275,7 @@ def down(prefix: str) -> None:
     for pid in record.get("agents", []) + record.get("pids", []):
         _kill_pid(pid)
     if root.exists():
-        for pidfile in root.glob("h*/ovs/*.pid"):
+        for pidfile in root.glob("*/ovs/*.pid"):  # hosts h1.., and the ACI leaf
             try:
                 _kill_pid(int(pidfile.read_text().strip()))
             except (OSError, ValueError):
