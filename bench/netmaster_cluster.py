@@ -228,6 +228,34 @@ async def bench_api_watch_latency(url: str, n: int = 200) -> tuple[float, float]
         await asyncio.to_thread(nm.stop)
 
 
+async def bench_api_allocations(cluster: EtcdCluster, netmasters: int, total: int, clients: int) -> float:
+    """Through netmaster: endpoint creations per second, every client on one network (one address pool),
+    the clients spread over *netmasters* processes. What the API does with a hot pool, end to end."""
+    from netmaster.client import NetmasterClient
+    from netmaster.testing import NetmasterProcess
+
+    await asyncio.to_thread(cluster.wipe)  # a fresh keyspace: no endpoints of an earlier round
+    nms = [await asyncio.to_thread(NetmasterProcess.spawn, cluster.url) for _ in range(netmasters)]
+    try:
+        async with NetmasterClient(nms[0].url) as admin:
+            await admin.request("POST", "/api/v1/networks/default:hot/",
+                                {"tenantName": "default", "networkName": "hot", "encap": "vxlan",
+                                 "subnet": "10.98.0.0/16"})  # fmt: skip
+        per_client = total // clients
+
+        async def client(n: int) -> None:
+            async with NetmasterClient(nms[n % netmasters].url) as c:
+                for i in range(per_client):
+                    await c.create_endpoint(f"api-{n}-{i}", network="hot", host=f"h{n}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(n) for n in range(clients)))
+        return per_client * clients / (time.perf_counter() - started)
+    finally:
+        for nm in nms:
+            await asyncio.to_thread(nm.stop)
+
+
 # -- leader failover ----------------------------------------------------------------------------------------
 
 
@@ -276,6 +304,11 @@ async def main(args: argparse.Namespace) -> None:
         url = cluster.url
         try:
             print(f"etcd {args.members} member(s), default raft timing, data in {tmp}; {os.cpu_count()} CPUs")
+            if args.api_only:
+                for n in (1, 2):
+                    rate = await bench_api_allocations(cluster, n, args.api_endpoints, 16)
+                    print(f"API endpoint creates: {rate:6.0f} /s  {n} netmaster(s), 16 clients, one network")
+                return
             p50, p99 = await bench_put_latency(url)
             print(f"put latency:        p50 {p50 * 1000:6.2f} ms   p99 {p99 * 1000:6.2f} ms  (1000 sequential puts)")
             for local_lock in (False, True):
@@ -290,6 +323,10 @@ async def main(args: argparse.Namespace) -> None:
             print(f"watch delivery:     p50 {w50 * 1000:6.2f} ms   p99 {w99 * 1000:6.2f} ms  (put -> event, 500)")
             a50, a99 = await bench_api_watch_latency(url)
             print(f"API watch delivery: p50 {a50 * 1000:6.2f} ms   p99 {a99 * 1000:6.2f} ms  (POST -> event, 200)")
+            for n in (1, 2):
+                rate = await bench_api_allocations(cluster, n, args.api_endpoints, 16)
+                print(f"API endpoint creates: {rate:6.0f} /s  {n} netmaster(s), 16 clients, one network"
+                      f" ({args.api_endpoints} creates)")
             times = await bench_failover(url, args.ttl, args.trials)
             print(
                 f"leader failover:    mean {statistics.mean(times):.2f} s  max {max(times):.2f} s"
@@ -313,4 +350,6 @@ if __name__ == "__main__":
         "--ttl", type=float, default=DEFAULT_TTL, help=f"leader lease TTL (netmaster default {DEFAULT_TTL:g} s)"
     )
     parser.add_argument("--trials", type=int, default=3, help="leader failover trials")
+    parser.add_argument("--api-endpoints", type=int, default=1600, help="endpoint creates through the API")
+    parser.add_argument("--api-only", action="store_true", help="only the endpoint creates through the API")
     asyncio.run(main(parser.parse_args()))

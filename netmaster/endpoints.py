@@ -20,7 +20,7 @@ from netmaster.objects.base import infra_type, require
 from netmaster.objects.endpoint_list import endpoint_oper
 from netmaster.objects.network import load_ipam, store_ipam
 from netmaster.store.base import Store
-from netmaster.txn import Txn, read_only, run_txn
+from netmaster.txn import KeyedLocks, Txn, read_only, run_txn
 
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,254}")
 _STR_FIELDS = {
@@ -92,8 +92,9 @@ async def _effective_group(txn: Txn, req: dict[str, Any]) -> str:
 
 
 class EndpointService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, pools: KeyedLocks | None = None) -> None:
         self.store = store
+        self.pools = pools or KeyedLocks()  # this process's allocations queue per network
 
     async def create(self, body: Any) -> tuple[dict[str, Any], int]:
         req = parse_request(body)
@@ -108,7 +109,8 @@ class EndpointService:
                 raise ConflictError(f"endpoint {req['endpointID']} already exists")
             return await self._create(txn, wanted)
 
-        return await run_txn(self.store, op)
+        async with self.pools.hold(f"{req['tenantName']}:{req['networkName']}"):
+            return await run_txn(self.store, op)
 
     async def _create(self, txn: Txn, req: dict[str, Any]) -> dict[str, Any]:
         tenant, net_name, group = req["tenantName"], req["networkName"], req["groupName"]
@@ -224,9 +226,10 @@ class ReservationService:
     is a 409, even for the same owner: two containers asking for one address must not both get it.
     """
 
-    def __init__(self, store: Store, ttl: float = RESERVATION_TTL) -> None:
+    def __init__(self, store: Store, ttl: float = RESERVATION_TTL, pools: KeyedLocks | None = None) -> None:
         self.store = store
         self.ttl = ttl
+        self.pools = pools or KeyedLocks()  # shared with EndpointService: one queue per network
 
     async def create(self, body: Any) -> tuple[dict[str, Any], int]:
         if not isinstance(body, dict):
@@ -267,7 +270,8 @@ class ReservationService:
             txn.put(keys.reservation(record["reservationID"]), record)
             return record
 
-        return await run_txn(self.store, op)
+        async with self.pools.hold(f"{tenant}:{net_name}"):
+            return await run_txn(self.store, op)
 
     async def delete(self, reservation_id: str) -> tuple[bool, int]:
         """Release a reservation; (False, rev) when it is gone already (claimed, released, expired)."""

@@ -42,6 +42,7 @@ from netmaster.model.catalog import OBJECT_TYPES, ObjectType
 from netmaster.objects.service import ObjectService
 from netmaster.store.base import Store, StoreError
 from netmaster.store.etcd_options import redact_url
+from netmaster.txn import KeyedLocks
 
 log = logging.getLogger("netmaster.api")
 
@@ -84,7 +85,8 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     objects = ObjectService(
         store, cluster_mode=settings.cluster_mode, check_contracts=ExternalContractCheck(aci_client)
     )
-    endpoints = EndpointService(store)
+    pools = KeyedLocks()  # endpoint and reservation allocations of this process queue per network
+    endpoints = EndpointService(store, pools)
     metrics = ApiMetrics()
     aci = AciController(store, objects, aci_client, settings.aci)
     # Every netmaster serves the API; only the leader runs the background reconcilers.
@@ -149,7 +151,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     for otype in OBJECT_TYPES:
         _add_object_routes(app, objects, otype)
     _add_endpoint_routes(app, endpoints)
-    _add_reservation_routes(app, ReservationService(store))
+    _add_reservation_routes(app, ReservationService(store, pools=pools))
     registry = AgentRegistry(store)
     add_agent_routes(app, registry, read_json)
     add_agent_inspect_routes(app, registry, settings.token)
