@@ -1,10 +1,14 @@
 """Endpoint create and delete: the one code path behind every front end (CNI plugin, Docker driver).
 
 ``add`` asks netmaster for the endpoint (address, MAC, tags: netmaster allocates), records what only
-this host knows (namespace, interface name) on disk, then reconciles synchronously: the reconciler
-creates the veth, the OVS port and the container-side configuration exactly as it would after an
-agent restart, so there is no second plumbing path to drift from the first. Any failure rolls back
-everything done so far (local record, veth, port, flows, the netmaster endpoint): nothing leaks.
+this host knows (namespace, interface name) on disk, plumbs the endpoint itself (veth, container
+end, OVS port: the reconciler's own ``plumb_endpoint``, the code a restarted agent's reconcile uses
+too) and installs the flows the new endpoint changes (the reconciler's exact flow diff against the
+ports as they are, without converging the rest of the host), then answers. The full reconcile of
+the host follows in the background, once for a burst of calls, as the safety net; a crash before
+it is covered by the full sync every agent start does. Any failure rolls back everything done so far
+(local record, veth, port, flows, the netmaster endpoint): nothing leaks. ``delete`` is the mirror
+image: flows out, then port and veth, then the background full reconcile.
 
 Availability: every netmaster call waits at most ``request_wait`` seconds (the source's setting,
 ``--netmaster-wait``, 5 s by default) for an absent netmaster, then fails with kind ``unavailable``;
@@ -20,6 +24,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +33,7 @@ from urllib.parse import quote
 
 from agent.local_endpoints import LocalEndpoint, LocalEndpointStore
 from agent.netmaster_source import NetmasterStateSource
+from agent.netns import netns_path
 from agent.plumbing import EndpointLink, container_ifname, host_ifname
 from agent.reconciler import VXLAN_OVERHEAD, Reconciler
 from netmaster.client import NetmasterClient, NetmasterError, NetmasterUnavailableError
@@ -61,7 +67,7 @@ class AddResult:
     gateway: str
     ifname: str
     host_ifname: str
-    container_ifname: str  # veth names (container end name before it is moved/renamed)
+    container_ifname: str  # container end: its name in the namespace, or (no netns) the name the runtime moves
     mtu: int
     netns: str | None
     vlan: int
@@ -116,22 +122,31 @@ class EndpointOps:
                 if _identity(existing) != _identity(req):
                     raise EndpointError("conflict", f"endpoint {req.endpoint_id} exists for another container, "
                                                     "network or namespace")
-                if not self._problem(existing):
+                problem = self._problem(existing)
+                if not problem:
                     return _result(existing)
-                LOG.info("endpoint %s exists but is incomplete; plumbing it again", req.endpoint_id)
+                LOG.info("endpoint %s exists but is incomplete (%s); plumbing it again", req.endpoint_id, problem)
+                with self.reconciler.claim(req.endpoint_id):
+                    self.reconciler.remove_endpoint_port(req.endpoint_id)
             if not self.source.synced:
                 raise EndpointError("unavailable", "agent has not synced with netmaster yet")
             record = self._create(req)
             if record.get("host") != self.reconciler.cfg.host_label:  # netmaster refuses this already (409)
                 raise EndpointError("conflict", f"endpoint {req.endpoint_id} belongs to host {record.get('host')}")
             try:
-                return self._plumb(req, record)
-            except Exception as exc:
-                self._rollback(req.endpoint_id)
-                if isinstance(exc, EndpointError):
-                    raise
-                LOG.exception("endpoint %s: add failed", req.endpoint_id)
-                raise EndpointError("internal", f"endpoint {req.endpoint_id}: {exc}") from exc
+                with self.reconciler.claim(req.endpoint_id):
+                    try:
+                        return self._plumb(req, record)
+                    except Exception as exc:
+                        self._rollback(req.endpoint_id)
+                        if isinstance(exc, EndpointError):
+                            raise
+                        if isinstance(exc, FileNotFoundError) and req.netns and exc.filename == netns_path(req.netns):
+                            raise EndpointError("invalid", f"network namespace {req.netns} does not exist") from None
+                        LOG.exception("endpoint %s: add failed", req.endpoint_id)
+                        raise EndpointError("internal", f"endpoint {req.endpoint_id}: {exc}") from exc
+            finally:
+                self.source.request_sync()
 
     def _create(self, req: AddRequest) -> dict[str, Any]:
         cfg = self.reconciler.cfg
@@ -159,25 +174,40 @@ class EndpointOps:
         local = LocalEndpoint(
             endpoint_id=req.endpoint_id, tenant=req.tenant, network=req.network, group=req.group,
             container_id=req.container_id, container_name=req.container_name, netns=req.netns, ifname=req.ifname,
-            host_ifname=host_ifname(req.endpoint_id), container_ifname=container_ifname(req.endpoint_id),
+            host_ifname=host_ifname(req.endpoint_id),
+            container_ifname=req.ifname if req.netns is not None else container_ifname(req.endpoint_id),
             ip=record["ipAddress"], prefix_len=subnet.prefixlen, mac=record["macAddress"], gateway=gateway,
             mtu=self.reconciler.cfg.underlay_mtu - (VXLAN_OVERHEAD if vxlan else 0),
             vlan=0 if vxlan else int(record.get("pktTag", 0)), vni=int(record.get("externalPktTag", 0)) if vxlan else 0,
             group_id=int(record.get("endpointGroupId", 0)), labels=dict(req.labels))
         self.local.put(local)
         self.source.note_endpoint(record)
-        self.source.sync()
-        problem = self._problem(local)
-        if problem:
-            raise EndpointError("internal", f"endpoint {req.endpoint_id}: {problem}")
-        LOG.info("endpoint %s added: %s on %s/%s", req.endpoint_id, local.ip, req.tenant, req.network)
+        started = time.monotonic()
+        ofport = self.reconciler.plumb_endpoint(self._link(local))
+        plumbed = time.monotonic()
+        self._sync_flows()
+        flows_ms, plumb_ms = (time.monotonic() - plumbed) * 1000, (plumbed - started) * 1000
+        programmed = self.reconciler.programmed_ofport(req.endpoint_id)
+        if programmed != ofport:  # e.g. netmaster's record did not make it into the state
+            raise EndpointError("internal", f"endpoint {req.endpoint_id}: flows not installed "
+                                            f"(port {ofport}, flows for port {programmed or 'none'})")
+        LOG.info("endpoint %s added: %s on %s/%s (plumbing %.1f ms, flows %.1f ms)", req.endpoint_id, local.ip,
+                 req.tenant, req.network, plumb_ms, flows_ms)
         return _result(local)
 
+    def _sync_flows(self) -> None:
+        """The quick apply: flows of the current state on the ports as they are now."""
+        self.source.sync(apply=self.reconciler.reconcile_flows)
+
+    def _link(self, local: LocalEndpoint) -> EndpointLink:
+        return EndpointLink(local.endpoint_id, local.netns or "", local.ifname, local.mac, local.ip,
+                            local.prefix_len, local.mtu, local.gateway, tx_offload=not self.reconciler.cfg.userspace)
+
     def _rollback(self, endpoint_id: str) -> None:
-        """Undo a failed add; every step is attempted even if an earlier one fails."""
+        """Undo a failed add (the endpoint is claimed); every step is attempted even if an earlier one fails."""
         self.local.delete(endpoint_id)
         self.source.note_deleted(endpoint_id)
-        for step in (self.source.sync, lambda: self.reconciler.remove_endpoint_port(endpoint_id),
+        for step in (self._sync_flows, lambda: self.reconciler.remove_endpoint_port(endpoint_id),
                      lambda: self._delete_in_netmaster(endpoint_id)):
             try:
                 step()
@@ -198,13 +228,15 @@ class EndpointOps:
                 deleted = self._delete_in_netmaster(endpoint_id)
             except NetmasterError as exc:
                 raise _from_netmaster(exc) from None
-            self.local.delete(endpoint_id)
-            self.source.note_deleted(endpoint_id)
-            try:
-                self.source.sync()
-            except Exception as exc:  # the port goes below anyway; flows follow on the next reconcile
-                LOG.error("endpoint %s: reconcile after delete failed: %s", endpoint_id, exc)
-            self.reconciler.remove_endpoint_port(endpoint_id)
+            with self.reconciler.claim(endpoint_id):
+                self.local.delete(endpoint_id)
+                self.source.note_deleted(endpoint_id)
+                try:
+                    self._sync_flows()
+                except Exception as exc:  # the port goes below anyway; flows follow on the next reconcile
+                    LOG.error("endpoint %s: flow update after delete failed: %s", endpoint_id, exc)
+                self.reconciler.remove_endpoint_port(endpoint_id)
+            self.source.request_sync()
             LOG.info("endpoint %s deleted", endpoint_id)
             return local is not None or deleted
 
@@ -249,9 +281,7 @@ class EndpointOps:
         if not rec.plumber.exists(local.endpoint_id):
             return f"veth {local.host_ifname} missing"
         if local.netns is not None:
-            link = EndpointLink(local.endpoint_id, local.netns, local.ifname, local.mac, local.ip, local.prefix_len,
-                                local.mtu, local.gateway)
-            return rec.plumber.container_end_ok(link)
+            return rec.plumber.container_end_ok(self._link(local))
         return ""
 
     def list_local(self) -> list[LocalEndpoint]:
@@ -274,7 +304,7 @@ def _validate(req: AddRequest) -> None:
         raise EndpointError("invalid", "tenant and network are required")
     if not _IFNAME_RE.fullmatch(req.ifname or ""):
         raise EndpointError("invalid", f"interface name {req.ifname!r} is invalid")
-    if req.netns is not None and not os.path.exists(req.netns if "/" in req.netns else f"/run/netns/{req.netns}"):
+    if req.netns is not None and not os.path.exists(netns_path(req.netns)):
         raise EndpointError("invalid", f"network namespace {req.netns} does not exist")
     if req.requested_ip:
         try:

@@ -33,6 +33,17 @@ class PortInfo:
     options: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PortSpec:
+    """A port to add: its interface's name, requested ofport, type, options and external_ids."""
+
+    name: str
+    ofport: int
+    type: str = ""
+    options: dict[str, str] = field(default_factory=dict)
+    external_ids: dict[str, str] = field(default_factory=dict)
+
+
 class Ovsdb:
     """Thin, typed façade over ovsdbapp for what the agent needs."""
 
@@ -101,16 +112,26 @@ class Ovsdb:
     def add_port(self, bridge: str, name: str, ofport: int, type_: str = "",
                  options: dict[str, str] | None = None, external_ids: dict[str, str] | None = None) -> None:
         """Add a port with its interface; converge the interface columns if it already exists."""
-        attrs: list[tuple[str, Any]] = [("ofport_request", ofport), ("type", type_),
-                                        ("external_ids", external_ids or {})]
-        if options:
-            attrs.append(("options", options))
+        self.add_ports(bridge, [PortSpec(name, ofport, type_, options or {}, external_ids or {})])
+
+    def add_ports(self, bridge: str, specs: list[PortSpec]) -> None:
+        """``add_port`` for several ports in one transaction (a burst of endpoint adds)."""
         with self.api.transaction(check_error=True) as txn:
-            txn.add(self.api.add_port(bridge, name, may_exist=True))
-            txn.add(self.api.db_set("Interface", name, *attrs))
+            for spec in specs:
+                attrs: list[tuple[str, Any]] = [("ofport_request", spec.ofport), ("type", spec.type),
+                                                ("external_ids", spec.external_ids)]
+                if spec.options:
+                    attrs.append(("options", spec.options))
+                txn.add(self.api.add_port(bridge, spec.name, may_exist=True))
+                txn.add(self.api.db_set("Interface", spec.name, *attrs))
 
     def del_port(self, bridge: str, name: str) -> None:
-        self.api.del_port(name, bridge=bridge, if_exists=True).execute(check_error=True)
+        self.del_ports(bridge, [name])
+
+    def del_ports(self, bridge: str, names: list[str]) -> None:
+        with self.api.transaction(check_error=True) as txn:
+            for name in names:
+                txn.add(self.api.del_port(name, bridge=bridge, if_exists=True))
 
     def wait_ofports(self, bridge: str, names: set[str], timeout: float = 10.0) -> dict[str, PortInfo]:
         """Wait until ovs-vswitchd has opened *names* (ofport assigned) and return all ports.
@@ -127,4 +148,4 @@ class Ovsdb:
                 errors = {n: self.api.db_get("Interface", n, "error").execute(check_error=False)
                           for n in missing}
                 raise TimeoutError(f"ports not ready on {bridge}: {errors}")
-            time.sleep(0.02)
+            time.sleep(0.005)
