@@ -174,7 +174,7 @@ def test_failed_add_leaves_nothing_behind(sync_cluster: SyncCluster, nm: Netmast
 
 def test_create_delete_cycles_leak_nothing(sync_cluster: SyncCluster, nm: Netmaster) -> None:
     t, i = _tenant()
-    nm.tenant_with_network(t, "vxlan", f"10.{i}.0.0/24")
+    wait_revision(sync_cluster, nm.tenant_with_network(t, "vxlan", f"10.{i}.0.0/24"))  # a settled baseline
     h1 = sync_cluster.hosts[0]
     ns = sync_cluster.container(f"{t}a")
     ports, links, flows = _ports(h1), in_ns(h1.netns, "ip", "-o", "link").stdout.count("\n"), len(h1.flows())
