@@ -248,6 +248,33 @@ def test_agent_restart_keeps_traffic_and_endpoints(sync_cluster: SyncCluster, nm
         assert delete_endpoint(host, ep) == (200, {"deleted": True})
 
 
+def test_agent_killed_right_after_add_converges_on_restart(sync_cluster: SyncCluster, nm: Netmaster) -> None:
+    """An add answers before the host's full reconcile, which runs in the background: an agent killed
+    in between leaves the endpoint's own port and flows, and a restart converges to the same flows.
+    The flow set the add's quick apply left equals the restarted agent's full sync exactly."""
+    t, i = _tenant()
+    wait_revision(sync_cluster, nm.tenant_with_network(t, "vxlan", f"10.{i}.0.0/24"))
+    h1, h2 = sync_cluster.hosts
+    a, b = sync_cluster.container(f"{t}a"), sync_cluster.container(f"{t}b")
+    rb = _add(h2, f"{t}-b", t, b)
+    deadline = time.monotonic() + 15  # h1 knows b before a is added: nothing else changes meanwhile
+    while f"{t}-b" not in {e["id"] for e in h1.get("/inspect/driver")[1]["remote_endpoints"]}:
+        assert time.monotonic() < deadline, "h1 never learned the remote endpoint"
+        time.sleep(0.1)
+    _add(h1, f"{t}-a", t, a)
+    sync_cluster.kill_agent(h1)  # within milliseconds of the answer, before the background reconcile
+    after_add = _flows_without_cookies(h1)
+    sync_cluster.start_agent(h1)
+    assert ping_eventually(a, rb["ip"])
+    deadline = time.monotonic() + 20
+    while _flows_without_cookies(h1) != after_add and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _flows_without_cookies(h1) == after_add
+    assert h1.get(f"/endpoints/{t}-a/check") == (200, {"ok": True})
+    for host, ep in ((h1, f"{t}-a"), (h2, f"{t}-b")):
+        assert delete_endpoint(host, ep) == (200, {"deleted": True})
+
+
 def test_netmaster_outage(sync_cluster: SyncCluster, nm: Netmaster) -> None:
     """netmaster stops: traffic goes on, an agent restarted meanwhile serves its last state, adds fail
     fast with 'unavailable'; netmaster returns: adds succeed and the agents resume their watch."""
