@@ -42,8 +42,8 @@ T = TypeVar("T")
 
 KINDS = ("global", "network", "endpointGroup", "policy", "rule", "endpoint", "agent")
 _DELETED = None  # overlay value of an endpoint this agent deleted
-SETTLE = 0.1  # seconds without endpoint calls before the background full apply runs
-SETTLE_MAX = 1.0  # ... but no later than this after the first call of a burst
+SETTLE = 0.5  # seconds without endpoint calls before the background full apply runs
+SETTLE_MAX = 2.0  # ... but no later than this after the first call of a burst
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ovsdbapp.backend.ovs_idl import connection
+from ovsdbapp.backend.ovs_idl import connection, transaction
 from ovsdbapp.schema.open_vswitch import impl_idl
 
 LOG = logging.getLogger(__name__)
@@ -84,21 +84,31 @@ class Ovsdb:
         cmd.execute(check_error=True)
 
     def flow_restore_wait(self) -> bool:
-        cfg = self.api.db_get("Open_vSwitch", ".", "other_config").execute(check_error=True)
+        (cfg,) = self._read(self.api.db_get("Open_vSwitch", ".", "other_config"))
         return cfg.get("flow-restore-wait") == "true"
 
     def bridge_external_id(self, bridge: str, key: str) -> str | None:
-        ids = self.api.db_get("Bridge", bridge, "external_ids").execute(check_error=True)
+        (ids,) = self._read(self.api.db_get("Bridge", bridge, "external_ids"))
         return ids.get(key)
 
     def set_bridge_external_id(self, bridge: str, key: str, value: str) -> None:
         self.api.br_set_external_id(bridge, key, value).execute(check_error=True)
 
+    def _read(self, *commands: Any) -> list[Any]:
+        """Run read-only commands in one plain transaction. ovsdbapp's Open_vSwitch transaction bumps
+        ``next_cfg`` and waits for ovs-vswitchd to reconfigure, as ovs-vsctl does: right for a
+        change, pure cost for a read (and a reconfiguration of the switch for nothing)."""
+        txn = transaction.Transaction(self.api, self._conn, check_error=True)
+        for command in commands:
+            txn.add(command)
+        return list(txn.commit())
+
     def ports(self, bridge: str) -> dict[str, PortInfo]:
         """Ports of *bridge* by name with their interface's ofport, type and external_ids."""
-        names = set(self.api.list_ports(bridge).execute(check_error=True))
-        rows = self.api.db_list("Interface", columns=["name", "ofport", "type", "external_ids",
-                                                      "options"]).execute(check_error=True)
+        port_names, rows = self._read(
+            self.api.list_ports(bridge),
+            self.api.db_list("Interface", columns=["name", "ofport", "type", "external_ids", "options"]))
+        names = set(port_names)
         out = {}
         for row in rows:
             if row["name"] not in names:
