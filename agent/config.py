@@ -16,6 +16,8 @@ class AgentConfig:
     vtep_ip: str = ""  # VXLAN tunnel source; empty: no VXLAN on this host
     vlan_uplinks: tuple[str, ...] = field(default_factory=tuple)  # trunk interfaces for VLAN networks
     underlay_mtu: int = 1500  # VXLAN endpoints get this minus 50
+    bond_name: str = "uplink-bond"  # the OVS port bonding several vlan_uplinks
+    bond_lacp: str = "off"  # LACP on the bond: off, active or passive
 
     @property
     def userspace(self) -> bool:

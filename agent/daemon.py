@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from agent.config import AgentConfig
 from agent.pipeline import build, counts_by_stage, stage_of
-from agent.pipeline.tables import FIRST_ENDPOINT_OFPORT, Table
+from agent.pipeline.tables import FIRST_ENDPOINT_OFPORT, MAX_UPLINKS, UPLINK_OFPORT, Table
 from agent.pipeline.view import DatapathView
 from agent.state import DesiredState
 
@@ -40,7 +40,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--datapath-type", default="netdev", choices=["netdev", "system"])
     p.add_argument("--of-port", type=int, default=6653, help="OpenFlow listen port on 127.0.0.1")
     p.add_argument("--vtep-ip", default="", help="VXLAN tunnel source address (data network)")
-    p.add_argument("--vlan-uplinks", default="", help="comma-separated trunk interfaces")
+    p.add_argument("--vlan-uplinks", default="",
+                   help="comma-separated trunk interfaces; several form an active-backup OVS bond")
+    p.add_argument("--bond-name", default="uplink-bond", help="name of the OVS bond port of several uplinks")
+    p.add_argument("--bond-lacp", default="off", choices=["off", "active", "passive"],
+                   help="LACP on the uplink bond (off suits a plain switch; active/passive need a LAG there)")
     p.add_argument("--underlay-mtu", type=int, default=1500)
     p.add_argument("--state-file", type=Path, help="desired state JSON (standalone host, tests)")
     p.add_argument("--netmaster", default="",
@@ -49,7 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="bearer token for netmaster (prefer the CONTIV_NETMASTER_TOKEN environment variable)")
     p.add_argument("--netmaster-wait", type=float, default=5.0,
                    help="seconds an endpoint add/delete waits for an unreachable netmaster before failing")
-    p.add_argument("--ctrl-ip", default="", help="this host's control address (announced to netmaster)")
+    p.add_argument("--ctrl-ip", default="",
+                   help="this host's control address: netmaster connections leave from it and it is announced "
+                        "in the agent record (must be an address of this host)")
     p.add_argument("--state-dir", type=Path, default=Path("/var/lib/contiv/agent"),
                    help="local endpoint records and the last applied state (with --netmaster)")
     p.add_argument("--agent-ttl", type=int, default=15,
@@ -64,7 +70,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(connectivity scope stays global either way)")
     p.add_argument("--verify-interval", type=float, default=10.0,
                    help="seconds between checks that the switch still holds the agent's flows (0: off)")
+    p.add_argument("--garp-interval", type=float, default=300.0,
+                   help="ACI mode: seconds between gratuitous ARPs re-announcing every local endpoint to the "
+                        "fabric (besides those on endpoint add and after an app-profile push; 0: off)")
     p.add_argument("--inspect", default="", help="inspect API address: unix:/path or 127.0.0.1:PORT")
+    p.add_argument("--inspect-listen", default="", metavar="HOST:PORT",
+                   help="also serve the read-only inspect API on TCP for netmaster to proxy (default off; host "
+                        "127.0.0.1 unless given; 0.0.0.0 publishes --ctrl-ip); the URL goes in the agent record")
     p.add_argument("--dump-pipeline", action="store_true",
                    help="print the pipeline's tables and flow counts by stage for --state-file and exit")
     p.add_argument("-v", "--verbose", action="store_true", help="with --dump-pipeline: print the flows")
@@ -79,7 +91,9 @@ def dump_pipeline(args: argparse.Namespace) -> int:
     local = [ep for ep in state.endpoints if ep.host == args.host_label]
     ofports = {ep.id: FIRST_ENDPOINT_OFPORT + i for i, ep in enumerate(sorted(local, key=lambda e: e.id))}
     vrfs = {t: i for i, t in enumerate(state.tenants, start=1)}
-    view = DatapathView(state, args.host_label, vrfs, ofports, bool(args.vtep_ip), bool(args.vlan_uplinks))
+    uplinks = [x for x in args.vlan_uplinks.split(",") if x]
+    view = DatapathView(state, args.host_label, vrfs, ofports, bool(args.vtep_ip), bool(uplinks),
+                        tuple(UPLINK_OFPORT + i for i in range(max(1, len(uplinks)))))
     flows = build(view)
     print(f"{'stage':<18}{'table':<16}{'id':>4}{'flows':>7}")
     for stage, tables in counts_by_stage(flows).items():
@@ -93,21 +107,29 @@ def dump_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _watch_switch(reconciler: Reconciler, verify_interval: float) -> None:
-    """Background checks: a switch waiting for a flow restore, and drift of the installed flows."""
-    last_verify = time.monotonic()
+def _watch_switch(reconciler: Reconciler, verify_interval: float, garp_interval: float) -> None:
+    """Background checks: a switch waiting for a flow restore, and drift of the installed flows; in
+    ACI mode also the periodic re-announcement of local endpoints."""
+    last_verify = last_garp = time.monotonic()
     while True:
         time.sleep(0.5)
         try:
             reconciler.check_switch()
+            reconciler.uplink_info()  # link-state metrics and failover logging
             if verify_interval > 0 and time.monotonic() - last_verify >= verify_interval:
                 last_verify = time.monotonic()
                 reconciler.verify()
+            if garp_interval > 0 and time.monotonic() - last_garp >= garp_interval:
+                last_garp = time.monotonic()
+                reconciler.announce_all()
+            else:
+                reconciler.announce_due()
         except Exception:
             LOG.exception("switch check failed")
 
 
-def netmaster_source(args: argparse.Namespace, reconciler: Reconciler) -> tuple[NetmasterStateSource, EndpointOps]:
+def netmaster_source(args: argparse.Namespace, reconciler: Reconciler,
+                     inspect_url: str = "") -> tuple[NetmasterStateSource, EndpointOps]:
     """The netmaster state source and the EndpointOps the front ends (CNI, Docker) are given."""
     from agent.endpoint_ops import EndpointOps
     from agent.local_endpoints import LocalEndpointStore
@@ -116,7 +138,7 @@ def netmaster_source(args: argparse.Namespace, reconciler: Reconciler) -> tuple[
 
     args.state_dir.mkdir(parents=True, exist_ok=True)
     local = LocalEndpointStore(args.state_dir / "endpoints")
-    identity = AgentIdentity(args.host_label, args.vtep_ip, args.ctrl_ip, __version__, args.agent_ttl)
+    identity = AgentIdentity(args.host_label, args.vtep_ip, args.ctrl_ip, __version__, args.agent_ttl, inspect_url)
     source = NetmasterStateSource([u for u in args.netmaster.split(",") if u], identity, local,
                                   token=args.netmaster_token, request_wait=args.netmaster_wait,
                                   cache_file=args.state_dir / "last-state.json")
@@ -141,8 +163,27 @@ def main(argv: list[str] | None = None) -> int:
             print("--dump-pipeline needs --state-file", file=sys.stderr)
             return 2
         return dump_pipeline(args)
+    uplinks = tuple(x for x in args.vlan_uplinks.split(",") if x)
+    if len(uplinks) > MAX_UPLINKS or len(set(uplinks)) != len(uplinks):
+        LOG.error("--vlan-uplinks: at most %d distinct interfaces, got %s", MAX_UPLINKS, args.vlan_uplinks)
+        return 2
     if bool(args.netmaster) == bool(args.state_file):
         LOG.error("exactly one state source is required: --netmaster URL or --state-file PATH")
+        return 2
+    try:
+        if args.ctrl_ip:
+            from agent.ctrl_ip import check_ctrl_ip
+
+            args.ctrl_ip = check_ctrl_ip(args.ctrl_ip)
+        listen = None
+        if args.inspect_listen:
+            from agent.inspect_api import parse_listen
+
+            listen = parse_listen(args.inspect_listen)
+            if listen[0] in ("0.0.0.0", "") and not args.ctrl_ip:
+                raise ValueError("--inspect-listen on 0.0.0.0 needs --ctrl-ip: the address netmaster should use")
+    except ValueError as exc:
+        LOG.error("%s", exc)
         return 2
 
     from agent.inspect_api import serve
@@ -153,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = AgentConfig(host_label=args.host_label, ovsdb=args.ovsdb, bridge=args.bridge,
                       datapath_type=args.datapath_type, of_port=args.of_port, vtep_ip=args.vtep_ip,
-                      vlan_uplinks=tuple(x for x in args.vlan_uplinks.split(",") if x),
-                      underlay_mtu=args.underlay_mtu)
+                      vlan_uplinks=uplinks, underlay_mtu=args.underlay_mtu, bond_name=args.bond_name,
+                      bond_lacp=args.bond_lacp)
     of = OpenFlowController(cfg.of_listen, cfg.of_port)
     of.start()
     ovsdb = None
@@ -165,10 +206,21 @@ def main(argv: list[str] | None = None) -> int:
             LOG.error("OVS not reachable at %s (%s); retrying in 1 s", cfg.ovsdb, exc)
             time.sleep(1)
     reconciler = Reconciler(cfg, ovsdb, of)
+    inspect_url = ""
+    if listen is not None:
+        from agent.inspect_api import published_url, serve_tcp
+
+        try:
+            tcp = serve_tcp(reconciler, listen[0], listen[1], args.netmaster_token)
+        except OSError as exc:
+            LOG.error("--inspect-listen %s: %s", args.inspect_listen, exc)
+            return 2
+        inspect_url = published_url(tcp, args.ctrl_ip)
+        LOG.info("inspect API for netmaster on %s", inspect_url)
     source: StateSource
     ops = None
     if args.netmaster:
-        source, ops = netmaster_source(args, reconciler)
+        source, ops = netmaster_source(args, reconciler, inspect_url)
     else:
         source = FileStateSource(args.state_file)
     reconciler.on_resync_needed.append(source.poke)
@@ -183,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
 
         start_frontends(ops, args.cni_socket, args.docker_plugin, args.state_dir, args.docker_scope)
     signal.signal(signal.SIGTERM, lambda *_: source.stop())
-    threading.Thread(target=_watch_switch, args=(reconciler, args.verify_interval), name="switch-watch",
-                     daemon=True).start()
+    threading.Thread(target=_watch_switch, args=(reconciler, args.verify_interval, args.garp_interval),
+                     name="switch-watch", daemon=True).start()
     LOG.info("agent %s running: bridge %s, state from %s", cfg.host_label, cfg.bridge,
              args.netmaster or args.state_file)
     source.run(reconciler.reconcile)

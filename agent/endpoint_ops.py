@@ -178,7 +178,9 @@ class EndpointOps:
             container_ifname=req.ifname if req.netns is not None else container_ifname(req.endpoint_id),
             ip=record["ipAddress"], prefix_len=subnet.prefixlen, mac=record["macAddress"], gateway=gateway,
             mtu=self.reconciler.cfg.underlay_mtu - (VXLAN_OVERHEAD if vxlan else 0),
-            vlan=0 if vxlan else int(record.get("pktTag", 0)), vni=int(record.get("externalPktTag", 0)) if vxlan else 0,
+            # the tag on the uplink: the EPG's (its own VLAN in ACI mode, else the network's)
+            vlan=0 if vxlan else int(record.get("groupPktTag") or record.get("pktTag", 0)),
+            vni=int(record.get("externalPktTag", 0)) if vxlan else 0,
             group_id=int(record.get("endpointGroupId", 0)), labels=dict(req.labels))
         self.local.put(local)
         self.source.note_endpoint(record)

@@ -1,7 +1,12 @@
 """The agent's local HTTP API: inspection and Prometheus metrics.
 
 Served on a unix socket (default) or 127.0.0.1 only: it shows the datapath of this host and is meant
-for operators, netctl (through netmaster or directly) and tests, never for remote clients.
+for operators, netctl (directly) and tests, never for remote clients.
+
+``--inspect-listen HOST:PORT`` adds a TCP listener for netmaster, which proxies ``netctl agent inspect
+--host`` to it: read-only (inspection, metrics, health; never the endpoint API), on 127.0.0.1 unless
+an address is given, and with ``--netmaster-token`` set it wants that token as a bearer token, the
+same one netmaster sends. Its URL is published in the agent's netmaster record (``inspectURL``).
 
 Routes: ``GET /inspect/driver`` (add ``?flows=1`` for the flows of every stage),
 ``GET /inspect/endpoint/<id>``, ``GET /metrics``, ``GET /healthz``.
@@ -14,6 +19,7 @@ plugin and the Docker driver take): ``POST /endpoints`` with an AddRequest as JS
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import socketserver
@@ -38,6 +44,7 @@ _ERROR_STATUS = {"invalid": 400, "not_found": 404, "conflict": 409, "unavailable
 class _Handler(BaseHTTPRequestHandler):
     reconciler: Reconciler
     ops: EndpointOps | None = None
+    token: str | None = None  # required as a bearer token when set (the TCP listener)
 
     def log_message(self, fmt: str, *args: Any) -> None:
         LOG.debug("inspect: " + fmt, *args)
@@ -55,7 +62,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, code: int, obj: Any) -> None:
         self._send(code, json.dumps(obj, indent=1).encode())
 
+    def _authorised(self) -> bool:
+        if not self.token:
+            return True
+        scheme, _, value = (self.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), self.token):
+            return True
+        self._json(401, {"error": "missing or invalid bearer token"})
+        return False
+
     def do_GET(self) -> None:
+        if not self._authorised():
+            return
         url = urlparse(self.path)
         query = parse_qs(url.query)
         rec = self.reconciler
@@ -75,10 +93,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": "not found"})
 
     def do_POST(self) -> None:
-        self._endpoints("POST", urlparse(self.path).path)
+        if self._authorised():
+            self._endpoints("POST", urlparse(self.path).path)
 
     def do_DELETE(self) -> None:
-        self._endpoints("DELETE", urlparse(self.path).path)
+        if self._authorised():
+            self._endpoints("DELETE", urlparse(self.path).path)
 
     def _endpoints(self, method: str, path: str) -> None:
         """The local endpoint API over EndpointOps (only with netmaster sync)."""
@@ -128,3 +148,33 @@ def serve(reconciler: Reconciler, address: str, ops: EndpointOps | None = None) 
         server = ThreadingHTTPServer((host, int(port)), handler)
     threading.Thread(target=server.serve_forever, name="inspect-api", daemon=True).start()
     return server
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` or ``PORT`` (IPv4 or a name; the host defaults to 127.0.0.1)."""
+    host, _, port = value.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"--inspect-listen {value!r}: expected HOST:PORT") from None
+    if not 0 <= number <= 65535:
+        raise ValueError(f"--inspect-listen {value!r}: port out of range")
+    return host or "127.0.0.1", number
+
+
+def serve_tcp(reconciler: Reconciler, host: str, port: int, token: str | None) -> ThreadingHTTPServer:
+    """The read-only TCP listener netmaster proxies to (port 0: any free port, see server_address)."""
+    handler = type("TcpHandler", (_Handler,), {"reconciler": reconciler, "ops": None, "token": token})
+    server = ThreadingHTTPServer((host, port), handler)
+    threading.Thread(target=server.serve_forever, name="inspect-tcp", daemon=True).start()
+    return server
+
+
+def published_url(server: ThreadingHTTPServer, ctrl_ip: str) -> str:
+    """The URL netmaster should use: the bound address, or the control address for a wildcard bind."""
+    host, port = server.server_address[:2]
+    if host in ("0.0.0.0", ""):
+        if not ctrl_ip:
+            raise ValueError("--inspect-listen on 0.0.0.0 needs --ctrl-ip: the address netmaster should use")
+        host = ctrl_ip
+    return f"http://{host}:{port}"

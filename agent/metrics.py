@@ -29,6 +29,12 @@ class AgentMetrics:
         self.drift = Counter("contiv_agent_ovs_flow_drift_count",
                              "Times the switch's flows differed from the agent's and were resynced",
                              registry=r)
+        self.uplink_up = Gauge("contiv_agent_uplink_link_up", "Uplink (bond member) link state, 1 up",
+                               ["interface"], registry=r)
+        self.uplink_failovers = Counter("contiv_agent_uplink_failover_count",
+                                        "Times the active member of the uplink bond changed", registry=r)
+        self.garps = Counter("contiv_agent_garp_count",
+                             "Gratuitous ARPs sent for local endpoints (ACI mode)", registry=r)
         self.endpoints = Gauge("contiv_agent_endpoint_count", "Endpoints programmed", ["location"],
                                registry=r)
 

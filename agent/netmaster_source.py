@@ -40,7 +40,7 @@ from netmaster.informer import Informer
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
-KINDS = ("global", "network", "endpointGroup", "policy", "rule", "endpoint", "agent")
+KINDS = ("global", "network", "endpointGroup", "policy", "rule", "endpoint", "agent", "appProfile", "aciSync")
 _DELETED = None  # overlay value of an endpoint this agent deleted
 SETTLE = 0.5  # seconds without endpoint calls before the background full apply runs
 SETTLE_MAX = 2.0  # ... but no later than this after the first call of a burst
@@ -55,6 +55,7 @@ class AgentIdentity:
     ctrl_ip: str = ""
     version: str = ""
     ttl: int = 15
+    inspect_url: str = ""  # the read-only inspect listener netmaster proxies to ('' if none)
 
 
 class NetmasterStateSource:
@@ -105,10 +106,11 @@ class NetmasterStateSource:
 
     async def _start_async(self) -> None:
         urls = self.urls
+        source = self.identity.ctrl_ip or None  # connections leave from the control address
         watch_client = NetmasterClient(urls, token=self.token, agent_id=self.identity.host_label,
-                                       idle_timeout=self.idle_timeout)
+                                       idle_timeout=self.idle_timeout, local_address=source)
         self._ops_client = NetmasterClient(urls, token=self.token, retry_for=self.request_wait,
-                                           timeout=max(1.0, min(5.0, self.request_wait)))
+                                           timeout=max(1.0, min(5.0, self.request_wait)), local_address=source)
         self._informer = Informer(watch_client, kinds=KINDS, on_add=self._mirror, on_update=self._replace,
                                   on_delete=self._forget, on_resync=self._resynced)
         await self._informer.start()
@@ -151,7 +153,8 @@ class NetmasterStateSource:
 
     async def _heartbeat(self) -> None:
         ident = self.identity
-        body = {"vtepIP": ident.vtep_ip, "ctrlIP": ident.ctrl_ip, "version": ident.version, "ttl": ident.ttl}
+        body = {"vtepIP": ident.vtep_ip, "ctrlIP": ident.ctrl_ip, "version": ident.version, "ttl": ident.ttl,
+                "inspectURL": ident.inspect_url}
         path = f"/api/v1/agents/{ident.host_label}/"
         while True:
             assert self._ops_client is not None

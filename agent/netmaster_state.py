@@ -14,7 +14,10 @@ Where values come from:
 - hosts and VTEPs: agent records (``kind: agent``, on a lease); an endpoint's own ``vtepIP`` stands in
   for a host whose agent record has expired, so a peer agent that is down for longer than its lease
   keeps receiving traffic for its (still plumbed) containers;
-- fwdMode: the ``global`` object.
+- fwdMode and the infrastructure type (``networkInfraType``): the ``global`` object;
+- ACI mode: an EPG's VLAN is its ``status.aciVlan`` (the segment its endpoints use on the uplink), and
+  its ``aci_synced`` the latest ``lastSync`` of the push state (``kind: aciSync``) of any app profile
+  holding it, so the agent sees when the APIC received the EPG and re-announces its endpoints.
 """
 
 from __future__ import annotations
@@ -65,17 +68,21 @@ def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint],
         if obj.object is not None:
             by_kind.setdefault(obj.kind, []).append(obj)
 
-    fwd_mode = "bridge"
+    fwd_mode, infra = "bridge", "default"
     for obj in by_kind.get("global", ()):
         fwd_mode = obj.object.get("fwdMode") or "bridge"
+        infra = "aci" if obj.object.get("networkInfraType") == "aci" else "default"
+    synced = _aci_synced_groups(by_kind) if infra == "aci" else {}
 
     networks = {n.key: n for n in _valid(network_of, by_kind.get("network", ()))}
     groups = {}
     for obj in by_kind.get("endpointGroup", ()):
         cfg, gid = obj.object, int((obj.status or {}).get("endpointGroupId", 0))
         if gid > 0:
+            status = obj.status or {}
+            vlan = int(status.get("aciVlan") or status.get("pktTag") or 0) if infra == "aci" else 0
             grp = EndpointGroup(cfg["tenantName"], cfg["groupName"], gid, cfg.get("networkName", ""),
-                                tuple(cfg.get("policies") or ()))
+                                tuple(cfg.get("policies") or ()), vlan=vlan, aci_synced=synced.get(obj.key, 0.0))
             groups[grp.key] = grp
 
     rules: dict[str, list[Rule]] = {}
@@ -98,10 +105,24 @@ def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint],
         if ep.host and vtep and ep.host not in hosts:
             hosts[ep.host] = Host(ep.host, vtep)
 
-    return DesiredState(fwd_mode=fwd_mode, networks=tuple(sorted(networks.values(), key=lambda n: n.key)),
+    return DesiredState(fwd_mode=fwd_mode, infra=infra, networks=tuple(sorted(networks.values(), key=lambda n: n.key)),
                         groups=tuple(sorted(groups.values(), key=lambda g: g.key)), policies=policies,
                         endpoints=tuple(endpoints), hosts=tuple(sorted(hosts.values(), key=lambda h: h.name)),
                         revision=revision)
+
+
+def _aci_synced_groups(by_kind: Mapping[str, list[NmObject]]) -> dict[str, float]:
+    """EPG key -> the latest time an app profile holding the EPG was synced to the APIC."""
+    last_sync = {o.key: float(o.object.get("lastSync") or 0) for o in by_kind.get("aciSync", ())
+                 if o.object.get("state") == "synced"}
+    out: dict[str, float] = {}
+    for obj in by_kind.get("appProfile", ()):
+        when = last_sync.get(obj.key, 0.0)
+        tenant = obj.object.get("tenantName", "")
+        for group in obj.object.get("endpointGroups") or ():
+            key = f"{tenant}:{group}"
+            out[key] = max(out.get(key, 0.0), when)
+    return out
 
 
 def _endpoint(rec: dict[str, Any], local: Mapping[str, LocalEndpoint], host_label: str,

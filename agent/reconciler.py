@@ -17,10 +17,11 @@ import ipaddress
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from agent.announce import AnnounceSchedule, announcements, garp_frame
 from agent.config import AgentConfig
 from agent.group_commit import GroupCommit
 from agent.metrics import AgentMetrics
@@ -54,6 +55,8 @@ class Reconciler:
         self.view: DatapathView | None = None
         self.applied_revision = -1
         self.endpoint_errors: dict[str, str] = {}
+        self.garps_sent = 0  # ACI mode: gratuitous ARPs injected for local endpoints
+        self.announce_schedule = AnnounceSchedule()  # ACI mode: repeats of recent announcements
         self.vrf_ids: dict[str, int] = {}
         # A full sync is due whenever the switch (re)connected after the last one. Counters rather
         # than a flag: the connect hook runs on os-ken's thread, possibly during a reconcile.
@@ -69,6 +72,8 @@ class Reconciler:
         self._port_dels: GroupCommit[str] = GroupCommit(self._commit_port_dels)
         self._ofport_requests: dict[str, int] = {}  # port name -> ofport asked for (not yet assigned, maybe)
         self.on_resync_needed: list[Callable[[], None]] = []
+        self._bond_converged = False  # the bond is checked once per process (its config is fixed)
+        self._active_uplink: str | None = None
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -81,6 +86,37 @@ class Reconciler:
         ids = self.ovsdb.api.db_get("Bridge", self.cfg.bridge, "external_ids").execute(check_error=True)
         self.vrf_ids = {k[len(EXT_VRF_PREFIX):]: int(v) for k, v in ids.items()
                         if k.startswith(EXT_VRF_PREFIX)}
+
+    @property
+    def uplink_ports(self) -> tuple[int, ...]:
+        """The uplink's ofports: one, or one per bond member (requested, so known before they open)."""
+        return tuple(UPLINK_OFPORT + i for i in range(max(1, len(self.cfg.vlan_uplinks))))
+
+    def uplink_info(self) -> dict[str, Any]:
+        """The uplink's members and link states, refreshing the uplink metrics. ``active`` is the first
+        member whose link is up: the one OVS's ``bundle`` action picks (with LACP on, the member
+        must also be admitted by LACP, which OVS decides on its own)."""
+        names = self.cfg.vlan_uplinks
+        if not names:
+            return {}
+        try:
+            states = self.ovsdb.link_states(names)
+        except Exception as exc:  # OVSDB away: inspect still answers; check_switch reports the outage
+            LOG.debug("uplink link states unavailable: %s", exc)
+            return {"bond": self.cfg.bond_name if len(names) > 1 else None, "error": f"OVSDB: {exc}"}
+        members = [{"interface": n, "ofport": p, "link_state": states.get(n, "")}
+                   for n, p in zip(names, self.uplink_ports, strict=True)]
+        active = next((m["interface"] for m in members if m["link_state"] == "up"), None)
+        for m in members:
+            self.metrics.uplink_up.labels(m["interface"]).set(1 if m["link_state"] == "up" else 0)
+        if active != self._active_uplink:
+            if self._active_uplink is not None:
+                self.metrics.uplink_failovers.inc()
+                LOG.warning("uplink: active member now %s (was %s)", active or "none", self._active_uplink)
+            self._active_uplink = active
+        bonded = len(names) > 1
+        return {"bond": self.cfg.bond_name if bonded else None, "bond_mode": "active-backup" if bonded else None,
+                "lacp": self.cfg.bond_lacp if bonded else None, "members": members, "active": active}
 
     def _switch_connected(self, _dp: Any) -> None:
         self._connects += 1
@@ -178,12 +214,18 @@ class Reconciler:
             if port is None or port.options != opts or port.ofport != TUNNEL_OFPORT:
                 self.ovsdb.add_port(br, TUNNEL_PORT, TUNNEL_OFPORT, "vxlan", options=opts,
                                     external_ids={EXT_ROLE: "tunnel"})
-        has_uplink = bool(self.cfg.vlan_uplinks)
-        if has_uplink:
-            name = self.cfg.vlan_uplinks[0]
-            if name not in existing:
-                self.ovsdb.add_port(br, name, UPLINK_OFPORT, external_ids={EXT_ROLE: "uplink"})
-        return has_tunnel, has_uplink
+        uplinks = self.cfg.vlan_uplinks
+        if len(uplinks) == 1:
+            if uplinks[0] not in existing:
+                self.ovsdb.del_port(br, self.cfg.bond_name)  # a bond of an earlier configuration
+                self.ovsdb.add_port(br, uplinks[0], UPLINK_OFPORT, external_ids={EXT_ROLE: "uplink"})
+        elif uplinks and not self._bond_converged:
+            members = {name: UPLINK_OFPORT + i for i, name in enumerate(uplinks)}
+            if self.ovsdb.ensure_bond(br, self.cfg.bond_name, members, self.cfg.bond_lacp, {EXT_ROLE: "uplink"}):
+                LOG.info("bond %s created: members %s, active-backup, lacp %s", self.cfg.bond_name,
+                         ",".join(uplinks), self.cfg.bond_lacp)
+            self._bond_converged = True
+        return has_tunnel, bool(uplinks)
 
     def _wanted(self, state: DesiredState) -> dict[str, Endpoint]:
         """This host's endpoints that get a veth and a port."""
@@ -356,17 +398,58 @@ class Reconciler:
                     ofports = self._endpoint_ofports(self.ovsdb.ports(self.cfg.bridge), self._wanted(state))
                     stale, has_tunnel, has_uplink = [], self.view.has_tunnel, self.view.has_uplink
                 view = DatapathView(state, self.cfg.host_label, dict(self.vrf_ids), ofports,
-                                    has_tunnel, has_uplink)
+                                    has_tunnel, has_uplink, self.uplink_ports)
                 desired = {f.key: f for f in build(view)}
                 self._sync_flows(desired)
                 self._remove_ports(stale)
             except Exception:
                 self.metrics.reconcile_errors.inc()
                 raise
+            previous = self.view
             self.state, self.view = state, view
             self.applied_revision = state.revision
             self._update_gauges()
             self.metrics.reconcile.observe(time.monotonic() - started)
+            self._announce(announcements(previous, view))
+
+    # -- ACI mode: gratuitous ARPs ------------------------------------------------------------------
+
+    def announce_all(self) -> int:
+        """Send a gratuitous ARP for every local endpoint (ACI mode; the periodic re-announcement).
+        Returns how many were sent."""
+        with self._lock:
+            view = self.view
+            if view is None or not view.aci:
+                return 0
+            return self._announce(view.local_endpoints, schedule_repeats=False)
+
+    def announce_due(self) -> int:
+        """Send the repeats of recent announcements that are due (called every half second)."""
+        with self._lock:
+            view = self.view
+            if view is None or not view.aci or not len(self.announce_schedule):
+                return 0
+            ports = {ep.id: (ep, ofport) for ep, ofport in view.local_endpoints}
+            due = self.announce_schedule.take_due(time.monotonic(), ports)
+            return self._announce((ports[ep_id] for ep_id in due), schedule_repeats=False)
+
+    def _announce(self, endpoints: Iterable[tuple[Endpoint, int]], schedule_repeats: bool = True) -> int:
+        """Inject a gratuitous ARP from each endpoint's port (and schedule its repeats). Best effort: a
+        lost one is repeated anyway, and must not fail the reconcile that programmed the endpoint."""
+        sent: list[str] = []
+        for ep, ofport in endpoints:
+            try:
+                self.of.inject(ofport, garp_frame(ep.mac, ep.ip))
+                sent.append(ep.id)
+            except Exception as exc:
+                LOG.warning("endpoint %s: gratuitous ARP not sent: %s", ep.id, exc)
+        if sent:
+            if schedule_repeats:
+                self.announce_schedule.sent(sent, time.monotonic())
+            self.garps_sent += len(sent)
+            self.metrics.garps.inc(len(sent))
+            LOG.log(logging.INFO if schedule_repeats else logging.DEBUG, "sent %d gratuitous ARP(s)", len(sent))
+        return len(sent)
 
     def _update_gauges(self) -> None:
         by_table: dict[int, int] = {}
@@ -388,8 +471,11 @@ class Reconciler:
                 "host": self.cfg.host_label, "bridge": self.cfg.bridge, "round": self.round,
                 "revision": self.applied_revision, "switch_connected": self.of.connected,
                 "fwd_mode": view.state.fwd_mode if view else None, "vtep_ip": self.cfg.vtep_ip,
+                "infra": view.state.infra if view else None, "garps_sent": self.garps_sent,
+                "garps_pending": len(self.announce_schedule),
                 "vrfs": dict(self.vrf_ids), "endpoint_errors": dict(self.endpoint_errors),
                 "flows_total": len(flows), "flows_by_stage": counts_by_stage(flows),
+                "uplink": self.uplink_info(),
             }
             if view is not None:
                 info["endpoints"] = [{**_ep_dict(ep), "ofport": port, "port": host_ifname(ep.id)}

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 FwdMode = Literal["bridge", "routing"]
+InfraType = Literal["default", "aci"]
 Encap = Literal["vlan", "vxlan"]
 Direction = Literal["in", "out"]
 Verdict = Literal["allow", "deny"]
@@ -70,6 +71,14 @@ class EndpointGroup:
     id: int  # netmaster's endpointGroupId: global, 1..65535
     network: str = ""
     policies: tuple[str, ...] = ()
+    # ACI mode: the EPG's own VLAN on the uplink (netmaster's status.aciVlan), and when an app profile
+    # holding this EPG was last pushed to the APIC (the agent re-announces the EPG's endpoints then).
+    vlan: int = 0
+    aci_synced: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.vlan <= 4094:
+            raise ValueError(f"endpoint group {self.key}: vlan tag {self.vlan} out of 1-4094")
 
     @property
     def key(self) -> str:
@@ -155,6 +164,8 @@ class Host:
 @dataclass(frozen=True)
 class DesiredState:
     fwd_mode: FwdMode = "bridge"
+    # "aci": the fabric classifies by EPG VLAN and enforces policy (see docs/agent.md, ACI mode)
+    infra: InfraType = "default"
     networks: tuple[Network, ...] = ()
     groups: tuple[EndpointGroup, ...] = ()
     policies: tuple[Policy, ...] = ()
@@ -166,6 +177,8 @@ class DesiredState:
     def __post_init__(self) -> None:
         if self.fwd_mode not in ("bridge", "routing"):
             raise ValueError("fwd_mode must be bridge or routing")
+        if self.infra not in ("default", "aci"):
+            raise ValueError("infra must be default or aci")
         idx = self._index
         idx["net"] = {n.key: n for n in self.networks}
         idx["grp"] = {g.key: g for g in self.groups}
@@ -198,6 +211,10 @@ class DesiredState:
         return grp.id if grp else 0
 
     @property
+    def aci(self) -> bool:
+        return self.infra == "aci"
+
+    @property
     def tenants(self) -> list[str]:
         return sorted({n.tenant for n in self.networks})
 
@@ -210,6 +227,7 @@ class DesiredState:
     def from_dict(cls, data: dict[str, Any]) -> DesiredState:
         return cls(
             fwd_mode=data.get("fwd_mode", "bridge"),
+            infra=data.get("infra", "default"),
             networks=tuple(Network(**n) for n in data.get("networks", ())),
             groups=tuple(EndpointGroup(**{**g, "policies": tuple(g.get("policies", ()))})
                          for g in data.get("groups", ())),

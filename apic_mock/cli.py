@@ -6,6 +6,7 @@ Examples::
     apic-mock --listen 127.0.0.1:0 --ca-out ca.pem --port-file port   # free port, CA for clients
     apic-mock --http --listen 127.0.0.1:8080 --user admin:secret --user ro:readonly
     apic-mock --state tree.json --seed fabric.json --demo-fabric
+    apic-mock leaf --node 101 --apic-url https://127.0.0.1:8443 --apic-ca ca.pem --netns leaf101   # a leaf
 
 Admin API (no authentication; keep the mock on localhost):
     GET  /mock/health      POST /mock/reset      GET /mock/dump        GET/DELETE /mock/stats
@@ -145,6 +146,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["leaf"]:
+        from apic_mock.leaf.cli import main as leaf_main  # only the leaf needs OVS and namespaces
+
+        return leaf_main(argv[1:])
     args = build_parser().parse_args(argv)
     logsetup.configure(args.log_level)
     if bool(args.cert) != bool(args.key):

@@ -290,7 +290,11 @@ class ApicMock:
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        proc = sp.Popen([*args, *extra], env=env, stderr=open(workdir / "stderr.log", "wb"))  # noqa: SIM115
+        # Both streams to the log file: a mock that outlives its starter (the demo's --keep) must not hold
+        # the starter's stdout open.
+        log = open(workdir / "stderr.log", "wb")  # noqa: SIM115 - owned by the child
+        proc = sp.Popen([*args, *extra], env=env, stdout=log, stderr=log, stdin=sp.DEVNULL)
+        log.close()
         deadline = time.monotonic() + START_TIMEOUT
         while not (port_file.exists() and port_file.read_text().strip()):
             if proc.poll() is not None or time.monotonic() > deadline:

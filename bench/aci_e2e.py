@@ -10,8 +10,8 @@ tenant, one POST of the difference) and the APIC applying it.
 
     python bench/aci_e2e.py [--rules 50] [--groups 2,50]
 
-Part 2 (to the simulated leaf enforcing it, and container start to first packet) needs the agents and
-the leaf of issue 8 items 3 and 4.
+Part 2, through the simulated leaf with packets (rule to enforcement, container start to first packet),
+is ``bench/aci_fabric.py``.
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ def inner_resync(n_flows: int) -> None:
     from agent.ovs.encoder import FlowModEncoder
     from agent.ovs.ofcontroller import OpenFlowController
     from agent.ovs.ovsdb import Ovsdb
-    from tests.cluster.ovs import OvsInstance
+    from apic_mock.leaf.ovs import OvsInstance
 
     rundir = Path(tempfile.mkdtemp(prefix="agbench", dir="/tmp"))
     ovs = OvsInstance(rundir)

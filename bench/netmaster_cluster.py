@@ -13,7 +13,7 @@ Prints:
 
 etcd runs with its default raft timing (heartbeat 100 ms, election 1 s) in a temporary directory.
 
-    python bench/netmaster_cluster.py [--allocations 3000] [--concurrency 8] [--ttl 5] [--trials 3]
+    python bench/netmaster_cluster.py [--allocations 3000] [--concurrency 8] [--ttl 4] [--trials 3]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from netmaster.leader import DEFAULT_TTL  # noqa: E402
 from netmaster.store.base import Compare, Put  # noqa: E402
 from netmaster.store.etcd import EtcdStore  # noqa: E402
 from tests.etcd_server import EtcdCluster  # noqa: E402
@@ -308,6 +309,8 @@ if __name__ == "__main__":
     parser.add_argument("--members", type=int, default=1, help="etcd members (default 1)")
     parser.add_argument("--allocations", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=8, help="allocations in flight per netmaster")
-    parser.add_argument("--ttl", type=float, default=5.0, help="leader lease TTL (netmaster default 5 s)")
+    parser.add_argument(
+        "--ttl", type=float, default=DEFAULT_TTL, help=f"leader lease TTL (netmaster default {DEFAULT_TTL:g} s)"
+    )
     parser.add_argument("--trials", type=int, default=3, help="leader failover trials")
     asyncio.run(main(parser.parse_args()))

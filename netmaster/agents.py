@@ -1,10 +1,10 @@
 """Agent records: which hosts run an agent, and where their VXLAN tunnels end.
 
 Each agent announces itself with ``PUT /api/v1/agents/<hostLabel>/`` (host label, VTEP address,
-control address, version) and repeats it as a heartbeat. The record lives under
-``/contiv/agents/<host>`` on a store lease, so it disappears by itself when an agent stops
-heartbeating, and every agent learns the peers' VTEPs from the same watch stream as the rest of the
-state.
+control address, version, and the URL of its inspect API if it serves one on TCP) and repeats it as
+a heartbeat. The record lives under ``/contiv/agents/<host>`` on a store lease, so it disappears by
+itself when an agent stops heartbeating, and every agent learns the peers' VTEPs from the same watch
+stream as the rest of the state.
 
 A heartbeat that changes nothing only renews the lease: no write, no revision, no watch event, so N
 agents heartbeating do not make every agent process N events every few seconds. The lease id is read
@@ -17,6 +17,7 @@ import ipaddress
 import json
 import re
 from typing import Any
+from urllib.parse import urlparse
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -28,7 +29,7 @@ from netmaster.store.base import LeaseNotFoundError, Store, StoreError
 HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 DEFAULT_TTL = 15
 MIN_TTL, MAX_TTL = 3, 300
-_FIELDS = ("vtepIP", "ctrlIP", "version")
+_FIELDS = ("vtepIP", "ctrlIP", "version", "inspectURL")
 
 AGENT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -36,6 +37,7 @@ AGENT_SCHEMA: dict[str, Any] = {
         "vtepIP": {"type": "string", "description": "VXLAN tunnel source address ('' if none)"},
         "ctrlIP": {"type": "string", "description": "control address of the host"},
         "version": {"type": "string"},
+        "inspectURL": {"type": "string", "description": "http://HOST:PORT of the agent's inspect API ('' if none)"},
         "ttl": {"type": "integer", "minimum": MIN_TTL, "maximum": MAX_TTL,
                 "description": "seconds the record outlives the last heartbeat"},
     },
@@ -64,6 +66,14 @@ def parse_record(host: str, body: Any) -> dict[str, Any]:
                 ipaddress.IPv4Address(record[name])
             except ValueError:
                 raise InvalidError(f"{name}: invalid IPv4 address {record[name]!r}") from None
+    if record["inspectURL"]:
+        url = urlparse(record["inspectURL"])
+        try:
+            port = url.port
+        except ValueError:
+            port = None
+        if url.scheme != "http" or not url.hostname or port is None or url.path not in ("", "/"):
+            raise InvalidError(f"inspectURL: expected http://HOST:PORT, got {record['inspectURL']!r}")
     ttl = body.get("ttl", DEFAULT_TTL)
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not MIN_TTL <= ttl <= MAX_TTL:
         raise InvalidError(f"ttl must be an integer from {MIN_TTL} to {MAX_TTL}")

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 KINDS = (
     "tenant", "network", "endpointGroup", "policy", "rule", "appProfile", "netprofile",
-    "extContractsGroup", "serviceLB", "Bgp", "global", "aciGw", "endpoint", "agent",
+    "extContractsGroup", "serviceLB", "Bgp", "global", "aciGw", "endpoint", "agent", "aciSync",
 )  # fmt: skip
 
 
@@ -143,6 +143,7 @@ class NetmasterClient:
         idle_timeout: float = 20.0,
         verify: bool | str = True,
         agent_id: str | None = None,
+        local_address: str | None = None,
     ) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         if not self.urls:
@@ -153,7 +154,9 @@ class NetmasterClient:
         if agent_id:
             # Lets the netmaster serving this agent's watch list it as a live agent (ClusterNode).
             headers[AGENT_HEADER] = agent_id
-        self._http = httpx.AsyncClient(headers=headers, timeout=timeout, verify=verify)
+        # local_address: the source address of every connection (an agent's --ctrl-ip).
+        transport = httpx.AsyncHTTPTransport(verify=verify, local_address=local_address) if local_address else None
+        self._http = httpx.AsyncClient(headers=headers, timeout=timeout, verify=verify, transport=transport)
         self._current = 0
 
     @property

@@ -12,9 +12,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from netmaster import keys
 from netmaster.leader import DEFAULT_TTL, LeaderElector
 from netmaster.membership import MemberInfo, MemberRegistry, list_members
-from netmaster.store.base import Store, StoreError
+from netmaster.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ class ClusterNode:
         self.registry = MemberRegistry(store, ttl=member_ttl)
         self.elector = LeaderElector(store, self.identity, ttl=leader_ttl, on_elected=self._lead)
         self._leader_tasks: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
-        self._agents: dict[str, int] = {}  # agent id -> open connections through this netmaster
 
     def add_leader_task(self, name: str, run: Callable[[], Awaitable[Any]]) -> None:
         """``run()`` is started when this netmaster becomes leader and cancelled when it stops leading."""
@@ -56,33 +56,19 @@ class ClusterNode:
         await self.elector.stop()
         await self.registry.stop()
 
-    async def agent_connected(self, agent_id: str, **extra: str) -> None:
-        """An agent follows state through this netmaster: list it as alive while it does."""
-        self._agents[agent_id] = self._agents.get(agent_id, 0) + 1
-        if self._agents[agent_id] == 1:
-            await self.registry.register(MemberInfo(id=agent_id, role="agent", url="", host=agent_id, extra=extra))
-
-    async def agent_disconnected(self, agent_id: str) -> None:
-        left = self._agents.get(agent_id, 0) - 1
-        if left > 0:
-            self._agents[agent_id] = left
-            return
-        self._agents.pop(agent_id, None)
-        try:
-            await self.registry.unregister("agent", agent_id)
-        except StoreError as exc:  # the record expires with this netmaster's lease anyway
-            log.info("could not withdraw agent %s: %s", agent_id, exc)
-
     async def info(self) -> dict[str, Any]:
         """The cluster part of ``/info``, in Contiv's field names where Contiv had them."""
         leader = await self.elector.current_leader()
         members = await list_members(self.store)
+        # Agents are the hosts with a live heartbeat record (netmaster.agents), the same records that
+        # endpoint garbage collection goes by.
+        agents, _ = await self.store.list(keys.agent())
         return {
             "current-state": "leader" if self.is_leader else "follower",
             "leader": {"id": leader.id, "url": leader.url, "host": leader.host} if leader else None,
             "netmaster-id": self.identity.id,
             "netmaster-nodes": [m.url for m in members if m.role == "netmaster"],
-            "netplugin-nodes": [m.id for m in members if m.role == "agent"],
+            "netplugin-nodes": [kv.key[len(keys.AGENTS) :] for kv in agents],
         }
 
     async def _lead(self) -> None:

@@ -17,10 +17,11 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from netmaster import __version__
+from netmaster import __version__, backup_cli
 from netmaster.aci.client import DEFAULT_URL as DEFAULT_ACI_GW_URL
 from netmaster.aci.controller import AciSettings
 from netmaster.api.app import ApiSettings, create_app
+from netmaster.endpoint_gc import DEFAULT_GRACE
 from netmaster.leader import DEFAULT_TTL
 from netmaster.logs import setup_logging
 from netmaster.store import DEFAULT_STORE_URL, open_store
@@ -44,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
             "policies, app profiles, ...), resource allocator (IPs, VLANs, VXLAN ids, EPG ids) and the "
             "source of truth that agents and the ACI gateway follow. Each flag can also be set with "
             "the environment variable CONTIV_NETMASTER_<FLAG> (e.g. CONTIV_NETMASTER_CLUSTER_STORE)."
+        ),
+        epilog=(
+            "Backup and move: 'netmaster export [--cluster-store URL] > state.json' writes the whole state; "
+            "'netmaster import [--cluster-store URL] [--force] < state.json' loads it into an empty store "
+            "(see 'netmaster export --help' and 'netmaster import --help')."
         ),
     )
     p.add_argument("--version", action="version", version=f"netmaster {__version__}")
@@ -97,28 +103,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("aci-gw-token", None),
         help="ACI mode: bearer token aci-gw requires (prefer CONTIV_NETMASTER_ACI_GW_TOKEN)",
     )
-    p.add_argument(
-        "--aci-tenant-sync-interval",
-        type=float,
-        default=float(_env("aci-tenant-sync-interval", "30") or 30),
-        help="ACI mode: seconds between imports of the APIC's tenants (default %(default)s)",
-    )
-    p.add_argument(
-        "--aci-retry-max",
-        type=float,
-        default=float(_env("aci-retry-max", "30") or 30),
-        help="ACI mode: longest wait in seconds between retries of a failed push (default %(default)s)",
-    )
-    p.add_argument(
+    _seconds_flag(p, "--aci-tenant-sync-interval", 30, "ACI mode: seconds between imports of the APIC's tenants")
+    _seconds_flag(p, "--aci-retry-max", 30, "ACI mode: longest wait in seconds between retries of a failed push")
+    _seconds_flag(
+        p,
         "--leader-ttl",
-        type=float,
-        default=float(_env("leader-ttl", str(DEFAULT_TTL)) or DEFAULT_TTL),
-        help="seconds a leader's lease lives without renewal; another netmaster takes over within it "
-        "(default %(default)s)",
+        DEFAULT_TTL,
+        "seconds a leader's lease lives without renewal; another netmaster takes over within it",
+    )
+    _seconds_flag(
+        p,
+        "--endpoint-gc-grace",
+        DEFAULT_GRACE,
+        "seconds a host may be without a live agent record before the leader deletes its endpoints "
+        "and releases their addresses; 0 disables",
     )
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", default=_env("log-format", "json"), choices=["json", "text"])
     return p
+
+
+def _seconds_flag(p: argparse.ArgumentParser, flag: str, default: float, help_text: str) -> None:
+    """A duration flag in seconds, defaulting to its CONTIV_NETMASTER_ variable, then to ``default``."""
+    env_default = float(_env(flag.removeprefix("--"), str(default)) or default)
+    p.add_argument(flag, type=float, default=env_default, help=help_text + " (default %(default)s)")
 
 
 def _bind(listen_url: str) -> socket.socket:
@@ -147,6 +155,9 @@ def fail(message: str, code: int = 1) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in backup_cli.COMMANDS:
+        return backup_cli.main(argv[0], argv[1:], _env("cluster-store", None))
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format)
     try:
@@ -165,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         listen_url=args.listen_url,
         store_url=args.cluster_store,
         leader_ttl=args.leader_ttl,
+        endpoint_gc_grace=max(args.endpoint_gc_grace, 0.0),
         aci=AciSettings(
             gw_url=args.aci_gw_url,
             gw_token=args.aci_gw_token,

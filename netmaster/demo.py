@@ -1,10 +1,12 @@
-"""The main-job walkthrough: netmaster on embedded defaults, driven by netctl, narrated.
+"""The basic walkthrough: netmaster on embedded defaults, driven by netctl, narrated (no root needed).
 
-``scripts/demo`` runs this. It starts netmaster on a SQLite file in a scratch directory (or
-``--state-dir``), then runs the Contiv workflow a network engineer follows, printing each netctl
-command and its output: a tenant, networks (VXLAN and VLAN), endpoint groups, a policy with rules,
-an app profile, endpoints as agents create them, and inspect views of what was allocated. Later
-stages of the project grow this same command into the full ACI demo.
+``scripts/demo --basic`` (or ``python -m netmaster.demo``) runs this; ``scripts/demo`` alone runs the
+ACI walkthrough of ``demo/``, which reuses ``netctl`` below to print commands the same way.
+
+It starts netmaster on a SQLite file in a scratch directory (or ``--state-dir``), then runs the Contiv
+workflow a network engineer follows, printing each netctl command and its output: a tenant, networks
+(VXLAN and VLAN), endpoint groups, a policy with rules, an app profile, endpoints as agents create them,
+and inspect views of what was allocated.
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ STEPS: list[tuple[str, list[str]]] = [
 ]
 
 
-def _netctl(url: str, command: str) -> int:
+def netctl(url: str, command: str) -> int:
+    """Run one netctl command against *url*, printing the command line and its output; its exit code."""
     print(f"{BOLD}$ netctl {command}{RESET}")
     result = subprocess.run(
         [sys.executable, "-m", "netmaster.cli.netctl", "--netmaster", url, *shlex.split(command)],
@@ -133,11 +136,11 @@ def run(state_dir: Path) -> int:
         for title, commands in STEPS:
             print(f"{BOLD}## {title}{RESET}")
             for command in commands:
-                _netctl(nm.url, command)
+                netctl(nm.url, command)
         _agents_join(nm.url)
         print(f"{BOLD}## Inspect: what netmaster allocated{RESET}")
         for command in ("net inspect -t blue db-net", "group inspect -t blue db", "endpoint inspect db-1"):
-            _netctl(nm.url, command)
+            netctl(nm.url, command)
         oper = httpx.get(nm.url + "/api/v1/inspect/networks/blue:web-net/").json()["Oper"]
         print(
             f"web-net: VXLAN id {oper['externalPktTag']}, local VLAN {oper['pktTag']}, "

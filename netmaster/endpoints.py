@@ -153,21 +153,7 @@ class EndpointService:
         """Remove an endpoint and release its address; (False, rev) if it was already gone."""
 
         async def op(txn: Txn) -> bool:
-            ep = await txn.get(keys.endpoint(endpoint_id))
-            if ep is None:
-                return False
-            network = await require(txn, "network", f"{ep['tenantName']}:{ep['networkName']}")
-            ipam = await load_ipam(txn, network)
-            offset = ipam.subnet.offset(ep["ipAddress"])
-            group = ep.get("groupName", "")
-            if offset is not None:
-                ipam.release(offset, group)
-            ipam.endpoints = max(ipam.endpoints - 1, 0)
-            if group and ipam.group_endpoints.get(group):
-                ipam.group_endpoints[group] -= 1
-            store_ipam(txn, network.key, ipam)
-            txn.delete(keys.endpoint(endpoint_id))
-            return True
+            return await release_endpoint(txn, endpoint_id) is not None
 
         return await run_txn(self.store, op)
 
@@ -188,6 +174,25 @@ class EndpointService:
             if any(pattern in ep.get(f, "") for f in ("endpointID", "containerID", "containerName")):
                 return {"Oper": endpoint_oper(ep)}
         raise NotFoundError(f"endpoint {pattern} not found")
+
+
+async def release_endpoint(txn: Txn, endpoint_id: str) -> dict[str, Any] | None:
+    """In ``txn``: delete an endpoint and release its address and counts; its record, None if it is gone."""
+    ep = await txn.get(keys.endpoint(endpoint_id))
+    if ep is None:
+        return None
+    network = await require(txn, "network", f"{ep['tenantName']}:{ep['networkName']}")
+    ipam = await load_ipam(txn, network)
+    offset = ipam.subnet.offset(ep["ipAddress"])
+    group = ep.get("groupName", "")
+    if offset is not None:
+        ipam.release(offset, group)
+    ipam.endpoints = max(ipam.endpoints - 1, 0)
+    if group and ipam.group_endpoints.get(group):
+        ipam.group_endpoints[group] -= 1
+    store_ipam(txn, network.key, ipam)
+    txn.delete(keys.endpoint(endpoint_id))
+    return ep
 
 
 async def _claim(txn: Txn, ipam: Any, reservation_id: str, req: dict[str, Any], group: str) -> int:
@@ -268,21 +273,45 @@ class ReservationService:
         """Release a reservation; (False, rev) when it is gone already (claimed, released, expired)."""
 
         async def op(txn: Txn) -> bool:
-            resv = await txn.get(keys.reservation(reservation_id))
-            if resv is None:
-                return False
-            network = await require(txn, "network", f"{resv['tenantName']}:{resv['networkName']}")
-            ipam = await load_ipam(txn, network)
-            _release(ipam, resv)
-            store_ipam(txn, network.key, ipam)
-            txn.delete(keys.reservation(reservation_id))
-            return True
+            return await _drop_reservation(txn, reservation_id) is not None
 
         return await run_txn(self.store, op)
 
     async def list(self) -> tuple[list[dict[str, Any]], int]:
         kvs, revision = await self.store.list(keys.reservation())
         return [json.loads(kv.value) for kv in kvs], revision
+
+    async def sweep_expired(self) -> list[dict[str, Any]]:
+        """Release every reservation past its TTL, in any network (the leader's garbage collector
+        calls this; a new reservation only sweeps its own network). The released records."""
+        now = time.time()
+        expired = [r for r in (await self.list())[0] if r["expiresAt"] < now]
+        released = []
+        for resv in expired:
+
+            async def op(txn: Txn, reservation_id: str = resv["reservationID"]) -> dict[str, Any] | None:
+                return await _drop_reservation(txn, reservation_id, expired_before=now)
+
+            record, _ = await run_txn(self.store, op)
+            if record is not None:
+                released.append(record)
+        return released
+
+
+async def _drop_reservation(
+    txn: Txn, reservation_id: str, *, expired_before: float | None = None
+) -> dict[str, Any] | None:
+    """In ``txn``: delete a reservation and free its address (only if it expired before
+    ``expired_before``, when given); the record, or None if it is gone (claimed, released) or still valid."""
+    resv = await txn.get(keys.reservation(reservation_id))
+    if resv is None or (expired_before is not None and resv["expiresAt"] >= expired_before):
+        return None
+    network = await require(txn, "network", f"{resv['tenantName']}:{resv['networkName']}")
+    ipam = await load_ipam(txn, network)
+    _release(ipam, resv)
+    store_ipam(txn, network.key, ipam)
+    txn.delete(keys.reservation(reservation_id))
+    return resv
 
 
 def _release(ipam: Any, resv: dict[str, Any]) -> None:

@@ -275,7 +275,34 @@ class Ct:
                                   alg=0, actions=[])]
 
 
-Action = Output | OutputReg | SetField | Move | PushVlan | PopVlan | DecTtl | Conjunction | Ct
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """OVS's ``bundle`` action with the active_backup algorithm: output to the first *live* member of
+    a bond. A member is live while OVS may enable it (carrier up and, with LACP, admitted by LACP), the
+    same liveness the OVSDB bond port uses, so a failover needs no flow change. With *dst* it is
+    ``bundle_load``: the chosen member is written to that register instead (input admission)."""
+
+    members: tuple[int, ...]
+    dst: str | None = None
+
+    def text(self) -> str:
+        members = ",".join(str(m) for m in self.members)
+        if self.dst is not None:
+            return f"bundle_load(eth_src,0,active_backup,ofport,NXM_NX_{self.dst.upper()}[],members:{members})"
+        return f"bundle(eth_src,0,active_backup,ofport,members:{members})"
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        from os_ken.ofproto import nicira_ext
+
+        common = {"algorithm": nicira_ext.NX_BD_ALG_ACTIVE_BACKUP, "fields": nicira_ext.NX_HASH_FIELDS_ETH_SRC,
+                  "basis": 0, "slave_type": nicira_ext.NXM_OF_IN_PORT, "n_slaves": len(self.members),
+                  "slaves": list(self.members)}
+        if self.dst is not None:
+            return [parser.NXActionBundleLoad(ofs_nbits=nicira_ext.ofs_nbits(0, 31), dst=self.dst, **common)]
+        return [parser.NXActionBundle(ofs_nbits=0, dst=0, **common)]
+
+
+Action = Output | OutputReg | SetField | Move | PushVlan | PopVlan | DecTtl | Conjunction | Ct | Bundle
 
 
 @dataclass(frozen=True, slots=True)

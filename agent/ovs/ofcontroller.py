@@ -214,3 +214,17 @@ class OpenFlowController:
         req.serialize()
         dp.send(bytes(req.buf))
         return fut.result(timeout)
+
+    def inject(self, in_port: int, frame: bytes) -> None:
+        """Run *frame* through the pipeline as if it had been received on *in_port* (packet-out to
+        OFPP_TABLE). Raises ConnectionError if no switch is connected."""
+        dp = self.app.datapath if self.app else None
+        if dp is None:
+            raise ConnectionError("no switch connected to the controller")
+        parser, ofp = dp.ofproto_parser, dp.ofproto
+        msg = parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=in_port,
+                                  actions=[parser.OFPActionOutput(ofp.OFPP_TABLE)], data=frame)
+        msg.xid = next(self._xids)
+        msg.serialize()
+        with self._send_lock:
+            dp.send(bytes(msg.buf))

@@ -135,6 +135,64 @@ class Ovsdb:
                 txn.add(self.api.add_port(bridge, spec.name, may_exist=True))
                 txn.add(self.api.db_set("Interface", spec.name, *attrs))
 
+    def ensure_bond(self, bridge: str, name: str, members: dict[str, int], lacp: str,
+                    external_ids: dict[str, str]) -> bool:
+        """Converge an active-backup bond port *name* with *members* (interface name -> ofport).
+
+        An unchanged bond is left alone (an agent restart must not bounce the uplink). Otherwise the
+        bond, and any port of a member's name (a single uplink of an earlier configuration), is
+        removed first, then the bond is created with its interfaces in one transaction. LACP off
+        suits a plain switch; with LACP on, a partner that does not answer LACP makes the bond fall
+        back to active-backup (``lacp-fallback-ab``) instead of disabling every member. Returns
+        whether it changed."""
+        other = {"lacp-time": "fast", "lacp-fallback-ab": "true"}
+        want = {"bond_mode": "active-backup", "lacp": lacp, "members": members, "external_ids": external_ids,
+                "other_config": other}
+        if self._bond_config(bridge, name) == want:
+            return False
+        with self.api.transaction(check_error=True) as txn:
+            for port in (name, *members):
+                txn.add(self.api.del_port(port, bridge=bridge, if_exists=True))
+        with self.api.transaction(check_error=True) as txn:
+            ifaces = [txn.add(self.api.db_create("Interface", name=member, ofport_request=ofport))
+                      for member, ofport in members.items()]
+            port = txn.add(self.api.db_create("Port", name=name, interfaces=ifaces, bond_mode="active-backup",
+                                              lacp=lacp, external_ids=external_ids,
+                                              other_config=other))
+            txn.add(self.api.db_add("Bridge", bridge, "ports", port))
+        return True
+
+    def _bond_config(self, bridge: str, name: str) -> dict[str, Any] | None:
+        if name not in self.api.list_ports(bridge).execute(check_error=True):
+            return None
+        rows = self.api.db_find("Port", ("name", "=", name),
+                                columns=["bond_mode", "lacp", "interfaces", "external_ids", "other_config"]
+                                ).execute(check_error=True)
+        if not rows:
+            return None
+        row = rows[0]
+        members = {}
+        for uuid in row["interfaces"]:
+            iface = self.api.db_get("Interface", uuid, "name").execute(check_error=True)
+            req = self.api.db_get("Interface", uuid, "ofport_request").execute(check_error=True)
+            members[iface] = req[0] if isinstance(req, list) and req else req
+        mode = row["bond_mode"]
+        lacp = row["lacp"]
+        return {"bond_mode": mode[0] if isinstance(mode, list) and mode else mode,
+                "lacp": lacp[0] if isinstance(lacp, list) and lacp else lacp,
+                "members": members, "external_ids": dict(row["external_ids"]),
+                "other_config": dict(row["other_config"])}
+
+    def link_states(self, names: tuple[str, ...]) -> dict[str, str]:
+        """Interface ``link_state`` as ovs-vswitchd reports it (``up``/``down``; '' while unknown)."""
+        rows = self.api.db_list("Interface", names, columns=["name", "link_state"], if_exists=True).execute(
+            check_error=True)
+        out = {}
+        for row in rows:
+            state = row["link_state"]
+            out[row["name"]] = (state[0] if state else "") if isinstance(state, list) else state
+        return out
+
     def del_port(self, bridge: str, name: str) -> None:
         self.del_ports(bridge, [name])
 

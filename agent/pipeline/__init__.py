@@ -25,18 +25,19 @@ from agent.pipeline.view import DatapathView
 
 def build(view: DatapathView) -> list[Flow]:
     """All flows for *view*, stage by stage. Duplicate keys are a bug in a stage and raise."""
+    # ACI mode: the fabric enforces policy, so the policy stages only pass packets on.
     local_groups = {view.epg(ep) for ep, _ in view.local_endpoints if view.epg(ep)}
-    rules = list(policy_rules.match_rules(view.state, local_groups))
+    rules = [] if view.aci else list(policy_rules.match_rules(view.state, local_groups))
     out: list[Flow] = []
     out += classifier.flows(view)
     out += spoof_guard.flows(view)
     out += arp_responder.flows(view)
-    out += conntrack.state_flows()
+    out += conntrack.state_flows(view.aci)
     out += egress_policy.flows(view, rules)
     out += l3_forwarding.flows(view)
     out += l2_forwarding.flows(view)
-    out += ingress_policy.flows(rules)
-    out += conntrack.commit_flows()
+    out += ingress_policy.flows(rules, view.aci)
+    out += conntrack.commit_flows(view.aci)
     out += output.flows(view)
     seen: dict[tuple, Flow] = {}
     for flow in out:

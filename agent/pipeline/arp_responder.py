@@ -4,6 +4,12 @@ Every known endpoint of the requester's network (local or remote) is answered wi
 routing fwdMode the network's gateway with the router MAC. Because the answers live in the switch, a
 stopped agent does not stop address resolution. Requests for unknown addresses, replies, and ARP
 arriving from the tunnel or uplink continue to L2 forwarding, so an endpoint still answers for itself.
+
+ACI mode: the requester's segment is its EPG, so only endpoints of the same EPG are answered; requests
+for other EPGs' endpoints and for the bridge domain's gateway go to the fabric (the leaf's pervasive
+gateway answers for the gateway). An endpoint's request for its own address (a gratuitous ARP, which
+the agent sends for every endpoint so the leaf learns it) is not answered either but flooded, so it
+reaches the fabric.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from functools import lru_cache
 
 from agent.ovs.flow import OFPP_IN_PORT, Feature, Flow, Match, Move, Output, SetField
 from agent.pipeline.flow_cache import FLOW_CACHE_SIZE
-from agent.pipeline.tables import ETH_ARP, PRIO_MISS, PRIO_NORMAL, ROUTER_MAC, PortType, Table
+from agent.pipeline.tables import ETH_ARP, PRIO_HIGH, PRIO_MISS, PRIO_NORMAL, ROUTER_MAC, PortType, Table
 from agent.pipeline.view import DatapathView
 from agent.state import Network
 
@@ -35,7 +41,17 @@ def reply_flow(net: Network, ip: str, mac: str) -> Flow:
     return Flow(Table.ARP_RESPONDER, PRIO_NORMAL, match, actions, feature=Feature.ARP_RESPONDER)
 
 
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def own_address_flow(ofport: int, ip: str) -> Flow:
+    """A request from *ofport* for its own *ip* (gratuitous ARP) goes on to L2 forwarding unanswered."""
+    match = Match.of(eth_type=ETH_ARP, arp_op=1, arp_tpa=ip, in_port=ofport)
+    return Flow(Table.ARP_RESPONDER, PRIO_HIGH, match, goto=Table.L2_FORWARDING, feature=Feature.ARP_RESPONDER)
+
+
 def flows(view: DatapathView) -> Iterator[Flow]:
+    if view.aci:
+        for ep, ofport in view.local_endpoints:
+            yield own_address_flow(ofport, ep.ip)
     for ep in view.all_endpoints():
         yield reply_flow(view.network_of(ep), ep.ip, ep.mac)
     if view.routing:

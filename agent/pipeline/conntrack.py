@@ -4,6 +4,9 @@ Every IPv4 packet goes through conntrack once, in the zone of its tenant (so ove
 two tenants never share connection state). Invalid packets are dropped; established and related
 packets then skip both policy tables. A new connection is committed only after ingress policy, so a
 connection exists in conntrack only if every policy on its path allowed it.
+
+In ACI mode nothing on the host needs connection state (the fabric enforces policy), and a frame
+hairpinned by the leaf would pass conntrack twice; both stages only pass packets on.
 """
 
 from __future__ import annotations
@@ -18,16 +21,20 @@ def _ct(bits: int) -> Match:
     return Match.of(eth_type=ETH_IP, ct_state=(bits | CT_TRK, bits | CT_TRK))
 
 
-def state_flows() -> Iterator[Flow]:
-    yield Flow(Table.CT_ZONE, PRIO_LOW, Match.of(eth_type=ETH_IP), (Ct(Reg.TENANT, table=Table.CT_STATE),),
-               feature=Feature.CONNTRACK)
+def state_flows(aci: bool = False) -> Iterator[Flow]:
+    if aci:
+        yield Flow(Table.CT_ZONE, PRIO_LOW, Match.of(eth_type=ETH_IP), goto=Table.DST_EPG)
+    else:
+        yield Flow(Table.CT_ZONE, PRIO_LOW, Match.of(eth_type=ETH_IP), (Ct(Reg.TENANT, table=Table.CT_STATE),),
+                   feature=Feature.CONNTRACK)
     yield Flow(Table.CT_ZONE, PRIO_MISS, Match())
     yield Flow(Table.CT_STATE, PRIO_HIGH, _ct(CT_INV),
                feature=Feature.CONNTRACK)
     yield Flow(Table.CT_STATE, PRIO_MISS, Match(), goto=Table.DST_EPG)
 
 
-def commit_flows() -> Iterator[Flow]:
-    yield Flow(Table.CT_COMMIT, PRIO_LOW, _ct(CT_NEW),
-               (Ct(Reg.TENANT, commit=True),), goto=Table.OUTPUT, feature=Feature.CONNTRACK)
+def commit_flows(aci: bool = False) -> Iterator[Flow]:
+    if not aci:
+        yield Flow(Table.CT_COMMIT, PRIO_LOW, _ct(CT_NEW),
+                   (Ct(Reg.TENANT, commit=True),), goto=Table.OUTPUT, feature=Feature.CONNTRACK)
     yield Flow(Table.CT_COMMIT, PRIO_MISS, Match(), goto=Table.OUTPUT)

@@ -2,7 +2,7 @@
 
 Only packets from local endpoints are checked here (the sending host enforces egress); established
 and related packets skip the table. With no matching rule a packet is allowed: an EPG without policy
-allows everything.
+allows everything. In ACI mode the stage is a pass-through: the fabric enforces the contracts.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ def bypass_flows(table: Table, next_table: Table, skip_reg: str) -> Iterator[Flo
 
 
 def flows(view: DatapathView, rules: Sequence[MatchRule]) -> Iterator[Flow]:
+    if view.aci:  # the fabric enforces: both tables only pass packets on
+        yield Flow(Table.DST_EPG, PRIO_MISS, Match(), goto=Table.EGRESS_POLICY)
+        yield Flow(Table.EGRESS_POLICY, PRIO_MISS, Match(), goto=Table.L3_FORWARDING)
+        return
     for ep in view.all_endpoints():
         if view.epg(ep):
             yield dst_epg_flow(ep.ip, view.vrf(ep.tenant), view.epg(ep))

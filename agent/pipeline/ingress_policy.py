@@ -2,19 +2,22 @@
 
 Checked on the host of the destination (packets leaving through the tunnel or uplink skip it; the
 peer host checks them), after L2 forwarding has chosen a local port. Established and related packets
-skip it; with no matching rule a packet is allowed.
+skip it; with no matching rule a packet is allowed. In ACI mode the stage is a pass-through.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from agent.ovs.flow import Flow
+from agent.ovs.flow import Flow, Match
 from agent.pipeline.conjunction import MatchRule, compile_rules
 from agent.pipeline.egress_policy import bypass_flows
-from agent.pipeline.tables import Reg, Table
+from agent.pipeline.tables import PRIO_MISS, Reg, Table
 
 
-def flows(rules: Sequence[MatchRule]) -> Iterator[Flow]:
+def flows(rules: Sequence[MatchRule], aci: bool = False) -> Iterator[Flow]:
+    if aci:  # the fabric enforces
+        yield Flow(Table.INGRESS_POLICY, PRIO_MISS, Match(), goto=Table.CT_COMMIT)
+        return
     yield from bypass_flows(Table.INGRESS_POLICY, Table.CT_COMMIT, Reg.DST_TYPE)
     yield from compile_rules([r for r in rules if r.table == Table.INGRESS_POLICY], Table.CT_COMMIT)

@@ -10,6 +10,10 @@ packet came from a local endpoint, once to every peer VTEP that has endpoints in
 (head-end replication) or tagged to the uplink. Packets from the tunnel or uplink are flooded
 locally only, which prevents loops. Networks never see each other's traffic: every flow matches the
 network register.
+
+ACI mode (segments are EPGs, see view.py): a frame from one EPG to an endpoint of another EPG of the
+same network is never delivered on the host, even when both are local: it goes up the uplink with the
+sender's EPG VLAN and the leaf, if a contract allows it, sends it back down with the receiver's.
 """
 
 from __future__ import annotations
@@ -46,11 +50,17 @@ def local_flow(mac: str, ofport: int, net: Network) -> Flow:
 
 
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
-def remote_flow(ep: Endpoint, net: Network, vtep: str) -> Flow:
+def remote_flow(ep: Endpoint, net: Network, vtep: str, uplink: int = UPLINK_OFPORT) -> Flow:
     if net.encap == "vxlan":
         tunnel = (SetField("tunnel_id", net.vni), SetField("tun_ipv4_dst", vtep))
         return _to_port(net, ep.mac, TUNNEL_OFPORT, PortType.TUNNEL, tunnel)
-    return _to_port(net, ep.mac, UPLINK_OFPORT, PortType.UPLINK)
+    return _to_port(net, ep.mac, uplink, PortType.UPLINK)  # the output stage picks a bond's member
+
+
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def via_fabric_flow(mac: str, segment: Network, uplink: int = UPLINK_OFPORT) -> Flow:
+    """ACI mode: to *mac*, an endpoint of another EPG, from *segment*: up to the fabric."""
+    return _to_port(segment, mac, uplink, PortType.UPLINK)  # the output stage picks a bond's member
 
 
 def _remote_copies(view: DatapathView, net: Network) -> list[Action]:
@@ -63,7 +73,7 @@ def _remote_copies(view: DatapathView, net: Network) -> list[Action]:
         return out if len(out) > 1 else []
     if not view.has_uplink:
         return []
-    return [PushVlan(), SetField("vlan_vid", OFPVID_PRESENT | net.vlan), Output(UPLINK_OFPORT)]
+    return [PushVlan(), SetField("vlan_vid", OFPVID_PRESENT | net.vlan), view.uplink_output()]
 
 
 def flood_flows(view: DatapathView, net: Network) -> Iterator[Flow]:
@@ -81,7 +91,11 @@ def flows(view: DatapathView) -> Iterator[Flow]:
     for ep, ofport in view.local_endpoints:
         yield local_flow(ep.mac, ofport, view.network_of(ep))
     for ep in view.remote_endpoints:
-        yield remote_flow(ep, view.network_of(ep), view.vtep_of(ep))
+        yield remote_flow(ep, view.network_of(ep), view.vtep_of(ep), view.uplink_ports[0])
+    if view.aci and view.has_uplink:
+        for ep in view.all_endpoints():
+            for seg in view.other_epg_segments(ep):
+                yield via_fabric_flow(ep.mac, seg, view.uplink_ports[0])
     for net in view.networks:
         yield from flood_flows(view, net)
     yield Flow(Table.L2_FORWARDING, PRIO_MISS, Match())

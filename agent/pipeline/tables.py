@@ -11,7 +11,8 @@ from enum import IntEnum
 
 class Table(IntEnum):
     CLASSIFIER = 0
-    SRC_EPG = 1  # packets from tunnel/uplink: source EPG from the source address
+    UPLINK = 1  # packets from a bonded uplink: admitted on the active member only, VLAN classified
+    SRC_EPG = 2  # packets from tunnel/uplink: source EPG from the source address
     SPOOF_GUARD = 10
     ARP_RESPONDER = 20
     CT_ZONE = 30
@@ -27,7 +28,7 @@ class Table(IntEnum):
 
 # Stage name -> tables, in pipeline order (for --dump-pipeline and /inspect/driver).
 STAGES: list[tuple[str, tuple[Table, ...]]] = [
-    ("classifier", (Table.CLASSIFIER, Table.SRC_EPG)),
+    ("classifier", (Table.CLASSIFIER, Table.UPLINK, Table.SRC_EPG)),
     ("spoof_guard", (Table.SPOOF_GUARD,)),
     ("arp_responder", (Table.ARP_RESPONDER,)),
     ("conntrack_state", (Table.CT_ZONE, Table.CT_STATE)),
@@ -50,6 +51,7 @@ class Reg:
     NETWORK = "reg4"  # network segment (VLAN tag, or VNI | 1<<24)
     TENANT = "reg5"  # tenant (VRF) id, also the conntrack zone
     DST_TYPE = "reg6"  # PortType of the egress port
+    BOND_ACTIVE = "reg7"  # ofport of the bond member currently active (uplink packets, bonds only)
 
 
 class PortType(IntEnum):
@@ -63,8 +65,9 @@ ROUTER_MAC = "00:00:11:11:11:11"
 
 # Well-known ofports (requested through OVSDB ofport_request); endpoints start at FIRST_ENDPOINT_OFPORT.
 TUNNEL_OFPORT = 1
-UPLINK_OFPORT = 2
+UPLINK_OFPORT = 2  # a bond's members take UPLINK_OFPORT, UPLINK_OFPORT + 1, ...
 FIRST_ENDPOINT_OFPORT = 16
+MAX_UPLINKS = FIRST_ENDPOINT_OFPORT - UPLINK_OFPORT
 
 ETH_IP = 0x0800
 ETH_ARP = 0x0806

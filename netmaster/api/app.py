@@ -28,16 +28,19 @@ from netmaster import __version__
 from netmaster.aci.client import AciGwClient
 from netmaster.aci.contracts import ExternalContractCheck
 from netmaster.aci.controller import AciController, AciSettings
+from netmaster.agent_inspect import add_agent_inspect_routes
 from netmaster.agents import AgentRegistry, add_agent_routes
 from netmaster.api.metrics import ApiMetrics
 from netmaster.api.watch import add_watch_routes
+from netmaster.backup import export_state
 from netmaster.cluster import ClusterNode
+from netmaster.endpoint_gc import DEFAULT_GRACE, EndpointCollector
 from netmaster.endpoints import EndpointService, ReservationService
 from netmaster.errors import ApiError, InvalidError, PayloadTooLargeError
 from netmaster.leader import DEFAULT_TTL
 from netmaster.model.catalog import OBJECT_TYPES, ObjectType
 from netmaster.objects.service import ObjectService
-from netmaster.store.base import Store
+from netmaster.store.base import Store, StoreError
 from netmaster.store.etcd_options import redact_url
 
 log = logging.getLogger("netmaster.api")
@@ -56,6 +59,7 @@ class ApiSettings:
     store_url: str = ""
     aci: AciSettings = field(default_factory=AciSettings)
     leader_ttl: float = DEFAULT_TTL
+    endpoint_gc_grace: float = DEFAULT_GRACE  # seconds; 0 disables endpoint garbage collection
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -94,6 +98,9 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
             await aci.stop()
 
     node.add_leader_task("aci", run_aci_while_leading)
+    if settings.endpoint_gc_grace > 0:
+        collector = EndpointCollector(store, grace=settings.endpoint_gc_grace, registry=metrics.registry)
+        node.add_leader_task("endpoint-gc", collector.run)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -121,6 +128,12 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error(exc.status, exc.message)
 
+    @app.exception_handler(StoreError)
+    async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
+        # Services map the store's errors where they can; a read that reaches the store directly
+        # must still answer 503 (the store is away), not a 500 (netmaster is broken).
+        return error(503, f"state store unavailable: {exc}")
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error(exc.status_code, str(exc.detail))
@@ -137,7 +150,9 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
         _add_object_routes(app, objects, otype)
     _add_endpoint_routes(app, endpoints)
     _add_reservation_routes(app, ReservationService(store))
-    add_agent_routes(app, AgentRegistry(store), read_json)
+    registry = AgentRegistry(store)
+    add_agent_routes(app, registry, read_json)
+    add_agent_inspect_routes(app, registry, settings.token)
     add_watch_routes(app, store)
 
     @app.get("/version", tags=["daemon"])
@@ -161,6 +176,12 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
             "cluster-mode": settings.cluster_mode,
             **await node.info(),  # current-state, leader, netmaster-nodes, netplugin-nodes
         }
+
+    @app.get("/api/v1/export", tags=["daemon"])
+    async def export() -> JSONResponse:
+        # The document of ``netmaster export`` (netmaster.backup), for ``netctl export``; the bearer
+        # token guards it like every route. Import has no route: it needs a store no netmaster uses.
+        return JSONResponse(await export_state(store, source=redact_url(settings.store_url)))
 
     @app.get("/healthz", tags=["daemon"])
     async def healthz() -> JSONResponse:

@@ -3,7 +3,8 @@
 Kubernetes' list+watch: ``GET /api/v1/snapshot`` returns every object and endpoint at one revision;
 ``GET /api/v1/watch?since=REV`` then streams each change after it as a JSON line, with periodic
 ``bookmark`` lines carrying the latest revision so a reconnecting client resumes exactly where it
-stopped. A revision the store no longer keeps answers 410 and the client takes a new snapshot.
+stopped. A revision the store no longer keeps answers 410 and the client takes a new snapshot; so
+does a revision newer than the store's (the store was replaced by an import or a restore).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def describe(store_key: str, value: Any) -> dict[str, Any] | None:
         return {"kind": "endpoint", "key": store_key[len(keys.EP) :], "object": value, "status": None}
     if store_key.startswith(keys.AGENTS):
         return {"kind": "agent", "key": store_key[len(keys.AGENTS) :], "object": value, "status": None}
+    if store_key.startswith(keys.ACI_SYNC):  # ACI mode: agents re-announce endpoints after a push
+        return {"kind": "aciSync", "key": store_key[len(keys.ACI_SYNC) :], "object": value, "status": None}
     return None
 
 
@@ -58,6 +61,18 @@ def add_watch_routes(app: FastAPI, store: Store) -> None:
 
     @app.get("/api/v1/watch", tags=["watch"])
     async def watch(since: int = Query(0, ge=0, le=2**62)) -> Any:
+        try:
+            current = await store.revision()
+        except StoreError as exc:
+            raise UnavailableError(f"state store unavailable: {exc}") from exc
+        if since > current:
+            # A revision this store never reached: it was replaced (netmaster import, a restored
+            # backup). Waiting for that revision would silently skip every change until then.
+            return JSONResponse(
+                {"error": f"revision {since} is newer than the store's ({current}): the store was replaced; "
+                 "take a new snapshot"},
+                status_code=410,
+            )  # fmt: skip
         queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
         pump = asyncio.create_task(_pump(store, since, queue))
         # The store reports a compacted revision when the watch starts: wait briefly for that

@@ -75,8 +75,12 @@ class NetmasterClient:
         insecure: bool = False,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        peer: str = "netmaster",
+        display_url: str | None = None,
     ) -> None:
         self.base_url = normalize_base_url(base_url)
+        self.peer = peer  # what error messages call the server (netctl also talks to agents)
+        self.display_url = display_url or self.base_url  # e.g. unix:///path for a unix-socket transport
         headers = {"Accept": "application/json", "User-Agent": "netctl"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -107,7 +111,7 @@ class NetmasterClient:
         except httpx.InvalidURL as exc:
             raise NetctlError(f"invalid netmaster URL {self.base_url!r}: {exc}", EXIT_HELP) from exc
         except httpx.TransportError as exc:
-            raise ConnectionFailed(self.base_url, str(exc) or type(exc).__name__) from exc
+            raise ConnectionFailed(self.display_url, str(exc) or type(exc).__name__, self.peer) from exc
         if not response.is_success:
             raise RestError(response.status_code, _error_message(response))
         if not response.content:

@@ -57,8 +57,8 @@ class ConnectionFailed(NetctlError):
 
     exit_code = EXIT_HELP
 
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"Error connecting to netmaster at {url}: {reason}")
+    def __init__(self, url: str, reason: str, peer: str = "netmaster") -> None:
+        super().__init__(f"Error connecting to {peer} at {url}: {reason}")
         self.url = url
 
 

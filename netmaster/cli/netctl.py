@@ -16,9 +16,11 @@ import click
 from netmaster.cli.client import DEFAULT_NETMASTER
 from netmaster.cli.commands import (
     aci_gw,
+    agent,
     app_profile,
     bgp,
     endpoint,
+    export,
     ext_contracts,
     global_settings,
     group,
@@ -76,6 +78,8 @@ COMMAND_GROUPS: tuple[tuple[str, click.Command], ...] = (
     ("bgp", bgp.cli),
     ("app-profile", app_profile.cli),
     ("service", service.cli),
+    ("export", export.cli),
+    ("agent", agent.cli),
 )
 for _name, _command in COMMAND_GROUPS:
     cli.add_command(_command, _name)

@@ -9,8 +9,12 @@ from netmaster.store.base import Store, StoreError
 DEFAULT_STORE_URL = "sqlite:///var/lib/contiv/netmaster.db"
 
 
-def open_store(url: str) -> Store:
-    """Open the backend a store URL names: ``memory://``, ``sqlite:///PATH`` or ``etcd://H:P[,H:P]``."""
+def open_store(url: str, *, readonly: bool = False) -> Store:
+    """Open the backend a store URL names: ``memory://``, ``sqlite:///PATH`` or ``etcd://H:P[,H:P]``.
+
+    ``readonly`` matters for SQLite only, whose opening otherwise cleans up (see SqliteStore); the
+    other backends are shared with running netmasters anyway.
+    """
     parsed = urlparse(url)
     scheme = parsed.scheme
     if scheme == "memory":
@@ -23,7 +27,7 @@ def open_store(url: str) -> Store:
             raise StoreError(f"invalid store URL {url!r}: expected sqlite:///absolute/path.db")
         from netmaster.store.sqlite import SqliteStore
 
-        return SqliteStore(path)
+        return SqliteStore(path, readonly=readonly)
     if scheme in ("etcd", "etcds"):
         try:
             from netmaster.store.etcd import EtcdStore  # type: ignore[import-not-found]

@@ -3,7 +3,8 @@
 Keys, revisions and a bounded history of events live in one SQLite file (WAL mode), so a restart keeps
 every object and allocation and watchers can resume from a revision they saw before the restart.
 Leases are process-local: keys attached to a lease are deleted when the store opens, since the
-process that kept them alive is gone.
+process that kept them alive is gone. ``readonly=True`` (for ``netmaster export`` next to a running
+netmaster) opens the file for reading only and touches nothing, not even those keys.
 """
 
 from __future__ import annotations
@@ -40,19 +41,27 @@ INSERT OR IGNORE INTO meta VALUES ('revision', 1), ('compacted', 0);
 
 
 class SqliteStore(LocalStore):
-    def __init__(self, path: str | os.PathLike[str], *, history: int = 10_000) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, history: int = 10_000, readonly: bool = False) -> None:
         super().__init__(history=history)
         self.path = Path(path)
         try:
+            if readonly:
+                if not self.path.is_file():
+                    raise FileNotFoundError(f"no such file: {self.path}")
+                uri = self.path.resolve().as_uri() + "?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+                self._revision = self._meta("revision")
+                self._compacted = self._meta("compacted")
+                return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._revision = self._meta("revision")
+            self._compacted = self._meta("compacted")
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailableError(f"cannot open state database {self.path}: {exc}") from exc
-        self._revision = self._meta("revision")
-        self._compacted = self._meta("compacted")
         leased = [r[0] for r in self._db.execute("SELECT key FROM kv WHERE lease != 0")]
         if leased:
             self._txn([], [Delete(k) for k in leased])

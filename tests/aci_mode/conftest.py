@@ -8,11 +8,10 @@ convergence with a deadline, never a fixed sleep.
 from __future__ import annotations
 
 import itertools
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -20,6 +19,7 @@ import pytest
 
 from aci_gw.testing import AciGwProcess, apic_env
 from apic_mock.testing import ApicMock
+from netmaster.aci_stack import eventually, flatten_subtree
 from netmaster.testing import NetmasterProcess
 
 PHYS_DOMAIN = "contiv-phys"
@@ -33,20 +33,7 @@ ACI_GW = {
     "enforcePolicies": "yes",
     "includeCommonTenant": "no",
 }
-T = TypeVar("T")
 _names = itertools.count(1)
-
-
-def eventually(probe: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 class Apic:
@@ -68,19 +55,7 @@ class Apic:
         """Every object under ``dn`` (included) as ``{dn: (class, attributes)}``; empty when absent."""
         response = self.http.get(f"/api/mo/{dn}.json", params={"rsp-subtree": "full"})
         assert response.status_code == 200, response.text
-        out: dict[str, tuple[str, dict[str, str]]] = {}
-
-        def walk(item: dict[str, Any], parent: str) -> None:
-            ((cls, body),) = item.items()
-            attrs = body["attributes"]
-            here = attrs.get("dn") or f"{parent}/{attrs['rn']}"
-            out[here] = (cls, attrs)
-            for child in body.get("children", []):
-                walk(child, here)
-
-        for item in response.json()["imdata"]:
-            walk(item, "")
-        return out
+        return flatten_subtree(response.json()["imdata"])
 
 
 class Netmaster:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from agent.state import DesiredState, Host
-from tests.cluster import Cluster, leftovers
-from tests.cluster.prereq import missing_prerequisites
+from tests.cluster import Cluster
+from tests.cluster.prereq import missing_prerequisites, running
 
 
 def _missing() -> str | None:
@@ -51,15 +51,7 @@ class ClusterEnv:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    if _missing():
-        pytest.skip(_missing() or "")
-    c = Cluster(n_hosts=2)
-    try:
-        c.up()
-        yield c
-    finally:
-        c.down()
-        assert leftovers(c.prefix) == [], "cluster cleanup left something behind"
+    yield from running(Cluster(n_hosts=2))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 from agent.ovs.flow import Feature, Flow, Match, Output, SetField, cookie_round, make_cookie
 from agent.ovs.ofcontroller import FlowProgrammingError, OpenFlowController
 from agent.ovs.ovsdb import Ovsdb
-from tests.cluster.ovs import OvsInstance
+from apic_mock.leaf.ovs import OvsInstance
 
 
 def main(rundir: str) -> None:

@@ -49,6 +49,7 @@ def test_encoder_matches_os_ken_for_every_flow_shape() -> None:
                    Endpoint("b", "t1", "x", "10.1.0.2", "h2", group="g"),
                    Endpoint("c", "t1", "v", "10.2.0.3", "h2")))
     flows = build(DatapathView(state, "h1", {"t1": 1}, {"a": 16}, True, True))
+    flows += build(DatapathView(state, "h1", {"t1": 1}, {"a": 16}, True, True, (2, 3)))  # a bonded uplink
     sets = [tuple(Match.of(eth_type=0x800, ipv4_src=f"10.8.0.{i}") for i in range(1, 4)),
             tuple(Match.of(reg3=g) for g in (5, 6, 7)),
             tuple(Match.of(eth_type=0x800, ip_proto=17, udp_dst=p) for p in (53, 123))]

@@ -156,3 +156,23 @@ def test_dump_pipeline_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "actions=drop" in out
     total = int(out.strip().splitlines()[-1].split()[-1])
     assert total == len(build(_view(_state((Rule("1", "in", "deny", protocol="tcp"),)))))
+
+
+def test_bonded_uplink_admits_on_the_active_member_and_outputs_to_a_live_one() -> None:
+    vlan = Network("t1", "v", "vlan", "10.2.0.0/24", vlan=200)
+    state = DesiredState(networks=(vlan,), hosts=(Host("h1", ""), Host("h2", "")),
+                         endpoints=(Endpoint("a", "t1", "v", "10.2.0.1", "h1"),
+                                    Endpoint("b", "t1", "v", "10.2.0.2", "h2")))
+    flows = build(DatapathView(state, "h1", {"t1": 1}, {"a": 16}, False, True, (2, 3)))
+    classifier = _table(flows, Table.CLASSIFIER)
+    for member in (2, 3):
+        assert any(f"in_port={member} " in f + " " and "bundle_load(eth_src,0,active_backup,ofport,"
+                   "NXM_NX_REG7[],members:2,3)" in f and "goto_table:1" in f for f in classifier)
+    admit = _table(flows, Table.UPLINK)
+    assert len([f for f in admit if "reg7=" in f]) == 2  # one per member for the one VLAN network
+    assert all("reg7=2" in f for f in admit if "in_port=2" in f)
+    assert any(f.endswith("actions=drop") and "priority=0" in f for f in admit)
+    assert any("bundle(eth_src,0,active_backup,ofport,members:2,3)" in f for f in _table(flows, Table.OUTPUT))
+    single = build(DatapathView(state, "h1", {"t1": 1}, {"a": 16}, False, True))
+    assert not any("bundle" in f.ofctl() for f in single)
+    assert any("in_port=2" in f and "goto_table:2" in f for f in _table(single, Table.CLASSIFIER))

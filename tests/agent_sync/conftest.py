@@ -7,22 +7,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests.agent_sync.sync_cluster import Netmaster, SyncCluster
-from tests.cluster import leftovers
-from tests.cluster.prereq import missing_prerequisites
+from tests.cluster.prereq import running
 
 
 @pytest.fixture(scope="module")
 def sync_cluster() -> Iterator[SyncCluster]:
-    reason = missing_prerequisites()
-    if reason:
-        pytest.skip(reason)
-    c = SyncCluster(n_hosts=2)
-    try:
-        c.up()
-        yield c
-    finally:
-        c.down()
-        assert leftovers(c.prefix) == [], "cluster cleanup left something behind"
+    yield from running(SyncCluster(n_hosts=2))
 
 
 @pytest.fixture

@@ -21,8 +21,9 @@ from tests.cluster import Cluster, SimHost, in_ns, sh
 
 
 class SyncCluster(Cluster):
-    def __init__(self, n_hosts: int = 2) -> None:
-        super().__init__(n_hosts=n_hosts, prefix="as" + secrets.token_hex(2))
+    def __init__(self, n_hosts: int = 2, kind: str = "as") -> None:
+        """*kind*: the name prefix (one of tests.cluster.CLUSTER_PREFIXES), so cleanup finds leftovers."""
+        super().__init__(n_hosts=n_hosts, prefix=kind + secrets.token_hex(2))
         suffix = int(self.prefix[2:], 16)
         self.ctrl_net = f"10.{200 + suffix % 50}.{(suffix >> 6) % 256}"
         self.netmaster: NetmasterProcess | None = None

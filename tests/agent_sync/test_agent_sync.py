@@ -315,3 +315,40 @@ def test_netmaster_outage(sync_cluster: SyncCluster, nm: Netmaster) -> None:
     assert ping_eventually(b, body["ip"])  # h2 learnt the new endpoint from its resumed watch
     for host, ep in ((h1, f"{t}-a"), (h2, f"{t}-b"), (h1, f"{t}-c")):
         assert delete_endpoint(host, ep) == (200, {"deleted": True})
+
+
+def test_add_during_outage_waits_and_succeeds_when_netmaster_returns(sync_cluster: SyncCluster,
+                                                                     nm: Netmaster) -> None:
+    """With a --netmaster-wait longer than the outage, an add made while netmaster is down is not
+    refused: it waits, and completes once netmaster is back. Existing traffic (a ping every 20 ms)
+    loses nothing meanwhile."""
+    t, i = _tenant()
+    nm.tenant_with_network(t, "vxlan", f"10.{i}.0.0/24")
+    h1, h2 = sync_cluster.hosts
+    a, b, c = (sync_cluster.container(f"{t}{x}") for x in "abc")
+    sync_cluster.kill_agent(h1)
+    sync_cluster.start_agent(h1, ("--netmaster-wait", "60"))
+    try:
+        _add(h1, f"{t}-a", t, a)
+        rb = _add(h2, f"{t}-b", t, b)
+        assert ping_eventually(a, rb["ip"])
+        pinger = subprocess.Popen(["ip", "netns", "exec", a, "ping", "-i", "0.02", "-c", "400", rb["ip"]],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        sync_cluster.stop_netmaster()
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(add_endpoint, h1, 90, endpoint_id=f"{t}-c", tenant=t, network="net", netns=c)
+            time.sleep(3)
+            assert not pending.done(), f"the add did not wait: {pending.result()}"
+            sync_cluster.start_netmaster()
+            status, body = pending.result(timeout=80)
+        assert status == 200, body
+        out, _ = pinger.communicate(timeout=30)
+        stats = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+        assert stats, out
+        assert int(stats.group(2)) == int(stats.group(1)), f"existing traffic lost packets: {out[-300:]}"
+        assert ping_eventually(b, body["ip"]), "h2 learnt the endpoint added during the outage"
+        for host, ep in ((h1, f"{t}-a"), (h2, f"{t}-b"), (h1, f"{t}-c")):
+            assert delete_endpoint(host, ep) == (200, {"deleted": True})
+    finally:
+        sync_cluster.kill_agent(h1)
+        sync_cluster.start_agent(h1)

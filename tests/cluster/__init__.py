@@ -4,7 +4,9 @@ Layout for a cluster with prefix P (``ag`` + a random suffix, so concurrent runs
 cleanup can find everything by name):
 
 - root namespace: Linux bridges ``P-ul`` (underlay: VTEP addresses, VXLAN rides here) and ``P-tr``
-  (802.1Q trunk between hosts, VLAN networks), each host attached with one veth per bridge;
+  (802.1Q trunk between hosts, VLAN networks), each host attached with one veth per bridge; a host
+  given two trunk links (``Cluster(trunks={"h1": 2})``) has both on ``P-tr`` and the agent bonds them
+  (active-backup: the backup link's copies of floods are dropped, so one bridge makes no loop);
 - host i: namespace ``Phi`` with its own ovsdb-server/ovs-vswitchd (userspace datapath, run dir under
   /tmp/P/hi), a ``brphy`` OVS bridge holding the VTEP address on the underlay veth ``ul0`` (userspace
   VXLAN must route through an OVS bridge), the trunk veth ``trunk0`` handed to the agent as its VLAN
@@ -32,12 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.state import DesiredState
-from tests.cluster.ovs import OvsInstance
+from apic_mock.leaf.ovs import OvsInstance
 
 REPO = Path(__file__).resolve().parents[2]
 UNDERLAY_NET = "192.168.77"
 AGENT_OF_PORT = 6653
-CLUSTER_PREFIXES = ("ag", "as", "fe")  # "as": agents following a netmaster (tests/agent_sync); "fe": front ends
+# "as": agents following a netmaster (tests/agent_sync); "fe": front ends; "ac": ACI mode (tests/aci_agent, aci_e2e)
+CLUSTER_PREFIXES = ("ag", "as", "fe", "ac")
 
 
 def sh(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -69,6 +72,8 @@ class SimHost:
     rundir: Path
     vtep_ip: str
     ovs: OvsInstance
+    uplinks: tuple[str, ...] = ("trunk0",)  # trunk interfaces in the host namespace
+    trunk_root_ends: tuple[str, ...] = ()  # their peers on the root namespace's trunk bridge
     agent: subprocess.Popen[bytes] | None = None
     bridge: str = "contivbr"
 
@@ -107,6 +112,7 @@ class Cluster:
     hosts: list[SimHost] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)  # other processes to kill on cleanup (e.g. a netmaster)
+    trunks: dict[str, int] = field(default_factory=dict)  # host name -> trunk links (default 1)
 
     @property
     def root(self) -> Path:
@@ -140,7 +146,9 @@ class Cluster:
         ns = f"{p}h{i}"
         sh("ip", "netns", "add", ns)
         in_ns(ns, "ip", "link", "set", "lo", "up")
-        for root_if, ns_if, bridge in ((f"{p}u{i}", "ul0", f"{p}ul"), (f"{p}t{i}", "trunk0", f"{p}tr")):
+        n_trunks = self.trunks.get(f"h{i}", 1)
+        trunks = [(f"{p}t{i}" + ("" if k == 0 else f"x{k}"), f"trunk{k}", f"{p}tr") for k in range(n_trunks)]
+        for root_if, ns_if, bridge in ((f"{p}u{i}", "ul0", f"{p}ul"), *trunks):
             sh("ip", "link", "add", root_if, "type", "veth", "peer", "name", ns_if, "netns", ns)
             sh("ip", "link", "set", root_if, "master", bridge, "up")
             in_ns(ns, "ip", "link", "set", ns_if, "up")
@@ -152,7 +160,7 @@ class Cluster:
                 "--", "add-port", "brphy", "ul0")
         in_ns(ns, "ip", "addr", "add", f"{vtep}/24", "dev", "brphy")
         in_ns(ns, "ip", "link", "set", "brphy", "up")
-        return SimHost(f"h{i}", ns, rundir, vtep, ovs)
+        return SimHost(f"h{i}", ns, rundir, vtep, ovs, tuple(t[1] for t in trunks), tuple(t[0] for t in trunks))
 
     def state_source_args(self, host: SimHost) -> list[str]:
         """Where the agent of *host* gets its state: a state file here (subclasses: netmaster)."""
@@ -164,7 +172,7 @@ class Cluster:
         log = open(host.rundir / "agent.log", "ab")  # noqa: SIM115 (lives as long as the process)
         cmd = ["ip", "netns", "exec", host.netns, sys.executable, "-m", "agent",
                "--host-label", host.name, "--ovsdb", host.ovs.remote, "--bridge", host.bridge,
-               "--vtep-ip", host.vtep_ip, "--vlan-uplinks", "trunk0", "--of-port", str(AGENT_OF_PORT),
+               "--vtep-ip", host.vtep_ip, "--vlan-uplinks", ",".join(host.uplinks), "--of-port", str(AGENT_OF_PORT),
                *self.state_source_args(host), "--inspect", f"unix:{host.inspect_sock}",
                "--verify-interval", "1", *extra]
         host.agent = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=REPO,
@@ -267,7 +275,7 @@ def down(prefix: str) -> None:
     for pid in record.get("agents", []) + record.get("pids", []):
         _kill_pid(pid)
     if root.exists():
-        for pidfile in root.glob("h*/ovs/*.pid"):
+        for pidfile in root.glob("*/ovs/*.pid"):  # hosts h1.., and the ACI leaf
             try:
                 _kill_pid(int(pidfile.read_text().strip()))
             except (OSError, ValueError):

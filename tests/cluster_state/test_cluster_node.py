@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from netmaster.agents import AgentRegistry
 from netmaster.cluster import ClusterNode
 from netmaster.store.base import Store
 from tests.cluster_state.waiting import wait_until
@@ -27,9 +28,8 @@ async def test_two_netmasters_one_runs_leader_tasks_and_info_lists_everyone(any_
     await a.start()
     await wait_until(lambda: a.is_leader, 5, "a leads")
     await b.start()
-    await b.agent_connected("host1", vtep="10.0.0.1")
-    await b.agent_connected("host1")  # a second stream from the same agent
-    await b.agent_disconnected("host1")
+    agents = AgentRegistry(any_store)
+    await agents.heartbeat("host1", {"vtepIP": "10.0.0.1"})
     try:
         await asyncio.sleep(0.2)
         assert set(ran) == {"a"}
@@ -39,7 +39,7 @@ async def test_two_netmasters_one_runs_leader_tasks_and_info_lists_everyone(any_
         assert info_a["leader"]["url"] == info_b["leader"]["url"] == "http://a:9999"
         assert sorted(info_b["netmaster-nodes"]) == ["http://a:9999", "http://b:9999"]
         assert info_b["netplugin-nodes"] == ["host1"]
-        await b.agent_disconnected("host1")
+        await agents.delete("host1")  # an agent stopping withdraws its record
         assert (await a.info())["netplugin-nodes"] == []
 
         await a.stop()  # resigns: b takes over at once and runs the leader task

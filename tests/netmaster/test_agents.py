@@ -17,7 +17,7 @@ def _put(api: Api, host: str, **body: object) -> httpx.Response:
 def test_heartbeat_registers_and_lists(api: Api) -> None:
     record = api.ok(_put(api, "agh1", vtepIP="192.168.9.1", ctrlIP="10.0.0.1", version="1.0"))
     assert record == {"hostLabel": "agh1", "vtepIP": "192.168.9.1", "ctrlIP": "10.0.0.1", "version": "1.0",
-                      "ttl": 15}
+                      "inspectURL": "", "ttl": 15}
     assert record in api.ok(api.http.get("/api/v1/agents/"))
     assert api.ok(api.http.get("/api/v1/agents/agh1/"))["vtepIP"] == "192.168.9.1"
     snap = api.ok(api.http.get("/api/v1/snapshot"))
@@ -58,6 +58,9 @@ def test_record_expires_without_heartbeat_and_watchers_see_it(api: Api) -> None:
 def test_invalid_heartbeats(api: Api) -> None:
     expect_error(_put(api, "agh4", vtepIP="nope"), 400, "invalid IPv4 address")
     expect_error(_put(api, "agh4", ttl=1), 400, "ttl must be")
+    for url in ("ftp://10.0.0.1:80", "http://10.0.0.1", "http://:80", "http://10.0.0.1:80/x", "http://h:99999"):
+        expect_error(_put(api, "agh4", inspectURL=url), 400, "inspectURL")
+    assert api.ok(_put(api, "agh4", inspectURL="http://10.0.0.1:9100"))["inspectURL"] == "http://10.0.0.1:9100"
     expect_error(_put(api, "agh4", color="red"), 400, "unknown field")
     expect_error(_put(api, "-bad", vtepIP="192.168.9.4"), 400, "hostLabel")
     expect_error(api.http.put("/api/v1/agents/agh4/", content=b"[1]"), 400, "JSON object")
