@@ -23,6 +23,7 @@ full apply converges the whole host in the background, once for a burst of calls
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
@@ -124,13 +125,24 @@ class NetmasterStateSource:
 
     def ops(self, fn: Callable[[NetmasterClient], Awaitable[T]]) -> T:
         """Run an endpoint call with the client whose retries stop after ``request_wait``."""
-        assert self._ops_client is not None
+        return self.ops_started(fn).result(self.ops_timeout)
+
+    @property
+    def ops_timeout(self) -> float:
+        """How long an endpoint call may take at most (its retries stop after ``request_wait``)."""
+        return self.request_wait + 30
+
+    def ops_started(self, fn: Callable[[NetmasterClient], Awaitable[T]]) -> concurrent.futures.Future[T]:
+        """``ops`` without waiting: the caller does other work meanwhile, then takes the result (wait
+        at most ``ops_timeout``)."""
+        assert self._ops_client is not None, "start() first"
+        assert self._loop is not None
         client = self._ops_client
 
         async def run() -> T:
             return await fn(client)
 
-        return self.call(run(), timeout=self.request_wait + 30)
+        return asyncio.run_coroutine_threadsafe(run(), self._loop)
 
     # -- informer handlers (on the loop thread) -----------------------------------------------------
 

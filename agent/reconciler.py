@@ -324,6 +324,16 @@ class Reconciler:
         self.endpoint_errors.pop(link.endpoint_id, None)
         return ofport
 
+    def prepare_endpoint(self, ep_id: str, netns: str, ifname: str, mtu: int) -> int:
+        """The first half of ``plumb_endpoint``, which needs no address: the veth with its container
+        end still unconfigured (``Plumber.prepare``) and the OVS port; returns the ofport. The
+        endpoint path does this while netmaster allocates the address, then ``Plumber.configure``.
+        Without flows the port carries nothing (the classifier drops what it does not know). Claim
+        the endpoint first; on failure the caller cleans up (``remove_endpoint_port``)."""
+        name = self.plumber.prepare(ep_id, netns, ifname, mtu)
+        self._add_endpoint_port(ep_id, name)
+        return self.ovsdb.wait_ofports(self.cfg.bridge, {name})[name].ofport
+
     def programmed_ofport(self, ep_id: str) -> int:
         """The ofport the installed flows use for local endpoint *ep_id*; 0 if it has none."""
         with self._lock:
