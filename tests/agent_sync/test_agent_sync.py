@@ -9,6 +9,7 @@ last because it restarts netmaster.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import subprocess
 import time
@@ -42,6 +43,10 @@ def _ports(host: SimHost) -> set[str]:
 
 def _link_exists(host: SimHost, name: str) -> bool:
     return in_ns(host.netns, "ip", "link", "show", name, check=False).returncode == 0
+
+
+def _mtu(netns: str, name: str) -> int:
+    return int(json.loads(in_ns(netns, "ip", "-j", "link", "show", name).stdout)[0]["mtu"])
 
 
 def _flows_without_cookies(host: SimHost) -> list[str]:
@@ -83,6 +88,9 @@ def test_endpoints_on_two_hosts_reach_each_other(sync_cluster: SyncCluster, nm: 
     else:
         assert (ra["mtu"], ra["vni"]) == (1500, 0)
         assert ra["vlan"] > 0
+    # The veth is made before netmaster's answer, with the MTU this host expected: both ends end up right.
+    for host, res, ns in ((h1, ra, a), (h2, rb, b)):
+        assert (_mtu(host.netns, res["host_ifname"]), _mtu(ns, "eth0")) == (res["mtu"], res["mtu"])
     assert ping_eventually(a, rb["ip"])
     assert ping(b, ra["ip"])
     assert h1.get(f"/endpoints/{t}-a/check") == (200, {"ok": True})
@@ -161,8 +169,13 @@ def test_failed_add_leaves_nothing_behind(sync_cluster: SyncCluster, nm: Netmast
     assert (status, body["kind"]) == (500, "internal"), body
     status, body = add_endpoint(h1, endpoint_id=f"{t}-c", tenant=t, network="net", netns=f"{ns}-missing")
     assert (status, body["kind"]) == (400, "invalid")
+    # netmaster refuses an address outside the subnet, after the agent made the veth and port meanwhile
+    status, body = add_endpoint(h1, endpoint_id=f"{t}-e", tenant=t, network="net", netns=ns,
+                                requested_ip="10.250.250.250")
+    assert (status, body["kind"]) in ((400, "invalid"), (409, "conflict")), body
 
     assert _ports(h1) == ports
+    assert in_ns(ns, "ip", "-o", "link").stdout.count("\n") == 1  # only lo
     assert in_ns(h1.netns, "ip", "-o", "link").stdout.count("\n") == links
     assert nm.ok(nm.http.get("/api/v1/endpoints/")) == endpoints
     assert h1.get("/endpoints")[1] == []
