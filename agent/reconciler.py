@@ -241,6 +241,13 @@ class Reconciler:
                 out[ep_id] = port.ofport
         return out
 
+    def _named_ofports(self, wanted: dict[str, Endpoint]) -> dict[str, int]:
+        """``_endpoint_ofports`` for the quick path: each wanted endpoint's port looked up by its name
+        (deterministic: ``host_ifname``) instead of reading every port with all its columns."""
+        names = {host_ifname(ep_id): ep_id for ep_id in wanted}
+        return {names[name]: ofport for name, ofport in self.ovsdb.interface_ofports(list(names)).items()
+                if ofport > 0 and name in names}
+
     def _converge_ports(self, state: DesiredState) -> tuple[dict[str, int], list[str], bool, bool]:
         """Create missing endpoint ports; return ofports, endpoints whose ports must go (after the
         flow update), and whether tunnel and uplink ports exist. Claimed endpoints are left to the
@@ -279,13 +286,12 @@ class Reconciler:
         """One transaction for *adds* (endpoint id, port name). A port keeps its ofport if it has one,
         else gets the lowest number neither assigned nor already asked for (ovs-vswitchd assigns
         asynchronously)."""
-        existing = self.ovsdb.ports(self.cfg.bridge)
-        used = {p.ofport for p in existing.values()} | set(self._ofport_requests.values())
+        existing = self.ovsdb.interface_ofports()  # every interface's: a number in use elsewhere is skipped too
+        used = set(existing.values()) | set(self._ofport_requests.values())
         specs = []
         for ep_id, name in dict((name, (ep_id, name)) for ep_id, name in adds).values():
-            port = existing.get(name)
-            if port is not None and port.ofport > 0:
-                ofport = port.ofport
+            if existing.get(name, -1) > 0:
+                ofport = existing[name]
             else:
                 ofport = self._ofport_requests.get(name) or \
                     next(i for i in range(FIRST_ENDPOINT_OFPORT, 0xFEFF) if i not in used)
@@ -320,7 +326,7 @@ class Reconciler:
         failure, leaving the cleanup to the caller (``remove_endpoint_port``)."""
         name = self.plumber.create(link)
         self._add_endpoint_port(link.endpoint_id, name)
-        ofport = self.ovsdb.wait_ofports(self.cfg.bridge, {name})[name].ofport
+        ofport = self.ovsdb.wait_ofport(name)
         self.endpoint_errors.pop(link.endpoint_id, None)
         return ofport
 
@@ -332,7 +338,7 @@ class Reconciler:
         the endpoint first; on failure the caller cleans up (``remove_endpoint_port``)."""
         name = self.plumber.prepare(ep_id, netns, ifname, mtu)
         self._add_endpoint_port(ep_id, name)
-        return self.ovsdb.wait_ofports(self.cfg.bridge, {name})[name].ofport
+        return self.ovsdb.wait_ofport(name)
 
     def programmed_ofport(self, ep_id: str) -> int:
         """The ofport the installed flows use for local endpoint *ep_id*; 0 if it has none."""
@@ -405,7 +411,7 @@ class Reconciler:
                 if full or self.view is None:
                     ofports, stale, has_tunnel, has_uplink = self._converge_ports(state)
                 else:
-                    ofports = self._endpoint_ofports(self.ovsdb.ports(self.cfg.bridge), self._wanted(state))
+                    ofports = self._named_ofports(self._wanted(state))
                     stale, has_tunnel, has_uplink = [], self.view.has_tunnel, self.view.has_uplink
                 view = DatapathView(state, self.cfg.host_label, dict(self.vrf_ids), ofports,
                                     has_tunnel, has_uplink, self.uplink_ports)

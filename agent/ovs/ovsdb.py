@@ -113,11 +113,29 @@ class Ovsdb:
         for row in rows:
             if row["name"] not in names:
                 continue
-            ofport = row["ofport"]
-            ofport = ofport[0] if isinstance(ofport, list) and ofport else ofport
-            out[row["name"]] = PortInfo(row["name"], int(ofport) if isinstance(ofport, int) else -1,
-                                        row["type"], dict(row["external_ids"]), dict(row["options"]))
+            out[row["name"]] = PortInfo(row["name"], _ofport(row["ofport"]), row["type"], dict(row["external_ids"]),
+                                        dict(row["options"]))
         return out
+
+    def interface_ofports(self, names: list[str] | None = None) -> dict[str, int]:
+        """Interface name -> ofport (-1 while unassigned or failed), for those of *names* that exist, or
+        for every interface: two columns, looked up by name, where ``ports`` converts every column of
+        every interface (several ms per call with a few dozen ports, and the endpoint path reads often)."""
+        command = self.api.db_list("Interface", names, columns=["name", "ofport"], if_exists=True) \
+            if names is not None else self.api.db_list("Interface", columns=["name", "ofport"])
+        return {row["name"]: _ofport(row["ofport"]) for row in self._read(command)[0]}
+
+    def wait_ofport(self, name: str, timeout: float = 10.0) -> int:
+        """``wait_ofports`` for one interface, returning its ofport (reads just that interface)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ofport = self.interface_ofports([name]).get(name, -1)
+            if ofport > 0:
+                return ofport
+            if time.monotonic() > deadline:
+                error = self.api.db_get("Interface", name, "error").execute(check_error=False)
+                raise TimeoutError(f"port {name} not ready: {error}")
+            time.sleep(0.005)
 
     def add_port(self, bridge: str, name: str, ofport: int, type_: str = "",
                  options: dict[str, str] | None = None, external_ids: dict[str, str] | None = None) -> None:
@@ -217,3 +235,9 @@ class Ovsdb:
                           for n in missing}
                 raise TimeoutError(f"ports not ready on {bridge}: {errors}")
             time.sleep(0.005)
+
+
+def _ofport(value: Any) -> int:
+    """The ofport column's value (an optional integer: a list while unset) as an int, -1 if unset."""
+    value = value[0] if isinstance(value, list) and value else value
+    return int(value) if isinstance(value, int) else -1
