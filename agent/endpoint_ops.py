@@ -1,10 +1,17 @@
 """Endpoint create and delete: the one code path behind every front end (CNI plugin, Docker driver).
 
-``add`` asks netmaster for the endpoint (address, MAC, tags: netmaster allocates), records what only
-this host knows (namespace, interface name) on disk, then reconciles synchronously: the reconciler
-creates the veth, the OVS port and the container-side configuration exactly as it would after an
-agent restart, so there is no second plumbing path to drift from the first. Any failure rolls back
-everything done so far (local record, veth, port, flows, the netmaster endpoint): nothing leaks.
+``add`` asks netmaster for the endpoint (address, MAC, tags: netmaster allocates) and, while netmaster
+answers, makes what needs no address: the veth, its container end (unconfigured) and the OVS port
+(``Reconciler.prepare_endpoint``; a port without flows carries nothing). Then it records what only
+this host knows (namespace, interface name) on disk, configures the container end (MAC, MTU,
+address, routes: ``Plumber.configure``, which a restarted agent's reconcile uses too) and installs
+the flows the new endpoint changes (the reconciler's exact flow diff against the ports as they are,
+without converging the rest of the host), then answers. The full reconcile of the host follows in
+the background, once for a burst of calls, as the safety net; a crash before it is covered by the
+full sync every agent start does (a port whose endpoint the state does not list is removed). Any
+failure rolls back everything done so far (local record, veth, port, flows, the netmaster
+endpoint): nothing leaks; a request netmaster refuses removes the veth and port made meanwhile.
+``delete`` is the mirror image: flows out, then port and veth, then the background full reconcile.
 
 Availability: every netmaster call waits at most ``request_wait`` seconds (the source's setting,
 ``--netmaster-wait``, 5 s by default) for an absent netmaster, then fails with kind ``unavailable``;
@@ -15,12 +22,14 @@ with ``unavailable`` and changes nothing locally, to be retried.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
 import logging
 import os
 import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +37,7 @@ from urllib.parse import quote
 
 from agent.local_endpoints import LocalEndpoint, LocalEndpointStore
 from agent.netmaster_source import NetmasterStateSource
+from agent.netns import netns_path
 from agent.plumbing import EndpointLink, container_ifname, host_ifname
 from agent.reconciler import VXLAN_OVERHEAD, Reconciler
 from netmaster.client import NetmasterClient, NetmasterError, NetmasterUnavailableError
@@ -61,7 +71,7 @@ class AddResult:
     gateway: str
     ifname: str
     host_ifname: str
-    container_ifname: str  # veth names (container end name before it is moved/renamed)
+    container_ifname: str  # container end: its name in the namespace, or (no netns) the name the runtime moves
     mtu: int
     netns: str | None
     vlan: int
@@ -116,24 +126,65 @@ class EndpointOps:
                 if _identity(existing) != _identity(req):
                     raise EndpointError("conflict", f"endpoint {req.endpoint_id} exists for another container, "
                                                     "network or namespace")
-                if not self._problem(existing):
+                problem = self._problem(existing)
+                if not problem:
                     return _result(existing)
-                LOG.info("endpoint %s exists but is incomplete; plumbing it again", req.endpoint_id)
+                LOG.info("endpoint %s exists but is incomplete (%s); plumbing it again", req.endpoint_id, problem)
+                with self.reconciler.claim(req.endpoint_id):
+                    self.reconciler.remove_endpoint_port(req.endpoint_id)
             if not self.source.synced:
                 raise EndpointError("unavailable", "agent has not synced with netmaster yet")
-            record = self._create(req)
+            try:
+                with self.reconciler.claim(req.endpoint_id):
+                    return self._add(req)
+            finally:
+                self.source.request_sync()
+
+    def _add(self, req: AddRequest) -> AddResult:
+        """netmaster allocates the endpoint while the veth and its OVS port are made (they need no
+        address; the port carries nothing until the endpoint's flows exist); then the container end
+        is configured and the flows installed. The endpoint is claimed."""
+        started = time.monotonic()
+        pending = self._create_started(req)
+        answered: list[float] = []
+        pending.add_done_callback(lambda _: answered.append(time.monotonic()))
+        created_mtu, ofport, early = self._expected_mtu(req), 0, None
+        if req.netns is not None:
+            try:
+                ofport = self.reconciler.prepare_endpoint(req.endpoint_id, req.netns, req.ifname, created_mtu)
+            except Exception as exc:  # reported once netmaster has answered (its refusal comes first)
+                early = exc
+        prepared = time.monotonic()
+        try:
+            record = self._created(pending)
             if record.get("host") != self.reconciler.cfg.host_label:  # netmaster refuses this already (409)
                 raise EndpointError("conflict", f"endpoint {req.endpoint_id} belongs to host {record.get('host')}")
-            try:
-                return self._plumb(req, record)
-            except Exception as exc:
-                self._rollback(req.endpoint_id)
-                if isinstance(exc, EndpointError):
-                    raise
-                LOG.exception("endpoint %s: add failed", req.endpoint_id)
-                raise EndpointError("internal", f"endpoint {req.endpoint_id}: {exc}") from exc
+        except EndpointError:
+            if req.netns is not None:
+                self._attempt(req.endpoint_id, lambda: self.reconciler.remove_endpoint_port(req.endpoint_id))
+            raise
+        try:
+            if early is not None:
+                raise early
+            timing = f"port {(prepared - started) * 1000:.1f} ms, netmaster {(answered[0] - started) * 1000:.1f} ms"
+            return self._plumb(req, record, ofport, created_mtu, timing)
+        except Exception as exc:
+            self._rollback(req.endpoint_id)
+            if isinstance(exc, EndpointError):
+                raise
+            if isinstance(exc, FileNotFoundError) and req.netns and exc.filename == netns_path(req.netns):
+                raise EndpointError("invalid", f"network namespace {req.netns} does not exist") from None
+            LOG.exception("endpoint %s: add failed", req.endpoint_id)
+            raise EndpointError("internal", f"endpoint {req.endpoint_id}: {exc}") from exc
 
-    def _create(self, req: AddRequest) -> dict[str, Any]:
+    def _expected_mtu(self, req: AddRequest) -> int:
+        """The MTU to create the veth with before netmaster answers: its network's, as this host knows
+        it (``Plumber.configure`` corrects the host end if netmaster's record says otherwise)."""
+        state = self.reconciler.state
+        net = state.network(f"{req.tenant}:{req.network}") if state is not None else None
+        return self.reconciler.cfg.underlay_mtu - (VXLAN_OVERHEAD if net is not None and net.encap == "vxlan" else 0)
+
+    def _create_started(self, req: AddRequest) -> concurrent.futures.Future[dict[str, Any]]:
         cfg = self.reconciler.cfg
         optional: dict[str, Any] = {"containerName": req.container_name, "intfName": req.ifname,
                                     "labels": dict(req.labels), "vtepIP": cfg.vtep_ip}
@@ -145,12 +196,18 @@ class EndpointOps:
                                                 group=req.group or None, container_id=req.container_id,
                                                 host=cfg.host_label, **optional)
 
+        return self.source.ops_started(create)
+
+    def _created(self, pending: concurrent.futures.Future[dict[str, Any]]) -> dict[str, Any]:
         try:
-            return self.source.ops(create)
+            return pending.result(self.source.ops_timeout)
         except NetmasterError as exc:
             raise _from_netmaster(exc) from None
 
-    def _plumb(self, req: AddRequest, record: dict[str, Any]) -> AddResult:
+    def _plumb(self, req: AddRequest, record: dict[str, Any], ofport: int, created_mtu: int,
+               timing: str) -> AddResult:
+        """Record the endpoint, finish its plumbing (configure the prepared container end, or, for a
+        runtime that moves the container end itself, plumb it all now) and install its flows."""
         subnet = ipaddress.IPv4Network(record["subnet"], strict=False)
         gateway = record.get("gateway", "")
         if gateway and ipaddress.IPv4Address(gateway) not in subnet:
@@ -159,7 +216,8 @@ class EndpointOps:
         local = LocalEndpoint(
             endpoint_id=req.endpoint_id, tenant=req.tenant, network=req.network, group=req.group,
             container_id=req.container_id, container_name=req.container_name, netns=req.netns, ifname=req.ifname,
-            host_ifname=host_ifname(req.endpoint_id), container_ifname=container_ifname(req.endpoint_id),
+            host_ifname=host_ifname(req.endpoint_id),
+            container_ifname=req.ifname if req.netns is not None else container_ifname(req.endpoint_id),
             ip=record["ipAddress"], prefix_len=subnet.prefixlen, mac=record["macAddress"], gateway=gateway,
             mtu=self.reconciler.cfg.underlay_mtu - (VXLAN_OVERHEAD if vxlan else 0),
             # the tag on the uplink: the EPG's (its own VLAN in ACI mode, else the network's)
@@ -168,19 +226,40 @@ class EndpointOps:
             group_id=int(record.get("endpointGroupId", 0)), labels=dict(req.labels))
         self.local.put(local)
         self.source.note_endpoint(record)
-        self.source.sync()
-        problem = self._problem(local)
-        if problem:
-            raise EndpointError("internal", f"endpoint {req.endpoint_id}: {problem}")
-        LOG.info("endpoint %s added: %s on %s/%s", req.endpoint_id, local.ip, req.tenant, req.network)
+        started = time.monotonic()
+        if req.netns is not None:
+            self.reconciler.plumber.configure(self._link(local), created_mtu)
+        else:
+            ofport = self.reconciler.plumb_endpoint(self._link(local))
+        plumbed = time.monotonic()
+        self._sync_flows()
+        flows_ms, plumb_ms = (time.monotonic() - plumbed) * 1000, (plumbed - started) * 1000
+        programmed = self.reconciler.programmed_ofport(req.endpoint_id)
+        if programmed != ofport:  # e.g. netmaster's record did not make it into the state
+            raise EndpointError("internal", f"endpoint {req.endpoint_id}: flows not installed "
+                                            f"(port {ofport}, flows for port {programmed or 'none'})")
+        LOG.info("endpoint %s added: %s on %s/%s (%s, both from the start; then plumbing %.1f ms, flows %.1f ms)",
+                 req.endpoint_id, local.ip, req.tenant, req.network, timing, plumb_ms, flows_ms)
         return _result(local)
 
+    def _sync_flows(self) -> None:
+        """The quick apply: flows of the current state on the ports as they are now."""
+        self.source.sync(apply=self.reconciler.reconcile_flows)
+
+    def _link(self, local: LocalEndpoint) -> EndpointLink:
+        return EndpointLink(local.endpoint_id, local.netns or "", local.ifname, local.mac, local.ip,
+                            local.prefix_len, local.mtu, local.gateway, tx_offload=not self.reconciler.cfg.userspace)
+
     def _rollback(self, endpoint_id: str) -> None:
-        """Undo a failed add; every step is attempted even if an earlier one fails."""
+        """Undo a failed add (the endpoint is claimed); every step is attempted even if an earlier one fails."""
         self.local.delete(endpoint_id)
         self.source.note_deleted(endpoint_id)
-        for step in (self.source.sync, lambda: self.reconciler.remove_endpoint_port(endpoint_id),
-                     lambda: self._delete_in_netmaster(endpoint_id)):
+        self._attempt(endpoint_id, self._sync_flows, lambda: self.reconciler.remove_endpoint_port(endpoint_id),
+                      lambda: self._delete_in_netmaster(endpoint_id))
+
+    @staticmethod
+    def _attempt(endpoint_id: str, *steps: Callable[[], Any]) -> None:
+        for step in steps:
             try:
                 step()
             except Exception as exc:
@@ -200,13 +279,15 @@ class EndpointOps:
                 deleted = self._delete_in_netmaster(endpoint_id)
             except NetmasterError as exc:
                 raise _from_netmaster(exc) from None
-            self.local.delete(endpoint_id)
-            self.source.note_deleted(endpoint_id)
-            try:
-                self.source.sync()
-            except Exception as exc:  # the port goes below anyway; flows follow on the next reconcile
-                LOG.error("endpoint %s: reconcile after delete failed: %s", endpoint_id, exc)
-            self.reconciler.remove_endpoint_port(endpoint_id)
+            with self.reconciler.claim(endpoint_id):
+                self.local.delete(endpoint_id)
+                self.source.note_deleted(endpoint_id)
+                try:
+                    self._sync_flows()
+                except Exception as exc:  # the port goes below anyway; flows follow on the next reconcile
+                    LOG.error("endpoint %s: flow update after delete failed: %s", endpoint_id, exc)
+                self.reconciler.remove_endpoint_port(endpoint_id)
+            self.source.request_sync()
             LOG.info("endpoint %s deleted", endpoint_id)
             return local is not None or deleted
 
@@ -251,9 +332,7 @@ class EndpointOps:
         if not rec.plumber.exists(local.endpoint_id):
             return f"veth {local.host_ifname} missing"
         if local.netns is not None:
-            link = EndpointLink(local.endpoint_id, local.netns, local.ifname, local.mac, local.ip, local.prefix_len,
-                                local.mtu, local.gateway)
-            return rec.plumber.container_end_ok(link)
+            return rec.plumber.container_end_ok(self._link(local))
         return ""
 
     def list_local(self) -> list[LocalEndpoint]:
@@ -276,7 +355,7 @@ def _validate(req: AddRequest) -> None:
         raise EndpointError("invalid", "tenant and network are required")
     if not _IFNAME_RE.fullmatch(req.ifname or ""):
         raise EndpointError("invalid", f"interface name {req.ifname!r} is invalid")
-    if req.netns is not None and not os.path.exists(req.netns if "/" in req.netns else f"/run/netns/{req.netns}"):
+    if req.netns is not None and not os.path.exists(netns_path(req.netns)):
         raise EndpointError("invalid", f"network namespace {req.netns} does not exist")
     if req.requested_ip:
         try:

@@ -15,12 +15,15 @@ turns its cache into DesiredState snapshots for the reconciler:
 - the agent's own record (``PUT /api/v1/agents/<host>/``) is renewed every third of its TTL.
 
 Endpoints this agent creates or deletes are reflected at once through a small overlay, so an
-``EndpointOps.add`` can reconcile synchronously without waiting for its own watch event.
+``EndpointOps.add`` can program its endpoint's flows synchronously (``sync(apply=...)``, the quick
+apply) without waiting for its own watch event; it then wakes the loop (``request_sync``), whose
+full apply converges the whole host in the background, once for a burst of calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
@@ -40,6 +43,8 @@ T = TypeVar("T")
 
 KINDS = ("global", "network", "endpointGroup", "policy", "rule", "endpoint", "agent", "appProfile", "aciSync")
 _DELETED = None  # overlay value of an endpoint this agent deleted
+SETTLE = 0.5  # seconds without endpoint calls before the background full apply runs
+SETTLE_MAX = 2.0  # ... but no later than this after the first call of a burst
 
 
 @dataclass(frozen=True)
@@ -71,9 +76,14 @@ class NetmasterStateSource:
         self._apply_lock = threading.RLock()  # one build+apply at a time, in revision order
         # Group commit for concurrent sync() callers (a burst of CNI ADDs): each takes a ticket; an
         # apply whose build started after ticket t was taken covers t, so its caller need not apply again.
+        # A full apply covers quick callers too; a quick apply covers only quick callers.
         self._ticket_lock = threading.Lock()
         self._sync_tickets = 0
-        self._sync_covered = 0
+        self._covered_full = 0
+        self._covered_quick = 0
+        self._quick_since_full = False  # ports changed outside a full apply: the next one must run
+        self._burst_started = 0.0  # monotonic time of the first and last request_sync of a burst
+        self._burst_last = 0.0
         self._apply: Callable[[DesiredState], None] | None = None
         self._applied: DesiredState | None = None
         self._wake = threading.Event()
@@ -115,13 +125,24 @@ class NetmasterStateSource:
 
     def ops(self, fn: Callable[[NetmasterClient], Awaitable[T]]) -> T:
         """Run an endpoint call with the client whose retries stop after ``request_wait``."""
-        assert self._ops_client is not None
+        return self.ops_started(fn).result(self.ops_timeout)
+
+    @property
+    def ops_timeout(self) -> float:
+        """How long an endpoint call may take at most (its retries stop after ``request_wait``)."""
+        return self.request_wait + 30
+
+    def ops_started(self, fn: Callable[[NetmasterClient], Awaitable[T]]) -> concurrent.futures.Future[T]:
+        """``ops`` without waiting: the caller does other work meanwhile, then takes the result (wait
+        at most ``ops_timeout``)."""
+        assert self._ops_client is not None, "start() first"
+        assert self._loop is not None
         client = self._ops_client
 
         async def run() -> T:
             return await fn(client)
 
-        return self.call(run(), timeout=self.request_wait + 30)
+        return asyncio.run_coroutine_threadsafe(run(), self._loop)
 
     # -- informer handlers (on the loop thread) -----------------------------------------------------
 
@@ -205,26 +226,60 @@ class NetmasterStateSource:
         revision = self._informer.revision or 0
         return build_state(self._objects_now(), self.local.all(), self.identity.host_label, revision)
 
-    def sync(self, force: bool = False) -> DesiredState | None:
-        """Build and apply now, in the caller's thread (EndpointOps uses it to finish an add before
-        answering). Raises what the reconciler raised."""
+    def sync(self, force: bool = False, apply: Callable[[DesiredState], None] | None = None) -> DesiredState | None:
+        """Build and apply now, in the caller's thread. Raises what the apply raised.
+
+        With *apply* (EndpointOps: ``Reconciler.reconcile_flows``) this is the quick apply of the
+        endpoint path: it runs whenever no apply built after the caller's change has finished yet,
+        and does not count as a full apply (the run loop's next sync still converges everything)."""
+        quick = apply is not None
         with self._ticket_lock:
             self._sync_tickets += 1
             ticket = self._sync_tickets
         with self._apply_lock:
-            if not force and self._sync_covered >= ticket:
+            if not force and (self._covered_quick if quick else self._covered_full) >= ticket:
                 return self._applied  # an apply built after our changes were noted has finished
             with self._ticket_lock:
                 covers = self._sync_tickets
             state = self.build()
             if state is None or self._apply is None:
                 return None
-            if force or state != self._applied:
+            if apply is not None:  # quick: covers only quick callers
+                apply(state)
+                self._quick_since_full = True
+                self._covered_quick = max(self._covered_quick, covers)
+                return state
+            if force or self._quick_since_full or state != self._applied:
                 self._apply(state)
-                self._applied = state
+                self._applied, self._quick_since_full = state, False
                 self._save(state)
-            self._sync_covered = max(self._sync_covered, covers)
+                # Only an apply that ran covers quick callers: their ports may be newer than the last one.
+                self._covered_quick = max(self._covered_quick, covers)
+            self._covered_full = max(self._covered_full, covers)
             return state
+
+    def request_sync(self) -> None:
+        """Ask the run loop for a full apply soon (after an endpoint call's quick apply)."""
+        now = time.monotonic()
+        with self._ticket_lock:
+            self._burst_started = self._burst_started or now
+            self._burst_last = now
+        self._wake.set()
+
+    def _settle(self) -> None:
+        """During a burst of endpoint calls, hold the full apply back until the calls pause for
+        ``SETTLE`` seconds (at most ``SETTLE_MAX`` after the first): a full apply holds the apply lock
+        the calls' quick applies need, and one at the end of the burst does the job of many."""
+        while not self._stop.is_set():
+            with self._ticket_lock:
+                if not self._burst_started:
+                    return
+                now = time.monotonic()
+                until = min(self._burst_last + SETTLE, self._burst_started + SETTLE_MAX)
+                if now >= until:
+                    self._burst_started = 0.0
+                    return
+            self._stop.wait(until - now)
 
     def _save(self, state: DesiredState) -> None:
         if self.cache_file is not None:
@@ -286,6 +341,7 @@ class NetmasterStateSource:
                     LOG.warning("waiting for netmaster %s (%.0f s so far); retrying", self.urls,
                                 time.monotonic() - waiting_since)
                 continue
+            self._settle()
             force, self._force = self._force, False
             if not self._try(lambda f=force: self.sync(f)):  # type: ignore[misc]
                 self._force = force

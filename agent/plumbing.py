@@ -1,9 +1,9 @@
 """Container plumbing with pyroute2: the veth pair between a container namespace and the bridge.
 
-The host end stays in the agent's namespace and becomes an OVS port; the container end is configured
-while it is still on the host side (features survive the move), then moved into the container's
-namespace, renamed to the requested interface name and given the endpoint's MAC, address, MTU and a
-default route via the network gateway.
+The host end stays in the agent's namespace and becomes an OVS port; the container end is created
+directly inside the container's namespace under the requested interface name, with the endpoint's MAC
+and MTU, then given its address and a default route via the network gateway. For a runtime that
+moves the container end itself (Docker) it stays in the agent's namespace under a temporary name.
 
 TX checksum offload is switched off on the container end: with the userspace (netdev) datapath nobody
 fills in the checksum a veth leaves to "hardware", so TCP would silently fail while ping works.
@@ -11,13 +11,22 @@ fills in the checksum a veth leaves to "hardware", so TCP would silently fail wh
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import ipaddress
 import logging
+import os
+import socket
+from contextlib import closing
 from dataclasses import dataclass
 
-from pyroute2 import Ethtool, IPRoute
+from pyroute2 import IPRoute
+from pyroute2.ethtool.ethtool import EthtoolFeatures
+from pyroute2.ethtool.ioctl import IoctlEthtool
 from pyroute2.netlink.exceptions import NetlinkError
+
+from agent import rtnl
+from agent.netns import iproute_in, open_netns, socket_in
 
 LOG = logging.getLogger(__name__)
 
@@ -55,64 +64,104 @@ class Plumber:
     """Creates and removes endpoint veth pairs. All calls are idempotent."""
 
     def host_links(self) -> set[str]:
-        """Names of every link in the agent's namespace: one dump for a whole reconcile."""
-        with IPRoute() as ipr:
-            return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+        """Names of every link in the agent's namespace: one dump for a whole reconcile (libc's
+        if_nameindex: parsing the dump with pyroute2 cost a full reconcile more than the rest)."""
+        return {name for _, name in socket.if_nameindex()}
 
     def exists(self, endpoint_id: str) -> bool:
         with IPRoute() as ipr:
             return bool(ipr.link_lookup(ifname=host_ifname(endpoint_id)))
 
     def create(self, link: EndpointLink) -> str:
+        """Create and configure the pair (idempotent: an existing host end means it is done): ``prepare``
+        then ``configure``."""
+        if not link.netns:
+            return self._create_for_runtime(link)
+        host_if = host_ifname(link.endpoint_id)
+        if _has_link(host_if):
+            return host_if
+        self.prepare(link.endpoint_id, link.netns, link.ifname, link.mtu, link.mac)
+        self.configure(link, created_mtu=link.mtu)
+        return host_if
+
+    def prepare(self, endpoint_id: str, netns: str, ifname: str, mtu: int, mac: str = "") -> str:
+        """The pair alone, which needs no address yet (the endpoint path makes it while netmaster
+        allocates one): the host end up, ready to be an OVS port; the container end created directly
+        inside *netns* (moving a link between namespaces costs the kernel an RCU grace period,
+        ~20 ms) under *ifname*, down and unaddressed until ``configure``. A host end left over by an
+        interrupted add of the same endpoint is replaced. A namespace that is gone raises
+        FileNotFoundError, a taken *ifname* FileExistsError, both before anything is created."""
+        host_if = host_ifname(endpoint_id)
+        with open_netns(netns) as ns_fd, closing(rtnl.open_socket()) as nl:
+            if _has_link(host_if):
+                self.delete(endpoint_id)
+            try:
+                rtnl.request(nl, [rtnl.veth_message(host_if, ifname, mtu, mac, ns_fd)])
+            except rtnl.RtnlError as exc:
+                if exc.errno == errno.EEXIST:
+                    raise FileExistsError(errno.EEXIST, f"interface {ifname} already exists in {netns}") from None
+                raise
+        return host_if
+
+    def configure(self, link: EndpointLink, created_mtu: int) -> None:
+        """Finish a prepared pair: the container end's MAC, MTU, address, loopback and default route
+        (one netlink datagram, through sockets opened inside the namespace: ``agent.netns``, no fork),
+        TX checksum offload off; the host end's MTU if the pair was created with another. On failure
+        the pair is deleted (a half-configured container end is useless: start over)."""
+        try:
+            with open_netns(link.netns) as ns_fd:
+                self._configure_container_end(link, ns_fd)
+            if link.mtu != created_mtu:
+                with closing(rtnl.open_socket()) as nl:
+                    index = socket.if_nametoindex(host_ifname(link.endpoint_id))
+                    rtnl.request(nl, [rtnl.link_message(index, mtu=link.mtu)])
+        except Exception:
+            self.delete(link.endpoint_id)
+            raise
+        LOG.info("plumbed endpoint %s: %s <-> %s/%s", link.endpoint_id, host_ifname(link.endpoint_id), link.netns,
+                 link.ifname)
+
+    def _create_for_runtime(self, link: EndpointLink) -> str:
+        """The pair with its container end left in the agent's namespace, for a runtime that moves and
+        configures it itself (Docker)."""
         host_if, tmp_if = host_ifname(link.endpoint_id), _temp_ifname(link.endpoint_id)
         with IPRoute() as ipr:
             if ipr.link_lookup(ifname=host_if):
                 return host_if
             for stale in ipr.link_lookup(ifname=tmp_if):  # left over by an interrupted create
                 ipr.link("del", index=stale)
-            ipr.link("add", ifname=host_if, kind="veth", peer={"ifname": tmp_if})
+            ipr.link("add", ifname=host_if, kind="veth", mtu=link.mtu,
+                     peer={"ifname": tmp_if, "mtu": link.mtu, "address": link.mac})
             try:
-                host_idx = ipr.link_lookup(ifname=host_if)[0]
-                peer_idx = ipr.link_lookup(ifname=tmp_if)[0]
-                ipr.link("set", index=host_idx, mtu=link.mtu)
-                ipr.link("set", index=peer_idx, mtu=link.mtu)
                 if not link.tx_offload:
                     _tx_checksum_off(tmp_if)
-                if not link.netns:  # the runtime moves and configures it (Docker)
-                    ipr.link("set", index=peer_idx, address=link.mac, state="up")
-                    ipr.link("set", index=host_idx, state="up")
-                    LOG.info("plumbed endpoint %s: %s <-> %s (left for the runtime)", link.endpoint_id,
-                             host_if, tmp_if)
-                    return host_if
-                ipr.link("set", index=peer_idx, net_ns_fd=link.netns)
-                ipr.link("set", index=host_idx, state="up")
+                for name in (tmp_if, host_if):
+                    ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
             except Exception:
                 ipr.link("del", index=ipr.link_lookup(ifname=host_if)[0])
                 raise
-        try:
-            self._configure_container_end(link, tmp_if)
-        except Exception:
-            self.delete(link.endpoint_id)  # a half-configured container end is useless: start over
-            raise
-        LOG.info("plumbed endpoint %s: %s <-> %s/%s", link.endpoint_id, host_if, link.netns, link.ifname)
+        LOG.info("plumbed endpoint %s: %s <-> %s (left for the runtime)", link.endpoint_id, host_if, tmp_if)
         return host_if
 
     @staticmethod
-    def _configure_container_end(link: EndpointLink, tmp_if: str) -> None:
-        with IPRoute(netns=link.netns) as ns:
-            idx = ns.link_lookup(ifname=tmp_if)[0]
-            ns.link("set", index=idx, ifname=link.ifname, address=link.mac)
-            ns.addr("add", index=idx, address=link.ip, prefixlen=link.prefixlen)
-            ns.link("set", index=idx, state="up")
-            for lo in ns.link_lookup(ifname="lo"):
-                ns.link("set", index=lo, state="up")
-            if link.gateway:
-                ns.route("add", dst="0.0.0.0/0", gateway=link.gateway)
+    def _configure_container_end(link: EndpointLink, ns_fd: int) -> None:
+        """MAC, MTU and link up, address, loopback up and default route in one netlink datagram; TX
+        checksum offload off first, through a socket in the namespace."""
+        with closing(socket_in(ns_fd, socket.AF_INET, socket.SOCK_DGRAM)) as inet:
+            index = rtnl.ifindex(inet, link.ifname)
+            if not link.tx_offload:
+                _tx_checksum_off(link.ifname, inet)
+        messages = [rtnl.link_message(index, up=True, mac=link.mac, mtu=link.mtu),
+                    rtnl.address_message(index, link.ip, link.prefixlen), rtnl.loopback_up_message()]
+        if link.gateway:
+            messages.append(rtnl.default_route_message(link.gateway))
+        with closing(socket_in(ns_fd, socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)) as nl:
+            rtnl.request(nl, messages)
 
     def container_end_ok(self, link: EndpointLink) -> str:
         """'' if the container end is in place with its address, else what is wrong (for CNI CHECK)."""
         try:
-            with IPRoute(netns=link.netns) as ns:
+            with open_netns(link.netns) as ns_fd, iproute_in(ns_fd) as ns:
                 idx = ns.link_lookup(ifname=link.ifname)
                 if not idx:
                     return f"interface {link.ifname} missing in {link.netns}"
@@ -132,14 +181,32 @@ class Plumber:
                         raise
 
 
-def _tx_checksum_off(ifname: str) -> None:
-    eth = Ethtool()
+def _has_link(ifname: str) -> bool:
+    """Whether *ifname* exists in the agent's namespace (libc, no netlink dump)."""
     try:
-        features = eth.get_features(ifname)
+        socket.if_nametoindex(ifname)
+    except OSError:
+        return False
+    return True
+
+
+def _tx_checksum_off(ifname: str, sock: socket.socket | None = None) -> None:
+    """Switch TX checksum offload off on *ifname* (ethtool's ioctl, as ``Ethtool.set_features`` does);
+    *sock* decides the namespace the name is looked up in (default: the agent's; the caller keeps
+    ownership of *sock*)."""
+    eth = IoctlEthtool()
+    if sock is not None:
+        eth.sock.close()
+        eth.sock = socket.socket(fileno=os.dup(sock.fileno()))
+    try:
+        eth.change_ifname(ifname)
+        features = EthtoolFeatures.from_ioctl(features=eth.get_features(), offload_flags=eth.get_offload_flags())
         for name in _TX_CSUM_FEATURES:
             if name in features.features:
                 features.features[name].enable = False
-        eth.set_features(ifname, features)
+        ioctl_features = eth.get_features()
+        EthtoolFeatures.to_ioctl(ioctl_features, features)
+        eth.set_features(ioctl_features)
     finally:
         eth.close()
 

@@ -17,15 +17,17 @@ import ipaddress
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from agent.announce import AnnounceSchedule, announcements, garp_frame
 from agent.config import AgentConfig
+from agent.group_commit import GroupCommit
 from agent.metrics import AgentMetrics
 from agent.ovs.flow import Flow, cookie_round, make_cookie
 from agent.ovs.ofcontroller import FlowProgrammingError, OpenFlowController
-from agent.ovs.ovsdb import EXT_ENDPOINT, EXT_ROLE, EXT_ROUND, Ovsdb, PortInfo
+from agent.ovs.ovsdb import EXT_ENDPOINT, EXT_ROLE, EXT_ROUND, Ovsdb, PortInfo, PortSpec
 from agent.pipeline import build, counts_by_stage, stage_of
 from agent.pipeline.tables import FIRST_ENDPOINT_OFPORT, TUNNEL_OFPORT, UPLINK_OFPORT, Table
 from agent.pipeline.view import DatapathView
@@ -61,6 +63,14 @@ class Reconciler:
         self._connects = 0
         self._synced_connects = -1
         self._lock = threading.RLock()
+        # The endpoint path (EndpointOps) plumbs and removes its endpoint's port itself, outside the
+        # reconcile lock; claims keep a concurrent full reconcile away from those ports.
+        self._claims: set[str] = set()
+        self._claims_lock = threading.Lock()
+        # Endpoint ports are added and deleted in group commits: one OVSDB transaction for a burst.
+        self._port_adds: GroupCommit[tuple[str, str]] = GroupCommit(self._commit_port_adds)
+        self._port_dels: GroupCommit[str] = GroupCommit(self._commit_port_dels)
+        self._ofport_requests: dict[str, int] = {}  # port name -> ofport asked for (not yet assigned, maybe)
         self.on_resync_needed: list[Callable[[], None]] = []
         self._bond_converged = False  # the bond is checked once per process (its config is fixed)
         self._active_uplink: str | None = None
@@ -217,51 +227,133 @@ class Reconciler:
             self._bond_converged = True
         return has_tunnel, bool(uplinks)
 
+    def _wanted(self, state: DesiredState) -> dict[str, Endpoint]:
+        """This host's endpoints that get a veth and a port."""
+        return {ep.id: ep for ep in state.endpoints
+                if ep.host == self.cfg.host_label and (ep.netns or ep.runtime_moves)}
+
+    @staticmethod
+    def _endpoint_ofports(ports: dict[str, PortInfo], wanted: dict[str, Endpoint]) -> dict[str, int]:
+        out = {}
+        for port in ports.values():
+            ep_id = port.external_ids.get(EXT_ENDPOINT)
+            if ep_id in wanted and port.ofport > 0:
+                out[ep_id] = port.ofport
+        return out
+
+    def _named_ofports(self, wanted: dict[str, Endpoint]) -> dict[str, int]:
+        """``_endpoint_ofports`` for the quick path: each wanted endpoint's port looked up by its name
+        (deterministic: ``host_ifname``) instead of reading every port with all its columns."""
+        names = {host_ifname(ep_id): ep_id for ep_id in wanted}
+        return {names[name]: ofport for name, ofport in self.ovsdb.interface_ofports(list(names)).items()
+                if ofport > 0 and name in names}
+
     def _converge_ports(self, state: DesiredState) -> tuple[dict[str, int], list[str], bool, bool]:
         """Create missing endpoint ports; return ofports, endpoints whose ports must go (after the
-        flow update), and whether tunnel and uplink ports exist."""
+        flow update), and whether tunnel and uplink ports exist. Claimed endpoints are left to the
+        endpoint call that claimed them (their claim is read after the port snapshot: a port in the
+        snapshot whose endpoint this state does not list yet is still claimed then)."""
         br = self.cfg.bridge
         existing = self.ovsdb.ports(br)
+        with self._claims_lock:
+            claimed = set(self._claims)
         has_tunnel, has_uplink = self._infra_ports(existing)
         by_ep = {p.external_ids[EXT_ENDPOINT]: p for p in existing.values() if EXT_ENDPOINT in p.external_ids}
-        used = {p.ofport for p in existing.values()}
-        wanted = {ep.id: ep for ep in state.endpoints
-                  if ep.host == self.cfg.host_label and (ep.netns or ep.runtime_moves)}
+        wanted = self._wanted(state)
         created: set[str] = set()
-        links = self.plumber.host_links()  # one netlink dump, not one per endpoint (ADD latency)
+        links = self.plumber.host_links()  # one netlink dump, not one per endpoint
         for ep_id, ep in sorted(wanted.items()):
             port = by_ep.get(ep_id)
-            if port is not None and port.ofport > 0 and host_ifname(ep_id) in links:
+            if ep_id in claimed or (port is not None and port.ofport > 0 and host_ifname(ep_id) in links):
                 continue
             try:
                 name = self.plumber.create(self.endpoint_link(state, ep))
-                ofport = port.ofport if port is not None and port.ofport > 0 else \
-                    next(i for i in range(FIRST_ENDPOINT_OFPORT, 0xFEFF) if i not in used)
-                used.add(ofport)
-                self.ovsdb.add_port(br, name, ofport, external_ids={EXT_ENDPOINT: ep_id})
+                self._add_endpoint_port(ep_id, name)
                 created.add(name)
                 self.endpoint_errors.pop(ep_id, None)
             except Exception as exc:  # one broken endpoint must not block the others
                 LOG.error("endpoint %s: plumbing failed: %s", ep_id, exc)
                 self.endpoint_errors[ep_id] = str(exc)
         ports = self.ovsdb.wait_ofports(br, created) if created else self.ovsdb.ports(br)
-        ofports = {}
-        for port in ports.values():
-            ep_id = port.external_ids.get(EXT_ENDPOINT)
-            if ep_id in wanted and port.ofport > 0:
-                ofports[ep_id] = port.ofport
-        stale = [ep_id for ep_id in by_ep if ep_id not in wanted]
-        return ofports, stale, has_tunnel, has_uplink
+        stale = [ep_id for ep_id in by_ep if ep_id not in wanted and ep_id not in claimed]
+        return self._endpoint_ofports(ports, wanted), stale, has_tunnel, has_uplink
+
+    def _add_endpoint_port(self, ep_id: str, name: str) -> None:
+        """Add (or converge) an endpoint's port, together with those other threads add meanwhile."""
+        self._port_adds.submit((ep_id, name))
+
+    def _commit_port_adds(self, adds: list[tuple[str, str]]) -> None:
+        """One transaction for *adds* (endpoint id, port name). A port keeps its ofport if it has one,
+        else gets the lowest number neither assigned nor already asked for (ovs-vswitchd assigns
+        asynchronously)."""
+        existing = self.ovsdb.interface_ofports()  # every interface's: a number in use elsewhere is skipped too
+        used = set(existing.values()) | set(self._ofport_requests.values())
+        specs = []
+        for ep_id, name in dict((name, (ep_id, name)) for ep_id, name in adds).values():
+            if existing.get(name, -1) > 0:
+                ofport = existing[name]
+            else:
+                ofport = self._ofport_requests.get(name) or \
+                    next(i for i in range(FIRST_ENDPOINT_OFPORT, 0xFEFF) if i not in used)
+            used.add(ofport)
+            specs.append(PortSpec(name, ofport, external_ids={EXT_ENDPOINT: ep_id}))
+        self.ovsdb.add_ports(self.cfg.bridge, specs)
+        self._ofport_requests.update((spec.name, spec.ofport) for spec in specs)
+
+    def _commit_port_dels(self, names: list[str]) -> None:
+        self.ovsdb.del_ports(self.cfg.bridge, sorted(set(names)))
+        for name in names:
+            self._ofport_requests.pop(name, None)
+
+    # -- the endpoint path ----------------------------------------------------------------------
+
+    @contextmanager
+    def claim(self, ep_id: str) -> Iterator[None]:
+        """While an endpoint call creates or removes *ep_id*'s veth and port itself, a full reconcile
+        neither plumbs it a second time nor removes its port as stale (a state built just before the
+        call does not list the endpoint yet). The caller serialises calls per endpoint."""
+        with self._claims_lock:
+            self._claims.add(ep_id)
+        try:
+            yield
+        finally:
+            with self._claims_lock:
+                self._claims.discard(ep_id)
+
+    def plumb_endpoint(self, link: EndpointLink) -> int:
+        """Create the endpoint's veth, container end and OVS port now, outside the reconcile lock
+        (endpoints plumb in parallel), and return its ofport. Claim the endpoint first. Raises on
+        failure, leaving the cleanup to the caller (``remove_endpoint_port``)."""
+        name = self.plumber.create(link)
+        self._add_endpoint_port(link.endpoint_id, name)
+        ofport = self.ovsdb.wait_ofport(name)
+        self.endpoint_errors.pop(link.endpoint_id, None)
+        return ofport
+
+    def prepare_endpoint(self, ep_id: str, netns: str, ifname: str, mtu: int) -> int:
+        """The first half of ``plumb_endpoint``, which needs no address: the veth with its container
+        end still unconfigured (``Plumber.prepare``) and the OVS port; returns the ofport. The
+        endpoint path does this while netmaster allocates the address, then ``Plumber.configure``.
+        Without flows the port carries nothing (the classifier drops what it does not know). Claim
+        the endpoint first; on failure the caller cleans up (``remove_endpoint_port``)."""
+        name = self.plumber.prepare(ep_id, netns, ifname, mtu)
+        self._add_endpoint_port(ep_id, name)
+        return self.ovsdb.wait_ofport(name)
+
+    def programmed_ofport(self, ep_id: str) -> int:
+        """The ofport the installed flows use for local endpoint *ep_id*; 0 if it has none."""
+        with self._lock:
+            return self.view.endpoint_ofports.get(ep_id, 0) if self.view is not None else 0
 
     def remove_endpoint_port(self, ep_id: str) -> None:
-        """Remove an endpoint's port and veth even if no reconcile knows it (rolling back a failed add,
-        where plumbing may have stopped half-way). Idempotent."""
-        with self._lock:
-            self._remove_ports([ep_id])
+        """Remove an endpoint's port and veth even if no reconcile knows it (a delete, or rolling back
+        a failed add, where plumbing may have stopped half-way). Idempotent. Claim the endpoint first
+        (no reconcile lock: a removal does not wait for a full reconcile)."""
+        self._remove_ports([ep_id])
 
     def _remove_ports(self, stale: list[str]) -> None:
         for ep_id in stale:
-            self.ovsdb.del_port(self.cfg.bridge, host_ifname(ep_id))
+            self._port_dels.submit(host_ifname(ep_id))
             self.plumber.delete(ep_id)
             self.endpoint_errors.pop(ep_id, None)
 
@@ -302,11 +394,25 @@ class Reconciler:
 
     def reconcile(self, state: DesiredState) -> None:
         """Make this host match *state*. Safe to call repeatedly with the same or a newer state."""
+        self._program(state, full=True)
+
+    def reconcile_flows(self, state: DesiredState) -> None:
+        """The endpoint path's quick reconcile: the flows of *state* on the ports that exist now (the
+        endpoint call plumbed its own), without converging every port of the host (no link dump, no
+        plumbing of others, no stale-port removal: the full reconcile that follows does that). The
+        flow diff is exact, so it installs just what the changed endpoint adds or removes."""
+        self._program(state, full=False)
+
+    def _program(self, state: DesiredState, full: bool) -> None:
         with self._lock:
             started = time.monotonic()
             try:
                 self._ensure_vrfs(state)
-                ofports, stale, has_tunnel, has_uplink = self._converge_ports(state)
+                if full or self.view is None:
+                    ofports, stale, has_tunnel, has_uplink = self._converge_ports(state)
+                else:
+                    ofports = self._named_ofports(self._wanted(state))
+                    stale, has_tunnel, has_uplink = [], self.view.has_tunnel, self.view.has_uplink
                 view = DatapathView(state, self.cfg.host_label, dict(self.vrf_ids), ofports,
                                     has_tunnel, has_uplink, self.uplink_ports)
                 desired = {f.key: f for f in build(view)}

@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parallel", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true", help="print raw figures as JSON as well")
+    ap.add_argument("--agent-log", type=Path, help="keep a copy of the agent's log here (for profiling)")
     args = ap.parse_args(argv)
     cluster = FeCluster(n_hosts=1)
     work = Path(tempfile.mkdtemp(prefix="fe-bench-"))
@@ -135,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({k: {m: v for m, v in r.items() if m != "failures"} for k, r in results.items()}))
         return 0 if all(not r["failures"] for r in results.values()) else 1
     finally:
+        if args.agent_log and cluster.hosts:
+            args.agent_log.write_text(cluster.agent_log(cluster.hosts[0]))
         cluster.down()
         shutil.rmtree(work, ignore_errors=True)
 

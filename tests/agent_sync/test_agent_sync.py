@@ -9,6 +9,7 @@ last because it restarts netmaster.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import subprocess
 import time
@@ -42,6 +43,10 @@ def _ports(host: SimHost) -> set[str]:
 
 def _link_exists(host: SimHost, name: str) -> bool:
     return in_ns(host.netns, "ip", "link", "show", name, check=False).returncode == 0
+
+
+def _mtu(netns: str, name: str) -> int:
+    return int(json.loads(in_ns(netns, "ip", "-j", "link", "show", name).stdout)[0]["mtu"])
 
 
 def _flows_without_cookies(host: SimHost) -> list[str]:
@@ -83,6 +88,9 @@ def test_endpoints_on_two_hosts_reach_each_other(sync_cluster: SyncCluster, nm: 
     else:
         assert (ra["mtu"], ra["vni"]) == (1500, 0)
         assert ra["vlan"] > 0
+    # The veth is made before netmaster's answer, with the MTU this host expected: both ends end up right.
+    for host, res, ns in ((h1, ra, a), (h2, rb, b)):
+        assert (_mtu(host.netns, res["host_ifname"]), _mtu(ns, "eth0")) == (res["mtu"], res["mtu"])
     assert ping_eventually(a, rb["ip"])
     assert ping(b, ra["ip"])
     assert h1.get(f"/endpoints/{t}-a/check") == (200, {"ok": True})
@@ -161,8 +169,13 @@ def test_failed_add_leaves_nothing_behind(sync_cluster: SyncCluster, nm: Netmast
     assert (status, body["kind"]) == (500, "internal"), body
     status, body = add_endpoint(h1, endpoint_id=f"{t}-c", tenant=t, network="net", netns=f"{ns}-missing")
     assert (status, body["kind"]) == (400, "invalid")
+    # netmaster refuses an address outside the subnet, after the agent made the veth and port meanwhile
+    status, body = add_endpoint(h1, endpoint_id=f"{t}-e", tenant=t, network="net", netns=ns,
+                                requested_ip="10.250.250.250")
+    assert (status, body["kind"]) in ((400, "invalid"), (409, "conflict")), body
 
     assert _ports(h1) == ports
+    assert in_ns(ns, "ip", "-o", "link").stdout.count("\n") == 1  # only lo
     assert in_ns(h1.netns, "ip", "-o", "link").stdout.count("\n") == links
     assert nm.ok(nm.http.get("/api/v1/endpoints/")) == endpoints
     assert h1.get("/endpoints")[1] == []
@@ -174,7 +187,7 @@ def test_failed_add_leaves_nothing_behind(sync_cluster: SyncCluster, nm: Netmast
 
 def test_create_delete_cycles_leak_nothing(sync_cluster: SyncCluster, nm: Netmaster) -> None:
     t, i = _tenant()
-    nm.tenant_with_network(t, "vxlan", f"10.{i}.0.0/24")
+    wait_revision(sync_cluster, nm.tenant_with_network(t, "vxlan", f"10.{i}.0.0/24"))  # a settled baseline
     h1 = sync_cluster.hosts[0]
     ns = sync_cluster.container(f"{t}a")
     ports, links, flows = _ports(h1), in_ns(h1.netns, "ip", "-o", "link").stdout.count("\n"), len(h1.flows())
@@ -244,6 +257,33 @@ def test_agent_restart_keeps_traffic_and_endpoints(sync_cluster: SyncCluster, nm
     assert received == sent, f"lost {sent - received} of {sent} pings during the restart"
     assert _flows_without_cookies(h1) == before
     assert h1.get(f"/endpoints/{t}-a/check") == (200, {"ok": True})  # the local record survived
+    for host, ep in ((h1, f"{t}-a"), (h2, f"{t}-b")):
+        assert delete_endpoint(host, ep) == (200, {"deleted": True})
+
+
+def test_agent_killed_right_after_add_converges_on_restart(sync_cluster: SyncCluster, nm: Netmaster) -> None:
+    """An add answers before the host's full reconcile, which runs in the background: an agent killed
+    in between leaves the endpoint's own port and flows, and a restart converges to the same flows.
+    The flow set the add's quick apply left equals the restarted agent's full sync exactly."""
+    t, i = _tenant()
+    wait_revision(sync_cluster, nm.tenant_with_network(t, "vxlan", f"10.{i}.0.0/24"))
+    h1, h2 = sync_cluster.hosts
+    a, b = sync_cluster.container(f"{t}a"), sync_cluster.container(f"{t}b")
+    rb = _add(h2, f"{t}-b", t, b)
+    deadline = time.monotonic() + 15  # h1 knows b before a is added: nothing else changes meanwhile
+    while f"{t}-b" not in {e["id"] for e in h1.get("/inspect/driver")[1]["remote_endpoints"]}:
+        assert time.monotonic() < deadline, "h1 never learned the remote endpoint"
+        time.sleep(0.1)
+    _add(h1, f"{t}-a", t, a)
+    sync_cluster.kill_agent(h1)  # within milliseconds of the answer, before the background reconcile
+    after_add = _flows_without_cookies(h1)
+    sync_cluster.start_agent(h1)
+    assert ping_eventually(a, rb["ip"])
+    deadline = time.monotonic() + 20
+    while _flows_without_cookies(h1) != after_add and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _flows_without_cookies(h1) == after_add
+    assert h1.get(f"/endpoints/{t}-a/check") == (200, {"ok": True})
     for host, ep in ((h1, f"{t}-a"), (h2, f"{t}-b")):
         assert delete_endpoint(host, ep) == (200, {"deleted": True})
 
