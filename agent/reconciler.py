@@ -325,9 +325,11 @@ class Reconciler:
     def _commit_port_adds(self, adds: list[tuple[str, str]]) -> None:
         """One transaction for *adds* (endpoint id, port name). A port keeps its ofport if it has one,
         else gets the lowest number neither assigned nor already asked for (ovs-vswitchd assigns
-        asynchronously)."""
+        asynchronously; the endpoint path's flows name the number asked for before it is assigned, so
+        one another interface asks for is never taken)."""
         existing = self.ovsdb.interface_ofports()  # every interface's: a number in use elsewhere is skipped too
-        used = set(existing.values()) | set(self._ofport_requests.values())
+        asked = {n: o for n, o in self.ovsdb.requested_ofports().items() if n not in dict(adds).values()}
+        used = set(existing.values()) | set(asked.values()) | set(self._ofport_requests.values())
         specs = []
         for ep_id, name in dict((name, (ep_id, name)) for ep_id, name in adds).values():
             if existing.get(name, -1) > 0:

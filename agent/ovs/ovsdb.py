@@ -129,6 +129,11 @@ class Ovsdb:
             if names is not None else self.api.db_list("Interface", columns=["name", "ofport"])
         return {row["name"]: _ofport(row["ofport"]) for row in self._read(command)[0]}
 
+    def requested_ofports(self) -> dict[str, int]:
+        """Interface name -> the ofport it asks for (``ofport_request``), for every interface that asks."""
+        rows = self._read(self.api.db_list("Interface", columns=["name", "ofport_request"]))[0]
+        return {row["name"]: ofport for row in rows if (ofport := _ofport(row["ofport_request"])) > 0}
+
     def wait_ofport(self, name: str, timeout: float = 10.0) -> int:
         """``wait_ofports`` for one interface, returning its ofport (reads just that interface)."""
         deadline = time.monotonic() + timeout
