@@ -227,20 +227,19 @@ class EndpointOps:
         self.local.put(local)
         self.source.note_endpoint(record)
         started = time.monotonic()
-        if req.netns is not None:  # the container end is configured while the flows go in
-            plumb_ms = _alongside(lambda: self.reconciler.plumber.configure(self._link(local), created_mtu),
-                                  self._sync_flows)
+        if req.netns is not None:
+            self.reconciler.plumber.configure(self._link(local), created_mtu)
         else:
             ofport = self.reconciler.plumb_endpoint(self._link(local))
-            plumb_ms = (time.monotonic() - started) * 1000
-            self._sync_flows()
-        flows_ms = (time.monotonic() - started) * 1000
+        plumbed = time.monotonic()
+        self._sync_flows()
+        flows_ms, plumb_ms = (time.monotonic() - plumbed) * 1000, (plumbed - started) * 1000
         programmed = self.reconciler.programmed_ofport(req.endpoint_id)
-        if not programmed:  # e.g. netmaster's record did not make it into the state
-            raise EndpointError("internal", f"endpoint {req.endpoint_id}: flows not installed (port {ofport})")
-        LOG.info("endpoint %s added: %s on %s/%s (%s, both from the start; then plumbing %.1f ms, "
-                 "plumbing and flows %.1f ms)", req.endpoint_id, local.ip, req.tenant, req.network, timing,
-                 plumb_ms, flows_ms)
+        if programmed != ofport:  # e.g. netmaster's record did not make it into the state
+            raise EndpointError("internal", f"endpoint {req.endpoint_id}: flows not installed "
+                                            f"(port {ofport}, flows for port {programmed or 'none'})")
+        LOG.info("endpoint %s added: %s on %s/%s (%s, both from the start; then plumbing %.1f ms, flows %.1f ms)",
+                 req.endpoint_id, local.ip, req.tenant, req.network, timing, plumb_ms, flows_ms)
         return _result(local)
 
     def _sync_flows(self) -> None:
@@ -328,7 +327,7 @@ class EndpointOps:
         if error:
             return f"plumbing failed: {error}"
         port = rec.ovsdb.ports(rec.cfg.bridge).get(local.host_ifname)
-        if port is None or (port.ofport <= 0 and rec.port_ofport(port.name) <= 0):
+        if port is None or port.ofport <= 0:
             return f"OVS port {local.host_ifname} missing"
         if not rec.plumber.exists(local.endpoint_id):
             return f"veth {local.host_ifname} missing"
@@ -363,31 +362,6 @@ def _validate(req: AddRequest) -> None:
             ipaddress.IPv4Address(req.requested_ip)
         except ValueError:
             raise EndpointError("invalid", f"requested address {req.requested_ip!r} is invalid") from None
-
-
-def _alongside(side: Callable[[], Any], main: Callable[[], Any]) -> float:
-    """Run *side* in a thread while this one runs *main*; raise what either raised (*main*'s first);
-    return how long *side* took, in ms."""
-    took: list[float] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        began = time.monotonic()
-        try:
-            side()
-        except BaseException as exc:
-            errors.append(exc)
-        took.append((time.monotonic() - began) * 1000)
-
-    thread = threading.Thread(target=run, name="endpoint-side", daemon=True)
-    thread.start()
-    try:
-        main()
-    finally:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return took[0]
 
 
 def _identity(x: AddRequest | LocalEndpoint) -> tuple[Any, ...]:

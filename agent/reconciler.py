@@ -39,7 +39,6 @@ LOG = logging.getLogger(__name__)
 TUNNEL_PORT = "vxtun0"
 EXT_VRF_PREFIX = "contiv-vrf-"
 VXLAN_OVERHEAD = 50
-PORT_WAIT = 2.0  # seconds a full reconcile or a CHECK waits for ovs-vswitchd to open a port added without waiting
 
 
 class Reconciler:
@@ -72,9 +71,6 @@ class Reconciler:
         self._port_adds: GroupCommit[tuple[str, str]] = GroupCommit(self._commit_port_adds)
         self._port_dels: GroupCommit[str] = GroupCommit(self._commit_port_dels)
         self._ofport_requests: dict[str, int] = {}  # port name -> ofport asked for (not yet assigned, maybe)
-        # Endpoint ports added without waiting for ovs-vswitchd, not yet seen with an ofport; the next
-        # full reconcile waits for them and builds its flows on the ofports they really got.
-        self._unconfirmed: set[str] = set()
         self.on_resync_needed: list[Callable[[], None]] = []
         self._bond_converged = False  # the bond is checked once per process (its config is fixed)
         self._active_uplink: str | None = None
@@ -249,13 +245,8 @@ class Reconciler:
         """``_endpoint_ofports`` for the quick path: each wanted endpoint's port looked up by its name
         (deterministic: ``host_ifname``) instead of reading every port with all its columns."""
         names = {host_ifname(ep_id): ep_id for ep_id in wanted}
-        out = {}
-        for name, ofport in self.ovsdb.interface_ofports(list(names)).items():
-            if name in names and ofport <= 0 and name in self._unconfirmed:
-                ofport = self._ofport_requests.get(name, 0)  # still opening: the number it asked for
-            if name in names and ofport > 0:
-                out[names[name]] = ofport
-        return out
+        return {names[name]: ofport for name, ofport in self.ovsdb.interface_ofports(list(names)).items()
+                if ofport > 0 and name in names}
 
     def _converge_ports(self, state: DesiredState) -> tuple[dict[str, int], list[str], bool, bool]:
         """Create missing endpoint ports; return ofports, endpoints whose ports must go (after the
@@ -263,7 +254,6 @@ class Reconciler:
         endpoint call that claimed them (their claim is read after the port snapshot: a port in the
         snapshot whose endpoint this state does not list yet is still claimed then)."""
         br = self.cfg.bridge
-        self._confirm_ports()
         existing = self.ovsdb.ports(br)
         with self._claims_lock:
             claimed = set(self._claims)
@@ -286,37 +276,7 @@ class Reconciler:
                 self.endpoint_errors[ep_id] = str(exc)
         ports = self.ovsdb.wait_ofports(br, created) if created else self.ovsdb.ports(br)
         stale = [ep_id for ep_id in by_ep if ep_id not in wanted and ep_id not in claimed]
-        ofports = self._endpoint_ofports(ports, wanted)
-        for ep_id in claimed & wanted.keys() - ofports.keys():  # an ADD in progress: its port may be opening
-            requested = self._ofport_requests.get(host_ifname(ep_id), 0)
-            if requested:
-                ofports[ep_id] = requested
-        return ofports, stale, has_tunnel, has_uplink
-
-    def _confirm_ports(self) -> None:
-        """Wait (at most ``PORT_WAIT``) for the ports the endpoint path added without waiting to get
-        their ofports from ovs-vswitchd, so that this full reconcile reads them as they are. A port
-        that got another number than it asked for (taken after all) is logged; the flows this
-        reconcile builds use the real one, which corrects the endpoint path's."""
-        pending = set(self._unconfirmed)
-        deadline = time.monotonic() + PORT_WAIT
-        while pending:
-            got = self.ovsdb.interface_ofports(sorted(pending))
-            for name in pending:
-                ofport = got.get(name, 0)
-                if ofport > 0 or name not in got:  # opened, or deleted meanwhile
-                    self._unconfirmed.discard(name)
-                    requested = self._ofport_requests.get(name)
-                    if ofport > 0 and requested and ofport != requested:
-                        LOG.warning("port %s got ofport %d, not %d as asked; flows follow the port", name,
-                                    ofport, requested)
-            pending = {name for name in pending if got.get(name, 0) < 0}
-            if pending and time.monotonic() > deadline:
-                LOG.warning("ports %s have no ofport after %.1f s", ",".join(sorted(pending)), PORT_WAIT)
-                self._unconfirmed.difference_update(pending)
-                return
-            if pending:
-                time.sleep(0.005)
+        return self._endpoint_ofports(ports, wanted), stale, has_tunnel, has_uplink
 
     def _add_endpoint_port(self, ep_id: str, name: str) -> None:
         """Add (or converge) an endpoint's port, together with those other threads add meanwhile."""
@@ -325,11 +285,9 @@ class Reconciler:
     def _commit_port_adds(self, adds: list[tuple[str, str]]) -> None:
         """One transaction for *adds* (endpoint id, port name). A port keeps its ofport if it has one,
         else gets the lowest number neither assigned nor already asked for (ovs-vswitchd assigns
-        asynchronously; the endpoint path's flows name the number asked for before it is assigned, so
-        one another interface asks for is never taken)."""
+        asynchronously)."""
         existing = self.ovsdb.interface_ofports()  # every interface's: a number in use elsewhere is skipped too
-        asked = {n: o for n, o in self.ovsdb.requested_ofports().items() if n not in dict(adds).values()}
-        used = set(existing.values()) | set(asked.values()) | set(self._ofport_requests.values())
+        used = set(existing.values()) | set(self._ofport_requests.values())
         specs = []
         for ep_id, name in dict((name, (ep_id, name)) for ep_id, name in adds).values():
             if existing.get(name, -1) > 0:
@@ -339,15 +297,13 @@ class Reconciler:
                     next(i for i in range(FIRST_ENDPOINT_OFPORT, 0xFEFF) if i not in used)
             used.add(ofport)
             specs.append(PortSpec(name, ofport, external_ids={EXT_ENDPOINT: ep_id}))
-        self.ovsdb.add_ports(self.cfg.bridge, specs, wait=False)
+        self.ovsdb.add_ports(self.cfg.bridge, specs)
         self._ofport_requests.update((spec.name, spec.ofport) for spec in specs)
-        self._unconfirmed.update(spec.name for spec in specs if existing.get(spec.name, -1) <= 0)
 
     def _commit_port_dels(self, names: list[str]) -> None:
         self.ovsdb.del_ports(self.cfg.bridge, sorted(set(names)))
         for name in names:
             self._ofport_requests.pop(name, None)
-            self._unconfirmed.discard(name)
 
     # -- the endpoint path ----------------------------------------------------------------------
 
@@ -379,26 +335,10 @@ class Reconciler:
         end still unconfigured (``Plumber.prepare``) and the OVS port; returns the ofport. The
         endpoint path does this while netmaster allocates the address, then ``Plumber.configure``.
         Without flows the port carries nothing (the classifier drops what it does not know). Claim
-        the endpoint first; on failure the caller cleans up (``remove_endpoint_port``).
-
-        It does not wait for ovs-vswitchd to open the port (most of a port add's time): the ofport is
-        the one the port asked for (``ofport_request``: a number neither assigned nor asked for by
-        another port, so ovs-vswitchd grants it), and OVS accepts flows naming a port it has not opened
-        yet. The next full reconcile confirms the number (``_confirm_ports``) and corrects the flows if
-        the port got another one."""
+        the endpoint first; on failure the caller cleans up (``remove_endpoint_port``)."""
         name = self.plumber.prepare(ep_id, netns, ifname, mtu)
         self._add_endpoint_port(ep_id, name)
-        return self._ofport_requests[name]
-
-    def port_ofport(self, name: str) -> int:
-        """The ofport ovs-vswitchd gave port *name*, -1 if none; a port the endpoint path added moments
-        ago without waiting is waited for (at most ``PORT_WAIT``)."""
-        if name not in self._unconfirmed:
-            return self.ovsdb.interface_ofports([name]).get(name, -1)
-        try:
-            return self.ovsdb.wait_ofport(name, timeout=PORT_WAIT)
-        except TimeoutError:
-            return -1
+        return self.ovsdb.wait_ofport(name)
 
     def programmed_ofport(self, ep_id: str) -> int:
         """The ofport the installed flows use for local endpoint *ep_id*; 0 if it has none."""

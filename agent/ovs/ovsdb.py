@@ -98,11 +98,7 @@ class Ovsdb:
         """Run read-only commands in one plain transaction. ovsdbapp's Open_vSwitch transaction bumps
         ``next_cfg`` and waits for ovs-vswitchd to reconfigure, as ovs-vsctl does: right for a
         change, pure cost for a read (and a reconfiguration of the switch for nothing)."""
-        return self._plain(*commands)
-
-    def _plain(self, *commands: Any) -> list[Any]:
-        """Commit *commands* in one transaction that does not bump ``next_cfg`` nor wait for ovs-vswitchd."""
-        txn = _NoWaitTransaction(self.api, self._conn, check_error=True)
+        txn = transaction.Transaction(self.api, self._conn, check_error=True)
         for command in commands:
             txn.add(command)
         return list(txn.commit())
@@ -129,11 +125,6 @@ class Ovsdb:
             if names is not None else self.api.db_list("Interface", columns=["name", "ofport"])
         return {row["name"]: _ofport(row["ofport"]) for row in self._read(command)[0]}
 
-    def requested_ofports(self) -> dict[str, int]:
-        """Interface name -> the ofport it asks for (``ofport_request``), for every interface that asks."""
-        rows = self._read(self.api.db_list("Interface", columns=["name", "ofport_request"]))[0]
-        return {row["name"]: ofport for row in rows if (ofport := _ofport(row["ofport_request"])) > 0}
-
     def wait_ofport(self, name: str, timeout: float = 10.0) -> int:
         """``wait_ofports`` for one interface, returning its ofport (reads just that interface)."""
         deadline = time.monotonic() + timeout
@@ -151,24 +142,16 @@ class Ovsdb:
         """Add a port with its interface; converge the interface columns if it already exists."""
         self.add_ports(bridge, [PortSpec(name, ofport, type_, options or {}, external_ids or {})])
 
-    def add_ports(self, bridge: str, specs: list[PortSpec], wait: bool = True) -> None:
-        """``add_port`` for several ports in one transaction (a burst of endpoint adds). With *wait*
-        False the call returns once the database has the ports, without waiting for ovs-vswitchd to
-        reconfigure the bridge (it still does, a few ms later; the ofports appear then)."""
-        commands = []
-        for spec in specs:
-            attrs: list[tuple[str, Any]] = [("ofport_request", spec.ofport), ("type", spec.type),
-                                            ("external_ids", spec.external_ids)]
-            if spec.options:
-                attrs.append(("options", spec.options))
-            commands += [self.api.add_port(bridge, spec.name, may_exist=True),
-                         self.api.db_set("Interface", spec.name, *attrs)]
-        if not wait:
-            self._plain(*commands)
-            return
+    def add_ports(self, bridge: str, specs: list[PortSpec]) -> None:
+        """``add_port`` for several ports in one transaction (a burst of endpoint adds)."""
         with self.api.transaction(check_error=True) as txn:
-            for command in commands:
-                txn.add(command)
+            for spec in specs:
+                attrs: list[tuple[str, Any]] = [("ofport_request", spec.ofport), ("type", spec.type),
+                                                ("external_ids", spec.external_ids)]
+                if spec.options:
+                    attrs.append(("options", spec.options))
+                txn.add(self.api.add_port(bridge, spec.name, may_exist=True))
+                txn.add(self.api.db_set("Interface", spec.name, *attrs))
 
     def ensure_bond(self, bridge: str, name: str, members: dict[str, int], lacp: str,
                     external_ids: dict[str, str]) -> bool:
@@ -252,14 +235,6 @@ class Ovsdb:
                           for n in missing}
                 raise TimeoutError(f"ports not ready on {bridge}: {errors}")
             time.sleep(0.005)
-
-
-class _NoWaitTransaction(transaction.Transaction):
-    """A plain transaction that still gives the Open_vSwitch commands the set they record new
-    interfaces in (``AddPortCommand`` needs it; only the waiting transaction reads it back)."""
-
-    def pre_commit(self, txn: Any) -> None:
-        txn.expected_ifaces = set()
 
 
 def _ofport(value: Any) -> int:

@@ -288,41 +288,6 @@ def test_agent_killed_right_after_add_converges_on_restart(sync_cluster: SyncClu
         assert delete_endpoint(host, ep) == (200, {"deleted": True})
 
 
-def _numbers_in_use(host: SimHost) -> set[int]:
-    """Every interface's ofport and ofport_request on *host* (unset values skipped)."""
-    table = json.loads(host.ovs.run("ovs-vsctl", "--format=json", "--columns=ofport,ofport_request", "list",
-                                    "Interface"))
-    return {value for row in table["data"] for value in row if isinstance(value, int) and value > 0}
-
-
-def test_add_takes_no_ofport_another_interface_asks_for(sync_cluster: SyncCluster, nm: Netmaster) -> None:
-    """The add installs flows naming the ofport its port asked for before ovs-vswitchd assigns it, so
-    that number must be one no interface has or asks for: here ports outside the agent ask for the
-    next free numbers (their devices do not exist, so ovs-vswitchd gives them none), and the endpoint
-    gets another number, which its flows and CHECK use."""
-    t, i = _tenant()
-    wait_revision(sync_cluster, nm.tenant_with_network(t, "vxlan", f"10.{i}.0.0/24"))
-    h1 = sync_cluster.hosts[0]
-    used = _numbers_in_use(h1)
-    asked = [n for n in range(16, 0xFEFF) if n not in used][:3]
-    others = [f"x{t}o{k}" for k in range(len(asked))]
-    for name, number in zip(others, asked, strict=True):
-        h1.ovs.run("ovs-vsctl", "add-port", h1.bridge, name, "--", "set", "Interface", name,
-                   f"ofport_request={number}")
-    try:
-        res = _add(h1, f"{t}-a", t, sync_cluster.container(f"{t}a"))
-        assert h1.get(f"/endpoints/{t}-a/check") == (200, {"ok": True})
-        ofport = int(h1.ovs.run("ovs-vsctl", "get", "Interface", res["host_ifname"], "ofport"))
-        assert ofport not in asked
-        assert ofport >= 16
-        assert int(h1.ovs.run("ovs-vsctl", "get", "Interface", res["host_ifname"], "ofport_request")) == ofport
-        assert any(f"in_port={ofport}," in f for f in h1.flows())
-        assert delete_endpoint(h1, f"{t}-a") == (200, {"deleted": True})
-    finally:
-        for name in others:
-            h1.ovs.run("ovs-vsctl", "--if-exists", "del-port", h1.bridge, name)
-
-
 def test_netmaster_outage(sync_cluster: SyncCluster, nm: Netmaster) -> None:
     """netmaster stops: traffic goes on, an agent restarted meanwhile serves its last state, adds fail
     fast with 'unavailable'; netmaster returns: adds succeed and the agents resume their watch."""
