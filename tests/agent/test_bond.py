@@ -15,8 +15,8 @@ import pytest
 from agent.state import DesiredState, Endpoint, Network
 from tests.agent.conftest import ClusterEnv, requires_datapath
 from tests.agent.netcheck import ping_eventually
-from tests.cluster import REPO, Cluster, in_ns, leftovers, sh
-from tests.cluster.prereq import missing_prerequisites
+from tests.cluster import REPO, Cluster, in_ns, sh
+from tests.cluster.prereq import running
 
 pytestmark = requires_datapath
 
@@ -25,15 +25,7 @@ NET = Network("t1", "vlan-net", "vlan", "10.1.0.0/24", vlan=100)
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    if missing_prerequisites():
-        pytest.skip(missing_prerequisites() or "")
-    c = Cluster(n_hosts=2, trunks={"h1": 2})
-    try:
-        c.up()
-        yield c
-    finally:
-        c.down()
-        assert leftovers(c.prefix) == [], "cluster cleanup left something behind"
+    yield from running(Cluster(n_hosts=2, trunks={"h1": 2}))
 
 
 def _pair(env: ClusterEnv) -> tuple[str, str]:

@@ -20,8 +20,8 @@ from click.testing import CliRunner
 
 from netmaster.cli.netctl import cli
 from tests.agent_sync.sync_cluster import SyncCluster, add_endpoint, wait_revision
-from tests.cluster import REPO, SimHost, in_ns, leftovers
-from tests.cluster.prereq import missing_prerequisites
+from tests.cluster import REPO, SimHost, in_ns
+from tests.cluster.prereq import running
 
 TOKEN = "inspect-test-token"
 INSPECT_PORT = 9101  # inside each host's namespace: no clash with anything outside
@@ -57,16 +57,7 @@ class InspectCluster(SyncCluster):
 
 @pytest.fixture(scope="module")
 def ic() -> Iterator[InspectCluster]:
-    reason = missing_prerequisites()
-    if reason:
-        pytest.skip(reason)
-    c = InspectCluster(n_hosts=2)
-    try:
-        c.up()
-        yield c
-    finally:
-        c.down()
-        assert leftovers(c.prefix) == [], "cluster cleanup left something behind"
+    yield from running(InspectCluster(n_hosts=2))
 
 
 def netctl(ic: InspectCluster, *args: str, expect: int = 0, token: str | None = TOKEN) -> Any:
