@@ -5,7 +5,9 @@ CPU per call, 15-20 ms for the veth, its container end and their configuration, 
 does the work in ~3 ms. Here each request is a ``struct``-packed message on a plain netlink
 socket, and the container end's configuration (address, loopback up, default route) goes to the
 kernel as one datagram: rtnetlink processes the messages of a datagram in order and acks each.
-The host end is created up (``IFF_UP`` in the create request). Reads, deletes and the rarer paths stay with pyroute2.
+The host end is made a switch port in the same datagram (up, promiscuous, no IPv6: one burst of
+link events for ovs-vswitchd, which reconfigures the whole bridge on each). Reads, deletes and the
+rarer paths stay with pyroute2.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ _IFA_ADDRESS, _IFA_LOCAL = 1, 2
 _RTA_GATEWAY = 5
 _RT_TABLE_MAIN, _RTPROT_BOOT, _RT_SCOPE_UNIVERSE, _RTN_UNICAST = 254, 3, 0, 1
 _IFF_UP = 0x1
+_IFF_PROMISC = 0x100
+_IFLA_AF_SPEC = 26
+_AF_INET6 = 10
+_IFLA_INET6_ADDR_GEN_MODE = 8
+_IN6_ADDR_GEN_MODE_NONE = 1
 _LOOPBACK_IFINDEX = 1  # the kernel registers every namespace's loopback with index 1
 _SIOCGIFINDEX = 0x8933
 
@@ -41,6 +48,7 @@ class Message(NamedTuple):
     kind: int
     body: bytes
     create: bool = True  # NLM_F_CREATE|NLM_F_EXCL: a create that fails if the object exists
+    tolerate: tuple[int, ...] = ()  # errnos that do not fail the request (a nicety the kernel may lack)
 
 
 class RtnlError(OSError):
@@ -71,15 +79,31 @@ def _ifinfo(index: int = 0, up: bool = False) -> bytes:
 
 
 def veth_message(host_if: str, peer_if: str, mtu: int, peer_mac: str, peer_ns_fd: int) -> Message:
-    """RTM_NEWLINK creating veth *host_if* (this namespace, up) and its peer *peer_if* inside the
-    namespace *peer_ns_fd*, with the MTU and the peer's MAC if given (fails if either name exists). The peer
-    cannot be created up (veth's open refuses while the pair is not linked yet: ENOTCONN)."""
+    """RTM_NEWLINK creating veth *host_if* (this namespace, down: ``switch_port_messages`` next) and
+    its peer *peer_if* inside the namespace *peer_ns_fd*, with the MTU and the peer's MAC if given
+    (fails if either name exists). The peer cannot be created up (veth's open refuses while the pair
+    is not linked yet: ENOTCONN)."""
     peer = _ifinfo() + _attr(_IFLA_IFNAME, _name(peer_if)) + _mtu_mac(mtu, peer_mac) \
         + _attr(_IFLA_NET_NS_FD, struct.pack("=i", peer_ns_fd))
     info = _attr(_IFLA_INFO_KIND, b"veth\0") + _attr(_IFLA_INFO_DATA, _attr(_VETH_INFO_PEER, peer))
-    body = _ifinfo(up=True) + _attr(_IFLA_IFNAME, _name(host_if)) + _attr(_IFLA_MTU, struct.pack("=I", mtu)) \
+    body = _ifinfo() + _attr(_IFLA_IFNAME, _name(host_if)) + _attr(_IFLA_MTU, struct.pack("=I", mtu)) \
         + _attr(_IFLA_LINKINFO, info)
     return Message(_RTM_NEWLINK, body)
+
+
+def switch_port_messages(host_if: str) -> list[Message]:
+    """Make the new host end *host_if* a switch port: up and promiscuous (ovs-vswitchd would set
+    promiscuous mode itself once the port is added, one more link change it would then react to with
+    another full reconfiguration), and without IPv6 addresses (a port of a switch has no business
+    with a link-local address, router solicitations or MLD reports; created without it, it
+    generates no address events either). IPv6 may be missing from the kernel: tolerated."""
+    flags = _IFF_UP | _IFF_PROMISC
+    no_ipv6 = _attr(_IFLA_AF_SPEC, _attr(_AF_INET6, _attr(_IFLA_INET6_ADDR_GEN_MODE,
+                                                            bytes([_IN6_ADDR_GEN_MODE_NONE]))))
+    by_name = _attr(_IFLA_IFNAME, _name(host_if))
+    return [Message(_RTM_NEWLINK, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, flags, flags) + by_name, create=False),
+            Message(_RTM_NEWLINK, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + by_name + no_ipv6, create=False,
+                    tolerate=(errno.EAFNOSUPPORT, errno.EOPNOTSUPP))]
 
 
 def address_message(index: int, ip: str, prefixlen: int) -> Message:
@@ -109,11 +133,11 @@ def request(sock: socket.socket, messages: Iterable[Message]) -> None:
     """Send *messages* in one datagram and wait for every ack; the
     first refusal is raised as :class:`RtnlError` once all are answered (the kernel carries on with
     the next message after a refused one, so a caller rolls back the whole batch)."""
-    data, pending = b"", set()
+    data, pending = b"", {}
     for seq, msg in enumerate(messages, start=1):
         flags = _NLM_F_REQUEST | _NLM_F_ACK | (_NLM_F_CREATE | _NLM_F_EXCL if msg.create else 0)
         data += _NLMSGHDR.pack(_NLMSGHDR.size + len(msg.body), msg.kind, flags, seq, 0) + msg.body
-        pending.add(seq)
+        pending[seq] = msg
     sock.send(data)
     first_error = 0
     while pending:
@@ -122,9 +146,10 @@ def request(sock: socket.socket, messages: Iterable[Message]) -> None:
         while offset + _NLMSGHDR.size <= len(reply):
             length, kind, _flags, seq, _pid = _NLMSGHDR.unpack_from(reply, offset)
             if kind == _NLMSG_ERROR and seq in pending:
-                pending.discard(seq)
+                msg = pending.pop(seq)
                 code = -struct.unpack_from("=i", reply, offset + _NLMSGHDR.size)[0]
-                first_error = first_error or code
+                if code not in msg.tolerate:
+                    first_error = first_error or code
             offset += max(_NLMSGHDR.size, (length + 3) & ~3)
     if first_error:
         raise RtnlError(first_error, os.strerror(first_error))

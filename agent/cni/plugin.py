@@ -4,7 +4,10 @@ A runtime starts this program once per container operation, so it must start fas
 the standard library (no pyroute2, no OVS, no third-party code) and does no work of its own. Even
 ``json`` and ``socket`` are too slow to import here (``re`` and ``enum`` come with them: ~25 ms, as
 much as the reference plugin's whole ADD), so it uses the C modules behind them, ``_json`` (the
-decoder's scanner and the string encoder) and ``_socket``, and writes the little JSON it sends. It
+decoder's scanner and the string encoder) and ``_socket``, and writes the little JSON it sends.
+``os`` (1.5 ms: ``posixpath``, ``stat``, ``_collections_abc``) gives way to the built-in ``posix``
+for the environment, and there is no ``from __future__`` import: every module here is built in
+except ``_json`` and ``_socket``, which are each one small extension. It
 packs the CNI request (the ``CNI_*`` environment and stdin) into one JSON message, sends it to the
 agent's unix socket, and prints the agent's reply with the agent's exit code. The agent does
 everything else, so there is exactly one place that knows how an endpoint is made.
@@ -18,12 +21,10 @@ The socket path is ``agentSocket`` in the network configuration, else ``CONTIV_C
 code 11 ("try again later"), except for VERSION, which needs no agent.
 """
 
-from __future__ import annotations
-
 import _json
 import _socket
 import errno
-import os
+import posix
 import sys
 import time
 
@@ -160,13 +161,19 @@ def run(environ: dict[str, str], stdin: str) -> tuple[int, str, str]:
     return reply["code"], str(reply.get("stdout", "")), str(reply.get("stderr", ""))
 
 
+def environment() -> dict[str, str]:
+    """``os.environ`` without ``os``: the process environment, decoded as ``os`` decodes it."""
+    return {k.decode("utf-8", "surrogateescape"): v.decode("utf-8", "surrogateescape")
+            for k, v in posix.environ.items()}
+
+
 def main() -> int:
     try:
         stdin = sys.stdin.read()
     except (OSError, UnicodeDecodeError) as exc:
         print(error_reply(ERR_DECODE, "cannot read the network configuration", str(exc), ""))
         return 1
-    code, out, err = run(dict(os.environ), stdin)
+    code, out, err = run(environment(), stdin)
     if out:
         sys.stdout.write(out if out.endswith("\n") else out + "\n")
     if err:

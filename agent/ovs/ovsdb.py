@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ovsdbapp.backend.ovs_idl import connection, transaction
+from ovsdbapp.backend.ovs_idl import command, connection, idlutils
 from ovsdbapp.schema.open_vswitch import impl_idl
 
 LOG = logging.getLogger(__name__)
@@ -22,6 +22,22 @@ LOG = logging.getLogger(__name__)
 EXT_ENDPOINT = "contiv-endpoint-id"
 EXT_ROLE = "contiv-role"
 EXT_ROUND = "contiv-flow-round"
+
+# What the agent's OVSDB replica holds: the tables its commands touch, without the columns
+# ovs-vswitchd rewrites on its own (counters every few seconds, per-interface status and link
+# details on every port change, controller status). The Python IDL parses every update of every
+# monitored column in pure Python, on the same interpreter that answers CNI calls: with the whole
+# schema monitored, parsing ovs-vswitchd's own writes was half the agent's CPU during a burst of ADDs.
+MONITORED_TABLES = ("Open_vSwitch", "Bridge", "Port", "Interface", "Controller")
+UNMONITORED_COLUMNS = {
+    "Open_vSwitch": {"statistics"},
+    "Bridge": {"status", "rstp_status"},
+    "Port": {"statistics", "status", "rstp_statistics", "rstp_status"},
+    "Interface": {"statistics", "status", "admin_state", "duplex", "link_resets", "link_speed", "mtu",
+                  "mac_in_use", "ifindex", "lacp_current", "bfd_status", "cfm_fault", "cfm_fault_status",
+                  "cfm_flap_count", "cfm_health", "cfm_remote_mpids", "cfm_remote_opstate"},
+    "Controller": {"status", "is_connected", "role"},
+}
 
 
 @dataclass(frozen=True)
@@ -49,7 +65,11 @@ class Ovsdb:
 
     def __init__(self, remote: str, timeout: float = 10.0) -> None:
         self.remote = remote
-        idl = connection.OvsdbIdl.from_server(remote, "Open_vSwitch")
+        helper = idlutils.get_schema_helper(remote, "Open_vSwitch")
+        for table in MONITORED_TABLES:
+            columns = helper.schema_json["tables"][table]["columns"]
+            helper.register_columns(table, [c for c in columns if c not in UNMONITORED_COLUMNS[table]])
+        idl = connection.OvsdbIdl(remote, helper)
         self._conn = connection.Connection(idl=idl, timeout=timeout)
         self.api = impl_idl.OvsdbIdl(self._conn)
 
@@ -95,13 +115,17 @@ class Ovsdb:
         self.api.br_set_external_id(bridge, key, value).execute(check_error=True)
 
     def _read(self, *commands: Any) -> list[Any]:
-        """Run read-only commands in one plain transaction. ovsdbapp's Open_vSwitch transaction bumps
-        ``next_cfg`` and waits for ovs-vswitchd to reconfigure, as ovs-vsctl does: right for a
-        change, pure cost for a read (and a reconfiguration of the switch for nothing)."""
-        txn = transaction.Transaction(self.api, self._conn, check_error=True)
-        for command in commands:
-            txn.add(command)
-        return list(txn.commit())
+        """Run read-only commands against the local replica, in the caller's thread, under the
+        connection's lock (one snapshot for all of them). Not through a transaction: ovsdbapp's
+        Open_vSwitch transaction bumps ``next_cfg`` and waits for ovs-vswitchd to reconfigure, as
+        ovs-vsctl does (right for a change, pure cost for a read), and any transaction queues for
+        the connection thread, two thread hand-offs per read on the endpoint path."""
+        with self._conn.lock:
+            out = []
+            for command in commands:
+                command.run_idl(None)
+                out.append(command.result)
+            return out
 
     def ports(self, bridge: str) -> dict[str, PortInfo]:
         """Ports of *bridge* by name with their interface's ofport, type and external_ids."""
@@ -119,11 +143,11 @@ class Ovsdb:
 
     def interface_ofports(self, names: list[str] | None = None) -> dict[str, int]:
         """Interface name -> ofport (-1 while unassigned or failed), for those of *names* that exist, or
-        for every interface: two columns, looked up by name, where ``ports`` converts every column of
-        every interface (several ms per call with a few dozen ports, and the endpoint path reads often)."""
-        command = self.api.db_list("Interface", names, columns=["name", "ofport"], if_exists=True) \
-            if names is not None else self.api.db_list("Interface", columns=["name", "ofport"])
-        return {row["name"]: _ofport(row["ofport"]) for row in self._read(command)[0]}
+        for every interface: two attributes of the replica's rows (``db_list`` converts each column of
+        each row through ovsdbapp's generic path: milliseconds with a few dozen ports, and the
+        endpoint path reads this on every ADD)."""
+        (ofports,) = self._read(_InterfaceOfports(self.api, names))
+        return ofports
 
     def wait_ofport(self, name: str, timeout: float = 10.0) -> int:
         """``wait_ofports`` for one interface, returning its ofport (reads just that interface)."""
@@ -235,6 +259,19 @@ class Ovsdb:
                           for n in missing}
                 raise TimeoutError(f"ports not ready on {bridge}: {errors}")
             time.sleep(0.005)
+
+
+class _InterfaceOfports(command.ReadOnlyCommand):
+    """name -> ofport of the Interface rows named *names* (every row if None), read from the replica."""
+
+    def __init__(self, api: Any, names: list[str] | None) -> None:
+        super().__init__(api)
+        self.names = None if names is None else set(names)
+
+    def run_idl(self, txn: Any) -> None:
+        names = self.names
+        self.result = {row.name: _ofport(row.ofport) for row in self.api.tables["Interface"].rows.values()
+                       if names is None or row.name in names}
 
 
 def _ofport(value: Any) -> int:

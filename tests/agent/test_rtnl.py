@@ -54,10 +54,12 @@ def _ns_ifindex(netns: str, ifname: str) -> int:
 
 def test_veth_into_namespace_then_one_batch_configures_it(netns: str, host_if: str) -> None:
     with open_netns(netns) as fd, closing(rtnl.open_socket()) as nl:
-        rtnl.request(nl, [rtnl.veth_message(host_if, "eth0", 1400, "02:00:00:aa:bb:cc", fd)])
-    host = _ip(None, "link", "show", host_if)[0]
+        rtnl.request(nl, [rtnl.veth_message(host_if, "eth0", 1400, "02:00:00:aa:bb:cc", fd),
+                          *rtnl.switch_port_messages(host_if)])
+    host = _ip(None, "-d", "link", "show", host_if)[0]
     assert host["mtu"] == 1400
-    assert "UP" in host["flags"]
+    assert {"UP", "PROMISC"} <= set(host["flags"])
+    assert host["inet6_addr_gen_mode"] == "none"
     index = _ns_ifindex(netns, "eth0")
     _configure(netns, "eth0", [rtnl.link_message(index, up=True), rtnl.address_message(index, "10.77.0.5", 24),
                                rtnl.loopback_up_message(), rtnl.default_route_message("10.77.0.1")])
@@ -70,6 +72,10 @@ def test_veth_into_namespace_then_one_batch_configures_it(netns: str, host_if: s
     assert "UP" in links["lo"]["flags"]
     routes = _ip(netns, "route", "show", "default")
     assert [(r["gateway"], r["dev"]) for r in routes] == [("10.77.0.1", "eth0")]
+    # the container end is up, so the host end has carrier: still no address of any family on it
+    host = _ip(None, "addr", "show", host_if)[0]
+    assert "LOWER_UP" in host["flags"]
+    assert host["addr_info"] == []
 
 
 def test_existing_name_is_refused_and_nothing_is_created(netns: str, host_if: str) -> None:
@@ -93,6 +99,15 @@ def test_a_refused_message_in_a_batch_is_raised_after_every_ack(netns: str) -> N
     # the kernel went on with the message after the refused one
     d0 = _ip(netns, "addr", "show", "d0")[0]
     assert [a["local"] for a in d0["addr_info"] if a["family"] == "inet"] == ["10.78.0.2"]
+
+
+def test_a_tolerated_refusal_is_not_raised(netns: str) -> None:
+    index = _ns_ifindex(netns, "lo")
+    missing = rtnl.link_message(4242, up=True)
+    with pytest.raises(rtnl.RtnlError):
+        _configure(netns, "lo", [missing])
+    _configure(netns, "lo", [missing._replace(tolerate=(errno.ENODEV,)), rtnl.link_message(index, up=True)])
+    assert "UP" in _ip(netns, "link", "show", "lo")[0]["flags"]
 
 
 def test_ifindex_of_a_missing_interface(netns: str) -> None:

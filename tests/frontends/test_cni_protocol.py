@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -339,10 +340,49 @@ def test_malformed_message_on_the_socket(cni_socket: str) -> None:
 def test_binary_imports_only_the_standard_library(cni_bin: Path) -> None:
     text = cni_bin.read_text()
     assert text.startswith("#!")
-    assert " -sS\n" in text.splitlines()[0] + "\n"
+    assert text.splitlines()[0].endswith(" -IS")
     imports = {line.split()[1] for line in text.splitlines() if line.startswith(("import ", "from "))}
-    assert imports <= {"__future__", "_json", "_socket", "errno", "os", "sys", "time"}
+    assert imports <= {"_json", "_socket", "errno", "posix", "sys", "time"}  # built in, or one small extension
     assert os.access(cni_bin, os.X_OK)
+
+
+def test_binary_loads_no_module_beyond_its_imports(cni_bin: Path) -> None:
+    """What the interpreter really loads to answer (``-X importtime`` lists every import): no
+    ``os``, ``json``, ``socket`` or anything they pull in sneaks in through a dependency."""
+    import subprocess
+
+    python = cni_bin.read_text().splitlines()[0][2:].split()[0]
+    proc = subprocess.run([python, "-X", "importtime", "-I", "-S", str(cni_bin)], input='{"cniVersion": "1.0.0"}',
+                          env={"CNI_COMMAND": "VERSION"}, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    loaded = {line.split("|")[2].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    loaded.discard("imported package")
+    startup = {"_io", "marshal", "posix", "_frozen_importlib_external", "time", "zipimport", "_codecs", "codecs",
+               "encodings.aliases", "encodings", "encodings.utf_8", "_signal", "_abc", "abc", "io"}
+    assert loaded - startup <= {"_json", "_socket", "errno"}, loaded - startup
+
+
+def test_install_prefers_a_recent_system_python(tmp_path: Path) -> None:
+    from agent.cni import install as inst
+
+    binary = inst.install(tmp_path / "bin")[0]
+    shebang = binary.read_text().splitlines()[0]
+    expected = inst.SYSTEM_PYTHON if inst.runs_plugin(inst.SYSTEM_PYTHON) else sys.executable
+    assert shebang == f"#!{expected} -IS"
+
+
+def test_install_refuses_an_interpreter_that_cannot_run_the_plugin(tmp_path: Path) -> None:
+    import subprocess
+
+    old = tmp_path / "python2"
+    old.write_text("#!/bin/sh\nexit 1\n")  # what a too-old interpreter answers to the version check
+    old.chmod(0o755)
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "agent", "install-cni", "--bin-dir", str(tmp_path / "bin"),
+                           "--python", str(old)], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "cannot run the contiv plugin" in proc.stderr
+    assert not (tmp_path / "bin").exists()
 
 
 def test_install_cni_command(tmp_path: Path) -> None:
