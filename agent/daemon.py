@@ -197,7 +197,11 @@ def main(argv: list[str] | None = None) -> int:
                       vlan_uplinks=uplinks, underlay_mtu=args.underlay_mtu, bond_name=args.bond_name,
                       bond_lacp=args.bond_lacp)
     of = OpenFlowController(cfg.of_listen, cfg.of_port)
-    of.start()
+    try:
+        of.start()
+    except OSError as exc:
+        LOG.error("cannot listen for the bridge's OpenFlow connection on %s: %s", of.target, exc)
+        return 2
     ovsdb = None
     while ovsdb is None:
         try:

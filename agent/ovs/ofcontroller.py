@@ -1,4 +1,4 @@
-"""In-process OpenFlow 1.3 controller: os-ken accepts the bridge's connection, this class programs it.
+"""The agent's OpenFlow 1.3 controller: programs its bridge over ``agent.ovs.ofchannel``.
 
 Every change is one ONF bundle (OpenFlow 1.3 extension 230) opened, filled, committed atomically and
 followed by a barrier, so the switch never shows a half-applied pipeline and the caller learns about
@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from agent.ovs import ofchannel
 from agent.ovs.encoder import FlowModEncoder
 from agent.ovs.flow import COOKIE_ROUND_MASK, COOKIE_ROUND_SHIFT, Flow, Match
 
@@ -45,21 +46,19 @@ class FlowProgrammingError(RuntimeError):
 
 
 class OpenFlowController:
-    """Owns the os-ken runtime of this process and the connection to one bridge."""
-
-    _started = False
+    """Listens for the bridge's connection and programs it."""
 
     def __init__(self, listen_host: str = "127.0.0.1", port: int = 6653) -> None:
         self.listen_host = listen_host
         self.port = port
-        self.app: Any = None
-        self._app_ready = threading.Event()
+        self.channel = ofchannel.OpenFlowChannel(listen_host, port)
         self._xids = itertools.count(0x10000000)
         self._bundle_ids = itertools.count(1)
         self._encoder = FlowModEncoder()
         self._encoded: dict[Flow, bytes] = {}
         self._send_lock = threading.Lock()
         self.on_connect: list[Callable[[Any], None]] = []
+        self.channel.on_connect.append(self._connected)
         self.last_apply_seconds = 0.0
 
     @property
@@ -68,52 +67,23 @@ class OpenFlowController:
         return f"tcp:{self.listen_host}:{self.port}"
 
     def start(self) -> None:
-        """Start os-ken's OpenFlow listener in background threads (os-ken's native hub).
+        """Listen for the bridge (raises OSError if the port is taken)."""
+        self.channel.start()
 
-        os-ken keeps its configuration in a process-wide object that can be parsed once, so one
-        process hosts one controller; the agent manages a single bridge, and tests run one agent
-        process per simulated host.
-        """
-        if OpenFlowController._started:
-            raise RuntimeError("os-ken already started in this process")
-        OpenFlowController._started = True
-        # Order matters: os_ken.controller.controller and app_manager import each other, and only
-        # this order resolves.
-        from os_ken import cfg  # noqa: I001
-        from os_ken.base.app_manager import AppManager
-        import os_ken.controller.controller  # noqa: F401  (registers the ofp-* options)
+    def stop(self) -> None:
+        self.channel.stop()
 
-        from agent.ovs import ofapp
-
-        # Echo requests every second: with os-ken's native hub a dead connection is only noticed
-        # when a send fails (its send thread cannot be interrupted), so something must be sent.
-        cfg.CONF(args=["--ofp-listen-host", self.listen_host, "--ofp-tcp-listen-port", str(self.port)],
-                 project="os_ken")
-        cfg.CONF.set_override("echo_request_interval", 1.0)
-        cfg.CONF.set_override("maximum_unreplied_echo_requests", 3)
-        ofapp.ON_START.append(self._attach)
-        thread = threading.Thread(target=AppManager.run_apps, args=(["agent.ovs.ofapp"],),
-                                  name="os-ken", daemon=True)
-        thread.start()
-        if not self._app_ready.wait(10):
-            raise RuntimeError("os-ken application did not start")
-
-    def _attach(self, app: Any) -> None:
-        self.app = app
-        app.on_connect.append(self._connected)
-        self._app_ready.set()
-
-    def _connected(self, dp: Any) -> None:
+    def _connected(self, conn: Any) -> None:
         """Tell the listeners (read at call time, so hooks added after start() are honoured)."""
         for hook in list(self.on_connect):
-            hook(dp)
+            hook(conn)
 
     def wait_connected(self, timeout: float) -> bool:
-        return bool(self.app.connected.wait(timeout))
+        return self.channel.connected.wait(timeout)
 
     @property
     def connected(self) -> bool:
-        return self.app is not None and self.app.connected.is_set()
+        return self.channel.connected.is_set()
 
     # -- encoding ------------------------------------------------------------------------------
 
@@ -149,13 +119,16 @@ class OpenFlowController:
                            _ONF_BF_ATOMIC_ORDERED)
         return self._header(_OFPT_EXPERIMENTER, 8 + len(body) + len(inner), xid) + body + inner
 
-    def _send_with_barrier(self, dp: Any, parts: list[bytes], timeout: float) -> int:
+    def _send_with_barrier(self, conn: ofchannel.Connection, parts: list[bytes], timeout: float) -> int:
         """Send *parts* followed by a barrier and wait for its reply; returns the barrier's xid (the
         switch has processed everything sent before it, errors included, when it answers)."""
         barrier_xid = next(self._xids)
-        done = self.app.expect_barrier(barrier_xid)
-        dp.send(b"".join([*parts, self._header(_OFPT_BARRIER_REQUEST, 8, barrier_xid)]))
-        done.result(timeout)
+        done = self.channel.expect_barrier(barrier_xid)
+        try:
+            conn.send(b"".join([*parts, self._header(_OFPT_BARRIER_REQUEST, 8, barrier_xid)]))
+            done.result(timeout)
+        finally:
+            self.channel.forget(barrier_xid)
         return barrier_xid
 
     def apply(self, adds: Iterable[tuple[Flow, int]], deletes: Sequence[Flow] = (),
@@ -171,9 +144,7 @@ class OpenFlowController:
         Returns the number of messages in the bundle. Raises FlowProgrammingError if the switch
         rejected anything (then nothing changed) and ConnectionError if no switch is connected.
         """
-        dp = self.app.datapath if self.app else None
-        if dp is None:
-            raise ConnectionError("no switch connected to the controller")
+        conn = self.channel.connection()
         started = time.monotonic()
         with self._send_lock:
             bundle_id = next(self._bundle_ids) & 0xFFFFFFFF
@@ -189,42 +160,29 @@ class OpenFlowController:
             for round_ in delete_rounds:
                 parts.append(self._bundle_add(next(self._xids), bundle_id, self._delete_round_bytes(round_)))
             count = len(parts) - 1
-            last = self._send_with_barrier(dp, parts, timeout)
-            errors = self.app.take_errors(range(first_xid, last + 1))
+            last = self._send_with_barrier(conn, parts, timeout)
+            errors = self.channel.take_errors(range(first_xid, last + 1))
             verdict = _ONF_BCT_DISCARD_REQUEST if errors else _ONF_BCT_COMMIT_REQUEST
             ctrl_xid = next(self._xids)
-            last = self._send_with_barrier(dp, [self._bundle_ctrl(ctrl_xid, bundle_id, verdict)], timeout)
-            errors += self.app.take_errors(range(ctrl_xid, last + 1))
+            last = self._send_with_barrier(conn, [self._bundle_ctrl(ctrl_xid, bundle_id, verdict)], timeout)
+            errors += self.channel.take_errors(range(ctrl_xid, last + 1))
         self.last_apply_seconds = time.monotonic() - started
         if errors:
             raise FlowProgrammingError("; ".join(errors))
         return count
 
-    def flow_stats(self, timeout: float = 10.0) -> list[Any]:
-        """All flows on the switch as os-ken OFPFlowStats (table_id, priority, cookie, match, ...)."""
-        dp = self.app.datapath if self.app else None
-        if dp is None:
-            raise ConnectionError("no switch connected to the controller")
-        parser, ofp = dp.ofproto_parser, dp.ofproto
-        req = parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, 0, 0,
-                                         parser.OFPMatch())
+    def flow_stats(self, timeout: float = 10.0) -> list[ofchannel.FlowStat]:
+        """All flows on the switch (table_id, priority, cookie and counters of each)."""
+        conn = self.channel.connection()
         xid = next(self._xids)
-        req.xid = xid
-        fut = self.app.expect_stats(xid)
-        req.serialize()
-        dp.send(bytes(req.buf))
-        return fut.result(timeout)
+        fut = self.channel.expect_stats(xid)
+        try:
+            conn.send(ofchannel.flow_stats_request(xid))
+            return fut.result(timeout)
+        finally:
+            self.channel.forget(xid)
 
     def inject(self, in_port: int, frame: bytes) -> None:
         """Run *frame* through the pipeline as if it had been received on *in_port* (packet-out to
         OFPP_TABLE). Raises ConnectionError if no switch is connected."""
-        dp = self.app.datapath if self.app else None
-        if dp is None:
-            raise ConnectionError("no switch connected to the controller")
-        parser, ofp = dp.ofproto_parser, dp.ofproto
-        msg = parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=in_port,
-                                  actions=[parser.OFPActionOutput(ofp.OFPP_TABLE)], data=frame)
-        msg.xid = next(self._xids)
-        msg.serialize()
-        with self._send_lock:
-            dp.send(bytes(msg.buf))
+        self.channel.connection().send(ofchannel.packet_out_to_table(next(self._xids), in_port, frame))
