@@ -71,7 +71,7 @@ class Ovsdb:
             helper.register_columns(table, [c for c in columns if c not in UNMONITORED_COLUMNS[table]])
         idl = connection.OvsdbIdl(remote, helper)
         self._conn = connection.Connection(idl=idl, timeout=timeout)
-        self.api = impl_idl.OvsdbIdl(self._conn)
+        self.api = impl_idl.OvsdbIdl(self._conn, auto_index=False)
 
     def close(self) -> None:
         self._conn.stop()
