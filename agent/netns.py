@@ -15,11 +15,13 @@ import ctypes
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from pyroute2 import IPRoute
 
+T = TypeVar("T")
 _CLONE_NEWNET = 0x40000000
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
@@ -39,26 +41,34 @@ def open_netns(netns: str) -> Iterator[int]:
         os.close(fd)
 
 
-def socket_in(ns_fd: int, family: int, type_: int, proto: int = 0) -> socket.socket:
-    """A socket created inside the namespace *ns_fd* by a thread that enters it (netlink for
-    ``iproute_in``, AF_INET for ethtool's ioctl, which resolves names in the socket's namespace)."""
-    out: list[socket.socket | BaseException] = []
+def run_in(ns_fd: int, fn: Callable[[], T]) -> T:
+    """``fn()`` run by a short-lived thread that entered the namespace *ns_fd* (what it creates or
+    opens belongs to that namespace: sockets, and files under /proc/sys/net); its result or
+    exception is handed back to the caller's thread."""
+    out: list[Any] = []
 
-    def create() -> None:
+    def call() -> None:
         try:
             if _LIBC.setns(ns_fd, _CLONE_NEWNET) != 0:
                 err = ctypes.get_errno()
                 raise OSError(err, f"setns: {os.strerror(err)}")
-            out.append(socket.socket(family, type_, proto))
+            out.append((True, fn()))
         except BaseException as exc:  # handed to the caller's thread
-            out.append(exc)
+            out.append((False, exc))
 
-    thread = threading.Thread(target=create, name="netns-socket", daemon=True)
+    thread = threading.Thread(target=call, name="netns-call", daemon=True)
     thread.start()
     thread.join()
-    if isinstance(out[0], BaseException):
-        raise out[0]
-    return out[0]
+    ok, value = out[0]
+    if not ok:
+        raise value
+    return value
+
+
+def socket_in(ns_fd: int, family: int, type_: int, proto: int = 0) -> socket.socket:
+    """A socket created inside the namespace *ns_fd* (netlink for ``iproute_in``, AF_INET for
+    ethtool's ioctl, which resolves names in the socket's namespace)."""
+    return run_in(ns_fd, lambda: socket.socket(family, type_, proto))
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from agent import rtnl
-from agent.netns import iproute_in, open_netns, socket_in
+from agent.netns import iproute_in, open_netns, run_in
 
 LOG = logging.getLogger(__name__)
 
@@ -75,24 +75,24 @@ class Plumber:
         with IPRoute() as ipr:
             return bool(ipr.link_lookup(ifname=host_ifname(endpoint_id)))
 
-    def create(self, link: EndpointLink) -> str:
-        """Create and configure the pair (idempotent: an existing host end means it is done): ``prepare``
-        then ``configure``."""
+    def create(self, link: EndpointLink, replace: bool = False) -> str:
+        """Create and configure the pair: ``prepare`` then ``configure``. Idempotent for a reconcile:
+        an existing host end means it is done, unless *replace* (an endpoint call making the endpoint
+        afresh: what an interrupted earlier call left is replaced)."""
         if not link.netns:
             return self._create_for_runtime(link)
         host_if = host_ifname(link.endpoint_id)
-        if _has_link(host_if):
+        if not replace and _has_link(host_if):
             return host_if
         self.prepare(link.endpoint_id, link.netns, link.ifname, link.mtu, link.mac)
-        self.configure(link, created_mtu=link.mtu)
+        self.configure(link)
         return host_if
 
     def prepare(self, endpoint_id: str, netns: str, ifname: str, mtu: int, mac: str = "") -> str:
-        """The pair alone, which needs no address yet (the endpoint path makes it while netmaster
-        allocates one): the host end up, ready to be an OVS port; the container end created directly
+        """The pair alone: the host end up, ready to be an OVS port; the container end created directly
         inside *netns* (moving a link between namespaces costs the kernel an RCU grace period,
-        ~20 ms) under *ifname*, down and unaddressed until ``configure``. A host end left over by an
-        interrupted add of the same endpoint is replaced. A namespace that is gone raises
+        ~20 ms) under *ifname*, with *mtu* and *mac*, down and unaddressed until ``configure``. A
+        host end left over by an interrupted add of the same endpoint is replaced. A namespace that is gone raises
         FileNotFoundError, a taken *ifname* FileExistsError, both before anything is created."""
         host_if = host_ifname(endpoint_id)
         with open_netns(netns) as ns_fd, closing(rtnl.open_socket()) as nl:
@@ -107,18 +107,14 @@ class Plumber:
                 raise
         return host_if
 
-    def configure(self, link: EndpointLink, created_mtu: int) -> None:
+    def configure(self, link: EndpointLink) -> None:
         """Finish a prepared pair: the container end's MAC, MTU, address, loopback and default route
         (one netlink datagram, through sockets opened inside the namespace: ``agent.netns``, no fork),
-        TX checksum offload off; the host end's MTU if the pair was created with another. On failure
-        the pair is deleted (a half-configured container end is useless: start over)."""
+        TX checksum offload off. On failure the pair is deleted (a half-configured container end is
+        useless: start over)."""
         try:
             with open_netns(link.netns) as ns_fd:
                 self._configure_container_end(link, ns_fd)
-            if link.mtu != created_mtu:
-                with closing(rtnl.open_socket()) as nl:
-                    index = socket.if_nametoindex(host_ifname(link.endpoint_id))
-                    rtnl.request(nl, [rtnl.link_message(index, mtu=link.mtu)])
         except Exception:
             self.delete(link.endpoint_id)
             raise
@@ -150,17 +146,19 @@ class Plumber:
     @staticmethod
     def _configure_container_end(link: EndpointLink, ns_fd: int) -> None:
         """MAC, MTU and link up, address, loopback up and default route in one netlink datagram; TX
-        checksum offload off first, through a socket in the namespace."""
-        with closing(socket_in(ns_fd, socket.AF_INET, socket.SOCK_DGRAM)) as inet:
-            index = rtnl.ifindex(inet, link.ifname)
-            if not link.tx_offload:
-                _tx_checksum_off(link.ifname, inet)
-        messages = [rtnl.link_message(index, up=True, mac=link.mac, mtu=link.mtu),
-                    rtnl.address_message(index, link.ip, link.prefixlen), rtnl.loopback_up_message()]
-        if link.gateway:
-            messages.append(rtnl.default_route_message(link.gateway))
-        with closing(socket_in(ns_fd, socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)) as nl:
-            rtnl.request(nl, messages)
+        checksum offload off first. One thread in the namespace does it all."""
+        rest = [rtnl.loopback_up_message(), *([rtnl.default_route_message(link.gateway)] if link.gateway else [])]
+
+        def configure() -> None:
+            with closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as inet, \
+                    closing(rtnl.open_socket()) as nl:
+                index = rtnl.ifindex(inet, link.ifname)
+                if not link.tx_offload:
+                    _tx_checksum_off(link.ifname, inet)
+                rtnl.request(nl, [rtnl.link_message(index, up=True, mac=link.mac, mtu=link.mtu),
+                                  rtnl.address_message(index, link.ip, link.prefixlen), *rest])
+
+        run_in(ns_fd, configure)
 
     def container_end_ok(self, link: EndpointLink) -> str:
         """'' if the container end is in place with its address, else what is wrong (for CNI CHECK)."""

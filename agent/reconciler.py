@@ -320,25 +320,17 @@ class Reconciler:
             with self._claims_lock:
                 self._claims.discard(ep_id)
 
-    def plumb_endpoint(self, link: EndpointLink) -> int:
+    def plumb_endpoint(self, link: EndpointLink, replace: bool = False) -> int:
         """Create the endpoint's veth, container end and OVS port now, outside the reconcile lock
-        (endpoints plumb in parallel), and return its ofport. Claim the endpoint first. Raises on
+        (endpoints plumb in parallel), and return its ofport once ovs-vswitchd has opened the port
+        (without flows it carries nothing: the classifier drops what it does not know). *replace*:
+        a veth left by an interrupted earlier call is replaced. Claim the endpoint first. Raises on
         failure, leaving the cleanup to the caller (``remove_endpoint_port``)."""
-        name = self.plumber.create(link)
+        name = self.plumber.create(link, replace=replace)
         self._add_endpoint_port(link.endpoint_id, name)
         ofport = self.ovsdb.wait_ofport(name)
         self.endpoint_errors.pop(link.endpoint_id, None)
         return ofport
-
-    def prepare_endpoint(self, ep_id: str, netns: str, ifname: str, mtu: int) -> int:
-        """The first half of ``plumb_endpoint``, which needs no address: the veth with its container
-        end still unconfigured (``Plumber.prepare``) and the OVS port; returns the ofport. The
-        endpoint path does this while netmaster allocates the address, then ``Plumber.configure``.
-        Without flows the port carries nothing (the classifier drops what it does not know). Claim
-        the endpoint first; on failure the caller cleans up (``remove_endpoint_port``)."""
-        name = self.plumber.prepare(ep_id, netns, ifname, mtu)
-        self._add_endpoint_port(ep_id, name)
-        return self.ovsdb.wait_ofport(name)
 
     def programmed_ofport(self, ep_id: str) -> int:
         """The ofport the installed flows use for local endpoint *ep_id*; 0 if it has none."""

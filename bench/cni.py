@@ -5,7 +5,10 @@ environment plus stdin, started with ``nsenter --net`` inside one simulated host
 OVS, a real agent following a real netmaster), a 1.0.0 configuration (the newest version Debian's
 plugins speak), one fresh network namespace per container. Measured: sequential calls, then rounds
 of ``--parallel`` concurrent calls; p50/p99 per phase, the ratio of ours to the reference, and
-whether every call succeeded.
+whether every call succeeded. Then the CPU time one sequential ADD costs each process of the host
+(the agent, netmaster, ovs-vswitchd, ovsdb-server, and the plugin processes with ``nsenter``; from
+/proc and the bench's own child rusage, 10 ms ticks over the sequential phase): on a machine with
+few cores the processes compete, and latency follows the sum.
 
     python bench/cni.py [--sequential 40] [--parallel 20] [--rounds 3]   (root)
 """
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -51,12 +56,32 @@ class Driver:
         return time.perf_counter() - started, proc.returncode == 0, proc.stdout[-300:] + proc.stderr[-300:]
 
 
+class CpuMeter:
+    """CPU seconds spent so far by the host's long-running processes and by this bench's children
+    (the plugin processes and ``nsenter``)."""
+
+    def __init__(self, processes: dict[str, int]) -> None:
+        self.processes = processes
+
+    @staticmethod
+    def _seconds(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def read(self) -> dict[str, float]:
+        out = {name: self._seconds(pid) for name, pid in self.processes.items()}
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out["plugin + nsenter"] = children.ru_utime + children.ru_stime
+        return out
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def measure(driver: Driver, prefix: str, sequential: int, parallel: int, rounds: int) -> dict[str, Any]:
+def measure(driver: Driver, prefix: str, sequential: int, parallel: int, rounds: int,
+            cpu: CpuMeter) -> dict[str, Any]:
     out: dict[str, Any] = {"failures": []}
 
     def batch(command: str, names: list[str], workers: int) -> list[float]:
@@ -70,7 +95,10 @@ def measure(driver: Driver, prefix: str, sequential: int, parallel: int, rounds:
         sh("ip", "netns", "add", n)
     try:
         seq = names[:sequential]
+        before = cpu.read()
         out["seq_add"] = [driver.call("ADD", n)[0] for n in seq]
+        after = cpu.read()
+        out["cpu_seq_add"] = {k: (after[k] - before[k]) / len(seq) for k in before}
         out["seq_del"] = [driver.call("DEL", n)[0] for n in seq]
         out["par_add"], out["par_del"], out["par_add_ok"] = [], [], 0
         for _ in range(rounds):
@@ -94,6 +122,13 @@ def report(results: dict[str, dict[str, Any]], parallel: int) -> str:
         lines.append(f"{label:<22}{statistics.median(a) * 1000:>10.1f}ms{percentile(a, .99) * 1000:>8.1f}ms"
                      f"{statistics.median(b) * 1000:>10.1f}ms{percentile(b, .99) * 1000:>8.1f}ms"
                      f"{statistics.median(a) / statistics.median(b):>10.2f}x")
+    lines.append("")
+    lines.append(f"{'CPU per sequential ADD':<22}{'contiv':>12}{'bridge':>12}")
+    for proc in ours["cpu_seq_add"]:
+        lines.append(f"{proc:<22}{ours['cpu_seq_add'][proc] * 1000:>10.1f}ms{ref['cpu_seq_add'][proc] * 1000:>10.1f}ms")
+    lines.append(f"{'total':<22}{sum(ours['cpu_seq_add'].values()) * 1000:>10.1f}ms"
+                 f"{sum(ref['cpu_seq_add'].values()) * 1000:>10.1f}ms")
+    lines.append("")
     for name, r in results.items():
         lines.append(f"{name}: parallel ADDs succeeded {r['par_add_ok']}/{len(r['par_add'])}, "
                      f"failures {len(r['failures'])}")
@@ -127,10 +162,15 @@ def main(argv: list[str] | None = None) -> int:
                                                 "dataDir": str(work / "host-local")}},
                    host.netns, str(REFERENCE_DIR)),
         ]
+        ovs_pids = dict(zip(("ovs-vswitchd", "ovsdb-server"), host.ovs.pids(), strict=True))
+        if host.agent is None or cluster.netmaster is None:
+            raise RuntimeError("the simulated host has no agent or no netmaster")
+        cpu = CpuMeter({"agent": host.agent.pid, "netmaster": cluster.netmaster.process.pid, **ovs_pids})
         results = {}
         for driver in drivers:
             driver.call("VERSION", "warmup")
-            results[driver.name] = measure(driver, f"{cluster.prefix}b", args.sequential, args.parallel, args.rounds)
+            results[driver.name] = measure(driver, f"{cluster.prefix}b", args.sequential, args.parallel, args.rounds,
+                                           cpu)
         print(report(results, args.parallel))
         if args.json:
             print(json.dumps({k: {m: v for m, v in r.items() if m != "failures"} for k, r in results.items()}))
