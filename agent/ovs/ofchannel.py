@@ -177,7 +177,7 @@ class OpenFlowChannel:
         try:
             conn.send(message(OFPT_HELLO, 1, _HELLO_BITMAP) + message(OFPT_FEATURES_REQUEST, 2))
             self._read(conn)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: select() on a socket closed meanwhile (replaced)
             LOG.debug("switch connection %s: %s", conn.peer, exc)
         finally:
             conn.close()
