@@ -23,7 +23,6 @@ from contextlib import closing, nullcontext
 from dataclasses import dataclass
 
 from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
 from agent import rtnl
 from agent.netns import iproute_in, open_netns, run_in
@@ -173,14 +172,9 @@ class Plumber:
         return "" if link.ip in addrs else f"address {link.ip} missing on {link.ifname} in {link.netns}"
 
     def delete(self, endpoint_id: str) -> None:
-        """Delete the pair by its host end (the container end goes with it)."""
-        with IPRoute() as ipr:
-            for idx in ipr.link_lookup(ifname=host_ifname(endpoint_id)):
-                try:
-                    ipr.link("del", index=idx)
-                except NetlinkError as exc:
-                    if exc.code != 19:  # ENODEV: already gone
-                        raise
+        """Delete the pair by its host end (the container end goes with it); nothing to delete is fine."""
+        with closing(rtnl.open_socket()) as nl:
+            rtnl.request(nl, [rtnl.delete_link_message(host_ifname(endpoint_id))])
 
 
 def _has_link(ifname: str) -> bool:

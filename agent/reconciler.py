@@ -301,7 +301,9 @@ class Reconciler:
         self._ofport_requests.update((spec.name, spec.ofport) for spec in specs)
 
     def _commit_port_dels(self, names: list[str]) -> None:
-        self.ovsdb.del_ports(self.cfg.bridge, sorted(set(names)))
+        """Not waiting for ovs-vswitchd: the veths go next (``_remove_ports``), and it takes the
+        port's removal and its device's together."""
+        self.ovsdb.del_ports(self.cfg.bridge, sorted(set(names)), wait_for_switch=False)
         for name in names:
             self._ofport_requests.pop(name, None)
 

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 _NLMSG_ERROR = 2
 _NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_EXCL, _NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
-_RTM_NEWLINK, _RTM_NEWADDR, _RTM_NEWROUTE = 16, 20, 24
+_RTM_NEWLINK, _RTM_DELLINK, _RTM_NEWADDR, _RTM_NEWROUTE = 16, 17, 20, 24
 _IFLA_ADDRESS, _IFLA_IFNAME, _IFLA_MTU, _IFLA_LINKINFO, _IFLA_NET_NS_FD = 1, 3, 4, 18, 28
 _IFLA_INFO_KIND, _IFLA_INFO_DATA, _VETH_INFO_PEER = 1, 2, 1
 _IFA_ADDRESS, _IFA_LOCAL = 1, 2
@@ -104,6 +104,13 @@ def switch_port_messages(host_if: str) -> list[Message]:
     return [Message(_RTM_NEWLINK, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, flags, flags) + by_name, create=False),
             Message(_RTM_NEWLINK, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + by_name + no_ipv6, create=False,
                     tolerate=(errno.EAFNOSUPPORT, errno.EOPNOTSUPP))]
+
+
+def delete_link_message(ifname: str) -> Message:
+    """RTM_DELLINK for the link named *ifname* (a veth takes its peer with it); one that is already
+    gone is not an error."""
+    return Message(_RTM_DELLINK, _ifinfo() + _attr(_IFLA_IFNAME, _name(ifname)), create=False,
+                   tolerate=(errno.ENODEV,))
 
 
 def address_message(index: int, ip: str, prefixlen: int) -> Message:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ovsdbapp.backend.ovs_idl import command, connection, idlutils
+from ovsdbapp.backend.ovs_idl import command, connection, idlutils, transaction
 from ovsdbapp.schema.open_vswitch import impl_idl
 
 LOG = logging.getLogger(__name__)
@@ -238,8 +238,14 @@ class Ovsdb:
     def del_port(self, bridge: str, name: str) -> None:
         self.del_ports(bridge, [name])
 
-    def del_ports(self, bridge: str, names: list[str]) -> None:
-        with self.api.transaction(check_error=True) as txn:
+    def del_ports(self, bridge: str, names: list[str], wait_for_switch: bool = True) -> None:
+        """Remove ports *names* (those that exist). With *wait_for_switch* off the call returns once
+        OVSDB has committed, not once ovs-vswitchd has reconfigured for it: a caller that deletes the
+        ports' devices next lets ovs-vswitchd take both changes in one pass (and never see a port
+        whose device is gone)."""
+        pending = self.api.transaction(check_error=True) if wait_for_switch else \
+            transaction.Transaction(self.api, self._conn, check_error=True)
+        with pending as txn:
             for name in names:
                 txn.add(self.api.del_port(name, bridge=bridge, if_exists=True))
 
