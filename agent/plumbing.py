@@ -91,8 +91,9 @@ class Plumber:
         """The pair alone: the host end up, ready to be an OVS port; the container end created directly
         inside *netns* (moving a link between namespaces costs the kernel an RCU grace period,
         ~20 ms) under *ifname*, with *mtu* and *mac*, down and unaddressed until ``configure``. A
-        host end left over by an interrupted add of the same endpoint is replaced. A namespace that is gone raises
-        FileNotFoundError, a taken *ifname* FileExistsError, both before anything is created."""
+        host end left over by an interrupted add of the same endpoint is replaced. A namespace that
+        is gone raises FileNotFoundError, a taken *ifname* FileExistsError, both before anything is
+        created."""
         host_if = host_ifname(endpoint_id)
         with open_netns(netns) as ns_fd, closing(rtnl.open_socket()) as nl:
             if _has_link(host_if):

@@ -6,8 +6,8 @@ does the work in ~3 ms. Here each request is a ``struct``-packed message on a pl
 socket, and the container end's configuration (address, loopback up, default route) goes to the
 kernel as one datagram: rtnetlink processes the messages of a datagram in order and acks each.
 The host end is made a switch port in the same datagram (up, promiscuous, no IPv6: one burst of
-link events for ovs-vswitchd, which reconfigures the whole bridge on each). Reads, deletes and the
-rarer paths stay with pyroute2.
+link events for ovs-vswitchd, which reconfigures the whole bridge on each); a veth is deleted by one
+RTM_DELLINK. Reads and the rarer paths stay with pyroute2.
 """
 
 from __future__ import annotations

@@ -24,9 +24,6 @@ from agent.ovs.flow import COOKIE_ROUND_MASK, COOKIE_ROUND_SHIFT, Flow, Match
 
 LOG = logging.getLogger(__name__)
 
-_OFP_VERSION = 4
-_OFPT_EXPERIMENTER = 4
-_OFPT_BARRIER_REQUEST = 20
 _ONF_EXPERIMENTER_ID = 0x4F4E4600
 _ONF_ET_BUNDLE_CONTROL = 2300
 _ONF_ET_BUNDLE_ADD = 2301
@@ -37,7 +34,6 @@ _ONF_BF_ATOMIC_ORDERED = 3
 _OFPFC_ADD = 0
 _OFPFC_DELETE = 3
 _OFPFC_DELETE_STRICT = 4
-_OFPTT_ALL = 0xFF
 _ANY_FLOW = Flow(0, 0, Match())
 
 
@@ -100,24 +96,20 @@ class OpenFlowController:
     def _delete_round_bytes(self, round_: int) -> bytes:
         cookie = (round_ & 0xFFFF) << COOKIE_ROUND_SHIFT
         return self._encoder.flow_mod(_ANY_FLOW, _OFPFC_DELETE, cookie=cookie, cookie_mask=COOKIE_ROUND_MASK,
-                                      table=_OFPTT_ALL)
+                                      table=ofchannel.OFPTT_ALL)
 
     # -- bundles -------------------------------------------------------------------------------
-
-    @staticmethod
-    def _header(msg_type: int, length: int, xid: int) -> bytes:
-        return struct.pack("!BBHI", _OFP_VERSION, msg_type, length, xid)
 
     def _bundle_ctrl(self, xid: int, bundle_id: int, ctrl_type: int) -> bytes:
         body = struct.pack("!IIIHH", _ONF_EXPERIMENTER_ID, _ONF_ET_BUNDLE_CONTROL, bundle_id, ctrl_type,
                            _ONF_BF_ATOMIC_ORDERED)
-        return self._header(_OFPT_EXPERIMENTER, 8 + len(body), xid) + body
+        return ofchannel.message(ofchannel.OFPT_EXPERIMENTER, xid, body)
 
     def _bundle_add(self, xid: int, bundle_id: int, inner: bytes) -> bytes:
         inner = inner[:4] + struct.pack("!I", xid) + inner[8:]
         body = struct.pack("!IIIHH", _ONF_EXPERIMENTER_ID, _ONF_ET_BUNDLE_ADD, bundle_id, 0,
                            _ONF_BF_ATOMIC_ORDERED)
-        return self._header(_OFPT_EXPERIMENTER, 8 + len(body) + len(inner), xid) + body + inner
+        return ofchannel.message(ofchannel.OFPT_EXPERIMENTER, xid, body + inner)
 
     def _send_with_barrier(self, conn: ofchannel.Connection, parts: list[bytes], timeout: float) -> int:
         """Send *parts* followed by a barrier and wait for its reply; returns the barrier's xid (the
@@ -125,7 +117,7 @@ class OpenFlowController:
         barrier_xid = next(self._xids)
         done = self.channel.expect_barrier(barrier_xid)
         try:
-            conn.send(b"".join([*parts, self._header(_OFPT_BARRIER_REQUEST, 8, barrier_xid)]))
+            conn.send(b"".join([*parts, ofchannel.message(ofchannel.OFPT_BARRIER_REQUEST, barrier_xid)]))
             done.result(timeout)
         finally:
             self.channel.forget(barrier_xid)
