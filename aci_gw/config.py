@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from aci_gw.payload import GwConfigOverride
+from contiv_api.aci_gw_payload import GwConfigOverride
 
 DEFAULT_KEY_FILE = "/aciconfig/aci.key"
 DEFAULT_LISTEN = "127.0.0.1:5000"

@@ -18,13 +18,6 @@ from aci_gw.apic import ApicClient, ApicError, ApicUnavailable
 from aci_gw.config import ConfigError, GatewaySettings
 from aci_gw.metrics import Metrics
 from aci_gw.ownership import owner_app
-from aci_gw.payload import (
-    AppProfileRequest,
-    PayloadError,
-    parse_app_profile,
-    parse_delete,
-    parse_endpoint_query,
-)
 from aci_gw.reconcile import Plan, plan_delete, plan_push
 from aci_gw.translate import (
     ApicFacts,
@@ -32,6 +25,13 @@ from aci_gw.translate import (
     external_dns_outside,
     needs_common_bds,
     translate,
+)
+from contiv_api.aci_gw_payload import (
+    AppProfileRequest,
+    PayloadError,
+    parse_app_profile,
+    parse_delete,
+    parse_endpoint_query,
 )
 
 log = logging.getLogger("aci_gw")

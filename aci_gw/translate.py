@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from aci_gw.config import FabricSettings
 from aci_gw.mo import Mo, split_dn
 from aci_gw.ownership import SHARED_TAG, app_tag, is_owned, owner_app
-from aci_gw.payload import AppProfileRequest, ContractDef, ContractLink, EpgSpec, FilterSpec
+from contiv_api.aci_gw_payload import AppProfileRequest, ContractDef, ContractLink, EpgSpec, FilterSpec
 
 MAX_NAME = 64
 UNENFORCED_CONTRACT = "uni/tn-common/brc-default"

@@ -39,7 +39,7 @@ from agent.netmaster_source import NetmasterStateSource
 from agent.netns import netns_path
 from agent.plumbing import EndpointLink, container_ifname, host_ifname
 from agent.reconciler import VXLAN_OVERHEAD, Reconciler
-from netmaster.client import NetmasterClient, NetmasterError, NetmasterUnavailableError
+from contiv_api.netmaster_client import NetmasterClient, NetmasterError, NetmasterUnavailableError
 
 LOG = logging.getLogger(__name__)
 

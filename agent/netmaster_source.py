@@ -1,8 +1,8 @@
 """The agent's state source when it follows netmaster: list+watch into a cache, DesiredState out.
 
 The hard parts of following netmaster (snapshot, watch, reconnect with backoff, resume from the last
-complete revision, re-snapshot on 410, dropping repeated events) live in ``netmaster.client`` and
-``netmaster.informer``; this module runs an informer on an asyncio loop in a thread of its own and
+complete revision, re-snapshot on 410, dropping repeated events) live in ``contiv_api.netmaster_client`` and
+``contiv_api.informer``; this module runs an informer on an asyncio loop in a thread of its own and
 turns its cache into DesiredState snapshots for the reconciler:
 
 - the informer's handlers only mirror objects into a lock-protected dict and wake the apply loop;
@@ -35,8 +35,9 @@ from typing import Any, TypeVar
 from agent.local_endpoints import LocalEndpointStore
 from agent.netmaster_state import NmObject, build_state
 from agent.state import DesiredState
-from netmaster.client import NetmasterClient, NetmasterError, ObjectState
-from netmaster.informer import Informer
+from contiv_api.informer import Informer
+from contiv_api.netmaster_client import NetmasterClient, NetmasterError
+from contiv_api.watch_format import ObjectState
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from contiv_api.mac import mac_for
+
 FwdMode = Literal["bridge", "routing"]
 InfraType = Literal["default", "aci"]
 Encap = Literal["vlan", "vxlan"]
@@ -23,11 +25,6 @@ Direction = Literal["in", "out"]
 Verdict = Literal["allow", "deny"]
 
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "igmp": 2}
-
-
-def mac_from_ip(ip: str) -> str:
-    """Contiv's container MAC: 02:02 followed by the four IPv4 bytes."""
-    return "02:02:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
 
 
 @dataclass(frozen=True)
@@ -103,7 +100,7 @@ class Endpoint:
     def __post_init__(self) -> None:
         ipaddress.IPv4Address(self.ip)
         if not self.mac:
-            object.__setattr__(self, "mac", mac_from_ip(self.ip))
+            object.__setattr__(self, "mac", mac_for(self.ip))
 
     @property
     def network_key(self) -> str:

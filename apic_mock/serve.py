@@ -1,6 +1,6 @@
 """Serving a mock with uvicorn: the listening socket and the server configuration.
 
-Shared by the ``apic-mock`` command and :mod:`apic_mock.testing`. The listening socket must be
+Shared by the ``apic-mock`` command and :mod:`testbed.apic`. The listening socket must be
 created with ``IPPROTO_TCP``: asyncio only sets ``TCP_NODELAY`` on sockets whose ``proto`` says TCP,
 and without it every response stalls ~40 ms on a delayed ACK (uvicorn writes headers and body
 separately).

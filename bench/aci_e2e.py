@@ -28,9 +28,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aci_gw.testing import AciGwProcess, apic_env  # noqa: E402
-from apic_mock.testing import ApicMock  # noqa: E402
-from netmaster.testing import NetmasterProcess  # noqa: E402
+from testbed.aci_gw import AciGwProcess, apic_env  # noqa: E402
+from testbed.apic import ApicMock  # noqa: E402
+from testbed.netmaster import NetmasterProcess  # noqa: E402
 
 PHYS = "contiv-phys"
 POLL = 0.005

@@ -1,6 +1,6 @@
 """Benchmark, ACI mode end to end, part 2: through the simulated leaf, with packets.
 
-The whole stack of ``tests/cluster/aci.py``: apic_mock, aci-gw, netmaster ``--infra aci``, two
+The whole stack of ``testbed/cluster/aci.py``: apic_mock, aci-gw, netmaster ``--infra aci``, two
 simulated hosts with agents, and a simulated leaf with the hosts' trunks on its ports. Two figures:
 
 - **rule to enforcement**: a container of EPG ``a`` on host 1 probes a TCP port of a container of EPG
@@ -36,8 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.agent_sync.sync_cluster import add_endpoint, delete_endpoint  # noqa: E402
-from tests.cluster.aci import AciCluster  # noqa: E402
+from testbed.cluster.aci import AciCluster  # noqa: E402
+from testbed.sync_cluster import add_endpoint, delete_endpoint  # noqa: E402
 
 TENANT = "bench"
 BASE_PORT = 20000

@@ -33,9 +33,9 @@ from aci_gw_payloads import PHYS_DOMAIN, big_profile  # noqa: E402
 
 from aci_gw.config import FabricSettings  # noqa: E402
 from aci_gw.mo import Mo  # noqa: E402
-from aci_gw.payload import parse_app_profile  # noqa: E402
 from aci_gw.translate import ApicFacts, translate  # noqa: E402
-from apic_mock.testing import ApicMock  # noqa: E402
+from contiv_api.aci_gw_payload import parse_app_profile  # noqa: E402
+from testbed.apic import ApicMock  # noqa: E402
 
 
 def apic_requests(apic: ApicMock) -> int:

@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 
 from apic_mock.initial import mo  # noqa: E402
 from apic_mock.leaf import SimLeaf  # noqa: E402
-from apic_mock.testing import ApicMock  # noqa: E402
-from tests.aci_leaf.wiring import Wiring, in_ns, serve_tcp  # noqa: E402
+from testbed.apic import ApicMock  # noqa: E402
+from testbed.wiring import Wiring, in_ns, serve_tcp  # noqa: E402
 
 EPG = "uni/tn-bench/ap-app/epg-"
 PROBE = """

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agent.state import DesiredState, Endpoint, Host, Network  # noqa: E402
-from tests.cluster import Cluster, sh  # noqa: E402
+from testbed.cluster import Cluster, sh  # noqa: E402
 
 
 def lost_during(ns: str, ip: str, interval: float, action: list[str]) -> tuple[int, int]:

@@ -156,7 +156,7 @@ def run_resync_in_netns(n_flows: int) -> None:
 
 def state_to_flows_latency(iterations: int) -> list[float]:
     """Time from a new rule written to both hosts' state sources until both agents applied it."""
-    from tests.cluster import Cluster
+    from testbed.cluster import Cluster
 
     with Cluster(n_hosts=2) as cluster:
         hosts = tuple(Host(h.name, h.vtep_ip) for h in cluster.hosts)

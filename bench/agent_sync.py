@@ -25,8 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.agent_sync.sync_cluster import Netmaster, SyncCluster, add_endpoint  # noqa: E402
-from tests.cluster import SimHost  # noqa: E402
+from testbed.cluster import SimHost  # noqa: E402
+from testbed.sync_cluster import Netmaster, SyncCluster, add_endpoint  # noqa: E402
 
 
 def _applied(host: SimHost) -> int:

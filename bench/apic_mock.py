@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from apic_mock.initial import mo
-from apic_mock.testing import ApicMock
+from testbed.apic import ApicMock
 
 
 def tenant(name: str, bds: int, epgs: int) -> dict[str, Any]:

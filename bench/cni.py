@@ -33,9 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agent.cni.install import install  # noqa: E402
-from tests.agent_sync.sync_cluster import Netmaster, wait_revision  # noqa: E402
-from tests.cluster import sh  # noqa: E402
-from tests.frontends.fe_cluster import FeCluster  # noqa: E402
+from testbed.cluster import sh  # noqa: E402
+from testbed.fe_cluster import FeCluster  # noqa: E402
+from testbed.sync_cluster import Netmaster, wait_revision  # noqa: E402
 
 REFERENCE_DIR = Path("/usr/lib/cni")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from netmaster.testing import NetmasterProcess
+from testbed.netmaster import NetmasterProcess
 
 
 def percentile(samples: list[float], q: float) -> float:

@@ -25,8 +25,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from netmaster.testing import NetmasterProcess  # noqa: E402
-from tests.etcd_server import EtcdCluster  # noqa: E402
+from testbed.etcd import EtcdCluster  # noqa: E402
+from testbed.netmaster import NetmasterProcess  # noqa: E402
 
 NETWORKS = 8
 

@@ -33,10 +33,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from netmaster.leader import DEFAULT_TTL  # noqa: E402
+from netmaster.ha.leader import DEFAULT_TTL  # noqa: E402
 from netmaster.store.base import Compare, Put  # noqa: E402
 from netmaster.store.etcd import EtcdStore  # noqa: E402
-from tests.etcd_server import EtcdCluster  # noqa: E402
+from testbed.etcd import EtcdCluster  # noqa: E402
 
 POOL = "/bench/pool"
 RECORD = "/bench/alloc/"
@@ -56,7 +56,7 @@ class Allocator:
     ``local_lock``: allocations of one process go through the pool one at a time, reusing the pool's
     revision from its own last commit; only other processes can then make a CAS fail. Without it
     every task reads and commits on its own, colliding with its siblings too, and retries after a
-    jittered pause the way ``netmaster.txn.run_txn`` does.
+    jittered pause the way ``netmaster.store.txn.run_txn`` does.
     """
 
     def __init__(self, store: EtcdStore, owner: str, local_lock: bool) -> None:
@@ -194,8 +194,9 @@ async def bench_watch_latency(url: str, n: int = 500) -> tuple[float, float]:
 
 async def bench_api_watch_latency(url: str, n: int = 200) -> tuple[float, float]:
     """Through netmaster: from sending POST /api/v1/endpoints/ to the agent-side watch event."""
-    from netmaster.client import Change, NetmasterClient
-    from netmaster.testing import NetmasterProcess
+    from contiv_api.netmaster_client import NetmasterClient
+    from contiv_api.watch_format import Change
+    from testbed.netmaster import NetmasterProcess
 
     nm = await asyncio.to_thread(NetmasterProcess.spawn, url)
     try:
@@ -231,8 +232,8 @@ async def bench_api_watch_latency(url: str, n: int = 200) -> tuple[float, float]
 async def bench_api_allocations(cluster: EtcdCluster, netmasters: int, total: int, clients: int) -> float:
     """Through netmaster: endpoint creations per second, every client on one network (one address pool),
     the clients spread over *netmasters* processes. What the API does with a hot pool, end to end."""
-    from netmaster.client import NetmasterClient
-    from netmaster.testing import NetmasterProcess
+    from contiv_api.netmaster_client import NetmasterClient
+    from testbed.netmaster import NetmasterProcess
 
     await asyncio.to_thread(cluster.wipe)  # a fresh keyspace: no endpoints of an earlier round
     nms = [await asyncio.to_thread(NetmasterProcess.spawn, cluster.url) for _ in range(netmasters)]

@@ -4,5 +4,5 @@ It lives outside the product packages because it stands on the simulated cluster
 (hosts and containers as network namespaces, agents, a simulated leaf): the product has no notion of
 fake hosts, and the demo must show the same stack the end-to-end tests prove. ``demo.aci`` is the
 walkthrough, ``demo.keep`` what ``--keep`` leaves behind and how ``down`` removes it; the netctl-only
-walkthrough on SQLite stays in ``netmaster.demo`` (``scripts/demo --basic``).
+walkthrough on SQLite stays in ``demo.basic`` (``scripts/demo --basic``).
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tests.cluster.prereq import missing_prerequisites
+from testbed.cluster.prereq import missing_prerequisites
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,14 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--keep", action="store_true", help="leave everything running to explore; prints how to "
                       "reach each part; remove it with `scripts/demo down`")
     mode.add_argument("--basic", action="store_true",
-                      help="the netctl-only walkthrough on SQLite instead (python -m netmaster.demo; no root)")
+                      help="the netctl-only walkthrough on SQLite instead (python -m demo.basic; no root)")
     args = parser.parse_args(argv)
     if args.action == "down":
         from demo import keep
 
         return keep.down()
     if args.basic:
-        from netmaster import demo as basic
+        from demo import basic
 
         sys.argv = [sys.argv[0]]
         return basic.main()

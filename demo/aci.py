@@ -1,7 +1,7 @@
 """The ACI walkthrough: the workflow of issue 8, each step printed with what it shows.
 
 1. an APIC (``apic_mock`` with its demo fabric), ``aci-gw``, netmaster on SQLite in ACI mode, two
-   simulated hosts with agents and the simulated leaf 101 (``tests.cluster.aci.AciCluster``);
+   simulated hosts with agents and the simulated leaf 101 (``testbed.cluster.aci.AciCluster``);
 2. an APIC administrator creates tenant ``acme`` over the APIC's REST API; netmaster imports it;
 3. DevOps defines a network, EPGs ``web`` and ``db``, a policy on ``db`` and the app profile ``shop``
    with netctl; netmaster pushes the profile through aci-gw;
@@ -30,18 +30,19 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from demo import keep
-from netmaster.aci_stack import AciApi, eventually
-from netmaster.demo import BOLD, DIM, RESET, netctl
-from tests.agent.netcheck import http_ok, http_server, ping
-from tests.agent_sync.sync_cluster import add_endpoint
-from tests.cluster import leftovers
-from tests.cluster.aci import AciCluster
+from demo.basic import BOLD, DIM, RESET, netctl
+from testbed.aci_stack import AciApi
+from testbed.cluster import leftovers
+from testbed.cluster.aci import AciCluster
+from testbed.netcheck import http_ok, http_server, ping
+from testbed.sync_cluster import add_endpoint
+from testbed.waiting import eventually
 
 if TYPE_CHECKING:
-    from aci_gw.testing import AciGwProcess
     from apic_mock.leaf import SimLeaf
-    from apic_mock.testing import ApicMock
-    from netmaster.aci_stack import AciControlPlane
+    from testbed.aci_gw import AciGwProcess
+    from testbed.aci_stack import AciControlPlane
+    from testbed.apic import ApicMock
 
 TENANT = "acme"
 SUBNET = "10.50.0"
@@ -380,7 +381,7 @@ def _teardown(walk: Walkthrough, say: Narrator) -> None:
     try:
         cluster.down()
     except BaseException:
-        say.say(f"teardown interrupted; finish it with `python -m tests.cluster down {cluster.prefix}`")
+        say.say(f"teardown interrupted; finish it with `python -m testbed.cluster down {cluster.prefix}`")
         raise
     if apic_workdir is not None:
         shutil.rmtree(apic_workdir, ignore_errors=True)

@@ -11,7 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.cluster import down as cluster_down
+from testbed.cluster import down as cluster_down
 
 RECORD = Path("/tmp/contiv-demo.json")
 
@@ -28,7 +28,7 @@ def down() -> int:
         print("no demo is running (nothing recorded in " + str(RECORD) + ")")
         return 0
     except ValueError as exc:
-        print(f"{RECORD} is unreadable ({exc}); remove it, then `python -m tests.cluster down --all`")
+        print(f"{RECORD} is unreadable ({exc}); remove it, then `python -m testbed.cluster down --all`")
         return 1
     cluster_down(record["prefix"])
     shutil.rmtree(record["apicWorkdir"], ignore_errors=True)

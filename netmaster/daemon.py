@@ -17,12 +17,13 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from netmaster import __version__, backup_cli
+from netmaster import __version__
 from netmaster.aci.client import DEFAULT_URL as DEFAULT_ACI_GW_URL
 from netmaster.aci.controller import AciSettings
 from netmaster.api.app import ApiSettings, create_app
-from netmaster.endpoint_gc import DEFAULT_GRACE
-from netmaster.leader import DEFAULT_TTL
+from netmaster.backup import cli as backup_cli
+from netmaster.ha.endpoint_gc import DEFAULT_GRACE
+from netmaster.ha.leader import DEFAULT_TTL
 from netmaster.logs import setup_logging
 from netmaster.store import DEFAULT_STORE_URL, open_store
 from netmaster.store.base import StoreError

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from netmaster.client import NetmasterError, NetmasterUnavailableError
+from contiv_api.netmaster_client import NetmasterError, NetmasterUnavailableError
 
-# (method, path, body) -> decoded JSON; raises netmaster.client.NetmasterError
+# (method, path, body) -> decoded JSON; raises contiv_api.netmaster_client.NetmasterError
 NetmasterCall = Callable[[str, str, Any], Any]
 
 

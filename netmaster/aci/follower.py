@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from netmaster import keys
+from netmaster.store import keys
 from netmaster.store.base import CompactedError, EventType, Store, StoreError
 
 log = logging.getLogger("netmaster.aci")

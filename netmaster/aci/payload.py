@@ -26,9 +26,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aci_gw.payload import API_VERSION, PayloadError, parse_app_profile
+from contiv_api.aci_gw_payload import API_VERSION, PayloadError, parse_app_profile
 
-#: kind -> key -> {"config": ..., "status": ...}: the objects as stored (see netmaster.keys).
+#: kind -> key -> {"config": ..., "status": ...}: the objects as stored (see netmaster.store.keys).
 Objects = Mapping[str, Mapping[str, Mapping[str, Any]]]
 
 
@@ -123,7 +123,7 @@ def _derive_contracts(view: ObjectView, tenant: str, groups: list[str]) -> _Cont
 def build_payload(view: ObjectView, app_profile_key: str) -> dict[str, Any]:
     """The /createAppProf body for one app profile; :class:`BuildError` when it cannot be built.
 
-    The result passed aci-gw's own validation (:func:`aci_gw.payload.parse_app_profile`), so a
+    The result passed aci-gw's own validation (:func:`contiv_api.aci_gw_payload.parse_app_profile`), so a
     payload the gateway would refuse is reported here, with the same words, without a request.
     """
     profile = view.config("appProfile", app_profile_key)

@@ -33,10 +33,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from netmaster import keys
 from netmaster.aci.client import AciGwClient, GatewayUnavailable
 from netmaster.aci.follower import ObjectFollower
 from netmaster.aci.payload import BuildError, ObjectView, build_payload, delete_payload, payload_hash
+from netmaster.store import keys
 from netmaster.store.base import Store, StoreError
 
 log = logging.getLogger("netmaster.aci")

@@ -24,13 +24,13 @@ import logging
 import time
 from typing import Any
 
-from netmaster import keys
 from netmaster.aci.client import AciGwClient, GatewayUnavailable
 from netmaster.errors import ApiError, ConflictError, NotFoundError
 from netmaster.objects.base import Record, infra_type, list_records
 from netmaster.objects.service import ObjectService
+from netmaster.store import keys
 from netmaster.store.base import Store, StoreError
-from netmaster.txn import read_only
+from netmaster.store.txn import read_only
 
 log = logging.getLogger("netmaster.aci")
 

@@ -27,11 +27,6 @@ def int_to_ip(value: int) -> str:
     return str(ipaddress.IPv4Address(value))
 
 
-def mac_for(ip: str) -> str:
-    """Contiv's container MAC: ``02:02:`` followed by the four bytes of the IPv4 address."""
-    return "02:02:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
-
-
 @dataclass(frozen=True)
 class Subnet:
     """``a.b.c.d/len`` or the range form ``a.b.c.d-e.f.g.h/len`` (hosts limited to that range)."""

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netmaster import keys
 from netmaster.alloc.rangeset import RangeSet
 from netmaster.errors import ConflictError, InvalidError
-from netmaster.txn import Txn
+from netmaster.store import keys
+from netmaster.store.txn import Txn
 
 
 @dataclass(frozen=True)

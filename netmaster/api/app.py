@@ -28,21 +28,21 @@ from netmaster import __version__
 from netmaster.aci.client import AciGwClient
 from netmaster.aci.contracts import ExternalContractCheck
 from netmaster.aci.controller import AciController, AciSettings
-from netmaster.agent_inspect import add_agent_inspect_routes
-from netmaster.agents import AgentRegistry, add_agent_routes
+from netmaster.api.agent_inspect import add_agent_inspect_routes
+from netmaster.api.agents import AgentRegistry, add_agent_routes
 from netmaster.api.metrics import ApiMetrics
 from netmaster.api.watch import add_watch_routes
-from netmaster.backup import export_state
-from netmaster.cluster import ClusterNode
-from netmaster.endpoint_gc import DEFAULT_GRACE, EndpointCollector
-from netmaster.endpoints import EndpointService, ReservationService
+from netmaster.backup.state import export_state
 from netmaster.errors import ApiError, InvalidError, PayloadTooLargeError
-from netmaster.leader import DEFAULT_TTL
+from netmaster.ha.cluster import ClusterNode
+from netmaster.ha.endpoint_gc import DEFAULT_GRACE, EndpointCollector
+from netmaster.ha.leader import DEFAULT_TTL
 from netmaster.model.catalog import OBJECT_TYPES, ObjectType
+from netmaster.objects.endpoints import EndpointService, ReservationService
 from netmaster.objects.service import ObjectService
 from netmaster.store.base import Store, StoreError
 from netmaster.store.etcd_options import redact_url
-from netmaster.txn import KeyedLocks
+from netmaster.store.txn import KeyedLocks
 
 log = logging.getLogger("netmaster.api")
 
@@ -181,7 +181,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
 
     @app.get("/api/v1/export", tags=["daemon"])
     async def export() -> JSONResponse:
-        # The document of ``netmaster export`` (netmaster.backup), for ``netctl export``; the bearer
+        # The document of ``netmaster export`` (netmaster.backup.state), for ``netctl export``; the bearer
         # token guards it like every route. Import has no route: it needs a store no netmaster uses.
         return JSONResponse(await export_state(store, source=redact_url(settings.store_url)))
 

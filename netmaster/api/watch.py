@@ -18,8 +18,9 @@ from typing import Any
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from netmaster import keys
+from contiv_api.watch_format import bookmark_line, encode_line, error_line
 from netmaster.errors import UnavailableError
+from netmaster.store import keys
 from netmaster.store.base import CompactedError, Event, EventType, Store, StoreError
 
 BOOKMARK_INTERVAL = 5.0
@@ -110,25 +111,20 @@ async def _lines(
                 # of it (an etcd watch resuming on another member still has events to send), and a
                 # client that reconnected from such a bookmark would never see them. Every netmaster
                 # write is under the watched prefix, so ``last`` keeps up whenever state changes.
-                yield _line({"type": "bookmark", "revision": last})
+                yield bookmark_line(last)
                 continue
             if isinstance(item, BaseException):
-                line: dict[str, Any] = {"type": "error", "error": str(item)}
-                if isinstance(item, CompactedError):
-                    line["status"] = 410  # the client must re-list, as for an HTTP 410
-                yield _line(line)
+                # A compaction: 410, the client must re-list, as for an HTTP 410.
+                yield error_line(str(item), 410 if isinstance(item, CompactedError) else None)
                 return
             last = item.revision
             encoded = encode_event(item)
             if encoded is not None:
-                yield _line(encoded)
+                yield encode_line(encoded)
             elif queue.empty():
-                yield _line({"type": "bookmark", "revision": last})
+                yield bookmark_line(last)
     finally:
         pump.cancel()
         with contextlib.suppress(BaseException):
             await pump
 
-
-def _line(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"

@@ -1,6 +1,6 @@
 """The one place netctl talks HTTP to netmaster.
 
-Every command goes through :class:`NetmasterClient`, so URL shapes (Contiv's
+Every command goes through :class:`NetctlClient`, so URL shapes (Contiv's
 ``/api/v1/<plural>/<key>/`` with its trailing slash), authentication, TLS options and the mapping of
 failures to exit codes are decided once. Errors never escape as library exceptions: a non-2xx answer
 becomes :class:`RestError` (exit 3) and an unreachable server :class:`ConnectionFailed` (exit 1).
@@ -64,8 +64,12 @@ def _error_message(response: httpx.Response) -> str:
     return f"HTTP {response.status_code} {response.reason_phrase}".strip()
 
 
-class NetmasterClient:
-    """A thin, synchronous client for netmaster's Contiv-compatible REST API."""
+class NetctlClient:
+    """netctl's synchronous client for netmaster's Contiv-compatible REST API.
+
+    The asynchronous client that agents and other daemons use to follow netmaster's state and manage
+    endpoints is :class:`contiv_api.netmaster_client.NetmasterClient`: one name per role.
+    """
 
     def __init__(
         self,
@@ -98,7 +102,7 @@ class NetmasterClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> NetmasterClient:
+    def __enter__(self) -> NetctlClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from netmaster.cli.client import DEFAULT_NETMASTER, NetmasterClient
+from netmaster.cli.client import DEFAULT_NETMASTER, NetctlClient
 from netmaster.cli.errors import EXIT_HELP, EXIT_OK, BadUsage
 from netmaster.cli.output import Column, Row, echo_json, echo_listing
 
@@ -132,18 +132,18 @@ class Settings:
     token: str | None = None
     insecure: bool = False
     timeout: float = 30.0
-    _client: NetmasterClient | None = field(default=None, repr=False)
+    _client: NetctlClient | None = field(default=None, repr=False)
 
-    def client(self) -> NetmasterClient:
+    def client(self) -> NetctlClient:
         if self._client is None:
-            self._client = NetmasterClient(
+            self._client = NetctlClient(
                 self.netmaster, token=self.token, insecure=self.insecure, timeout=self.timeout
             )
             click.get_current_context().find_root().call_on_close(self._client.close)
         return self._client
 
 
-def get_client() -> NetmasterClient:
+def get_client() -> NetctlClient:
     """The client for the current invocation (commands call this instead of threading ``ctx``)."""
     settings = click.get_current_context().find_object(Settings)
     if settings is None:  # a sub-command invoked on its own, e.g. in a unit test

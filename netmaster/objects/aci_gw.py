@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from netmaster import keys
 from netmaster.errors import ConflictError
 from netmaster.model.catalog import ACI_GW
 from netmaster.objects.base import Handler, Record, list_records
-from netmaster.txn import Txn
+from netmaster.store import keys
+from netmaster.store.txn import Txn
 
 
 class AciGwHandler(Handler):

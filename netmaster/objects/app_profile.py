@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from netmaster import keys
 from netmaster.model.catalog import APP_PROFILE
 from netmaster.objects.base import Handler, Record, require
-from netmaster.txn import Txn
+from netmaster.store import keys
+from netmaster.store.txn import Txn
 
 
 class AppProfileHandler(Handler):

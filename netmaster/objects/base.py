@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from netmaster import keys
 from netmaster.errors import ConflictError, NotFoundError
 from netmaster.model.catalog import ObjectType
-from netmaster.txn import Txn
+from netmaster.store import keys
+from netmaster.store.txn import Txn
 
 
 @dataclass

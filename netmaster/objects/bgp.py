@@ -7,7 +7,7 @@ from typing import Any
 from netmaster.errors import InvalidError
 from netmaster.model.catalog import BGP
 from netmaster.objects.base import Handler, Record, infra_type
-from netmaster.txn import Txn
+from netmaster.store.txn import Txn
 
 
 class BgpHandler(Handler):

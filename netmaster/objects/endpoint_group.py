@@ -18,7 +18,7 @@ from netmaster.objects.base import (
 )
 from netmaster.objects.endpoint_list import endpoint_oper, endpoints_of
 from netmaster.objects.network import load_ipam, store_ipam
-from netmaster.txn import Txn
+from netmaster.store.txn import Txn
 
 
 async def _check_references(txn: Txn, config: dict[str, Any]) -> None:

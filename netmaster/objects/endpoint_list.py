@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from netmaster import keys
-from netmaster.txn import Txn
+from netmaster.store import keys
+from netmaster.store.txn import Txn
 
 
 async def endpoints_of(txn: Txn, match: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:

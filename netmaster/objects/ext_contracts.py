@@ -8,7 +8,7 @@ from typing import Any
 from netmaster.errors import ConflictError, InvalidError
 from netmaster.model.catalog import EXT_CONTRACTS_GROUP
 from netmaster.objects.base import Handler, Record, infra_type, list_records, require
-from netmaster.txn import Txn
+from netmaster.store.txn import Txn
 
 
 class ExtContractsGroupHandler(Handler):

@@ -14,7 +14,7 @@ from netmaster.alloc.rangeset import RangeSet
 from netmaster.errors import ConflictError
 from netmaster.model.catalog import GLOBAL
 from netmaster.objects.base import Handler, Record, list_records
-from netmaster.txn import Txn
+from netmaster.store.txn import Txn
 
 DEFAULTS = {
     "name": "global",

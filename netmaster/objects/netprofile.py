@@ -7,7 +7,7 @@ from typing import Any
 from netmaster.errors import ConflictError, InvalidError
 from netmaster.model.catalog import NETPROFILE
 from netmaster.objects.base import Handler, Record, list_records, require
-from netmaster.txn import Txn
+from netmaster.store.txn import Txn
 
 
 class NetprofileHandler(Handler):

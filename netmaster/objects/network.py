@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from netmaster import keys
 from netmaster.alloc import tags
 from netmaster.alloc.ipam import NetworkIpam, Subnet
 from netmaster.errors import ConflictError, InvalidError
@@ -18,7 +17,8 @@ from netmaster.objects.base import (
     require,
 )
 from netmaster.objects.endpoint_list import endpoint_oper, endpoints_of
-from netmaster.txn import Txn
+from netmaster.store import keys
+from netmaster.store.txn import Txn
 
 
 async def load_ipam(txn: Txn, network: Record) -> NetworkIpam:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from netmaster import keys
 from netmaster.errors import ConflictError, InvalidError
 from netmaster.model.catalog import POLICY, RULE
 from netmaster.objects.base import Handler, Record, infra_type, list_records, require
 from netmaster.objects.endpoint_list import endpoint_oper, endpoints_of
-from netmaster.txn import Txn
+from netmaster.store import keys
+from netmaster.store.txn import Txn
 
 
 async def groups_using(txn: Txn, tenant: str, policy: str) -> list[Record]:

@@ -1,6 +1,6 @@
 """The object service: Contiv's create-or-update, get, list, delete and inspect for every type.
 
-Each call is one store transaction (see :mod:`netmaster.txn`): the handler's checks, allocations
+Each call is one store transaction (see :mod:`netmaster.store.txn`): the handler's checks, allocations
 and the stored record commit together or not at all, so a refused request changes nothing.
 """
 
@@ -10,7 +10,6 @@ import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from netmaster import keys
 from netmaster.errors import NotFoundError
 from netmaster.model.catalog import BY_KIND, ObjectType
 from netmaster.objects.aci_gw import AciGwHandler
@@ -26,8 +25,9 @@ from netmaster.objects.policy import PolicyHandler, RuleHandler
 from netmaster.objects.relations import Relations
 from netmaster.objects.service_lb import ServiceLBHandler
 from netmaster.objects.tenant import TenantHandler
+from netmaster.store import keys
 from netmaster.store.base import Store
-from netmaster.txn import Txn, read_only, run_txn
+from netmaster.store.txn import Txn, read_only, run_txn
 
 
 def _normalise(otype: ObjectType, config: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from netmaster.model.catalog import SERVICE_LB
 from netmaster.objects.base import Handler, Record, require
 from netmaster.objects.endpoint_list import endpoints_of
 from netmaster.objects.network import load_ipam, store_ipam
-from netmaster.txn import Txn
+from netmaster.store.txn import Txn
 
 _PORT_RE = re.compile(r"^([0-9]{1,5}):([0-9]{1,5}):(tcp|udp)$", re.IGNORECASE)
 

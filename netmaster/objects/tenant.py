@@ -12,7 +12,7 @@ from netmaster.objects.endpoint_list import endpoint_oper, endpoints_of
 from netmaster.objects.network import NetworkHandler
 from netmaster.objects.policy import PolicyHandler
 from netmaster.objects.service_lb import ServiceLBHandler
-from netmaster.txn import Txn
+from netmaster.store.txn import Txn
 
 # Contiv refused a tenant delete while it held any of these, checked in this order.
 _DEPENDENTS = (

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from netmaster.aci_stack import AciApi, eventually
-from tests.agent.netcheck import ping, ping_eventually
-from tests.agent_sync.sync_cluster import add_endpoint, wait_revision
-from tests.cluster import SimHost
-from tests.cluster.aci import AciCluster, TrunkCapture
+from testbed.aci_stack import AciApi
+from testbed.cluster import SimHost
+from testbed.cluster.aci import AciCluster, TrunkCapture
+from testbed.netcheck import ping, ping_eventually
+from testbed.sync_cluster import add_endpoint, wait_revision
+from testbed.waiting import eventually
 
 TENANT = "acit"
 SUBNET = "10.31.0"

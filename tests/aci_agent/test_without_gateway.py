@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netmaster.aci_stack import AciApi, eventually
-from netmaster.testing import NetmasterProcess, free_port
+from testbed.aci_stack import AciApi
+from testbed.netmaster import NetmasterProcess
+from testbed.ports import free_port
+from testbed.waiting import eventually
 
 
 def test_epg_vlans_are_served_without_aci_gw(tmp_path: Path) -> None:

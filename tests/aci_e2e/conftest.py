@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster.aci import AciCluster
-from tests.cluster.prereq import running
+from testbed.cluster.aci import AciCluster
+from testbed.cluster.prereq import running
 
 
 @pytest.fixture(scope="module")

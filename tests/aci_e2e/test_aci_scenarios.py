@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from netmaster.aci_stack import AciApi, eventually
-from tests.agent.netcheck import http_ok, http_server, ping, ping_eventually
-from tests.agent_sync.sync_cluster import add_endpoint, delete_endpoint
-from tests.cluster.aci import AciCluster
+from testbed.aci_stack import AciApi
+from testbed.cluster.aci import AciCluster
+from testbed.netcheck import http_ok, http_server, ping, ping_eventually
+from testbed.sync_cluster import add_endpoint, delete_endpoint
+from testbed.waiting import eventually
 
 TENANT = "e2e"
 SUBNET = "10.41.0"

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import uvicorn
-from aci_gw_payloads import PHYS_DOMAIN
 
 from aci_gw.apic import make_client
 from aci_gw.app import create_app
@@ -19,7 +18,8 @@ from aci_gw.config import load_settings
 from aci_gw.gateway import Gateway
 from aci_gw.metrics import Metrics
 from aci_gw.mo import Mo
-from apic_mock.testing import ApicMock
+from testbed.aci_gw_payloads import PHYS_DOMAIN
+from testbed.apic import ApicMock
 
 
 def gateway_env(apic: ApicMock, **extra: str) -> dict[str, str]:

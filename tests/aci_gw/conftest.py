@@ -6,13 +6,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from aci_gw_harness import RunningGateway, add_phys_domain, gateway_env
-from aci_gw_payloads import PHYS_DOMAIN
 
-from apic_mock.testing import ApicMock, apic_mock, apic_mock_server  # noqa: F401
+from testbed.aci_gw_payloads import PHYS_DOMAIN
+from testbed.apic import ApicMock
 
 
 @pytest.fixture
-def apic(apic_mock: ApicMock) -> ApicMock:  # noqa: F811 - the imported fixture is extended here
+def apic(apic_mock: ApicMock) -> ApicMock:
     """The shared mock, reset, with the physical domain in place and counters zeroed."""
     add_phys_domain(apic_mock)
     apic_mock.admin.reset_stats()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 from aci_gw_harness import RunningGateway, read_tree
-from aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile
+
+from testbed.aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile
 
 pytest.importorskip("cobra.mit.access", reason="cobra SDK (acicobra) not installed: only an APIC ships it")
 pytest.importorskip("cobra.model.fv", reason="cobra model (acimodel) not installed: only an APIC ships it")

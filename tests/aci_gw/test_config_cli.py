@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 from aci_gw_harness import add_phys_domain, gateway_env, read_tree
-from aci_gw_payloads import LEAF, PATH, PHYS_DOMAIN, app_profile
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from aci_gw.apic import make_client
 from aci_gw.config import ConfigError, load_settings, parse_listen_url
-from aci_gw.payload import GwConfigOverride
-from apic_mock.testing import ApicMock
+from contiv_api.aci_gw_payload import GwConfigOverride
+from testbed.aci_gw_payloads import LEAF, PATH, PHYS_DOMAIN, app_profile
+from testbed.apic import ApicMock
+from testbed.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {"APIC_URL": "https://apic.example", "APIC_USERNAME": "admin", "APIC_PASSWORD": "pw"}
@@ -137,14 +137,9 @@ def test_bad_setting_stops_startup_with_one_line(env: dict[str, str], line: str)
     assert "Traceback" not in proc.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_the_command_serves_and_healthchecks() -> None:
-    port = _free_port()
+    port = free_port()
     with ApicMock.start(users={"contiv": "Zq9-distinctive-secret"}) as apic:
         add_phys_domain(apic)
         env = {**gateway_env(apic, APIC_PHYS_DOMAIN=PHYS_DOMAIN, APIC_LEAF_NODE=LEAF, LOG_LEVEL="DEBUG"),

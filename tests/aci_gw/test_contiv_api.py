@@ -8,10 +8,10 @@ import json
 
 import pytest
 from aci_gw_harness import RunningGateway, read_tree, user_post, writes
-from aci_gw_payloads import LEAF, PATH, PHYS_DOMAIN, app_profile, contract, epg, gw_config, link
 
 from aci_gw.mo import Mo
 from aci_gw.ownership import SHARED_TAG, app_tag
+from testbed.aci_gw_payloads import LEAF, PATH, PHYS_DOMAIN, app_profile, contract, epg, gw_config, link
 
 
 def child(mo: Mo | None, rn: str) -> Mo:

@@ -19,7 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 from aci_gw_harness import read_tree
-from aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile
+
+from testbed.aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile
+from testbed.ports import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -122,13 +124,6 @@ def image(docker: Docker) -> str:
     return IMAGE
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.mark.timeout(1800)
 def test_image_runs_as_non_root_and_pushes_through_to_the_apic(docker: Docker, image: str, apic) -> None:
@@ -145,7 +140,7 @@ def test_image_runs_as_non_root_and_pushes_through_to_the_apic(docker: Docker, i
     config.chmod(0o755)
     shutil.copy(apic.ca_file, config / "apic-ca.pem")
     (config / "apic-ca.pem").chmod(0o644)
-    port = _free_port()
+    port = free_port()
     name = f"aci-gw-test-{port}"
     env = {"APIC_URL": apic.url, "APIC_USERNAME": apic.username, "APIC_PASSWORD": apic.password,
            "APIC_CA_BUNDLE": "/aciconfig/apic-ca.pem", "APIC_PHYS_DOMAIN": PHYS_DOMAIN,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from aci_gw_harness import RunningGateway, user_post
-from aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile
+
+from testbed.aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile
 
 
 def test_tenants_list_and_detail(apic, gateway: RunningGateway) -> None:

@@ -4,10 +4,10 @@ user objects, ownership shared between app profiles, and a stateless gateway."""
 from __future__ import annotations
 
 from aci_gw_harness import RunningGateway, read_tree, user_post, writes
-from aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile, contract, epg, gw_config, link
 
 from aci_gw.mo import Mo
 from aci_gw.ownership import is_owned
+from testbed.aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile, contract, epg, gw_config, link
 
 SKIP_ATTRS = {
     "modTs", "uid", "userdom", "childAction", "lcOwn", "monPolDn", "status", "state", "stateQual", "tCl",

@@ -11,13 +11,13 @@ import time
 
 import pytest
 from aci_gw_harness import RunningGateway, add_phys_domain, gateway_env, read_tree, user_post, writes
-from aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from apic_mock.testing import ApicMock
+from testbed.aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile
+from testbed.apic import ApicMock
 
 ENV = {"APIC_PHYS_DOMAIN": PHYS_DOMAIN, "APIC_LEAF_NODE": LEAF}
 
@@ -194,7 +194,7 @@ def test_tls_is_verified_by_default(apic, start_gateway) -> None:
 
 
 def test_concurrent_pushes_to_one_tenant_are_serialised(apic, gateway: RunningGateway) -> None:
-    from aci_gw_payloads import epg
+    from testbed.aci_gw_payloads import epg
 
     bodies = [app_profile(app=f"app{i}", epgs=[epg(f"e{i}", 1100 + i)], contracts=[]) for i in range(4)]
     results: list[dict] = []

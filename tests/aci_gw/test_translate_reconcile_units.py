@@ -7,16 +7,16 @@ from __future__ import annotations
 import copy
 
 import pytest
-from aci_gw_payloads import app_profile, contract, epg, link
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aci_gw.config import FabricSettings
 from aci_gw.mo import Mo, split_dn
 from aci_gw.ownership import SHARED_TAG, is_owned
-from aci_gw.payload import FilterSpec, parse_app_profile
 from aci_gw.reconcile import plan_delete, plan_push, same_value
 from aci_gw.translate import ApicFacts, TranslationError, apic_name, entry_name, parse_contract_dn, translate
+from contiv_api.aci_gw_payload import FilterSpec, parse_app_profile
+from testbed.aci_gw_payloads import app_profile, contract, epg, link
 
 FABRIC = FabricSettings(physical_domain="pd", node_bindings=("topology/pod-1/node-101",))
 

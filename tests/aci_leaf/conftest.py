@@ -14,10 +14,9 @@ import pytest
 
 from apic_mock.initial import mo
 from apic_mock.leaf import SimLeaf
-from apic_mock.testing import ApicMock, apic_mock, apic_mock_server  # noqa: F401
-from tests.aci_leaf.wiring import Wiring
-from tests.aci_mode.conftest import Apic
-from tests.cluster.prereq import missing_prerequisites
+from testbed.apic import Apic, ApicMock
+from testbed.cluster.prereq import missing_prerequisites
+from testbed.wiring import Wiring
 
 NODE = 101
 
@@ -53,14 +52,14 @@ def contract(name: str, *entries: dict[str, str], rev: str = "yes") -> list[dict
 
 
 @pytest.fixture
-def apic(apic_mock: ApicMock) -> Iterator[Apic]:  # noqa: F811
+def apic(apic_mock: ApicMock) -> Iterator[Apic]:
     client = Apic(apic_mock)
     yield client
     client.http.close()
 
 
 @pytest.fixture
-def leaf(apic_mock: ApicMock) -> Iterator[SimLeaf]:  # noqa: F811
+def leaf(apic_mock: ApicMock) -> Iterator[SimLeaf]:
     sim = SimLeaf(NODE, apic_url=apic_mock.url, ca_file=apic_mock.ca_file, poll_interval=0.3)
     try:
         sim.start()

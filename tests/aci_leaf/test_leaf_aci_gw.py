@@ -9,12 +9,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from aci_gw.testing import AciGwProcess, apic_env
 from apic_mock.leaf import SimLeaf
-from apic_mock.testing import ApicMock
-from tests.aci_gw.aci_gw_payloads import PHYS_DOMAIN, app_profile, contract, epg, gw_config, link
+from testbed.aci_gw import AciGwProcess, apic_env
+from testbed.aci_gw_payloads import PHYS_DOMAIN, app_profile, contract, epg, gw_config, link
+from testbed.apic import ApicMock
+from testbed.waiting import eventually
+from testbed.wiring import Wiring, connects, pings, serve_tcp
 from tests.aci_leaf.conftest import Apic
-from tests.aci_leaf.wiring import Wiring, connects, eventually, pings, serve_tcp
 
 pytestmark = pytest.mark.slow
 

@@ -10,12 +10,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from aci_gw.testing import AciGwProcess, apic_env
 from apic_mock.initial import mo
 from apic_mock.leaf import SimLeaf
-from apic_mock.testing import ApicMock
+from testbed.aci_gw import AciGwProcess, apic_env
+from testbed.apic import ApicMock
+from testbed.waiting import eventually
+from testbed.wiring import Wiring, pings, sh
 from tests.aci_leaf.conftest import NODE, Apic, bd, epg, node_binding
-from tests.aci_leaf.wiring import Wiring, eventually, pings, sh
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,9 @@ import pytest
 
 from apic_mock.initial import mo
 from apic_mock.leaf import SimLeaf
+from testbed.waiting import eventually
+from testbed.wiring import Container, Wiring, connects, pings, serve_tcp
 from tests.aci_leaf.conftest import Apic, bd, contract, epg, path_binding
-from tests.aci_leaf.wiring import Container, Wiring, connects, eventually, pings, serve_tcp
 
 pytestmark = pytest.mark.slow
 

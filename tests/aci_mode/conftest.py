@@ -17,10 +17,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from aci_gw.testing import AciGwProcess, apic_env
-from apic_mock.testing import ApicMock
-from netmaster.aci_stack import eventually, flatten_subtree
-from netmaster.testing import NetmasterProcess
+from testbed.aci_gw import AciGwProcess, apic_env
+from testbed.apic import Apic, ApicMock
+from testbed.netmaster import NetmasterProcess
+from testbed.waiting import eventually
 
 PHYS_DOMAIN = "contiv-phys"
 NODE = "topology/pod-1/node-101"
@@ -34,28 +34,6 @@ ACI_GW = {
     "includeCommonTenant": "no",
 }
 _names = itertools.count(1)
-
-
-class Apic:
-    """The APIC as its administrator sees it: configure outside Contiv, read subtrees back."""
-
-    def __init__(self, mock: ApicMock) -> None:
-        self.mock = mock
-        self.http = mock.client()
-
-    def post(self, dn: str, body: dict[str, Any]) -> None:
-        response = self.http.post(f"/api/mo/{dn}.json", json=body)
-        assert response.status_code == 200, response.text
-
-    def delete(self, dn: str) -> None:
-        response = self.http.delete(f"/api/mo/{dn}.json")
-        assert response.status_code == 200, response.text
-
-    def tree(self, dn: str) -> dict[str, tuple[str, dict[str, str]]]:
-        """Every object under ``dn`` (included) as ``{dn: (class, attributes)}``; empty when absent."""
-        response = self.http.get(f"/api/mo/{dn}.json", params={"rsp-subtree": "full"})
-        assert response.status_code == 200, response.text
-        return flatten_subtree(response.json()["imdata"])
 
 
 class Netmaster:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from aci_gw.payload import parse_app_profile
+from contiv_api.aci_gw_payload import parse_app_profile
 from netmaster.aci.payload import BuildError, ObjectView, build_payload, gw_cidr, payload_hash
 
 T = "t1"

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from netmaster import keys
 from netmaster.aci.client import GatewayResult, GatewayUnavailable
 from netmaster.aci.reconciler import AciReconciler, RetryPolicy
 from netmaster.objects.service import ObjectService
+from netmaster.store import keys
 from netmaster.store.memory import MemoryStore
+from testbed.waiting import until
 
 
 class ScriptedGateway:
@@ -63,15 +64,6 @@ async def env() -> AsyncIterator[tuple[ObjectService, ScriptedGateway, AciReconc
 async def state(objects: ObjectService, key: str = "default:prof") -> dict[str, Any]:
     kv = await objects.store.get(keys.aci_sync(key))
     return json.loads(kv.value) if kv else {}
-
-
-async def until(probe: Any) -> Any:
-    """Poll ``probe`` until truthy, for at most about 5 s (the store is in process: polling is cheap)."""
-    for _ in range(500):
-        if result := await probe():
-            return result
-        await asyncio.sleep(0.01)
-    raise AssertionError("timed out")
 
 
 async def synced(objects: ObjectService) -> dict[str, Any]:

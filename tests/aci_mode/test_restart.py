@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aci_gw.testing import AciGwProcess, apic_env
-from apic_mock.testing import ApicMock
-from netmaster.testing import NetmasterProcess
+from testbed.aci_gw import AciGwProcess, apic_env
+from testbed.apic import ApicMock
+from testbed.netmaster import NetmasterProcess
 
 from .conftest import ACI_GW, NODE, PHYS_DOMAIN, Apic, Netmaster, eventually
 

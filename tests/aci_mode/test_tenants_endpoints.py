@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from tests.netctl.conftest import parse_table
+from testbed.netctl import parse_table
 
 from .conftest import Stack, eventually
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from agent.state import DesiredState, Host
-from tests.cluster import Cluster
-from tests.cluster.prereq import missing_prerequisites, running
+from testbed.cluster import Cluster
+from testbed.cluster.prereq import missing_prerequisites, running
 
 
 def _missing() -> str | None:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from agent.state import DesiredState, Endpoint, Network
+from testbed.cluster import REPO, Cluster, in_ns, sh
+from testbed.cluster.prereq import running
+from testbed.netcheck import ping_eventually
 from tests.agent.conftest import ClusterEnv, requires_datapath
-from tests.agent.netcheck import ping_eventually
-from tests.cluster import REPO, Cluster, in_ns, sh
-from tests.cluster.prereq import running
 
 pytestmark = requires_datapath
 

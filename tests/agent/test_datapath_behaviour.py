@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from agent.state import DesiredState, Endpoint, EndpointGroup, Network, Policy, Rule
+from testbed.cluster import in_ns
+from testbed.netcheck import http_ok, http_server, ping, ping_eventually
 from tests.agent.conftest import ClusterEnv, requires_datapath
-from tests.agent.netcheck import http_ok, http_server, ping, ping_eventually
-from tests.cluster import in_ns
 
 pytestmark = requires_datapath
 

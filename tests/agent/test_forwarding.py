@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from agent.state import DesiredState, Endpoint, Network
+from testbed.cluster import in_ns
+from testbed.netcheck import http_ok, http_server, ping, ping_eventually
 from tests.agent.conftest import ClusterEnv, requires_datapath
-from tests.agent.netcheck import http_ok, http_server, ping, ping_eventually
-from tests.cluster import in_ns
 
 pytestmark = requires_datapath
 

@@ -8,9 +8,9 @@ import time
 
 from agent.ovs.flow import cookie_round
 from agent.state import DesiredState, Endpoint, EndpointGroup, Network, Policy, Rule
+from testbed.cluster import SimHost, in_ns
+from testbed.netcheck import ping, ping_eventually
 from tests.agent.conftest import ClusterEnv, requires_datapath
-from tests.agent.netcheck import ping, ping_eventually
-from tests.cluster import SimHost, in_ns
 
 pytestmark = requires_datapath
 

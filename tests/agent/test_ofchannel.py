@@ -16,6 +16,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from agent.ovs import ofchannel
 from agent.ovs.ofcontroller import OpenFlowController
+from testbed.ports import free_port
 
 
 class _FakeDatapath:
@@ -64,15 +65,10 @@ def _flow_stats_entry(table: int, priority: int, cookie: int, packets: int) -> b
     return head.pack(head.size + len(match), table, 1, 0, priority, 0, 0, 0, cookie, packets, packets * 60) + match
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture
 def controller() -> Iterator[OpenFlowController]:
-    ctl = OpenFlowController(port=_free_port())
+    ctl = OpenFlowController(port=free_port())
     ctl.start()
     yield ctl
     ctl.stop()

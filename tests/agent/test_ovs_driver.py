@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from testbed.cluster import REPO, sh
 from tests.agent.conftest import requires_datapath
-from tests.cluster import REPO, sh
 
 pytestmark = requires_datapath
 

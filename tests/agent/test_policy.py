@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from agent.state import DesiredState, Endpoint, EndpointGroup, Network, Policy, Rule
+from testbed.netcheck import http_ok, http_server, ping, ping_eventually
 from tests.agent.conftest import ClusterEnv, requires_datapath
-from tests.agent.netcheck import http_ok, http_server, ping, ping_eventually
 
 pytestmark = requires_datapath
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.agent_sync.sync_cluster import Netmaster, SyncCluster
-from tests.cluster.prereq import running
+from testbed.cluster.prereq import running
+from testbed.sync_cluster import Netmaster, SyncCluster
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,9 @@ import pytest
 from click.testing import CliRunner
 
 from netmaster.cli.netctl import cli
-from tests.agent_sync.sync_cluster import SyncCluster, add_endpoint, wait_revision
-from tests.cluster import REPO, SimHost, in_ns
-from tests.cluster.prereq import running
+from testbed.cluster import REPO, SimHost, in_ns
+from testbed.cluster.prereq import running
+from testbed.sync_cluster import SyncCluster, add_endpoint, wait_revision
 
 TOKEN = "inspect-test-token"
 INSPECT_PORT = 9101  # inside each host's namespace: no clash with anything outside
@@ -41,7 +41,7 @@ class InspectCluster(SyncCluster):
         return self
 
     def start_netmaster(self) -> None:
-        from netmaster.testing import NetmasterProcess
+        from testbed.netmaster import NetmasterProcess
 
         self.netmaster = NetmasterProcess.spawn(f"sqlite:///{self.root}/netmaster.db", host=self.ctrl_ip,
                                                 port=self.nm_port, log_path=self.root / "netmaster.log",

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.netcheck import http_ok, http_server, ping, ping_eventually
-from tests.agent_sync.sync_cluster import Netmaster, SyncCluster, add_endpoint, delete_endpoint, wait_revision
-from tests.cluster import SimHost, in_ns
+from testbed.cluster import SimHost, in_ns
+from testbed.netcheck import http_ok, http_server, ping, ping_eventually
+from testbed.sync_cluster import Netmaster, SyncCluster, add_endpoint, delete_endpoint, wait_revision
 
 _n = itertools.count(1)
 

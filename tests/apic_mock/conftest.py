@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from apic_mock.testing import ApicMock, apic_mock, apic_mock_server  # noqa: F401
+from testbed.apic import ApicMock
 
 
 @pytest.fixture
-def api(apic_mock: ApicMock) -> Iterator[httpx.Client]:  # noqa: F811
+def api(apic_mock: ApicMock) -> Iterator[httpx.Client]:
     """A client logged in as admin on the shared (freshly reset) mock."""
     with apic_mock.client() as client:
         yield client

@@ -9,7 +9,7 @@ import pytest
 from apicmock_helpers import attrs_of, error_of, mo
 
 from apic_mock.errors import TOKEN_TIMEOUT
-from apic_mock.testing import ApicMock
+from testbed.apic import ApicMock
 
 
 def test_error_fault_for_next_n_requests(apic_mock: ApicMock, api: httpx.Client) -> None:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from apic_mock.errors import NEED_COOKIE, TOKEN_TIMEOUT
-from apic_mock.testing import ApicMock
+from testbed.apic import ApicMock
 
 LOGIN = {"aaaUser": {"attributes": {"name": "admin", "pwd": "password"}}}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from apicmock_helpers import attrs_of, mo
 
-from apic_mock.testing import ApicMock
+from testbed.apic import ApicMock
 
 ROOT = Path(__file__).resolve().parents[2]
 

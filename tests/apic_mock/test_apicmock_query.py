@@ -226,7 +226,7 @@ def test_relations_resolve_like_apic(tenant: httpx.Client) -> None:
 
 
 def test_result_too_big_without_paging() -> None:
-    from apic_mock.testing import ApicMock
+    from testbed.apic import ApicMock
 
     with ApicMock.start(http=True, demo_fabric=False, extra_args=None) as apic:
         assert apic.service is not None

@@ -14,7 +14,7 @@ from apicmock_helpers import attrs_of, error_of, mo
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from apic_mock.testing import ApicMock
+from testbed.apic import ApicMock
 
 
 def ws_ssl(apic: ApicMock) -> ssl.SSLContext | None:

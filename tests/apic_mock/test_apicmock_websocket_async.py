@@ -9,7 +9,7 @@ import json
 from apicmock_helpers import mo
 from websockets.asyncio.client import connect
 
-from apic_mock.testing import ApicMock
+from testbed.apic import ApicMock
 
 
 async def test_async_client_receives_events_over_tls13(apic_mock: ApicMock) -> None:

@@ -6,7 +6,7 @@ from xml.etree import ElementTree as ET
 
 import httpx
 
-from apic_mock.testing import ApicMock
+from testbed.apic import ApicMock
 
 
 def test_xml_query_and_error(api: httpx.Client) -> None:

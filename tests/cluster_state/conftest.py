@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from netmaster.store.base import Store
-from tests.etcd_server import shared_etcd
-from tests.store.conftest import BACKENDS
+from testbed.etcd import shared_etcd
+from testbed.stores import BACKENDS
 
 
 @pytest.fixture(params=sorted(BACKENDS))

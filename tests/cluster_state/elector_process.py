@@ -13,8 +13,8 @@ import signal
 import sys
 import time
 
-from netmaster.leader import LEADER_KEY, LeaderElector
-from netmaster.membership import MemberInfo
+from netmaster.ha.leader import LEADER_KEY, LeaderElector
+from netmaster.ha.membership import MemberInfo
 from netmaster.store import open_store
 
 

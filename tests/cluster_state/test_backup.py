@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from netmaster.backup import BATCH, BackupError, export_state, import_state, parse_document
+from netmaster.backup.state import BATCH, BackupError, export_state, import_state, parse_document
 from netmaster.store.memory import MemoryStore
 from netmaster.store.sqlite import SqliteStore
-from netmaster.testing import NetmasterProcess
-from tests.etcd_server import shared_etcd
-from tests.netmaster.conftest import Api
+from testbed.etcd import shared_etcd
+from testbed.netmaster import NetmasterProcess
+from testbed.rest import Api
 
 REPO = Path(__file__).resolve().parents[2]
 PLURALS = ("tenants", "networks", "endpointGroups", "policys", "rules", "appProfiles", "globals")

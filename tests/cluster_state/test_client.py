@@ -6,59 +6,16 @@ import asyncio
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from netmaster.client import AGENT_HEADER, NetmasterClient, NetmasterError, NetmasterUnavailableError, ObjectState
-from netmaster.informer import Informer
-from netmaster.testing import NetmasterProcess, free_port
-from tests.etcd_server import EtcdCluster, shared_etcd
-
-
-class Recorder:
-    """Informer handlers that record every call, to check what a consumer would have seen."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, str]] = []
-
-    def add(self, s: ObjectState) -> None:
-        self.calls.append(("add", s.kind, s.key))
-
-    def update(self, old: ObjectState, new: ObjectState) -> None:
-        assert old.id == new.id
-        self.calls.append(("update", new.kind, new.key))
-
-    def delete(self, s: ObjectState) -> None:
-        self.calls.append(("delete", s.kind, s.key))
-
-    def resync(self, revision: int) -> None:
-        self.calls.append(("resync", "", str(revision)))
-
-    def informer(self, client: NetmasterClient, **kw: Any) -> Informer:
-        return Informer(
-            client, on_add=self.add, on_update=self.update, on_delete=self.delete, on_resync=self.resync, **kw
-        )
-
-
-async def make_network(client: NetmasterClient, tenant: str, network: str, subnet: str = "10.1.1.0/24") -> None:
-    if tenant != "default":
-        await client.request("POST", f"/api/v1/tenants/{tenant}/", {"tenantName": tenant})
-    body = {"tenantName": tenant, "networkName": network, "encap": "vxlan", "subnet": subnet}
-    await client.request("POST", f"/api/v1/networks/{tenant}:{network}/", body)
-
-
-async def until(predicate, within: float = 10, what: str = "condition") -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if await predicate():
-                return
-            await asyncio.sleep(0.05)
-
-
-async def cache_matches_snapshot(informer: Informer, client: NetmasterClient) -> bool:
-    snap = await client.snapshot()
-    return {s.id: s for s in snap.objects} == informer.cache
+from contiv_api.informer import Informer
+from contiv_api.netmaster_client import AGENT_HEADER, NetmasterClient, NetmasterError, NetmasterUnavailableError
+from testbed.etcd import EtcdCluster, shared_etcd
+from testbed.netmaster import NetmasterProcess
+from testbed.ports import free_port
+from testbed.waiting import until
+from tests.cluster_state.follow import Recorder, cache_matches_snapshot, make_network
 
 
 @pytest.fixture

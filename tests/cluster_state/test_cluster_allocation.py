@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from netmaster.client import NetmasterClient, NetmasterError
-from netmaster.testing import NetmasterProcess
-from tests.cluster_state.test_client import make_network
-from tests.etcd_server import shared_etcd
+from contiv_api.netmaster_client import NetmasterClient, NetmasterError
+from testbed.etcd import shared_etcd
+from testbed.netmaster import NetmasterProcess
+from tests.cluster_state.follow import make_network
 
 CLIENTS = 8
 PER_CLIENT = 500

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from netmaster.agents import AgentRegistry
-from netmaster.cluster import ClusterNode
+from netmaster.api.agents import AgentRegistry
+from netmaster.ha.cluster import ClusterNode
 from netmaster.store.base import Store
-from tests.cluster_state.waiting import wait_until
+from testbed.waiting import until
 
 
 async def test_two_netmasters_one_runs_leader_tasks_and_info_lists_everyone(any_store: Store) -> None:
@@ -26,7 +26,7 @@ async def test_two_netmasters_one_runs_leader_tasks_and_info_lists_everyone(any_
 
     a, b = node("a"), node("b")
     await a.start()
-    await wait_until(lambda: a.is_leader, 5, "a leads")
+    await until(lambda: a.is_leader, 5, "a leads")
     await b.start()
     agents = AgentRegistry(any_store)
     await agents.heartbeat("host1", {"vtepIP": "10.0.0.1"})
@@ -43,8 +43,8 @@ async def test_two_netmasters_one_runs_leader_tasks_and_info_lists_everyone(any_
         assert (await a.info())["netplugin-nodes"] == []
 
         await a.stop()  # resigns: b takes over at once and runs the leader task
-        await wait_until(lambda: b.is_leader, 1, "b leads")
-        await wait_until(lambda: ran[-1] == "b", 1, "b runs the leader task")
+        await until(lambda: b.is_leader, 1, "b leads")
+        await until(lambda: ran[-1] == "b", 1, "b runs the leader task")
         assert (await b.info())["netmaster-nodes"] == ["http://b:9999"]
     finally:
         await a.stop()

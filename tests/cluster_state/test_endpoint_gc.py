@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from netmaster.endpoint_gc import EndpointCollector
-from netmaster.endpoints import EndpointService, ReservationService
+from netmaster.ha.endpoint_gc import EndpointCollector
+from netmaster.objects.endpoints import EndpointService, ReservationService
 from netmaster.objects.service import ObjectService
 from netmaster.store.memory import MemoryStore
-from netmaster.testing import NetmasterProcess
-from tests.etcd_server import shared_etcd
+from testbed.etcd import shared_etcd
+from testbed.netmaster import NetmasterProcess
 
 GRACE = 1.5
 

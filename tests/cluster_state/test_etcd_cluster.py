@@ -12,7 +12,7 @@ import pytest
 
 from netmaster.store.base import Compare, Put, StoreUnavailableError
 from netmaster.store.etcd import EtcdStore
-from tests.etcd_server import EtcdCluster
+from testbed.etcd import EtcdCluster
 
 
 @pytest.fixture

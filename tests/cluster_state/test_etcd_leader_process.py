@@ -11,10 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from netmaster.leader import LeaderElector, read_leader
-from netmaster.membership import MemberInfo
+from netmaster.ha.leader import LeaderElector, read_leader
+from netmaster.ha.membership import MemberInfo
 from netmaster.store.base import Store
-from tests.etcd_server import shared_etcd
+from testbed.etcd import shared_etcd
 
 REPO = Path(__file__).resolve().parents[2]
 TTL = 2.0

@@ -8,7 +8,7 @@ import pytest
 
 from netmaster.store.base import CompactedError, Store
 from netmaster.store.etcd import LIST_PAGE, EtcdStore
-from tests.etcd_server import shared_etcd
+from testbed.etcd import shared_etcd
 
 
 async def test_list_pages_at_one_revision(etcd_store: Store) -> None:

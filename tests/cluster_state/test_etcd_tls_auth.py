@@ -9,8 +9,8 @@ import pytest
 
 from netmaster.store import open_store
 from netmaster.store.base import StoreError, StoreUnavailableError
+from testbed.etcd import EtcdCluster
 from tests.cluster_state.tls_certs import TlsFiles, make_tls_files
-from tests.etcd_server import EtcdCluster
 
 PASSWORD = "s3cret-pass"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from netmaster.testing import NetmasterProcess
-from tests.etcd_server import shared_etcd
+from testbed.etcd import shared_etcd
+from testbed.netmaster import NetmasterProcess
 
 TTL = 2.0
 

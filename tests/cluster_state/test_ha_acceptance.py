@@ -12,10 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from netmaster.client import NetmasterClient, NetmasterError, NetmasterUnavailableError
-from netmaster.testing import NetmasterProcess
-from tests.cluster_state.test_client import Recorder, cache_matches_snapshot, make_network, until
-from tests.etcd_server import EtcdCluster, shared_etcd
+from contiv_api.netmaster_client import NetmasterClient, NetmasterError, NetmasterUnavailableError
+from testbed.etcd import EtcdCluster, shared_etcd
+from testbed.netmaster import NetmasterProcess
+from testbed.waiting import until
+from tests.cluster_state.follow import Recorder, cache_matches_snapshot, make_network
 
 TTL = 2.0
 

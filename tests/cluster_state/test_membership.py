@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from netmaster.membership import MemberInfo, MemberRegistry, list_members
+from netmaster.ha.membership import MemberInfo, MemberRegistry, list_members
 from netmaster.store.base import Store
 from tests.cluster_state.cut_store import CutStore
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.netcheck import ping
-from tests.cluster import REPO, leftovers
-from tests.cluster.prereq import missing_prerequisites
+from testbed.cluster import REPO, leftovers
+from testbed.cluster.prereq import missing_prerequisites
+from testbed.netcheck import ping
 
 RECORD = Path("/tmp/contiv-demo.json")
 # (check, narrated outcome): what db-policy allows (rule 1 icmp from web, then rule 2 tcp 8000 from web)

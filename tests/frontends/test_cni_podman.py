@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent_sync.sync_cluster import Netmaster, wait_revision
-from tests.cluster import in_ns, leftovers
+from testbed.cluster import in_ns, leftovers
+from testbed.fe_cluster import FeCluster, busybox_rootfs, missing
+from testbed.sync_cluster import Netmaster, wait_revision
 from tests.frontends.cni_harness import CniReply, invoke
-from tests.frontends.fe_cluster import FeCluster, busybox_rootfs, missing
 from tests.frontends.podman_runtime import Podman
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing("podman", "runc") is not None,

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.agent_sync.sync_cluster import Netmaster, wait_revision
-from tests.cluster import in_ns, leftovers
+from testbed.cluster import in_ns, leftovers
+from testbed.fe_cluster import FeCluster, busybox_rootfs, missing
+from testbed.sync_cluster import Netmaster, wait_revision
 from tests.frontends.docker_runtime import Dockerd
-from tests.frontends.fe_cluster import FeCluster, busybox_rootfs, missing
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing("dockerd", "docker", "unshare") is not None,
                                                    reason=missing("dockerd", "docker", "unshare") or "")]

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from agent.docker.server import CONTENT_TYPE, serve
-from netmaster.client import NetmasterError
-from netmaster.testing import NetmasterProcess
+from contiv_api.netmaster_client import NetmasterError
+from testbed.netmaster import NetmasterProcess
 from tests.frontends.fake_ops import FakeEndpointOps
 
 T, SUBNET, GW = "dk", "10.70.0.0/24", "10.70.0.254"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from netmaster.cli.netctl import cli
-from netmaster.testing import NetmasterProcess
+from testbed.netmaster import NetmasterProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,27 +69,3 @@ def tenant(netctl: Netctl) -> str:
     name = f"t{next(_tenant_numbers)}"
     netctl("tenant", "create", name)
     return name
-
-
-def parse_table(text: str) -> list[dict[str, str]]:
-    """Read a netctl table back into dicts, using the dashed underline to find column boundaries.
-
-    Slicing by the underline (rather than splitting on spaces) keeps empty cells in their column, so
-    a test can assert that a field is blank.
-    """
-    lines = text.splitlines()
-    for index in range(1, len(lines)):
-        if lines[index] and set(lines[index]) <= {"-", " "}:
-            header_line, rule = lines[index - 1], lines[index]
-            break
-    else:
-        raise AssertionError(f"no table in output:\n{text}")
-    spans = [match.span() for match in re.finditer(r"-+", rule)]
-    starts = [start for start, _ in spans] + [None]
-    headers = [header_line[starts[i] : starts[i + 1]].strip() for i in range(len(spans))]
-    rows = []
-    for line in lines[index + 1 :]:
-        if not line.strip() or line.endswith(":"):
-            break
-        rows.append({h: line[starts[i] : starts[i + 1]].strip() for i, h in enumerate(headers)})
-    return rows

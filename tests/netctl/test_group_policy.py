@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from .conftest import Netctl, parse_table
+from testbed.netctl import parse_table
+
+from .conftest import Netctl
 
 
 def _network(netctl: Netctl, tenant: str, name: str = "net", subnet: str = "10.2.0.0/24") -> str:

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from netmaster.cli.netctl import cli
-from netmaster.testing import free_port
+from testbed.ports import free_port
 
 from .conftest import REPO_ROOT, Netctl, running_netmaster
 

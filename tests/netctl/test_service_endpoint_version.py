@@ -6,7 +6,9 @@ import json
 
 import httpx
 
-from .conftest import Netctl, parse_table
+from testbed.netctl import parse_table
+
+from .conftest import Netctl
 
 
 def test_service_lifecycle(netctl: Netctl, tenant: str) -> None:

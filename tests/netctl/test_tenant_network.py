@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from .conftest import Netctl, parse_table
+from testbed.netctl import parse_table
+
+from .conftest import Netctl
 
 
 def test_tenant_lifecycle(netctl: Netctl) -> None:

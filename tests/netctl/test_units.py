@@ -11,13 +11,12 @@ import click
 import httpx
 import pytest
 
-from netmaster.cli.client import NetmasterClient, normalize_base_url, object_path
+from netmaster.cli.client import NetctlClient, normalize_base_url, object_path
 from netmaster.cli.commands.netprofile import display_bandwidth
 from netmaster.cli.commands.policy import check_rule_peers
 from netmaster.cli.errors import ConnectionFailed, NetctlError, RestError
 from netmaster.cli.output import format_cell, render_table
-
-from .conftest import parse_table
+from testbed.netctl import parse_table
 
 
 @pytest.mark.parametrize(
@@ -40,11 +39,11 @@ def test_object_paths_follow_contiv_routes() -> None:
     assert object_path("endpoints", "a/b c", inspect=True) == "/api/v1/inspect/endpoints/a%2Fb%20c/"
 
 
-def _client_answering(status: int, body: bytes, content_type: str = "application/json") -> NetmasterClient:
+def _client_answering(status: int, body: bytes, content_type: str = "application/json") -> NetctlClient:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(status, content=body, headers={"Content-Type": content_type})
 
-    return NetmasterClient("http://nm:1", transport=httpx.MockTransport(handler))
+    return NetctlClient("http://nm:1", transport=httpx.MockTransport(handler))
 
 
 def test_error_body_json_message_is_used() -> None:
@@ -74,7 +73,7 @@ def test_transport_failure_names_the_url() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
-    client = NetmasterClient("nm:1", transport=httpx.MockTransport(handler))
+    client = NetctlClient("nm:1", transport=httpx.MockTransport(handler))
     with pytest.raises(ConnectionFailed) as caught:
         client.list("tenants")
     assert "http://nm:1" in caught.value.format_message()
@@ -88,8 +87,8 @@ def test_token_is_sent_as_bearer() -> None:
         seen.append(request.headers.get("Authorization"))
         return httpx.Response(200, json=[])
 
-    NetmasterClient("nm:1", token="s3cret", transport=httpx.MockTransport(handler)).list("tenants")
-    NetmasterClient("nm:1", transport=httpx.MockTransport(handler)).list("tenants")
+    NetctlClient("nm:1", token="s3cret", transport=httpx.MockTransport(handler)).list("tenants")
+    NetctlClient("nm:1", transport=httpx.MockTransport(handler)).list("tenants")
     assert seen == ["Bearer s3cret", None]
 
 
@@ -161,6 +160,6 @@ def test_rule_peer_combinations_contiv_accepts(direction: str, given: dict[str, 
 
 def test_malformed_netmaster_url_is_a_usage_error() -> None:
     with pytest.raises(NetctlError) as caught:
-        NetmasterClient("http://[::1").list("tenants")
+        NetctlClient("http://[::1").list("tenants")
     assert caught.value.exit_code == 1
     assert "invalid netmaster URL" in caught.value.format_message()

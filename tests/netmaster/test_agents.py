@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.netmaster.conftest import Api, expect_error
+from testbed.rest import Api, expect_error
 
 
 def _put(api: Api, host: str, **body: object) -> httpx.Response:

@@ -14,7 +14,7 @@ from netmaster.alloc.ipam import NetworkIpam, Subnet
 from netmaster.alloc.rangeset import RangeSet
 from netmaster.errors import ConflictError
 from netmaster.store.memory import MemoryStore
-from netmaster.txn import Txn, run_txn
+from netmaster.store.txn import Txn, run_txn
 
 ops = st.lists(
     st.tuples(st.sampled_from(["add", "remove", "add_range", "remove_range"]), st.integers(0, 60), st.integers(0, 8)),

@@ -10,8 +10,9 @@ import threading
 
 import httpx
 
-from netmaster.testing import NetmasterProcess, free_port
-from tests.netmaster.conftest import Api, expect_error
+from testbed.netmaster import NetmasterProcess
+from testbed.ports import free_port
+from testbed.rest import Api, expect_error
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

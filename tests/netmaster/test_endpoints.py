@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.netmaster.conftest import Api, expect_error
+from testbed.rest import Api, expect_error
 
 
 def _counts(api: Api, t: str, net: str = "net") -> tuple[int, str]:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from netmaster.testing import NetmasterProcess
+from testbed.netmaster import NetmasterProcess
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from netmaster.testing import NetmasterProcess
-from tests.netmaster.conftest import Api, expect_error
+from testbed.netmaster import NetmasterProcess
+from testbed.rest import Api, expect_error
 
 
 def _global(api: Api) -> dict[str, Any]:

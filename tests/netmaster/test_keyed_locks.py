@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from netmaster.txn import KeyedLocks
+from netmaster.store.txn import KeyedLocks
 
 
 async def test_same_key_is_serialized_other_keys_run_alongside() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.netmaster.conftest import Api, expect_error
+from testbed.rest import Api, expect_error
 
 # -- generic REST behaviour -----------------------------------------------------------------------
 

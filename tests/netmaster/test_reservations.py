@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from netmaster.endpoints import ReservationService
-from tests.netmaster.conftest import Api, expect_error
+from netmaster.objects.endpoints import ReservationService
+from testbed.rest import Api, expect_error
 
 R = "/api/v1/addressReservations/"
 

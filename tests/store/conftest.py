@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from netmaster.store.base import Store
-from netmaster.store.etcd import EtcdStore
-from netmaster.store.memory import MemoryStore
-from netmaster.store.sqlite import SqliteStore
-from tests.etcd_server import shared_etcd
-
-# name -> factory(tmp_path, history) ; a backend that needs a server starts it in its factory.
-BACKENDS: dict[str, Callable[[Path, int], Store]] = {
-    "memory": lambda tmp, history: MemoryStore(history=history),
-    "sqlite": lambda tmp, history: SqliteStore(tmp / "state.db", history=history),
-    # A real single-member etcd shared by the session; ``history`` makes the store compact etcd.
-    "etcd": lambda tmp, history: EtcdStore.from_url(f"{shared_etcd().url}?history={history}"),
-}
+from testbed.etcd import shared_etcd
+from testbed.stores import BACKENDS
 
 
 @pytest.fixture(params=sorted(BACKENDS))

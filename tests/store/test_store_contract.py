@@ -8,7 +8,7 @@ import json
 import pytest
 
 from netmaster.store.base import CompactedError, Compare, Delete, EventType, LeaseNotFoundError, Put, Store
-from tests.store.conftest import BACKENDS
+from testbed.stores import BACKENDS
 
 
 async def test_get_missing_is_none(store: Store) -> None:

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlparse
 import click
 import httpx
 
-from netmaster.cli.client import NetmasterClient
+from netmaster.cli.client import NetctlClient
 from netmaster.cli.errors import EXIT_HELP, NetctlError
 from netmaster.cli.framework import NetctlGroup, Settings, get_client, json_option
 from netmaster.cli.output import Column, echo_json, echo_table
@@ -29,7 +29,7 @@ AGENT_COLUMNS = (
 )
 
 
-def agent_client(target: str) -> NetmasterClient:
+def agent_client(target: str) -> NetctlClient:
     """A client for one agent's local API: ``unix:///path`` (or ``unix:/path``) or ``http://host:port``."""
     settings = click.get_current_context().find_object(Settings) or Settings()
     url = urlparse(target)
@@ -37,10 +37,10 @@ def agent_client(target: str) -> NetmasterClient:
         if not url.path:
             raise NetctlError(f"--agent {target!r}: expected unix:///path/to/socket", EXIT_HELP)
         transport = httpx.HTTPTransport(uds=url.path)
-        client = NetmasterClient("http://agent", timeout=settings.timeout, transport=transport, peer="agent",
+        client = NetctlClient("http://agent", timeout=settings.timeout, transport=transport, peer="agent",
                                  display_url=target)
     elif url.scheme == "http" and url.hostname:
-        client = NetmasterClient(target, token=settings.token, timeout=settings.timeout, peer="agent")
+        client = NetctlClient(target, token=settings.token, timeout=settings.timeout, peer="agent")
     else:
         raise NetctlError(f"--agent {target!r}: expected unix:///path or http://HOST:PORT", EXIT_HELP)
     click.get_current_context().find_root().call_on_close(client.close)

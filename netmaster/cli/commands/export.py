@@ -1,6 +1,6 @@
 """``netctl export``: the whole netmaster state as one JSON document, read through the API.
 
-The same document as ``netmaster export`` (see :mod:`netmaster.backup`), for operators who reach
+The same document as ``netmaster export`` (see :mod:`netmaster.backup.state`), for operators who reach
 netmaster but not its store. There is no ``netctl import``: an import needs an empty store with no
 netmaster running on it, so it is done with ``netmaster import`` against the store itself.
 """

@@ -1,0 +1,1 @@
+"""Contiv's objects (tenants, networks, groups, policies, ...) and endpoints: validation, allocation, storage."""
