@@ -152,13 +152,6 @@ class Mo:
     def children_of(self, cls: str) -> list[Mo]:
         return [c for c in self.children if c.cls == cls]
 
-    def naming_attrs(self) -> dict[str, str]:
-        """Only the naming properties: what a POST needs to address this object without changing it."""
-        props = NAMING_PROPS.get(self.cls)
-        if props is None:
-            return {"rn": self.rn}
-        return {p: self.attrs[p] for p in props}
-
     def walk(self) -> Iterator[Mo]:
         """This object and all descendants, depth first."""
         yield self

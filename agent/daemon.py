@@ -134,7 +134,7 @@ def netmaster_source(args: argparse.Namespace, reconciler: Reconciler,
     from agent.endpoint_ops import EndpointOps
     from agent.local_endpoints import LocalEndpointStore
     from agent.netmaster_source import AgentIdentity, NetmasterStateSource
-    from netmaster import __version__  # one project, one version
+    from contiv_api import __version__  # one project, one version
 
     args.state_dir.mkdir(parents=True, exist_ok=True)
     local = LocalEndpointStore(args.state_dir / "endpoints")

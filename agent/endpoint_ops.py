@@ -30,11 +30,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import quote
 
-from agent.local_endpoints import LocalEndpoint, LocalEndpointStore
+from agent.local_endpoints import EndpointSpec, LocalEndpoint, LocalEndpointStore
 from agent.netmaster_source import NetmasterStateSource
 from agent.netns import netns_path
 from agent.plumbing import EndpointLink, container_ifname, host_ifname
@@ -48,17 +48,8 @@ _IFNAME_RE = re.compile(r"[^/\s:]{1,15}")
 
 
 @dataclass(frozen=True)
-class AddRequest:
-    endpoint_id: str
-    tenant: str
-    network: str
-    group: str = ""
-    container_id: str = ""
-    container_name: str = ""
-    netns: str | None = None  # path to the netns; None = leave the container end in the host namespace
-    ifname: str = "eth0"
-    requested_ip: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
+class AddRequest(EndpointSpec):
+    requested_ip: str = ""  # an address the runtime asks for; netmaster checks it is free
 
 
 @dataclass(frozen=True)
@@ -195,9 +186,9 @@ class EndpointOps:
         if gateway and ipaddress.IPv4Address(gateway) not in subnet:
             gateway = ""  # a gateway outside the subnet is not routable from the container
         vxlan = record["encap"] == "vxlan"
+        spec = {f.name: getattr(req, f.name) for f in fields(EndpointSpec)}
         local = LocalEndpoint(
-            endpoint_id=req.endpoint_id, tenant=req.tenant, network=req.network, group=req.group,
-            container_id=req.container_id, container_name=req.container_name, netns=req.netns, ifname=req.ifname,
+            **{**spec, "labels": dict(req.labels)},
             host_ifname=host_ifname(req.endpoint_id),
             container_ifname=req.ifname if req.netns is not None else container_ifname(req.endpoint_id),
             ip=record["ipAddress"], prefix_len=subnet.prefixlen, mac=record["macAddress"], gateway=gateway,
@@ -205,7 +196,7 @@ class EndpointOps:
             # the tag on the uplink: the EPG's (its own VLAN in ACI mode, else the network's)
             vlan=0 if vxlan else int(record.get("groupPktTag") or record.get("pktTag", 0)),
             vni=int(record.get("externalPktTag", 0)) if vxlan else 0,
-            group_id=int(record.get("endpointGroupId", 0)), labels=dict(req.labels))
+            group_id=int(record.get("endpointGroupId", 0)))
         self.local.put(local)
         self.source.note_endpoint(record)
         started = time.monotonic()

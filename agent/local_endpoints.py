@@ -17,7 +17,10 @@ from urllib.parse import quote, unquote
 
 
 @dataclass(frozen=True)
-class LocalEndpoint:
+class EndpointSpec:
+    """What a runtime (CNI, Docker, the agent's endpoint API) says about the container an endpoint is
+    for: both an add request and the record kept afterwards start with it."""
+
     endpoint_id: str
     tenant: str
     network: str
@@ -26,6 +29,13 @@ class LocalEndpoint:
     container_name: str = ""
     netns: str | None = None  # None: the container end stays in the host namespace (Docker moves it)
     ifname: str = "eth0"
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LocalEndpoint(EndpointSpec):
+    """An endpoint of this host as plumbed: the spec, plus what netmaster allocated and the veth names."""
+
     host_ifname: str = ""
     container_ifname: str = ""
     ip: str = ""
@@ -36,7 +46,6 @@ class LocalEndpoint:
     vlan: int = 0
     vni: int = 0
     group_id: int = 0
-    labels: dict[str, str] = field(default_factory=dict)
 
 
 class LocalEndpointStore:

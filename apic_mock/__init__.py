@@ -4,7 +4,8 @@ The package is split by responsibility: ``classes`` (the data-driven class table
 aware DN parsing), ``tree`` (the management information tree), ``filters`` (the query filter grammar),
 ``query`` (the query engine), ``config`` (POST/DELETE semantics), ``auth`` (sessions and signatures),
 ``subscriptions`` (websocket events), ``faults`` and ``stats`` (admin features), ``app`` (HTTP wiring),
-``cli`` (the ``apic-mock`` command) and ``testing`` (a helper for test suites).
+``cli`` (the ``apic-mock`` command) and ``leaf`` (a simulated ACI leaf). Test suites start it
+through ``testbed.apic``, which is not part of the product.
 """
 
 __all__ = ["__version__"]

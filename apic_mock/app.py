@@ -63,11 +63,6 @@ def error_response(exc: ApicError, fmt: str = "json") -> Response:
     return reply(exc.envelope(), fmt, exc.http_status)
 
 
-def masked_path(path: str) -> str:
-    """Request paths for logs: a websocket path carries the session token, which must not be logged."""
-    return "/socket<token>" if path.startswith("/socket") else path
-
-
 def _reset_connection(send: Send) -> bool:
     """Drop the client's TCP connection with an RST; False when the server does not expose it."""
     cycle = getattr(send, "__self__", None)

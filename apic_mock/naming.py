@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from apic_mock import errors
-from apic_mock.classes import CLASSES, ROOT_CLASS, MoClass, child_classes
+from apic_mock.classes import ROOT_CLASS, MoClass, child_classes
 from apic_mock.dn import DnSyntaxError, join_dn, split_dn
 
 MAX_DN_LENGTH = 4096
@@ -64,9 +64,3 @@ def canonical_dn(dn: str) -> str:
     for part in parse_dn(dn):
         dn_out = join_dn(dn_out, part.rn)
     return dn_out
-
-
-def class_of(dn: str) -> MoClass:
-    """The class of the object ``dn`` names (``topRoot`` for ``""``)."""
-    parts = parse_dn(dn)
-    return parts[-1].cls if parts else CLASSES[ROOT_CLASS]

@@ -33,7 +33,7 @@ def build_server(
     config = uvicorn.Config(
         create_app(service),
         log_config=None,
-        access_log=False,  # the front door logs requests itself, with websocket tokens masked
+        access_log=False,  # the front door logs requests itself; apic_mock.log masks websocket tokens
         lifespan="off",
         log_level=log_level,
         **ssl,  # type: ignore[arg-type]

@@ -1,3 +1,5 @@
 """netmaster: the Contiv-compatible API server, allocator and source of truth."""
 
-__version__ = "0.1.0"
+from contiv_api import __version__
+
+__all__ = ["__version__"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,10 +179,3 @@ def payload_hash(payload: Mapping[str, Any]) -> str:
     """A short stable digest: equal payloads, equal hashes (keys sorted), so unchanged profiles are skipped."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def profiles_of(view: ObjectView, tenants: Iterable[str] | None = None) -> list[str]:
-    """Keys of the app profiles (of the given tenants, or all)."""
-    wanted = set(tenants) if tenants is not None else None
-    keys = view.objects.get("appProfile", {}).keys()
-    return sorted(k for k in keys if wanted is None or k.split(":", 1)[0] in wanted)
