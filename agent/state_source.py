@@ -1,9 +1,9 @@
 """Where desired state comes from.
 
-A source hands complete DesiredState snapshots to a callback. Today there is a file source (the
-tests, the simulated cluster and a standalone host use it: write the JSON, the agent converges); the
-netmaster list+watch client will be another source producing the same snapshots, so the reconciler
-never learns where its state came from.
+A source hands complete DesiredState snapshots to a callback. There are two: the file source here
+(tests, the simulated cluster and a standalone host use it: write the JSON, the agent converges) and
+the netmaster source (:mod:`agent.netmaster_source`, list+watch of netmaster) producing the same
+snapshots, so the reconciler never learns where its state came from.
 """
 
 from __future__ import annotations

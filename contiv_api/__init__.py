@@ -9,8 +9,8 @@
 * :mod:`contiv_api.mac`: the container MAC rule;
 * :mod:`contiv_api.backoff`: the retry backoff every reconnect loop uses.
 
-It also holds the project's version. It depends on no other package of the project; ``netmaster``, ``agent`` and ``aci_gw`` depend on it
-rather than on each other's internals.
+It also holds the project's version. It depends on no other package of the project; ``netmaster``,
+``agent`` and ``aci_gw`` depend on it rather than on each other's internals.
 """
 
 __version__ = "0.1.0"  # one project, one version: every daemon reports this one

@@ -38,21 +38,21 @@ def _env(flag: str, default: str | None) -> str | None:
     return os.environ.get("CONTIV_NETMASTER_" + flag.upper().replace("-", "_"), default)
 
 
+DESCRIPTION = (
+    "Contiv-compatible policy networking server: REST API (tenants, networks, endpoint groups, "
+    "policies, app profiles, ...), resource allocator (IPs, VLANs, VXLAN ids, EPG ids) and the "
+    "source of truth that agents and the ACI gateway follow. Each flag can also be set with "
+    "the environment variable CONTIV_NETMASTER_<FLAG> (e.g. CONTIV_NETMASTER_CLUSTER_STORE)."
+)
+EPILOG = (
+    "Backup and move: 'netmaster export [--cluster-store URL] > state.json' writes the whole state; "
+    "'netmaster import [--cluster-store URL] [--force] < state.json' loads it into an empty store "
+    "(see 'netmaster export --help' and 'netmaster import --help')."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="netmaster",
-        description=(
-            "Contiv-compatible policy networking server: REST API (tenants, networks, endpoint groups, "
-            "policies, app profiles, ...), resource allocator (IPs, VLANs, VXLAN ids, EPG ids) and the "
-            "source of truth that agents and the ACI gateway follow. Each flag can also be set with "
-            "the environment variable CONTIV_NETMASTER_<FLAG> (e.g. CONTIV_NETMASTER_CLUSTER_STORE)."
-        ),
-        epilog=(
-            "Backup and move: 'netmaster export [--cluster-store URL] > state.json' writes the whole state; "
-            "'netmaster import [--cluster-store URL] [--force] < state.json' loads it into an empty store "
-            "(see 'netmaster export --help' and 'netmaster import --help')."
-        ),
-    )
+    p = argparse.ArgumentParser(prog="netmaster", description=DESCRIPTION, epilog=EPILOG)
     p.add_argument("--version", action="version", version=f"netmaster {__version__}")
     p.add_argument(
         "--listen-url",

@@ -13,8 +13,7 @@ such as ``testbed.apic.ApicMock``::
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,23 +51,6 @@ class AciGwProcess(ServiceProcess):
                 *(["--token", self.token] if self.token else [])]
 
     @classmethod
-    @contextmanager
-    def start(
-        cls,
-        env: Mapping[str, str],
-        *,
-        port: int | None = None,
-        log_path: Path | None = None,
-        token: str | None = None,
-        timeout: float = 20.0,
-    ) -> Iterator[AciGwProcess]:
-        gw = cls.spawn(env, port=port, log_path=log_path, token=token, timeout=timeout)
-        try:
-            yield gw
-        finally:
-            gw.stop()
-
-    @classmethod
     def spawn(
         cls,
         env: Mapping[str, str],
@@ -81,3 +63,5 @@ class AciGwProcess(ServiceProcess):
         gw = cls(env, port or free_port(), log_path, token)
         gw.run(timeout)
         return gw
+
+    start = spawn  # ``with AciGwProcess.start(env) as gw:`` stops it at the end of the block

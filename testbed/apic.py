@@ -35,6 +35,7 @@ import httpx
 from apic_mock import tls
 from apic_mock.serve import build_server, listening_socket
 from apic_mock.service import ApicService, Settings
+from testbed.process import stop_process
 
 START_TIMEOUT = 20.0
 
@@ -313,12 +314,7 @@ class ApicMock:
                 time.sleep(0.05)
 
         def stop() -> None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except sp.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop_process(proc)
 
         name, pwd = next(iter(users.items()))
         mock = cls(url, None if http else str(ca_file), name, pwd, None, stop, workdir)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from testbed.ports import free_port
+from testbed.process import stop_process
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
@@ -88,13 +89,7 @@ class EtcdMember:
     def _signal(self, sig: int, wait: float) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-        try:
-            self.proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc, sig, wait)
         self.proc = None
 
     def kill(self) -> None:

@@ -7,8 +7,7 @@ stops it (``nm.stop(signal.SIGKILL)`` for a crash).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from testbed.ports import free_port
@@ -31,25 +30,6 @@ class NetmasterProcess(ServiceProcess):
                 "--cluster-store", self.store_url, *self.args]
 
     @classmethod
-    @contextmanager
-    def start(
-        cls,
-        store_url: str = "memory://",
-        *,
-        port: int | None = None,
-        args: Sequence[str] = (),
-        log_path: Path | None = None,
-        env: dict[str, str] | None = None,
-        timeout: float = 20.0,
-        host: str = "127.0.0.1",
-    ) -> Iterator[NetmasterProcess]:
-        nm = cls.spawn(store_url, port=port, args=args, log_path=log_path, env=env, timeout=timeout, host=host)
-        try:
-            yield nm
-        finally:
-            nm.stop()
-
-    @classmethod
     def spawn(
         cls,
         store_url: str = "memory://",
@@ -65,3 +45,5 @@ class NetmasterProcess(ServiceProcess):
         nm = cls(store_url, port or free_port(host), args=args, host=host, env=env, log_path=log_path)
         nm.run(timeout)
         return nm
+
+    start = spawn  # ``with NetmasterProcess.start() as nm:`` stops it at the end of the block

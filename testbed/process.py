@@ -12,14 +12,28 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, Self
 
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+def stop_process(process: subprocess.Popen[Any], sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
+    """Signal *process* and reap it; SIGKILL when it has not exited after *grace* seconds."""
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
 class ServiceProcess:
     """A daemon on ``host:port``; ``run()`` (re)starts it on that same port, so clients keep their URL.
+
+    An instance is a context manager that stops the process on exit.
 
     Subclasses say how it starts (:meth:`command`) and how readiness is seen (``ready_path``,
     ``ready_statuses``): a path that answers without credentials or a backend once the process serves.
@@ -73,13 +87,14 @@ class ServiceProcess:
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Signal the process and reap it (SIGKILL after 10 s); a stopped process stays stopped."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, sig)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def restart(self, timeout: float = 20.0) -> None:
         self.stop()

@@ -83,18 +83,9 @@ class CniHandlers:
     def cmd_add(self, req: p.Request) -> dict[str, Any]:
         where = p.placement(req)
         self._require_netns(req)
-        add = AddRequest(
-            endpoint_id=req.endpoint_id,
-            tenant=where.tenant,
-            network=where.network,
-            group=where.group,
-            container_id=req.container_id,
-            container_name=where.container_name,
-            netns=req.netns,
-            ifname=req.ifname,
-            requested_ip=where.requested_ip,
-            labels=where.labels,
-        )
+        add = AddRequest(endpoint_id=req.endpoint_id, tenant=where.tenant, network=where.network, group=where.group,
+                         container_id=req.container_id, container_name=where.container_name, netns=req.netns,
+                         ifname=req.ifname, requested_ip=where.requested_ip, labels=where.labels)
         try:
             res = self.ops.add(add)
         except Exception as exc:

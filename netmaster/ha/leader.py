@@ -2,7 +2,7 @@
 
 Every netmaster serves the API, but the background work (ACI push, endpoint garbage collection) must
 run exactly once in the cluster. The elector campaigns for one key (``/contiv/leader``) holding its
-identity, attached to a lease it keeps alive (TTL 5 s by default, renewed every TTL/3):
+identity, attached to a lease it keeps alive (TTL 4 s by default, renewed every TTL/3):
 
 * the key is created only if absent (a ``create_revision == 0`` transaction), so there is one winner;
 * the others watch the key and campaign again the moment it is deleted: at once when the leader

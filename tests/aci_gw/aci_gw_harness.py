@@ -18,24 +18,15 @@ from aci_gw.config import load_settings
 from aci_gw.gateway import Gateway
 from aci_gw.metrics import Metrics
 from aci_gw.mo import Mo
+from testbed.aci_gw import apic_env
 from testbed.aci_gw_payloads import PHYS_DOMAIN
 from testbed.apic import ApicMock
 
 
 def gateway_env(apic: ApicMock, **extra: str) -> dict[str, str]:
-    """The environment an operator would set for this mock (TLS verified against its CA)."""
-    env = {
-        "APIC_URL": apic.url,
-        "APIC_USERNAME": apic.username,
-        "APIC_PASSWORD": apic.password,
-        "APIC_CA_BUNDLE": apic.ca_file or "",
-        "APIC_SDK": "rest",
-        "APIC_RETRIES": "3",
-        "APIC_BACKOFF": "0.02",
-        "APIC_TIMEOUT": "10",
-    }
-    env.update(extra)
-    return {k: v for k, v in env.items() if v is not None}
+    """The environment an operator would set for this mock (TLS verified against its CA), with the
+    short retry budget these tests count requests against."""
+    return apic_env(apic, APIC_RETRIES="3", APIC_BACKOFF="0.02", **extra)
 
 
 class RunningGateway:

@@ -22,6 +22,7 @@ from aci_gw_harness import read_tree
 
 from testbed.aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile
 from testbed.ports import free_port
+from testbed.process import stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -90,12 +91,7 @@ def docker() -> Iterator[Docker]:
             time.sleep(0.5)
         yield run
     finally:
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait(10)
+        stop_process(daemon, grace=30)
         log.close()
         shutil.rmtree(work, ignore_errors=True)
 

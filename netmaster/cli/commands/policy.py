@@ -138,15 +138,8 @@ def rule_add(
     action: str,
 ) -> None:
     """Add rule RULE_ID to POLICY."""
-    check_rule_peers(
-        direction,
-        from_group=from_group,
-        to_group=to_group,
-        from_network=from_network,
-        to_network=to_network,
-        from_ip=from_ip,
-        to_ip=to_ip,
-    )
+    check_rule_peers(direction, from_group=from_group, to_group=to_group, from_network=from_network,
+                     to_network=to_network, from_ip=from_ip, to_ip=to_ip)
     RULE.create(
         tenant,
         f"{policy}:{rule_id}",
