@@ -24,8 +24,9 @@ RUN set -e; \
     done
 COPY pyproject.toml README.md /build/src/
 COPY aci_gw /build/src/aci_gw
+COPY contiv_api /build/src/contiv_api
 RUN /opt/aci-gw/bin/pip install --no-index --no-deps --no-build-isolation /build/src \
-    && /opt/aci-gw/bin/python -c "import aci_gw.app"
+    && /opt/aci-gw/bin/python -c "import aci_gw.app, aci_gw.cli"
 
 FROM ${BASE_IMAGE}
 COPY --from=build /opt/aci-gw /opt/aci-gw
