@@ -289,7 +289,18 @@ def down(prefix: str) -> None:
         name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
         if name.startswith(prefix):
             sh("ip", "link", "del", name, check=False)
+    _unmount_under(root)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def _unmount_under(root: Path) -> None:
+    """Lazily unmount whatever is mounted below *root*, deepest first: podman's overlay storage driver
+    bind-mounts its directory onto itself and leaves it mounted when podman exits."""
+    prefix = str(root) + "/"
+    with open("/proc/self/mounts") as mounts:
+        points = [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
+    for point in sorted(set(points), key=len, reverse=True):
+        sh("umount", "-l", point, check=False)
 
 
 def leftovers(prefix: str) -> list[str]:
