@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -47,3 +48,20 @@ def http_ok(ns: str, ip: str, port: int, timeout: int = 2) -> bool:
                          input="GET / HTTP/1.0\r\n\r\n", capture_output=True, text=True,
                          timeout=timeout + 5, check=False)
     return res.returncode == 0 and res.stdout.rstrip().endswith("\nok")
+
+
+class Pinger:
+    """A steady ping running in the background (every *interval* seconds, *count* echoes), to measure
+    what an event costs the traffic: start it, cause the event, then ``result()``."""
+
+    def __init__(self, ns: str, ip: str, count: int = 300, interval: float = 0.02) -> None:
+        self.process = subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-i", str(interval), "-c", str(count), ip],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def result(self, timeout: float = 60) -> tuple[int, int, str]:
+        """(sent, received, ping's output) once ping has finished."""
+        out, _ = self.process.communicate(timeout=timeout)
+        stats = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+        if stats is None:
+            raise AssertionError(f"ping gave no statistics: {out[-500:]}")
+        return int(stats.group(1)), int(stats.group(2)), out

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 
 from agent.ovs.flow import cookie_round
 from agent.state import DesiredState, Endpoint, EndpointGroup, Network, Policy, Rule
 from testbed.cluster import SimHost, in_ns
-from testbed.netcheck import ping, ping_eventually
+from testbed.netcheck import Pinger, ping, ping_eventually
 from tests.agent.conftest import ClusterEnv, requires_datapath
 
 pytestmark = requires_datapath
@@ -39,17 +38,12 @@ def test_restart_keeps_traffic_and_converges_to_same_flows(env: ClusterEnv) -> N
     before, rounds_before = _flows_without_cookies(h1), _flow_rounds(h1)
     assert len(rounds_before) == 1
 
-    pinger = subprocess.Popen(["ip", "netns", "exec", a, "ping", "-i", "0.02", "-c", "300", "10.6.0.2"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pinger = Pinger(a, "10.6.0.2")
     time.sleep(1.0)
     env.cluster.kill_agent(h1)
     time.sleep(0.5)  # traffic keeps flowing with nobody connected (fail-mode secure keeps flows)
     env.cluster.start_agent(h1)
-    out, _ = pinger.communicate(timeout=30)
-
-    stats = re.search(r"(\d+) packets transmitted, (\d+) received", out)
-    assert stats, out
-    sent, received = int(stats.group(1)), int(stats.group(2))
+    sent, received, _ = pinger.result()
     assert sent > 200
     assert received == sent, f"lost {sent - received} of {sent} pings during the restart"
     assert _flows_without_cookies(h1) == before, "flows after the restart differ from before"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from testbed.cluster import SimHost, in_ns
-from testbed.netcheck import http_ok, http_server, ping, ping_eventually
+from testbed.netcheck import Pinger, http_ok, http_server, ping, ping_eventually
 from testbed.sync_cluster import Netmaster, SyncCluster, add_endpoint, delete_endpoint, wait_revision
 
 _n = itertools.count(1)
@@ -243,16 +242,12 @@ def test_agent_restart_keeps_traffic_and_endpoints(sync_cluster: SyncCluster, nm
     rb = _add(h2, f"{t}-b", t, b)
     assert ping_eventually(a, rb["ip"])
     before = _flows_without_cookies(h1)
-    pinger = subprocess.Popen(["ip", "netns", "exec", a, "ping", "-i", "0.02", "-c", "300", rb["ip"]],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pinger = Pinger(a, rb["ip"])
     time.sleep(1.0)
     sync_cluster.kill_agent(h1)
     time.sleep(0.5)
     sync_cluster.start_agent(h1)
-    out, _ = pinger.communicate(timeout=30)
-    stats = re.search(r"(\d+) packets transmitted, (\d+) received", out)
-    assert stats, out
-    sent, received = int(stats.group(1)), int(stats.group(2))
+    sent, received, _ = pinger.result()
     assert sent > 200
     assert received == sent, f"lost {sent - received} of {sent} pings during the restart"
     assert _flows_without_cookies(h1) == before
@@ -345,8 +340,7 @@ def test_add_during_outage_waits_and_succeeds_when_netmaster_returns(sync_cluste
         _add(h1, f"{t}-a", t, a)
         rb = _add(h2, f"{t}-b", t, b)
         assert ping_eventually(a, rb["ip"])
-        pinger = subprocess.Popen(["ip", "netns", "exec", a, "ping", "-i", "0.02", "-c", "400", rb["ip"]],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        pinger = Pinger(a, rb["ip"], count=400)
         sync_cluster.stop_netmaster()
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(add_endpoint, h1, 90, endpoint_id=f"{t}-c", tenant=t, network="net", netns=c)
@@ -355,10 +349,8 @@ def test_add_during_outage_waits_and_succeeds_when_netmaster_returns(sync_cluste
             sync_cluster.start_netmaster()
             status, body = pending.result(timeout=80)
         assert status == 200, body
-        out, _ = pinger.communicate(timeout=30)
-        stats = re.search(r"(\d+) packets transmitted, (\d+) received", out)
-        assert stats, out
-        assert int(stats.group(2)) == int(stats.group(1)), f"existing traffic lost packets: {out[-300:]}"
+        sent, received, out = pinger.result()
+        assert received == sent, f"existing traffic lost packets: {out[-300:]}"
         assert ping_eventually(b, body["ip"]), "h2 learnt the endpoint added during the outage"
         for host, ep in ((h1, f"{t}-a"), (h2, f"{t}-b"), (h1, f"{t}-c")):
             assert delete_endpoint(host, ep) == (200, {"deleted": True})

@@ -7,7 +7,6 @@ mock's generated certificate even with ``REQUESTS_CA_BUNDLE`` set.
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 from pathlib import Path
 
@@ -15,12 +14,11 @@ import pytest
 import requests
 from aciClient.aci import ACI
 from apicmock_helpers import attrs_of, mo
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 
 from testbed.apic import ApicMock
+from testbed.certs import cert_pem, key_pem, self_signed
 
 # aciClient turns certificate verification off by design; that is its business, not a test finding.
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
@@ -85,25 +83,9 @@ def test_subscribe_and_refresh(aci: ACI) -> None:
 @pytest.fixture
 def cert_files(tmp_path: Path, apic_mock: ApicMock) -> tuple[Path, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aciclient")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(2)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
     key_file = tmp_path / "user.key"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    key_file.write_bytes(key_pem(key))
+    pem = cert_pem(self_signed(key, "aciclient"))
     with apic_mock.client() as c:
         r = c.post(
             "/api/mo/uni/userext.json",

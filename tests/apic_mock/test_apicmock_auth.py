@@ -4,7 +4,6 @@ certificate (signature) authentication."""
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 import ssl
 import time
@@ -13,13 +12,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from apicmock_helpers import error_of, mo
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 
 from apic_mock.errors import NEED_COOKIE, TOKEN_TIMEOUT
 from testbed.apic import ApicMock
+from testbed.certs import cert_pem, self_signed
 
 LOGIN = {"aaaUser": {"attributes": {"name": "admin", "pwd": "password"}}}
 
@@ -179,19 +177,7 @@ def test_users_can_be_added_the_apic_way(api: httpx.Client, apic_mock: ApicMock)
 
 def _key_and_cert() -> tuple[rsa.RSAPrivateKey, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gw")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert.public_bytes(serialization.Encoding.PEM).decode()
+    return key, cert_pem(self_signed(key, "gw"))
 
 
 CERT_DN = "uni/userext/user-gw/usercert-gw.crt"
