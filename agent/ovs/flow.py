@@ -45,16 +45,23 @@ class Feature(IntEnum):
     EPG = 10
 
 
-# Cookie layout: bits 48..63 round number, bits 32..47 feature id, low bits zero.
+# Cookie layout: bits 48..63 round number, bits 32..47 feature id, bits 0..31 rule id (0: no rule).
 COOKIE_ROUND_SHIFT = 48
 COOKIE_FEATURE_SHIFT = 32
 COOKIE_ROUND_MASK = 0xFFFF << COOKIE_ROUND_SHIFT
+COOKIE_RULE_MASK = 0xFFFFFFFF
 
 
-def make_cookie(round_: int, feature: Feature) -> int:
-    """Cookie for a flow of *feature* installed in *round_*; the round lets a restarted agent delete
-    exactly the flows of the previous round after installing its own."""
-    return ((round_ & 0xFFFF) << COOKIE_ROUND_SHIFT) | (int(feature) << COOKIE_FEATURE_SHIFT)
+def make_cookie(round_: int, feature: Feature, rule: int = 0) -> int:
+    """Cookie for a flow of *feature* (and policy *rule*) installed in *round_*; the round lets a
+    restarted agent delete exactly the flows of the previous round after installing its own, the rule
+    id lets inspect sum a rule's packets and bytes from the switch's flow statistics."""
+    return (((round_ & 0xFFFF) << COOKIE_ROUND_SHIFT) | (int(feature) << COOKIE_FEATURE_SHIFT)
+            | (rule & COOKIE_RULE_MASK))
+
+
+def cookie_rule(cookie: int) -> int:
+    return cookie & COOKIE_RULE_MASK
 
 
 def cookie_round(cookie: int) -> int:
@@ -316,10 +323,16 @@ class Flow:
     actions: tuple[Action, ...] = ()
     goto: int | None = None
     feature: Feature = Feature.PIPELINE
+    rule: int = 0  # policy rule id (low cookie bits): the flow counts for that rule
     _key: tuple[int, int, Match] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_key", (self.table, self.priority, self.match))
+
+    @property
+    def cookie_bits(self) -> int:
+        """The cookie without the round: what the flow is (feature, rule)."""
+        return make_cookie(0, self.feature, self.rule)
 
     @property
     def key(self) -> tuple[int, int, Match]:
