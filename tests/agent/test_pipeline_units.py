@@ -203,3 +203,45 @@ def test_bonded_uplink_admits_on_the_active_member_and_outputs_to_a_live_one() -
     single = build(DatapathView(state, "h1", {"t1": 1}, {"a": 16}, False, True))
     assert not any("bundle" in f.ofctl() for f in single)
     assert any("in_port=2" in f and f"goto_table:{int(Table.SRC_EPG)}" in f for f in _table(single, Table.CLASSIFIER))
+
+
+def test_framework_numbers_tables_by_stage_and_a_new_table_renumbers_nothing_by_hand() -> None:
+    from agent.ovs.flow import Feature
+    from agent.pipeline.framework import Pipeline, Stage, TableSpec
+    from agent.pipeline.tables import DECLARED, next_table
+
+    assert [int(t) for t in Table] == list(range(len(DECLARED)))
+    assert Table.CLASSIFIER == 0
+    stages = [Table(t) for t in Table]
+    assert [_stage(t) for t in stages] == sorted(_stage(t) for t in stages)
+    assert next_table(Table.EGRESS_POLICY) == Table.L3_FORWARDING
+    # A later feature (say service load balancing) declares a table in an existing stage (after that
+    # stage's tables, declaration order): it lands there, and the goto chain runs through it.
+    lb = TableSpec("SERVICE_LB", Stage.CONNTRACK_STATE, Feature.PIPELINE, "virtual IP -> backend")
+    grown = Pipeline((*DECLARED, lb))
+    assert grown.next(grown.table["CT_STATE"]) == grown.table["SERVICE_LB"]
+    assert grown.next(grown.table["SERVICE_LB"]) == grown.table["DST_EPG"]
+    assert [t.name for t in grown.table if t.name != "SERVICE_LB"] == [t.name for t in Table]
+    with pytest.raises(ValueError, match="declared twice"):
+        Pipeline((*DECLARED, DECLARED[0]))
+    with pytest.raises(ValueError, match="last table"):
+        next_table(Table.OUTPUT)
+
+
+def _stage(table: int) -> int:
+    from agent.pipeline.tables import PIPELINE
+
+    return int(PIPELINE.stage_of(table))
+
+
+def test_policy_verdict_flows_carry_their_rule_id_in_the_cookie() -> None:
+    from agent.ovs.flow import Feature, cookie_rule
+    from agent.pipeline import rules_of
+    from agent.pipeline.conjunction import rule_ids
+
+    view = _view(_state((Rule("1", "in", "deny", protocol="tcp"),
+                         Rule("2", "in", "allow", priority=10, protocol="tcp", port=8000))))
+    ids = rule_ids(rules_of(view))
+    verdicts = [f for f in build(view) if f.feature == Feature.POLICY and f.rule]
+    assert sorted(f.rule for f in verdicts) == sorted(ids.values())
+    assert {cookie_rule(make_cookie(9, f.feature, f.rule)) for f in verdicts} == set(ids.values())
