@@ -111,3 +111,32 @@ def control_arrives(sender: Member, receiver: Sniffer, tag: str, timeout: float 
                 return True
             time.sleep(0.05)
     return False
+
+
+@dataclass(frozen=True)
+class Case:
+    """One cell of a matrix: who attacks whom, whom the spoofed frames pretend to be, who sends the
+    allowed control frame to the target, and which containers no attempt may reach."""
+
+    attacker: str
+    target: str
+    impersonated: str
+    control_from: str
+    protected: tuple[str, ...]
+
+
+def leaked_attempts(label: str, case: Case, members: dict[str, Member], sniffers: dict[str, Sniffer],
+                    gateway_mac: str) -> dict[str, set[str]]:
+    """Send every attempt of *case*, wait for the control frame, and return what reached a protected
+    container (name -> attacks; all empty when the datapath holds)."""
+    m = members
+    tag = f"{label}-{secrets.token_hex(3)}"
+    frames = attack_frames(m[case.attacker], m[case.target], m[case.impersonated], gateway_mac, tag)
+    assert set(frames) == set(ATTACKS)
+    send_frames(m[case.attacker].ns, list(frames.values()))
+    if not control_arrives(m[case.control_from], sniffers[case.target], tag):
+        raise AssertionError(f"{label}: the allowed control frame {case.control_from} -> {case.target} "
+                             "did not arrive")
+    time.sleep(0.3)  # the attempts went out before the control; give a reordered one a moment
+    return {name: sniffers[name].seen(tag) - {"control"} for name in case.protected}
+
