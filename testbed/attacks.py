@@ -4,7 +4,8 @@ sniffers that tell whether a frame reached a container's port.
 Each attempt is one UDP frame from an attacker's container to a target it may not reach, crafted as an
 attacker would (testbed.rawframe writes it on a packet socket): to the broadcast MAC, to a multicast
 MAC with a multicast IP, to a MAC nobody owns, to the gateway's MAC, with another member's source IP,
-MAC, or both; plus the plain unicast frame, the one policy obviously judges. A control frame on an
+MAC, or both, to the target's MAC but the IP of a container the attacker may reach (a decoy for
+the policy that judges by address); plus the plain unicast frame, the one policy obviously judges. A control frame on an
 allowed path, sent after the attempts, tells when the attempts would have arrived if they were going
 to: the check waits for it rather than sleeping.
 """
@@ -27,7 +28,7 @@ MCAST_IP = "239.1.1.1"
 MCAST_MAC = "01:00:5e:01:01:01"
 UNKNOWN_MAC = "02:99:99:99:99:99"
 ATTACKS = ("unicast", "broadcast_mac", "multicast", "unknown_mac", "gateway_mac", "spoofed_ip", "spoofed_mac",
-           "spoofed_ip_and_mac")
+           "spoofed_ip_and_mac", "decoy_ip")
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,12 @@ class Member:
     mac: str
 
 
-def attack_frames(attacker: Member, target: Member, other: Member, gateway_mac: str, tag: str) -> dict[str, UdpFrame]:
+def attack_frames(attacker: Member, target: Member, other: Member, gateway_mac: str, tag: str,
+                  decoy: Member | None = None) -> dict[str, UdpFrame]:
     """One frame per attack from *attacker* to *target*; *other* is whom the spoofed frames pretend to be
-    (someone *target* accepts traffic from). Payloads are ``tag:attack`` so a leak names itself."""
+    (someone *target* accepts traffic from), *decoy* a container *attacker* may reach (its IP goes in
+    the frame to *target*'s MAC; without one that attempt is left out). Payloads are ``tag:attack`` so
+    a leak names itself."""
     a, t = attacker, target
 
     def frame(attack: str, dst_mac: str, dst_ip: str = t.ip, src_mac: str = a.mac, src_ip: str = a.ip) -> UdpFrame:
@@ -57,6 +61,7 @@ def attack_frames(attacker: Member, target: Member, other: Member, gateway_mac: 
         frame("spoofed_ip", t.mac, src_ip=other.ip),
         frame("spoofed_mac", t.mac, src_mac=other.mac),
         frame("spoofed_ip_and_mac", t.mac, src_mac=other.mac, src_ip=other.ip),
+        *([frame("decoy_ip", t.mac, decoy.ip)] if decoy else []),
     ]
     return {f.payload.rsplit(":", 1)[1]: f for f in frames}
 
@@ -123,6 +128,7 @@ class Case:
     impersonated: str
     control_from: str
     protected: tuple[str, ...]
+    decoy: str  # a container the attacker may reach
 
 
 def leaked_attempts(label: str, case: Case, members: dict[str, Member], sniffers: dict[str, Sniffer],
@@ -131,7 +137,8 @@ def leaked_attempts(label: str, case: Case, members: dict[str, Member], sniffers
     container (name -> attacks; all empty when the datapath holds)."""
     m = members
     tag = f"{label}-{secrets.token_hex(3)}"
-    frames = attack_frames(m[case.attacker], m[case.target], m[case.impersonated], gateway_mac, tag)
+    frames = attack_frames(m[case.attacker], m[case.target], m[case.impersonated], gateway_mac, tag,
+                           m[case.decoy])
     assert set(frames) == set(ATTACKS)
     send_frames(m[case.attacker].ns, list(frames.values()))
     if not control_arrives(m[case.control_from], sniffers[case.target], tag):

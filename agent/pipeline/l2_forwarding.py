@@ -3,17 +3,22 @@
 The decision is written to registers and the packet goes on through ingress policy and the conntrack
 commit, so no frame reaches an endpoint port without passing them:
 
-- destination MAC of a known endpoint of the packet's segment: its ofport (local; the receiver's EPG is
-  loaded into the destination EPG register, so ingress policy judges the endpoint that will really get
-  the frame, not whoever owns the destination IP), the tunnel with the segment's VNI and the peer's
-  VTEP, or the uplink (the output stage adds the VLAN tag);
-- ARP with any other destination (broadcast, unknown): flood within the segment (the output stage
-  replicates it: local ports, plus from a local endpoint one copy per peer VTEP or the tagged uplink);
-- IPv4 with any other destination MAC (broadcast, multicast, unknown unicast, a gateway outside the
-  host): never to an endpoint port. From a local endpoint on a VLAN segment it goes to the uplink only
-  (a router or host outside the cluster may own the MAC; the sender's egress policy has passed); all
-  else is dropped. Linux accepts unicast IP inside a broadcast frame, so flooding IP to endpoint ports
-  would let any container reach a group whose ingress policy denies it (docs/pipeline.md, "Floods").
+- IPv4 to a known endpoint of the packet's segment, by destination MAC *and* IP: its ofport (local;
+  the receiver's EPG is loaded into the destination EPG register, so ingress policy judges the
+  endpoint that will really get the frame), the tunnel with the segment's VNI and the peer's VTEP, or
+  the uplink (the output stage adds the VLAN tag). Matching the IP too keeps both policies honest: a
+  frame to one endpoint's MAC carrying another's IP (judged by egress policy as traffic to the other)
+  is not delivered to the first;
+- ARP: flood within the segment (the output stage replicates it: local ports, plus from a local
+  endpoint one copy per peer VTEP or the tagged uplink). Requests for known endpoints never get here
+  (the ARP responder answers them), so what floods is replies, gratuitous ARPs and requests for
+  addresses outside the cluster;
+- IPv4 with any other destination (broadcast, multicast or unknown MAC, a gateway outside the host,
+  an endpoint's MAC with another IP): never to an endpoint port. From a local endpoint on a VLAN
+  segment it goes to the uplink only (a router or host outside the cluster may own the MAC; the
+  sender's egress policy has passed); all else is dropped. Linux accepts unicast IP inside a
+  broadcast frame, so flooding IP to endpoint ports would let any container reach a group whose
+  ingress policy denies it (docs/pipeline.md, "Floods").
 
 ACI mode (segments are EPGs, see view.py): a frame from one EPG to an endpoint of another EPG of the
 same network is never delivered on the host, even when both are local: it goes up the uplink with the
@@ -54,16 +59,19 @@ def _decide(match: Match, port: int, port_type: PortType, extra: tuple[Action, .
                 goto=next_table(_TABLE), feature=Feature.L2_FORWARDING)
 
 
+def _to_endpoint(net: Network, ep: Endpoint) -> Match:
+    return Match.of(reg4=net.segment, eth_type=ETH_IP, eth_dst=ep.mac, ipv4_dst=ep.ip)
+
+
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
-def local_flow(mac: str, ofport: int, net: Network, epg: int) -> Flow:
+def local_flow(ep: Endpoint, ofport: int, net: Network, epg: int) -> Flow:
     """To a local endpoint: its port, and its EPG for ingress policy."""
-    return _decide(Match.of(reg4=net.segment, eth_dst=mac), ofport, PortType.LOCAL,
-                   (SetField(Reg.DST_EPG, epg),))
+    return _decide(_to_endpoint(net, ep), ofport, PortType.LOCAL, (SetField(Reg.DST_EPG, epg),))
 
 
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
 def remote_flow(ep: Endpoint, net: Network, vtep: str, uplink: int = UPLINK_OFPORT) -> Flow:
-    match = Match.of(reg4=net.segment, eth_dst=ep.mac)
+    match = _to_endpoint(net, ep)
     if net.encap == "vxlan":
         tunnel = (SetField("tunnel_id", net.vni), SetField("tun_ipv4_dst", vtep))
         return _decide(match, TUNNEL_OFPORT, PortType.TUNNEL, tunnel)
@@ -77,7 +85,8 @@ def via_fabric_flow(mac: str, segment: Network, uplink: int = UPLINK_OFPORT) -> 
 
 
 def arp_flood_flow(net: Network) -> Flow:
-    """ARP to anything but a known endpoint MAC (requests, replies to a router outside): flood."""
+    """ARP, whatever its destination MAC: flood (ACI: ARP to another EPG's endpoint goes to the fabric,
+    by MAC, at a higher priority)."""
     return _decide(Match.of(reg4=net.segment, eth_type=ETH_ARP), 0, PortType.FLOOD, priority=PRIO_LOW)
 
 
@@ -89,7 +98,7 @@ def ip_to_uplink_flow(net: Network, uplink: int) -> Flow:
 
 def flows(view: DatapathView) -> Iterator[Flow]:
     for ep, ofport in view.local_endpoints:
-        yield local_flow(ep.mac, ofport, view.network_of(ep), view.epg(ep))
+        yield local_flow(ep, ofport, view.network_of(ep), view.epg(ep))
     for ep in view.remote_endpoints:
         yield remote_flow(ep, view.network_of(ep), view.vtep_of(ep), view.uplink_ports[0])
     if view.aci and view.has_uplink:

@@ -1,7 +1,8 @@
 """The bypass matrix in ACI mode, through the simulated leaf: no crafted frame crosses EPGs without a
 contract.
 
-Containers (tenant ``byp``, one network): a1 (EPG a, h1), a2 (a, h2), b1 (b, h1), b2 (b, h2), x1 (x, h1).
+Containers (tenant ``byp``, one network): a1 (EPG a, h1), a2 (a, h2), b1 (b, h1), b2 (b, h2), x1 (x, h1),
+x2 (x, h2).
 EPG b carries an ``in deny`` policy, EPG x an ``out deny`` one; in ACI mode deny rules add no contract,
 so the fabric's default (deny between EPGs, allow within one) is what must hold. Attackers: a1 against
 b1 (same host: the agent must not switch it locally) and b2 (cross host); x1 against a1 and a2. Each
@@ -26,12 +27,12 @@ from testbed.sync_cluster import add_endpoint
 TENANT = "byp"
 SUBNET = "10.43.0"
 BD_MAC = "00:22:bd:f8:19:ff"  # apic_mock's fvBD default, the pervasive gateway's MAC
-CONTAINERS = {"a1": (0, "a"), "a2": (1, "a"), "b1": (0, "b"), "b2": (1, "b"), "x1": (0, "x")}
+CONTAINERS = {"a1": (0, "a"), "a2": (1, "a"), "b1": (0, "b"), "b2": (1, "b"), "x1": (0, "x"), "x2": (1, "x")}
 CASES = {
-    "in_deny_same_host": Case("a1", "b1", "b2", "b2", ("b1", "b2")),
-    "in_deny_cross_host": Case("a1", "b2", "b1", "b1", ("b1", "b2")),
-    "out_deny_same_host": Case("x1", "a1", "a2", "a2", ("a1", "a2", "b1", "b2")),
-    "out_deny_cross_host": Case("x1", "a2", "a1", "a1", ("a1", "a2", "b1", "b2")),
+    "in_deny_same_host": Case("a1", "b1", "b2", "b2", ("b1", "b2"), decoy="a2"),
+    "in_deny_cross_host": Case("a1", "b2", "b1", "b1", ("b1", "b2"), decoy="a2"),
+    "out_deny_same_host": Case("x1", "a1", "a2", "a2", ("a1", "a2", "b1", "b2"), decoy="x2"),
+    "out_deny_cross_host": Case("x1", "a2", "a1", "a1", ("a1", "a2", "b1", "b2"), decoy="x2"),
 }
 
 

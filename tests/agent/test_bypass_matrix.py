@@ -50,10 +50,10 @@ POLICIES = (
 GROUPS = (EndpointGroup("t1", "open", 300, "n"), EndpointGroup("t1", "indeny", 301, "n", ("p-indeny",)),
           EndpointGroup("t1", "outdeny", 302, "n", ("p-outdeny",)))
 CASES = {
-    "in_deny_same_host": Case("a", "t1", "t2", "t2", ("t1", "t2")),
-    "in_deny_cross_host": Case("a", "t2", "t1", "t1", ("t1", "t2")),
-    "out_deny_same_host": Case("x", "r1", "a", "a", ("t1", "t2", "r1", "r2")),
-    "out_deny_cross_host": Case("x", "r2", "a", "a", ("t1", "t2", "r1", "r2")),
+    "in_deny_same_host": Case("a", "t1", "t2", "t2", ("t1", "t2"), decoy="r1"),
+    "in_deny_cross_host": Case("a", "t2", "t1", "t1", ("t1", "t2"), decoy="r2"),
+    "out_deny_same_host": Case("x", "r1", "a", "a", ("t1", "t2", "r1", "r2"), decoy="x2"),
+    "out_deny_cross_host": Case("x", "r2", "a", "a", ("t1", "t2", "r1", "r2"), decoy="x2"),
 }
 
 
