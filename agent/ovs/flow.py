@@ -330,11 +330,6 @@ class Flow:
         object.__setattr__(self, "_key", (self.table, self.priority, self.match))
 
     @property
-    def cookie_bits(self) -> int:
-        """The cookie without the round: what the flow is (feature, rule)."""
-        return make_cookie(0, self.feature, self.rule)
-
-    @property
     def key(self) -> tuple[int, int, Match]:
         """OpenFlow identity: two flows with the same key replace each other on the switch."""
         return self._key
