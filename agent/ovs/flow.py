@@ -3,8 +3,9 @@
 The reconciler computes the *desired* set of flows from state and diffs it against what it installed,
 so a flow must be hashable and comparable: table, priority and match identify it on the switch (that is
 OpenFlow's own identity for a strict modify/delete); actions, the feature (which part of the agent
-owns it) and the policy rule it counts for (both carried in the cookie) are its content. Rendering to os-ken messages and to ovs-ofctl text
-lives here too, so every consumer (controller, inspect API, bench, docs) shows the same flow.
+owns it) and the policy rule it counts for (both carried in the cookie) are its content. Rendering to
+os-ken messages and to ovs-ofctl text lives here too, so every consumer (controller, inspect API,
+bench, docs) shows the same flow.
 """
 
 from __future__ import annotations
