@@ -8,7 +8,8 @@ for operators, netctl (directly) and tests, never for remote clients.
 an address is given, and with ``--netmaster-token`` set it wants that token as a bearer token, the
 same one netmaster sends. Its URL is published in the agent's netmaster record (``inspectURL``).
 
-Routes: ``GET /inspect/driver`` (add ``?flows=1`` for the flows of every stage),
+Routes: ``GET /inspect/driver`` (add ``?flows=1`` for the flows of every stage, ``?rules=1`` for
+packets and bytes per policy rule, read from the switch by the rule id in the flow cookies),
 ``GET /inspect/endpoint/<id>``, ``GET /metrics``, ``GET /healthz``.
 
 With netmaster sync the same socket also serves the local endpoint API (EndpointOps, the path the CNI
@@ -78,7 +79,10 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(url.query)
         rec = self.reconciler
         if url.path == "/inspect/driver":
-            self._json(200, rec.driver_info(with_flows=query.get("flows", ["0"])[0] not in ("0", "")))
+            info = rec.driver_info(with_flows=_flag(query, "flows"))
+            if _flag(query, "rules"):
+                info["rules"] = rec.rule_counters()
+            self._json(200, info)
         elif url.path.startswith("/inspect/endpoint/"):
             info = rec.endpoint_info(unquote(url.path[len("/inspect/endpoint/") :]))
             self._json(200 if info else 404, info or {"error": "endpoint not found"})
@@ -133,6 +137,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(_ERROR_STATUS[exc.kind], {"kind": exc.kind, "error": exc.message})
         except ValueError as exc:
             self._json(400, {"kind": "invalid", "error": str(exc)})
+
+
+def _flag(query: dict[str, list[str]], name: str) -> bool:
+    return query.get(name, ["0"])[0] not in ("0", "")
 
 
 def serve(reconciler: Reconciler, address: str, ops: EndpointOps | None = None) -> socketserver.BaseServer:

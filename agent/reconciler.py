@@ -25,10 +25,11 @@ from agent.announce import AnnounceSchedule, announcements, garp_frame
 from agent.config import AgentConfig
 from agent.group_commit import GroupCommit
 from agent.metrics import AgentMetrics
-from agent.ovs.flow import Flow, cookie_round, make_cookie
+from agent.ovs.flow import Feature, Flow, cookie_feature, cookie_round, cookie_rule, make_cookie
 from agent.ovs.ofcontroller import FlowProgrammingError, OpenFlowController
 from agent.ovs.ovsdb import EXT_ENDPOINT, EXT_ROLE, EXT_ROUND, Ovsdb, PortInfo, PortSpec
-from agent.pipeline import build, counts_by_stage, stage_of
+from agent.pipeline import build, counts_by_stage, rules_of, stage_of
+from agent.pipeline.conjunction import rule_ids
 from agent.pipeline.tables import FIRST_ENDPOINT_OFPORT, TUNNEL_OFPORT, UPLINK_OFPORT, Table
 from agent.pipeline.view import DatapathView
 from agent.plumbing import EndpointLink, Plumber, host_ifname, prefixlen_of
@@ -355,7 +356,7 @@ class Reconciler:
 
     def _apply(self, adds: list[Flow], deletes: list[Flow], delete_rounds: list[int]) -> None:
         try:
-            self.of.apply([(f, make_cookie(self.round, f.feature)) for f in adds], deletes, delete_rounds)
+            self.of.apply([(f, make_cookie(self.round, f.feature, f.rule)) for f in adds], deletes, delete_rounds)
         except FlowProgrammingError:
             self.metrics.flow_errors.inc()
             raise
@@ -499,6 +500,29 @@ class Reconciler:
                 info["flows"] = {name: [f.ofctl() for f in ordered if stage_of(f.table) == name]
                                  for name in info["flows_by_stage"]}
             return info
+
+    def rule_counters(self) -> list[dict[str, Any]]:
+        """Packets and bytes per policy rule, summed from the switch's flow statistics by the rule
+        id in the cookie (a rule's verdict flows; conjunction clause flows only mark). Counters are
+        the switch's: they restart when a full sync replaces the flows (new round)."""
+        with self._lock:
+            view, round_ = self.view, self.round
+        rules = rules_of(view) if view is not None else []
+        ids = rule_ids(rules)
+        totals: dict[int, list[int]] = {ids[r.key]: [0, 0, 0] for r in rules}
+        if self.of.connected:
+            for stat in self.of.flow_stats():
+                if cookie_round(stat.cookie) != round_ or cookie_feature(stat.cookie) != Feature.POLICY:
+                    continue
+                entry = totals.get(cookie_rule(stat.cookie))
+                if entry is not None:
+                    entry[0] += 1
+                    entry[1] += stat.packet_count
+                    entry[2] += stat.byte_count
+        return [{"rule": r.key, "id": f"{ids[r.key]:#x}", "table": Table(r.table).name,
+                 "action": "allow" if r.allow else "deny", "priority": r.priority,
+                 "flows": totals[ids[r.key]][0], "packets": totals[ids[r.key]][1],
+                 "bytes": totals[ids[r.key]][2]} for r in sorted(rules, key=lambda r: r.key)]
 
     def endpoint_info(self, ep_id: str) -> dict[str, Any] | None:
         with self._lock:

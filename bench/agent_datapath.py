@@ -1,15 +1,19 @@
-"""Agent datapath benchmark: policy flow counts, full resync time, state-to-flows latency.
+"""Agent datapath benchmark: policy flow counts, flows per endpoint, full resync time, state-to-flows latency.
 
-    python bench/agent_datapath.py [--flows 10000] [--latency-iterations 50] [--skip-cluster]
+    python bench/agent_datapath.py [--flows 10000] [--reference layout13] [--repeat 3]
+                                   [--latency-iterations 50] [--skip-cluster]
 
 Prints figures; asserts nothing about time (numbers belong in docs/performance.md, not in tests).
-Parts that need OVS run in a private network namespace with a private userspace OVS (prefix ``ag``),
-removed at the end.
+Flows per endpoint and the full resync are measured for this tree and for a reference commit
+(``--reference``, exported with ``git archive`` to a temporary directory and imported from there),
+alternately, and printed side by side with their ratio. Parts that need OVS run in a private network
+namespace with a private userspace OVS (prefix ``ag``), removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shutil
@@ -21,9 +25,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+# The tree whose agent is measured: this one, or a reference export (set by the parent for its child).
+TREE = Path(os.environ.get("AGENT_BENCH_TREE", str(REPO)))
+sys.path.insert(0, str(TREE))
 
-from agent.ovs.flow import Feature, Flow, Match, make_cookie  # noqa: E402
+from agent.ovs.flow import Flow, Match, make_cookie  # noqa: E402
 from agent.pipeline import build  # noqa: E402
 from agent.pipeline.conjunction import MatchRule, compile_rules  # noqa: E402
 from agent.pipeline.tables import ETH_IP, PRIO_RULE_BASE, PRIO_SKIP, Table  # noqa: E402
@@ -85,7 +91,33 @@ def _flow_count(env: dict[str, str], bridge: str) -> int:
     return int(out.split("flow_count=")[1].split()[0])
 
 
-def inner_resync(n_flows: int) -> None:
+def _cookie(round_: int, flow: Flow) -> int:
+    """The flow's cookie in *round_* (with its rule id where the measured tree has one)."""
+    return make_cookie(round_, flow.feature) | getattr(flow, "rule", 0)
+
+
+def flows_per_endpoint() -> dict[str, float]:
+    """Flows one more endpoint adds, local and remote, in an EPG with a policy (VXLAN and VLAN)."""
+    out = {}
+    for encap in ("vxlan", "vlan"):
+        net = Network("t", "n", encap, "10.0.0.0/16", vni=100 if encap == "vxlan" else 0,
+                      vlan=100 if encap == "vlan" else 0)
+
+        def count(n_local: int, n_remote: int, net: Network = net) -> int:
+            eps = [Endpoint(f"l{i}", "t", "n", _ip("10.0", i), "h1", group="g") for i in range(n_local)]
+            eps += [Endpoint(f"r{i}", "t", "n", _ip("10.0", 500 + i), "h2", group="g") for i in range(n_remote)]
+            state = DesiredState(networks=(net,), endpoints=tuple(eps), hosts=(Host("h1", "192.0.2.1"),
+                                 Host("h2", "192.0.2.2")), groups=(EndpointGroup("t", "g", 1, "n", ("p",)),),
+                                 policies=(Policy("t", "p", (Rule("1", "in", "deny", protocol="tcp"),)),))
+            ports = {e.id: 16 + i for i, e in enumerate(eps) if e.host == "h1"}
+            return len(build(DatapathView(state, "h1", {"t": 1}, ports, True, True)))
+
+        out[f"{encap}: flows per local endpoint"] = (count(101, 100) - count(1, 100)) / 100
+        out[f"{encap}: flows per remote endpoint"] = (count(100, 101) - count(100, 1)) / 100
+    return out
+
+
+def inner_resync(n_flows: int) -> dict[str, float]:
     from agent.ovs.encoder import FlowModEncoder
     from agent.ovs.ofcontroller import OpenFlowController
     from agent.ovs.ovsdb import Ovsdb
@@ -101,23 +133,21 @@ def inner_resync(n_flows: int) -> None:
         Ovsdb(ovs.remote).ensure_bridge(br, "netdev", ctl.target)
         assert ctl.wait_connected(10)
         flows = resync_flows(n_flows)
-        print(f"pipeline flows for the resync: {len(flows)} "
-              f"({sum(1 for f in flows if f.feature != Feature.PIPELINE)} endpoint/feature flows)")
 
         t0 = time.monotonic()
-        ctl.apply([(f, make_cookie(1, f.feature)) for f in flows])
+        ctl.apply([(f, _cookie(1, f)) for f in flows])
         cold_install = time.monotonic() - t0
         assert _flow_count(env, br) == len(flows)
 
         # Restart-like resync: empty encoder cache, new round replaces every flow, old round deleted.
         ctl._encoder, ctl._encoded = FlowModEncoder(), {}
         t0 = time.monotonic()
-        ctl.apply([(f, make_cookie(2, f.feature)) for f in flows], delete_rounds=[1])
+        ctl.apply([(f, _cookie(2, f)) for f in flows], delete_rounds=[1])
         cold_resync = time.monotonic() - t0
         assert _flow_count(env, br) == len(flows)
 
         t0 = time.monotonic()
-        ctl.apply([(f, make_cookie(3, f.feature)) for f in flows], delete_rounds=[2])
+        ctl.apply([(f, _cookie(3, f)) for f in flows], delete_rounds=[2])
         warm_resync = time.monotonic() - t0
         assert _flow_count(env, br) == len(flows)
 
@@ -127,31 +157,57 @@ def inner_resync(n_flows: int) -> None:
         _ofctl(env, "--bundle", "add-flows", br, "-", stdin=text)
         ofctl_bundle = time.monotonic() - t0
         assert _flow_count(env, br) == len(flows)
-
-        _ofctl(env, "del-flows", br)
-        t0 = time.monotonic()
-        _ofctl(env, "add-flows", br, "-", stdin=text)
-        ofctl_plain = time.monotonic() - t0
-
-        print(f"{'agent: install into empty bridge, cold encoder (1 bundle)':<62}{cold_install:8.3f} s")
-        print(f"{'agent: full resync, new round + delete old, cold encoder':<62}{cold_resync:8.3f} s")
-        print(f"{'agent: full resync, new round + delete old, warm encoder':<62}{warm_resync:8.3f} s")
-        print(f"{'ovs-ofctl --bundle add-flows (same flows, empty bridge)':<62}{ofctl_bundle:8.3f} s")
-        print(f"{'ovs-ofctl add-flows without bundle (same flows)':<62}{ofctl_plain:8.3f} s")
+        return {"resync flows": len(flows),
+                "agent: install into empty bridge, cold encoder (s)": cold_install,
+                "agent: full resync, new round + delete old, cold encoder (s)": cold_resync,
+                "agent: full resync, new round + delete old, warm encoder (s)": warm_resync,
+                "ovs-ofctl --bundle add-flows, same flows (s)": ofctl_bundle}
     finally:
         ovs.stop()
         shutil.rmtree(rundir, ignore_errors=True)
 
 
-def run_resync_in_netns(n_flows: int) -> None:
+def measure_in_netns(tree: Path, n_flows: int) -> dict[str, float]:
+    """Flows per endpoint and the resync figures of the agent in *tree*, in a child process."""
     ns = "ag" + secrets.token_hex(3) + "b"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
-        subprocess.run(["ip", "netns", "exec", ns, sys.executable, __file__, "--inner-resync",
-                        "--flows", str(n_flows)], check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, __file__, "--inner-resync",
+                              "--flows", str(n_flows)], check=True, capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(tree), "AGENT_BENCH_TREE": str(tree)}).stdout
+        return json.loads(out.strip().splitlines()[-1])
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def export_reference(ref: str) -> Path:
+    """The reference commit's tree in a temporary directory (git archive: no worktree, no checkout)."""
+    dest = Path(tempfile.mkdtemp(prefix="agbench-ref-", dir="/tmp"))
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def compare(ref: str, n_flows: int, repeat: int) -> None:
+    """Reference and this tree, alternately *repeat* times; medians side by side with the ratio."""
+    ref_tree = export_reference(ref)
+    try:
+        runs: dict[str, list[dict[str, float]]] = {"ref": [], "new": []}
+        for _ in range(repeat):
+            runs["ref"].append(measure_in_netns(ref_tree, n_flows))
+            runs["new"].append(measure_in_netns(REPO, n_flows))
+    finally:
+        shutil.rmtree(ref_tree, ignore_errors=True)
+    print(f"\n{repeat} alternating runs per tree; median, then best (the least disturbed by other work)")
+    print(f"{'figure':<62}{ref:>10}{'this tree':>11}{'ratio':>7}{ref:>10}{'this tree':>11}{'ratio':>7}")
+    for key in runs["new"][0]:
+        row = ""
+        for pick in (statistics.median, min):
+            old = pick(r[key] for r in runs["ref"])
+            new = pick(r[key] for r in runs["new"])
+            row += f"{old:10.3f}{new:11.3f}{new / old if old else float('nan'):7.2f}"
+        print(f"{key:<62}{row}")
 
 
 def state_to_flows_latency(iterations: int) -> list[float]:
@@ -181,11 +237,13 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--flows", type=int, default=10000)
     p.add_argument("--latency-iterations", type=int, default=50)
+    p.add_argument("--reference", default="layout13", help="git ref to compare with (default layout13)")
+    p.add_argument("--repeat", type=int, default=3, help="alternating runs per tree (medians are printed)")
     p.add_argument("--skip-cluster", action="store_true")
     p.add_argument("--inner-resync", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.inner_resync:
-        inner_resync(args.flows)
+        print(json.dumps({**flows_per_endpoint(), **inner_resync(args.flows)}))
         return 0
 
     policy, total, cross = epg_policy_counts()
@@ -196,7 +254,7 @@ def main() -> int:
     if os.geteuid() != 0 or shutil.which("ovs-vswitchd") is None:
         print("skipping OVS parts: needs root and Open vSwitch")
         return 0
-    run_resync_in_netns(args.flows)
+    compare(args.reference, args.flows, args.repeat)
     if not args.skip_cluster:
         samples = state_to_flows_latency(args.latency_iterations)
         qs = statistics.quantiles(samples, n=100)

@@ -2,9 +2,10 @@
 
 The reconciler computes the *desired* set of flows from state and diffs it against what it installed,
 so a flow must be hashable and comparable: table, priority and match identify it on the switch (that is
-OpenFlow's own identity for a strict modify/delete); actions and the feature (which part of the agent
-owns it, carried in the cookie) are its content. Rendering to os-ken messages and to ovs-ofctl text
-lives here too, so every consumer (controller, inspect API, bench, docs) shows the same flow.
+OpenFlow's own identity for a strict modify/delete); actions, the feature (which part of the agent
+owns it) and the policy rule it counts for (both carried in the cookie) are its content. Rendering to
+os-ken messages and to ovs-ofctl text lives here too, so every consumer (controller, inspect API,
+bench, docs) shows the same flow.
 """
 
 from __future__ import annotations
@@ -45,16 +46,23 @@ class Feature(IntEnum):
     EPG = 10
 
 
-# Cookie layout: bits 48..63 round number, bits 32..47 feature id, low bits zero.
+# Cookie layout: bits 48..63 round number, bits 32..47 feature id, bits 0..31 rule id (0: no rule).
 COOKIE_ROUND_SHIFT = 48
 COOKIE_FEATURE_SHIFT = 32
 COOKIE_ROUND_MASK = 0xFFFF << COOKIE_ROUND_SHIFT
+COOKIE_RULE_MASK = 0xFFFFFFFF
 
 
-def make_cookie(round_: int, feature: Feature) -> int:
-    """Cookie for a flow of *feature* installed in *round_*; the round lets a restarted agent delete
-    exactly the flows of the previous round after installing its own."""
-    return ((round_ & 0xFFFF) << COOKIE_ROUND_SHIFT) | (int(feature) << COOKIE_FEATURE_SHIFT)
+def make_cookie(round_: int, feature: Feature, rule: int = 0) -> int:
+    """Cookie for a flow of *feature* (and policy *rule*) installed in *round_*; the round lets a
+    restarted agent delete exactly the flows of the previous round after installing its own, the rule
+    id lets inspect sum a rule's packets and bytes from the switch's flow statistics."""
+    return (((round_ & 0xFFFF) << COOKIE_ROUND_SHIFT) | (int(feature) << COOKIE_FEATURE_SHIFT)
+            | (rule & COOKIE_RULE_MASK))
+
+
+def cookie_rule(cookie: int) -> int:
+    return cookie & COOKIE_RULE_MASK
 
 
 def cookie_round(cookie: int) -> int:
@@ -316,6 +324,7 @@ class Flow:
     actions: tuple[Action, ...] = ()
     goto: int | None = None
     feature: Feature = Feature.PIPELINE
+    rule: int = 0  # policy rule id (low cookie bits): the flow counts for that rule
     _key: tuple[int, int, Match] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:

@@ -1,7 +1,8 @@
-"""The OpenFlow pipeline: stages in a fixed order, each a pure function of a DatapathView.
+"""The OpenFlow pipeline: stages, each a pure function of a DatapathView.
 
 ``build`` returns the complete desired flow set; the reconciler diffs it against what is installed.
-Stage order and tables are in ``tables.STAGES`` and docs/pipeline.md.
+Tables and their order come from the framework (``tables.DECLARED``, ``framework.Pipeline``); see
+docs/pipeline.md.
 """
 
 from __future__ import annotations
@@ -19,15 +20,21 @@ from agent.pipeline import (
     policy_rules,
     spoof_guard,
 )
+from agent.pipeline.conjunction import MatchRule
 from agent.pipeline.tables import STAGES, Table
 from agent.pipeline.view import DatapathView
 
 
+def rules_of(view: DatapathView) -> list[MatchRule]:
+    """The policy rules this host enforces: those of groups with local endpoints (none in ACI mode,
+    where the fabric enforces policy and the policy stages only pass packets on)."""
+    local_groups = {view.epg(ep) for ep, _ in view.local_endpoints if view.epg(ep)}
+    return [] if view.aci else list(policy_rules.match_rules(view.state, local_groups))
+
+
 def build(view: DatapathView) -> list[Flow]:
     """All flows for *view*, stage by stage. Duplicate keys are a bug in a stage and raise."""
-    # ACI mode: the fabric enforces policy, so the policy stages only pass packets on.
-    local_groups = {view.epg(ep) for ep, _ in view.local_endpoints if view.epg(ep)}
-    rules = [] if view.aci else list(policy_rules.match_rules(view.state, local_groups))
+    rules = rules_of(view)
     out: list[Flow] = []
     out += classifier.flows(view)
     out += spoof_guard.flows(view)

@@ -45,7 +45,7 @@ def reply_flow(net: Network, ip: str, mac: str) -> Flow:
 def own_address_flow(ofport: int, ip: str) -> Flow:
     """A request from *ofport* for its own *ip* (gratuitous ARP) goes on to L2 forwarding unanswered."""
     match = Match.of(eth_type=ETH_ARP, arp_op=1, arp_tpa=ip, in_port=ofport)
-    return Flow(Table.ARP_RESPONDER, PRIO_HIGH, match, goto=Table.L2_FORWARDING, feature=Feature.ARP_RESPONDER)
+    return Flow(Table.ARP_RESPONDER, PRIO_HIGH, match, goto=Table.L2_FORWARDING_CALC, feature=Feature.ARP_RESPONDER)
 
 
 def flows(view: DatapathView) -> Iterator[Flow]:
@@ -58,4 +58,4 @@ def flows(view: DatapathView) -> Iterator[Flow]:
         for net in view.networks:
             if net.gateway:
                 yield reply_flow(net, net.gateway, ROUTER_MAC)
-    yield Flow(Table.ARP_RESPONDER, PRIO_MISS, Match(), goto=Table.L2_FORWARDING)
+    yield Flow(Table.ARP_RESPONDER, PRIO_MISS, Match(), goto=Table.L2_FORWARDING_CALC)

@@ -39,9 +39,10 @@ def flow_priority(rule: MatchRule) -> int:
     return PRIO_RULE_BASE + 2 * rule.priority + (0 if rule.allow else 1)
 
 
-def _conj_ids(rules: Sequence[MatchRule]) -> dict[str, int]:
+def rule_ids(rules: Sequence[MatchRule]) -> dict[str, int]:
     """Stable ids from the rule keys (so a restarted agent produces identical flows); collisions are
-    resolved by probing in key order."""
+    resolved by probing in key order. The id is both the rule's conjunction id and the rule part of
+    its verdict flows' cookie (inspect sums packets and bytes per rule by it)."""
     used: set[int] = set()
     out = {}
     for key in sorted({r.key for r in rules}):
@@ -53,8 +54,11 @@ def _conj_ids(rules: Sequence[MatchRule]) -> dict[str, int]:
     return out
 
 
-def _verdict(rule: MatchRule, next_table: Table, match: Match, prio: int) -> Flow:
-    return Flow(rule.table, prio, match, goto=next_table if rule.allow else None, feature=Feature.POLICY)
+def _verdict(rule: MatchRule, next_table: Table, match: Match, prio: int, rule_id: int) -> Flow:
+    """The flow that decides: every packet the rule matches is counted on it (clause flows of a
+    conjunction only mark, they may be shared by rules)."""
+    return Flow(rule.table, prio, match, goto=next_table if rule.allow else None, feature=Feature.POLICY,
+                rule=rule_id)
 
 
 def _rule_flows(rule: MatchRule, next_table: Table, conj_id: int) -> Iterable[Flow]:
@@ -67,23 +71,25 @@ def _rule_flows(rule: MatchRule, next_table: Table, conj_id: int) -> Iterable[Fl
             match = base
             for part in combo:
                 match = match.merged(part)
-            yield _verdict(rule, next_table, match, prio)
+            yield _verdict(rule, next_table, match, prio, conj_id)
         return
     for k, dim in enumerate(dims, start=1):
         for part in dim:
             yield Flow(rule.table, prio, base.merged(part), (Conjunction(conj_id, k, len(dims)),),
                        feature=Feature.POLICY)
-    yield _verdict(rule, next_table, Match.of(conj_id=conj_id), prio)
+    yield _verdict(rule, next_table, Match.of(conj_id=conj_id), prio, conj_id)
 
 
 def compile_rules(rules: Sequence[MatchRule], next_table: Table) -> list[Flow]:
-    ids = _conj_ids(rules)
+    ids = rule_ids(rules)
     by_key: dict[tuple, Flow] = {}
     for rule in sorted(rules, key=lambda r: r.key):
         for flow in _rule_flows(rule, next_table, ids[rule.key]):
             old = by_key.get(flow.key)
-            if old is None or old == flow:
+            if old is None:
                 by_key[flow.key] = flow
+            elif (old.actions, old.goto) == (flow.actions, flow.goto):
+                pass  # two rules with one flow and one verdict: the first (in key order) counts it
             elif _only_conjunctions(old) and _only_conjunctions(flow):
                 acts = tuple(sorted(set(old.actions) | set(flow.actions),
                                    key=lambda a: (a.conj_id, a.clause)))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from agent.ovs.flow import CT_INV, CT_NEW, CT_TRK, Ct, Feature, Flow, Match
-from agent.pipeline.tables import ETH_IP, PRIO_HIGH, PRIO_LOW, PRIO_MISS, Reg, Table
+from agent.pipeline.tables import ETH_IP, PRIO_HIGH, PRIO_LOW, PRIO_MISS, Reg, Table, next_table
 
 
 def _ct(bits: int) -> Match:
@@ -22,19 +22,20 @@ def _ct(bits: int) -> Match:
 
 
 def state_flows(aci: bool = False) -> Iterator[Flow]:
-    if aci:
-        yield Flow(Table.CT_ZONE, PRIO_LOW, Match.of(eth_type=ETH_IP), goto=Table.DST_EPG)
-    else:
-        yield Flow(Table.CT_ZONE, PRIO_LOW, Match.of(eth_type=ETH_IP), (Ct(Reg.TENANT, table=Table.CT_STATE),),
+    ip = Match.of(eth_type=ETH_IP)
+    if aci:  # no conntrack: straight past the state table
+        yield Flow(Table.CT_ZONE, PRIO_LOW, ip, goto=next_table(Table.CT_STATE))
+    else:  # the lookup recirculates into the next table (CT_STATE)
+        yield Flow(Table.CT_ZONE, PRIO_LOW, ip, (Ct(Reg.TENANT, table=next_table(Table.CT_ZONE)),),
                    feature=Feature.CONNTRACK)
     yield Flow(Table.CT_ZONE, PRIO_MISS, Match())
     yield Flow(Table.CT_STATE, PRIO_HIGH, _ct(CT_INV),
                feature=Feature.CONNTRACK)
-    yield Flow(Table.CT_STATE, PRIO_MISS, Match(), goto=Table.DST_EPG)
+    yield Flow(Table.CT_STATE, PRIO_MISS, Match(), goto=next_table(Table.CT_STATE))
 
 
 def commit_flows(aci: bool = False) -> Iterator[Flow]:
     if not aci:
         yield Flow(Table.CT_COMMIT, PRIO_LOW, _ct(CT_NEW),
-                   (Ct(Reg.TENANT, commit=True),), goto=Table.OUTPUT, feature=Feature.CONNTRACK)
-    yield Flow(Table.CT_COMMIT, PRIO_MISS, Match(), goto=Table.OUTPUT)
+                   (Ct(Reg.TENANT, commit=True),), goto=next_table(Table.CT_COMMIT), feature=Feature.CONNTRACK)
+    yield Flow(Table.CT_COMMIT, PRIO_MISS, Match(), goto=next_table(Table.CT_COMMIT))

@@ -12,12 +12,12 @@ from collections.abc import Iterator, Sequence
 from agent.ovs.flow import Flow, Match
 from agent.pipeline.conjunction import MatchRule, compile_rules
 from agent.pipeline.egress_policy import bypass_flows
-from agent.pipeline.tables import PRIO_MISS, Reg, Table
+from agent.pipeline.tables import PRIO_MISS, Reg, Table, next_table
 
 
 def flows(rules: Sequence[MatchRule], aci: bool = False) -> Iterator[Flow]:
     if aci:  # the fabric enforces
-        yield Flow(Table.INGRESS_POLICY, PRIO_MISS, Match(), goto=Table.CT_COMMIT)
+        yield Flow(Table.INGRESS_POLICY, PRIO_MISS, Match(), goto=next_table(Table.INGRESS_POLICY))
         return
-    yield from bypass_flows(Table.INGRESS_POLICY, Table.CT_COMMIT, Reg.DST_TYPE)
-    yield from compile_rules([r for r in rules if r.table == Table.INGRESS_POLICY], Table.CT_COMMIT)
+    yield from bypass_flows(Table.INGRESS_POLICY, Reg.DST_TYPE)
+    yield from compile_rules([r for r in rules if r.table == Table.INGRESS_POLICY], next_table(Table.INGRESS_POLICY))

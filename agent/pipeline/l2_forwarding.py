@@ -1,15 +1,24 @@
-"""L2 forwarding: destination MAC within the packet's network -> output port.
+"""L2 forwarding (Antrea's L2ForwardingCalc): decide where a frame goes; the output stage sends it.
 
-Known endpoints: local ones get their ofport; remote ones on a VXLAN network get the tunnel port with
-the network's VNI and the peer's VTEP as tunnel destination; remote ones on a VLAN network get the
-uplink (the output stage adds the tag). The chosen port goes to a register so the packet can still pass
-ingress policy and the conntrack commit before it leaves.
+The decision is written to registers and the packet goes on through ingress policy and the conntrack
+commit, so no frame reaches an endpoint port without passing them:
 
-Broadcast and unknown destinations are flooded within the network: to its local ports, and, when the
-packet came from a local endpoint, once to every peer VTEP that has endpoints in the network
-(head-end replication) or tagged to the uplink. Packets from the tunnel or uplink are flooded
-locally only, which prevents loops. Networks never see each other's traffic: every flow matches the
-network register.
+- IPv4 to a known endpoint of the packet's segment, by destination MAC *and* IP: its ofport (local;
+  the receiver's EPG is loaded into the destination EPG register, so ingress policy judges the
+  endpoint that will really get the frame), the tunnel with the segment's VNI and the peer's VTEP, or
+  the uplink (the output stage adds the VLAN tag). Matching the IP too keeps both policies honest: a
+  frame to one endpoint's MAC carrying another's IP (judged by egress policy as traffic to the other)
+  is not delivered to the first;
+- ARP: flood within the segment (the output stage replicates it: local ports, plus from a local
+  endpoint one copy per peer VTEP or the tagged uplink). Requests for known endpoints never get here
+  (the ARP responder answers them), so what floods is replies, gratuitous ARPs and requests for
+  addresses outside the cluster;
+- IPv4 with any other destination (broadcast, multicast or unknown MAC, a gateway outside the host,
+  an endpoint's MAC with another IP): never to an endpoint port. From a local endpoint on a VLAN
+  segment it goes to the uplink only (a router or host outside the cluster may own the MAC; the
+  sender's egress policy has passed); all else is dropped. Linux accepts unicast IP inside a
+  broadcast frame, so flooding IP to endpoint ports would let any container reach a group whose
+  ingress policy denies it (docs/pipeline.md, "Floods").
 
 ACI mode (segments are EPGs, see view.py): a frame from one EPG to an endpoint of another EPG of the
 same network is never delivered on the host, even when both are local: it goes up the uplink with the
@@ -21,10 +30,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import lru_cache
 
-from agent.ovs.flow import Action, Feature, Flow, Match, Output, PushVlan, SetField
+from agent.ovs.flow import Action, Feature, Flow, Match, SetField
 from agent.pipeline.flow_cache import FLOW_CACHE_SIZE
 from agent.pipeline.tables import (
-    OFPVID_PRESENT,
+    ETH_ARP,
+    ETH_IP,
     PRIO_LOW,
     PRIO_MISS,
     PRIO_NORMAL,
@@ -33,63 +43,62 @@ from agent.pipeline.tables import (
     PortType,
     Reg,
     Table,
+    next_table,
 )
 from agent.pipeline.view import DatapathView
 from agent.state import Endpoint, Network
 
+_TABLE = Table.L2_FORWARDING_CALC
 
-def _to_port(net: Network, mac: str, port: int, port_type: PortType, extra: tuple[Action, ...] = ()) -> Flow:
-    return Flow(Table.L2_FORWARDING, PRIO_NORMAL, Match.of(reg4=net.segment, eth_dst=mac),
+
+def _decide(match: Match, port: int, port_type: PortType, extra: tuple[Action, ...] = (),
+            priority: int = PRIO_NORMAL) -> Flow:
+    """One decision: output port and its type in registers, then on (ingress policy comes next)."""
+    return Flow(_TABLE, priority, match,
                 (*extra, SetField(Reg.OUT_PORT, port), SetField(Reg.DST_TYPE, int(port_type))),
-                goto=Table.INGRESS_POLICY, feature=Feature.L2_FORWARDING)
+                goto=next_table(_TABLE), feature=Feature.L2_FORWARDING)
+
+
+def _to_endpoint(net: Network, ep: Endpoint) -> Match:
+    return Match.of(reg4=net.segment, eth_type=ETH_IP, eth_dst=ep.mac, ipv4_dst=ep.ip)
 
 
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
-def local_flow(mac: str, ofport: int, net: Network) -> Flow:
-    return _to_port(net, mac, ofport, PortType.LOCAL)
+def local_flow(ep: Endpoint, ofport: int, net: Network, epg: int) -> Flow:
+    """To a local endpoint: its port, and its EPG for ingress policy."""
+    return _decide(_to_endpoint(net, ep), ofport, PortType.LOCAL, (SetField(Reg.DST_EPG, epg),))
 
 
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
 def remote_flow(ep: Endpoint, net: Network, vtep: str, uplink: int = UPLINK_OFPORT) -> Flow:
+    match = _to_endpoint(net, ep)
     if net.encap == "vxlan":
         tunnel = (SetField("tunnel_id", net.vni), SetField("tun_ipv4_dst", vtep))
-        return _to_port(net, ep.mac, TUNNEL_OFPORT, PortType.TUNNEL, tunnel)
-    return _to_port(net, ep.mac, uplink, PortType.UPLINK)  # the output stage picks a bond's member
+        return _decide(match, TUNNEL_OFPORT, PortType.TUNNEL, tunnel)
+    return _decide(match, uplink, PortType.UPLINK)  # the output stage picks a bond's member
 
 
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
 def via_fabric_flow(mac: str, segment: Network, uplink: int = UPLINK_OFPORT) -> Flow:
     """ACI mode: to *mac*, an endpoint of another EPG, from *segment*: up to the fabric."""
-    return _to_port(segment, mac, uplink, PortType.UPLINK)  # the output stage picks a bond's member
+    return _decide(Match.of(reg4=segment.segment, eth_dst=mac), uplink, PortType.UPLINK)
 
 
-def _remote_copies(view: DatapathView, net: Network) -> list[Action]:
-    if net.encap == "vxlan":
-        if not view.has_tunnel:
-            return []
-        out: list[Action] = [SetField("tunnel_id", net.vni)]
-        for vtep in view.peer_vteps_of(net):
-            out += [SetField("tun_ipv4_dst", vtep), Output(TUNNEL_OFPORT)]
-        return out if len(out) > 1 else []
-    if not view.has_uplink:
-        return []
-    return [PushVlan(), SetField("vlan_vid", OFPVID_PRESENT | net.vlan), view.uplink_output()]
+def arp_flood_flow(net: Network) -> Flow:
+    """ARP, whatever its destination MAC: flood (ACI: ARP to another EPG's endpoint goes to the fabric,
+    by MAC, at a higher priority)."""
+    return _decide(Match.of(reg4=net.segment, eth_type=ETH_ARP), 0, PortType.FLOOD, priority=PRIO_LOW)
 
 
-def flood_flows(view: DatapathView, net: Network) -> Iterator[Flow]:
-    local = tuple(Output(p) for p in view.local_ports_of(net))
-    from_local = (*local, *_remote_copies(view, net))
-    if from_local:
-        yield Flow(Table.L2_FORWARDING, PRIO_LOW + 1, Match.of(reg4=net.segment, reg0=int(PortType.LOCAL)),
-                   from_local, feature=Feature.L2_FORWARDING)
-    if local:
-        yield Flow(Table.L2_FORWARDING, PRIO_LOW, Match.of(reg4=net.segment), local,
-                   feature=Feature.L2_FORWARDING)
+def ip_to_uplink_flow(net: Network, uplink: int) -> Flow:
+    """IPv4 from a local endpoint to a MAC no endpoint owns, on a VLAN segment: the uplink only."""
+    return _decide(Match.of(reg4=net.segment, reg0=int(PortType.LOCAL), eth_type=ETH_IP), uplink, PortType.UPLINK,
+                   priority=PRIO_LOW)
 
 
 def flows(view: DatapathView) -> Iterator[Flow]:
     for ep, ofport in view.local_endpoints:
-        yield local_flow(ep.mac, ofport, view.network_of(ep))
+        yield local_flow(ep, ofport, view.network_of(ep), view.epg(ep))
     for ep in view.remote_endpoints:
         yield remote_flow(ep, view.network_of(ep), view.vtep_of(ep), view.uplink_ports[0])
     if view.aci and view.has_uplink:
@@ -97,5 +106,7 @@ def flows(view: DatapathView) -> Iterator[Flow]:
             for seg in view.other_epg_segments(ep):
                 yield via_fabric_flow(ep.mac, seg, view.uplink_ports[0])
     for net in view.networks:
-        yield from flood_flows(view, net)
-    yield Flow(Table.L2_FORWARDING, PRIO_MISS, Match())
+        yield arp_flood_flow(net)
+        if net.encap == "vlan" and view.has_uplink:
+            yield ip_to_uplink_flow(net, view.uplink_ports[0])
+    yield Flow(_TABLE, PRIO_MISS, Match())  # IPv4 to a broadcast, multicast or unknown MAC: dropped

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from agent.ovs.flow import DecTtl, Feature, Flow, Match, SetField
 from agent.pipeline.flow_cache import FLOW_CACHE_SIZE
-from agent.pipeline.tables import ETH_IP, PRIO_LOW, PRIO_MISS, PRIO_NORMAL, ROUTER_MAC, Reg, Table
+from agent.pipeline.tables import ETH_IP, PRIO_LOW, PRIO_MISS, PRIO_NORMAL, ROUTER_MAC, Reg, Table, next_table
 from agent.pipeline.view import DatapathView
 from agent.state import Endpoint, Network
 
@@ -25,7 +25,7 @@ def route_flow(ep: Endpoint, net: Network, vrf: int) -> Flow:
                 Match.of(eth_type=ETH_IP, eth_dst=ROUTER_MAC, ipv4_dst=ep.ip, reg5=vrf),
                 (SetField("eth_src", ROUTER_MAC), SetField("eth_dst", ep.mac), DecTtl(),
                  SetField(Reg.NETWORK, net.segment)),
-                goto=Table.L2_FORWARDING, feature=Feature.L3_FORWARDING)
+                goto=next_table(Table.L3_FORWARDING), feature=Feature.L3_FORWARDING)
 
 
 def flows(view: DatapathView) -> Iterator[Flow]:
@@ -35,4 +35,4 @@ def flows(view: DatapathView) -> Iterator[Flow]:
         # Addressed to the router but to no known endpoint of the tenant: no route, drop here rather
         # than flood a frame nobody owns.
         yield Flow(Table.L3_FORWARDING, PRIO_LOW, Match.of(eth_dst=ROUTER_MAC), feature=Feature.L3_FORWARDING)
-    yield Flow(Table.L3_FORWARDING, PRIO_MISS, Match(), goto=Table.L2_FORWARDING)
+    yield Flow(Table.L3_FORWARDING, PRIO_MISS, Match(), goto=next_table(Table.L3_FORWARDING))

@@ -1,44 +1,68 @@
-"""Table numbers, registers and constants of the pipeline (documented in docs/pipeline.md).
+"""The pipeline's tables, registers and constants (documented in docs/pipeline.md).
 
-Tables are fixed numbers in stage order, with gaps so a stage can grow a table without renumbering
-the others. A packet only ever moves to a higher table (goto_table cannot go back).
+Every feature declares the tables it needs with their stage (``framework.TableSpec``); the framework
+orders them and numbers them from 0, so no id is written by hand and a new feature's table shifts
+the others without any code changing. ``Table`` is the realized enum (``Table.SPOOF_GUARD`` etc.);
+``PIPELINE.next(t)`` is the table after *t*. A packet only ever moves to a higher table (goto_table
+cannot go back).
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
 
+from agent.ovs.flow import Feature
+from agent.pipeline.framework import Pipeline, Stage, TableSpec
 
-class Table(IntEnum):
-    CLASSIFIER = 0
-    UPLINK = 1  # packets from a bonded uplink: admitted on the active member only, VLAN classified
-    SRC_EPG = 2  # packets from tunnel/uplink: source EPG from the source address
-    SPOOF_GUARD = 10
-    ARP_RESPONDER = 20
-    CT_ZONE = 30
-    CT_STATE = 31
-    DST_EPG = 39  # destination EPG from the destination address (needed by egress to-group rules)
-    EGRESS_POLICY = 40
-    L3_FORWARDING = 50
-    L2_FORWARDING = 60
-    INGRESS_POLICY = 70
-    CT_COMMIT = 80
-    OUTPUT = 90
+# The declarations, grouped by the feature that owns them (order inside a stage is the path order).
+DECLARED: tuple[TableSpec, ...] = (
+    # classifier
+    TableSpec("CLASSIFIER", Stage.CLASSIFIER, Feature.CLASSIFIER,
+              "ingress port -> source type, segment, tenant (and a local endpoint's EPG); others dropped"),
+    TableSpec("UPLINK", Stage.CLASSIFIER, Feature.CLASSIFIER,
+              "bonded uplink: admit the active member's packets only, pop the VLAN tag"),
+    TableSpec("SRC_EPG", Stage.CLASSIFIER, Feature.EPG,
+              "tunnel/uplink packets: source EPG from the source address"),
+    # spoof guard
+    TableSpec("SPOOF_GUARD", Stage.SPOOF_GUARD, Feature.SPOOF_GUARD,
+              "a local endpoint's IPv4 and ARP must carry its port, MAC and IP; the rest is dropped"),
+    # ARP responder
+    TableSpec("ARP_RESPONDER", Stage.ARP_RESPONDER, Feature.ARP_RESPONDER,
+              "ARP requests for known endpoints (and the routing gateway) answered in the switch"),
+    # conntrack
+    TableSpec("CT_ZONE", Stage.CONNTRACK_STATE, Feature.CONNTRACK, "IPv4 through ct(zone=tenant)"),
+    TableSpec("CT_STATE", Stage.CONNTRACK_STATE, Feature.CONNTRACK, "invalid connections dropped"),
+    # egress policy
+    TableSpec("DST_EPG", Stage.EGRESS_POLICY, Feature.EPG,
+              "destination EPG from the destination address (out rules with a to-group)"),
+    TableSpec("EGRESS_POLICY", Stage.EGRESS_POLICY, Feature.POLICY, "out rules of the sender's EPG"),
+    # L3 forwarding
+    TableSpec("L3_FORWARDING", Stage.L3_FORWARDING, Feature.L3_FORWARDING,
+              "routing fwdMode: router MAC + known endpoint -> rewrite MACs, dec_ttl, destination segment"),
+    # L2 forwarding
+    TableSpec("L2_FORWARDING_CALC", Stage.L2_FORWARDING, Feature.L2_FORWARDING,
+              "destination MAC -> output port, port type and the receiver's EPG in registers; "
+              "ARP -> flood; IPv4 to no endpoint MAC -> uplink (from a local endpoint, VLAN) or drop"),
+    # ingress policy
+    TableSpec("INGRESS_POLICY", Stage.INGRESS_POLICY, Feature.POLICY, "in rules of the receiver's EPG"),
+    # conntrack
+    TableSpec("CT_COMMIT", Stage.CONNTRACK_COMMIT, Feature.CONNTRACK, "new allowed connections committed"),
+    # output
+    TableSpec("OUTPUT", Stage.OUTPUT, Feature.OUTPUT,
+              "send: to the chosen port, tagged to the uplink, or an ARP flood within the segment"),
+)
 
+PIPELINE = Pipeline(DECLARED)
+Table = PIPELINE.table
 
 # Stage name -> tables, in pipeline order (for --dump-pipeline and /inspect/driver).
-STAGES: list[tuple[str, tuple[Table, ...]]] = [
-    ("classifier", (Table.CLASSIFIER, Table.UPLINK, Table.SRC_EPG)),
-    ("spoof_guard", (Table.SPOOF_GUARD,)),
-    ("arp_responder", (Table.ARP_RESPONDER,)),
-    ("conntrack_state", (Table.CT_ZONE, Table.CT_STATE)),
-    ("egress_policy", (Table.DST_EPG, Table.EGRESS_POLICY)),
-    ("l3_forwarding", (Table.L3_FORWARDING,)),
-    ("l2_forwarding", (Table.L2_FORWARDING,)),
-    ("ingress_policy", (Table.INGRESS_POLICY,)),
-    ("conntrack_commit", (Table.CT_COMMIT,)),
-    ("output", (Table.OUTPUT,)),
-]
+STAGES: list[tuple[str, tuple[IntEnum, ...]]] = [(stage.name.lower(), tables)
+                                                  for stage, tables in PIPELINE.stages()]
+
+
+def next_table(table: int) -> IntEnum:
+    """Where a packet that *table* passes on goes (the framework's goto chain)."""
+    return PIPELINE.next(table)
 
 
 class Reg:
@@ -58,6 +82,7 @@ class PortType(IntEnum):
     TUNNEL = 1
     LOCAL = 3
     UPLINK = 4
+    FLOOD = 5  # destination type only: L2 forwarding decided to flood (ARP), OUTPUT replicates
 
 
 # Routing fwdMode: the MAC that answers for every gateway and sources routed packets (Contiv's value).

@@ -5,7 +5,8 @@ Pipeline, one table per job::
     0  CLASSIFY  (port, VLAN) -> EPG, BD, VRF in registers; the tag is popped; unclassified: drop
     10 SOURCE    copy ARP and packets from unknown sources to the learning port (endpoint learning)
     20 FORWARD   pervasive gateway (ARP and ICMP echo answered), routing to the router MAC, L2 lookup,
-                 flooding (ARP to the whole BD, other broadcast and unknown unicast within the EPG)
+                 flooding (ARP to the whole BD, other broadcast and unknown unicast within the EPG;
+                 each copy goes through POLICY with its own destination EPG)
     21 ROUTE     destination IP in the VRF -> endpoint (MAC rewrite, TTL decrement)
     30 POLICY    ARP implicitly permitted, intra-EPG, unenforced VRF, preferred group, contract rules
     40 OUTPUT    destination binding -> push its VLAN, output on its port (hairpin allowed)
@@ -180,7 +181,9 @@ class FlowBuilder:
 
     def _flood(self) -> None:
         """ARP floods the BD (ACI permits ARP implicitly); other broadcast, multicast and unknown
-        unicast stay within the EPG."""
+        unicast stay within the EPG. Every copy is judged by POLICY with its own destination EPG, as
+        a unicast frame is: no frame leaves a port without passing the policy table (an isolated
+        EPG's members get no copies of each other's floods)."""
         for b in self.bindings:
             epg = self.policy.epgs[b.epg]
             bid = self.ids.binding[b]
@@ -188,7 +191,7 @@ class FlowBuilder:
             same_epg = [] if epg.isolated else [o for o in in_bd if o.epg == b.epg]
             for priority, match, targets in ((60, "arp", in_bd), (50, "", same_epg)):
                 acts = [f"clone(load:{self.ids.epg[o.epg]}->NXM_NX_REG3[],load:{self.ids.binding[o]}->NXM_NX_REG4[],"
-                        f"resubmit(,{T_OUTPUT}))" for o in targets]
+                        f"resubmit(,{T_POLICY}))" for o in targets]
                 self.add(T_FORWARD, priority, f"{match + ',' if match else ''}reg7={bid}",
                          ",".join(acts) or "drop")
 

@@ -52,8 +52,8 @@ def add_agent_inspect_routes(app: FastAPI, registry: AgentRegistry, token: str |
     tags = ["agent"]
 
     async def driver(host: str, request: Request) -> JSONResponse:
-        flows = request.query_params.get("flows", "")
-        return await _forward(registry, host, "/inspect/driver", {"flows": flows} if flows else {}, token)
+        params = {k: v for k in ("flows", "rules") if (v := request.query_params.get(k, ""))}
+        return await _forward(registry, host, "/inspect/driver", params, token)
 
     async def endpoint(host: str, endpoint_id: str) -> JSONResponse:
         return await _forward(registry, host, f"/inspect/endpoint/{quote(endpoint_id, safe='')}", {}, token)

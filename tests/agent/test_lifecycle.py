@@ -6,6 +6,7 @@ import re
 import time
 
 from agent.ovs.flow import cookie_round
+from agent.pipeline.tables import Table
 from agent.state import DesiredState, Endpoint, EndpointGroup, Network, Policy, Rule
 from testbed.cluster import SimHost, in_ns
 from testbed.netcheck import Pinger, ping, ping_eventually
@@ -81,7 +82,7 @@ def test_flows_deleted_behind_the_agent_are_restored(env: ClusterEnv) -> None:
     assert ping_eventually(a, "10.6.0.2")
     h1 = env.cluster.hosts[0]
     before, drift_before = _flows_without_cookies(h1), _drift_count(h1)
-    h1.ovs.run("ovs-ofctl", "-O", "OpenFlow13", "del-flows", h1.bridge, "table=60")
+    h1.ovs.run("ovs-ofctl", "-O", "OpenFlow13", "del-flows", h1.bridge, f"table={int(Table.L2_FORWARDING_CALC)}")
     assert not ping(a, "10.6.0.2"), "without L2 forwarding nothing gets through"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _flows_without_cookies(h1) != before:

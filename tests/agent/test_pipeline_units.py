@@ -51,7 +51,7 @@ def test_policy_rule_becomes_one_flow_with_priority_order() -> None:
     allow = next(f for f in ingress if "tp_dst=8000" in f)
     assert "reg3=10" in deny
     assert deny.endswith("actions=drop")
-    assert "goto_table:80" in allow
+    assert f"goto_table:{int(Table.CT_COMMIT)}" in allow
     assert int(allow.split("priority=")[1].split(",")[0]) > int(deny.split("priority=")[1].split(",")[0])
 
 
@@ -114,10 +114,37 @@ def test_routing_mode_answers_gateway_and_routes() -> None:
 
 def test_head_end_replication_lists_peer_vteps() -> None:
     flows = build(_view(_state()))
-    flood = [f for f in _table(flows, Table.L2_FORWARDING) if "reg0=3" in f]
+    flood = [f for f in _table(flows, Table.OUTPUT) if "reg0=3" in f]
     assert len(flood) == 1
     assert "192.0.2.2->tun_dst" in flood[0]
     assert "output:16" in flood[0]
+    assert "dl_type=0x806" in flood[0], "only ARP is flooded"
+
+
+def test_l2_decides_and_never_floods_ipv4_to_endpoints() -> None:
+    """L2 forwarding only writes registers; OUTPUT is the one table that outputs; IPv4 to a MAC no
+    endpoint owns is never flooded (VXLAN: dropped; VLAN: to the uplink only, from a local endpoint)."""
+    vlan = Network("t1", "v", "vlan", "10.2.0.0/24", vlan=200)
+    state = DesiredState(networks=(NET, vlan), hosts=(Host("h1", "192.0.2.1"), Host("h2", "192.0.2.2")),
+                         groups=(EndpointGroup("t1", "web", 10, "n"),),
+                         endpoints=(Endpoint("a", "t1", "n", "10.1.0.1", "h1", group="web"),
+                                    Endpoint("c", "t1", "v", "10.2.0.1", "h1"),
+                                    Endpoint("b", "t1", "n", "10.1.0.2", "h2")))
+    flows = build(_view(state))
+    outputs = [f for f in flows if any(a.text().startswith(("output:", "bundle(")) for a in f.actions)]
+    assert {f.table for f in outputs} == {Table.OUTPUT}
+    l2 = _table(flows, Table.L2_FORWARDING_CALC)
+    assert all("goto_table" in f or f.endswith("actions=drop") for f in l2)
+    to_a = next(f for f in l2 if "dl_dst=" + state.endpoints[0].mac in f)
+    assert "load:0xa->NXM_NX_REG3[]" in to_a, "the receiver's EPG comes from its port"
+    ip_wide = [f for f in l2 if "dl_dst" not in f and "dl_type=0x800" in f]
+    assert len(ip_wide) == 1
+    assert "reg4=200" in ip_wide[0]
+    assert "reg0=3" in ip_wide[0]
+    assert "load:0x4->NXM_NX_REG6[]" in ip_wide[0], "VLAN: to the uplink"
+    floods = [f for f in _table(flows, Table.OUTPUT) if "reg6=5" in f and "output:" in f]
+    assert floods
+    assert all("dl_type=0x806" in f for f in floods)
 
 
 def test_counts_by_stage_cover_all_flows() -> None:
@@ -152,7 +179,7 @@ def test_dump_pipeline_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["--host-label", "h1", "--state-file", str(path), "--dump-pipeline", "--vtep-ip", "192.0.2.1",
                  "-v"]) == 0
     out = capsys.readouterr().out
-    assert "ingress_policy    INGRESS_POLICY    70" in out
+    assert f"ingress_policy    INGRESS_POLICY    {int(Table.INGRESS_POLICY):2d}" in out
     assert "actions=drop" in out
     total = int(out.strip().splitlines()[-1].split()[-1])
     assert total == len(build(_view(_state((Rule("1", "in", "deny", protocol="tcp"),)))))
@@ -167,7 +194,7 @@ def test_bonded_uplink_admits_on_the_active_member_and_outputs_to_a_live_one() -
     classifier = _table(flows, Table.CLASSIFIER)
     for member in (2, 3):
         assert any(f"in_port={member} " in f + " " and "bundle_load(eth_src,0,active_backup,ofport,"
-                   "NXM_NX_REG7[],members:2,3)" in f and "goto_table:1" in f for f in classifier)
+                   "NXM_NX_REG7[],members:2,3)" in f and f"goto_table:{int(Table.UPLINK)}" in f for f in classifier)
     admit = _table(flows, Table.UPLINK)
     assert len([f for f in admit if "reg7=" in f]) == 2  # one per member for the one VLAN network
     assert all("reg7=2" in f for f in admit if "in_port=2" in f)
@@ -175,4 +202,46 @@ def test_bonded_uplink_admits_on_the_active_member_and_outputs_to_a_live_one() -
     assert any("bundle(eth_src,0,active_backup,ofport,members:2,3)" in f for f in _table(flows, Table.OUTPUT))
     single = build(DatapathView(state, "h1", {"t1": 1}, {"a": 16}, False, True))
     assert not any("bundle" in f.ofctl() for f in single)
-    assert any("in_port=2" in f and "goto_table:2" in f for f in _table(single, Table.CLASSIFIER))
+    assert any("in_port=2" in f and f"goto_table:{int(Table.SRC_EPG)}" in f for f in _table(single, Table.CLASSIFIER))
+
+
+def test_framework_numbers_tables_by_stage_and_a_new_table_renumbers_nothing_by_hand() -> None:
+    from agent.ovs.flow import Feature
+    from agent.pipeline.framework import Pipeline, Stage, TableSpec
+    from agent.pipeline.tables import DECLARED, next_table
+
+    assert [int(t) for t in Table] == list(range(len(DECLARED)))
+    assert Table.CLASSIFIER == 0
+    stages = [Table(t) for t in Table]
+    assert [_stage(t) for t in stages] == sorted(_stage(t) for t in stages)
+    assert next_table(Table.EGRESS_POLICY) == Table.L3_FORWARDING
+    # A later feature (say service load balancing) declares a table in an existing stage (after that
+    # stage's tables, declaration order): it lands there, and the goto chain runs through it.
+    lb = TableSpec("SERVICE_LB", Stage.CONNTRACK_STATE, Feature.PIPELINE, "virtual IP -> backend")
+    grown = Pipeline((*DECLARED, lb))
+    assert grown.next(grown.table["CT_STATE"]) == grown.table["SERVICE_LB"]
+    assert grown.next(grown.table["SERVICE_LB"]) == grown.table["DST_EPG"]
+    assert [t.name for t in grown.table if t.name != "SERVICE_LB"] == [t.name for t in Table]
+    with pytest.raises(ValueError, match="declared twice"):
+        Pipeline((*DECLARED, DECLARED[0]))
+    with pytest.raises(ValueError, match="last table"):
+        next_table(Table.OUTPUT)
+
+
+def _stage(table: int) -> int:
+    from agent.pipeline.tables import PIPELINE
+
+    return int(PIPELINE.stage_of(table))
+
+
+def test_policy_verdict_flows_carry_their_rule_id_in_the_cookie() -> None:
+    from agent.ovs.flow import Feature, cookie_rule
+    from agent.pipeline import rules_of
+    from agent.pipeline.conjunction import rule_ids
+
+    view = _view(_state((Rule("1", "in", "deny", protocol="tcp"),
+                         Rule("2", "in", "allow", priority=10, protocol="tcp", port=8000))))
+    ids = rule_ids(rules_of(view))
+    verdicts = [f for f in build(view) if f.feature == Feature.POLICY and f.rule]
+    assert sorted(f.rule for f in verdicts) == sorted(ids.values())
+    assert {cookie_rule(make_cookie(9, f.feature, f.rule)) for f in verdicts} == set(ids.values())

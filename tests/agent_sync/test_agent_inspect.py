@@ -124,6 +124,24 @@ def test_inspect_through_netmaster_and_directly(ic: InspectCluster) -> None:
     direct_tcp = netctl(ic, "agent", "inspect", "endpoint", "ep-i1", "--agent", url)
     assert direct_tcp["ofport"] == ep_info["ofport"]
 
+    # per-rule counters (rule id in the flow cookies), through netmaster
+    with _api(ic) as api:
+        api.post("/api/v1/policys/ti:pi/", json={"tenantName": "ti", "policyName": "pi"}).raise_for_status()
+        api.post("/api/v1/rules/ti:pi:1/", json={"tenantName": "ti", "policyName": "pi", "ruleId": "1",
+                                                 "direction": "in", "action": "deny",
+                                                 "protocol": "tcp"}).raise_for_status()
+        resp = api.post("/api/v1/endpointGroups/ti:gi/", json={"tenantName": "ti", "groupName": "gi",
+                                                               "networkName": "net", "policies": ["pi"]})
+        resp.raise_for_status()
+    wait_revision(ic, int(resp.headers["X-Revision"]))
+    status, ep2 = add_endpoint(h1, endpoint_id="ep-i2", tenant="ti", network="net", group="gi",
+                               netns=ic.container("i2"))
+    assert status == 200, ep2
+    rules = netctl(ic, "agent", "inspect", "driver", "--host", "h1", "--rules")["rules"]
+    assert [(r["rule"], r["action"], r["table"]) for r in rules] == [("ti:pi:1@ti:gi", "deny", "INGRESS_POLICY")]
+    assert rules[0]["flows"] == 1
+    assert rules[0]["packets"] == 0
+
 
 def test_tokens_are_required(ic: InspectCluster) -> None:
     assert "bearer token" in netctl(ic, "agent", "inspect", "driver", "--host", "h1", expect=3, token=None)

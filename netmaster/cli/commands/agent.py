@@ -86,9 +86,12 @@ def inspect() -> None:
 @inspect.command("driver")
 @_target_options
 @click.option("--flows", is_flag=True, help="include the flows of every pipeline stage")
-def inspect_driver(host: str | None, agent: str | None, flows: bool) -> None:
-    """The agent's datapath: endpoints, VTEPs, flow counts per stage (and flows with --flows)."""
-    query = "?flows=1" if flows else ""
+@click.option("--rules", is_flag=True, help="include packets and bytes per policy rule")
+def inspect_driver(host: str | None, agent: str | None, flows: bool, rules: bool) -> None:
+    """The agent's datapath: endpoints, VTEPs, flow counts per stage (and flows with --flows, per-rule
+    packet and byte counters with --rules)."""
+    params = [p for p, on in (("flows=1", flows), ("rules=1", rules)) if on]
+    query = "?" + "&".join(params) if params else ""
     echo_json(_fetch(host, agent, "/inspect/driver" + query, "driver" + query))
 
 
