@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from testbed.cluster import in_ns
@@ -47,3 +51,49 @@ def http_ok(ns: str, ip: str, port: int, timeout: int = 2) -> bool:
                          input="GET / HTTP/1.0\r\n\r\n", capture_output=True, text=True,
                          timeout=timeout + 5, check=False)
     return res.returncode == 0 and res.stdout.rstrip().endswith("\nok")
+
+
+@dataclass(frozen=True)
+class PingResult:
+    """What a background ping saw: replies by sequence number, with ping's own timestamps."""
+
+    sent: int
+    replies: dict[int, float]  # icmp_seq -> time the reply arrived (epoch seconds)
+    duplicates: int
+
+    @property
+    def lost(self) -> int:
+        """Requests without a reply, up to the last one answered (the one in flight when ping was
+        stopped does not count)."""
+        return max(self.replies, default=0) - len(self.replies)
+
+    @property
+    def gap(self) -> float:
+        """The longest time between two consecutive replies, in seconds: the outage a fault caused
+        (the interval itself when nothing was lost)."""
+        times = sorted(self.replies.values())
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+class Pinger:
+    """A ping every *interval* seconds from namespace *ns* to *ip*, in the background until ``stop``."""
+
+    def __init__(self, ns: str, ip: str, interval: float = 0.02) -> None:
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-D", "-i", str(interval), ip],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def stop(self) -> PingResult:
+        self.proc.send_signal(signal.SIGINT)  # ip netns exec execs ping: this is ping's pid
+        out, _ = self.proc.communicate(timeout=10)
+        replies: dict[int, float] = {}
+        duplicates = 0
+        for stamp, seq, dup in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+) .*?( \(DUP!\))?$",
+                                          out, re.MULTILINE):
+            if dup or int(seq) in replies:
+                duplicates += 1
+            else:
+                replies[int(seq)] = float(stamp)
+        sent = re.search(r"(\d+) packets transmitted", out)
+        if sent is None:
+            raise RuntimeError(f"ping did not run: {out[-500:]}")
+        return PingResult(int(sent.group(1)), replies, duplicates)
