@@ -48,12 +48,16 @@ class OvsInstance:
         self.rundir.mkdir(parents=True, exist_ok=True)
         d = self.rundir
         self.run("ovsdb-tool", "create", str(d / "conf.db"), SCHEMA)
+        self._start_ovsdb_server()
+        self.run("ovs-vsctl", "--no-wait", "init")
+        self._start_vswitchd()
+
+    def _start_ovsdb_server(self) -> None:
+        d = self.rundir
         self.run("ovsdb-server", str(d / "conf.db"), f"--remote=punix:{self.db_sock}",
                  "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
                  f"--pidfile={d / 'ovsdb-server.pid'}", f"--log-file={d / 'ovsdb-server.log'}",
                  "--detach", "--no-chdir")
-        self.run("ovs-vsctl", "--no-wait", "init")
-        self._start_vswitchd()
 
     def _start_vswitchd(self) -> None:
         d = self.rundir
@@ -63,7 +67,21 @@ class OvsInstance:
     def restart_vswitchd(self, flow_restore_wait: bool = True) -> None:
         """Crash ovs-vswitchd (SIGKILL) and start it again, as an OVS upgrade or crash would, with
         other_config:flow-restore-wait set first like ovs-ctl does."""
-        pid = int((self.rundir / "ovs-vswitchd.pid").read_text().strip())
+        self._crash("ovs-vswitchd.pid")
+        if flow_restore_wait:
+            self.run("ovs-vsctl", "--no-wait", "set", "Open_vSwitch", ".",
+                     "other_config:flow-restore-wait=true")
+        self._start_vswitchd()
+
+    def restart_ovsdb_server(self) -> None:
+        """Crash ovsdb-server (SIGKILL) and start it again on the same database: ovs-vswitchd and the
+        agent's OVSDB connection must reconnect by themselves."""
+        self._crash("ovsdb-server.pid")
+        self._start_ovsdb_server()
+
+    def _crash(self, pidfile: str) -> None:
+        """SIGKILL the daemon of *pidfile* and wait (up to 5 s) until it is gone."""
+        pid = int((self.rundir / pidfile).read_text().strip())
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -72,10 +90,6 @@ class OvsInstance:
             except ProcessLookupError:
                 break
             time.sleep(0.02)
-        if flow_restore_wait:
-            self.run("ovs-vsctl", "--no-wait", "set", "Open_vSwitch", ".",
-                     "other_config:flow-restore-wait=true")
-        self._start_vswitchd()
 
     def pids(self) -> list[int]:
         out = []
