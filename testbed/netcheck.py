@@ -75,6 +75,20 @@ class PingResult:
         return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
 
+def quiet_gap(ns: str, ip: str, seconds: float = 1.0) -> float:
+    """The longest gap between replies of a 20 ms ping without a fault: the reference a fault's gap
+    is compared with, measured in the same run."""
+    pinger = Pinger(ns, ip)
+    time.sleep(seconds)
+    return pinger.stop().gap
+
+
+def gap_report(fault: str, result: PingResult, quiet: float) -> str:
+    """One line for a fault's ping gap next to the quiet reference."""
+    return (f"ping gap, {fault}: {result.gap * 1000:.0f} ms, lost {result.lost} of {max(result.replies, default=0)} "
+            f"(20 ms ping; quiet run {quiet * 1000:.0f} ms, ratio {result.gap / quiet:.1f})")
+
+
 class Pinger:
     """A ping every *interval* seconds from namespace *ns* to *ip*, in the background until ``stop``."""
 

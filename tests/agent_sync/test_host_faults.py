@@ -23,7 +23,7 @@ from testbed.cluster import SimHost, in_ns
 from testbed.cluster.prereq import running
 from testbed.cni import CniReply, invoke
 from testbed.fe_cluster import FeCluster
-from testbed.netcheck import Pinger, PingResult, ping_eventually
+from testbed.netcheck import Pinger, gap_report, ping_eventually, quiet_gap
 from testbed.sync_cluster import Netmaster, wait_revision
 from testbed.waiting import eventually
 
@@ -83,11 +83,6 @@ def _host_endpoints(nm: Netmaster, host: SimHost, tenant: str) -> dict[str, str]
             if ep["host"] == host.name and ep["tenantName"] == tenant}
 
 
-def _report(fault: str, result: PingResult) -> None:
-    print(f"\nping gap, {fault}: {result.gap * 1000:.0f} ms (lost {result.lost} of {max(result.replies, default=0)}, "
-          f"20 ms interval)")
-
-
 def _pair(cluster: FeCluster, cni_bin: Path, tenant: str) -> tuple[str, str, str]:
     """A container on each host; (h1's namespace, its address, h2's container's address)."""
     h1, h2 = cluster.hosts
@@ -103,6 +98,7 @@ def _ovs_fault(cluster: FeCluster, cni_bin: Path, nm: Netmaster, fault: str) -> 
     h1 = cluster.hosts[0]
     a, _, ip_b = _pair(cluster, cni_bin, tenant)
     flows, ports, links = _flows_without_cookies(h1), _endpoint_ports(h1), _links(h1)
+    quiet = quiet_gap(a, ip_b)
     pinger = Pinger(a, ip_b)
     try:
         time.sleep(0.5)
@@ -115,7 +111,7 @@ def _ovs_fault(cluster: FeCluster, cni_bin: Path, nm: Netmaster, fault: str) -> 
         time.sleep(0.5)
     finally:
         result = pinger.stop()
-    _report(f"{fault} restart (SIGKILL, started again)", result)
+    print("\n" + gap_report(f"{fault} restart (SIGKILL, started again)", result, quiet))
     assert eventually(lambda: h1.get(f"/endpoints/{tenant}a:eth0/check") == (200, {"ok": True}), timeout=20,
                       what="the endpoint checking out")
     assert (_endpoint_ports(h1), _links(h1)) == (ports, links)
@@ -137,6 +133,7 @@ def test_agent_killed_amid_20_parallel_adds(cluster: FeCluster, cni_bin: Path, n
     ports, links = _endpoint_ports(h1), _links(h1)
     names = [f"{tenant}n{n}" for n in range(20)]
     namespaces = {name: cluster.container(name) for name in names}
+    quiet = quiet_gap(a, ip_b)
     pinger = Pinger(a, ip_b)
     try:
         with ThreadPoolExecutor(len(names)) as pool:
@@ -148,7 +145,7 @@ def test_agent_killed_amid_20_parallel_adds(cluster: FeCluster, cni_bin: Path, n
         eventually(lambda: ping_eventually(a, ip_b, timeout=1), timeout=20, what="traffic after the restart")
     finally:
         result = pinger.stop()
-    _report("agent SIGKILL amid 20 parallel ADDs, then started again", result)
+    print("\n" + gap_report("agent SIGKILL amid 20 parallel ADDs, then started again", result, quiet))
     succeeded = {name for name, reply in replies.items() if reply.code == 0}
     failed = set(names) - succeeded
     print(f"ADDs: {len(succeeded)} succeeded, {len(failed)} failed "
