@@ -18,7 +18,8 @@ turns its cache into DesiredState snapshots for the reconciler:
   records always, and remote endpoints deleted while their host's agent record was absent (netmaster's
   endpoint GC collecting a host cut off from it) until they are re-claimed, their address goes to
   another endpoint, or their host has been back for ``RETAIN_AFTER_RETURN`` seconds without
-  re-claiming them. Neither side of a control-plane partition loses a running container's traffic.
+  re-claiming them (``agent.retained``, kept on disk). Neither side of a control-plane partition loses a
+  running container's traffic.
 
 Endpoints this agent creates or deletes are reflected at once through a small overlay, so an
 ``EndpointOps.add`` can program its endpoint's flows synchronously (``sync(apply=...)``, the quick
@@ -41,6 +42,7 @@ from typing import Any, TypeVar
 from agent.local_endpoints import LocalEndpointStore
 from agent.metrics import AgentMetrics
 from agent.netmaster_state import NmObject, build_state, with_last_known
+from agent.retained import RetainedEndpoints
 from agent.state import DesiredState
 from contiv_api.informer import Informer
 from contiv_api.netmaster_client import NetmasterClient, NetmasterError
@@ -80,7 +82,8 @@ class NetmasterStateSource:
         self.cache_file = cache_file
         self.idle_timeout = idle_timeout
         self._objects: dict[tuple[str, str], NmObject] = {}
-        self._retained: dict[str, NmObject] = {}  # remote endpoints collected while their host was away
+        # remote endpoints collected while their host was away (agent.retained), kept across restarts
+        self._retained = RetainedEndpoints(cache_file.with_name("retained-endpoints.json") if cache_file else None)
         self._returned: dict[str, float] = {}  # host -> monotonic time its agent record came back
         self._unlisted: dict[str, str] = {}  # local endpoints netmaster does not list -> holder ('' none)
         self.conflicts: dict[str, dict[str, str]] = {}  # endpoint id -> conflict report (agent.reclaim)
@@ -167,7 +170,7 @@ class NetmasterStateSource:
                 self._returned[state.key] = time.monotonic()
             self._objects[state.id] = NmObject(state.kind, state.key, state.object or {}, state.status)
             if state.kind == "endpoint":
-                self._retained.pop(state.key, None)
+                self._retained.drop(state.key)
         self._wake.set()
 
     def _replace(self, _old: ObjectState, new: ObjectState) -> None:
@@ -183,7 +186,7 @@ class NetmasterStateSource:
                   and ("agent", host) not in self._objects):
                 LOG.info("endpoint %s of absent host %s deleted in netmaster; forwarding to it is kept "
                          "until its host re-claims it or its address is reused", old.key, host)
-                self._retained[old.key] = NmObject(old.kind, old.key, old.object or {}, old.status)
+                self._retained.keep(NmObject(old.kind, old.key, old.object or {}, old.status))
         self._wake.set()
 
     def _resynced(self, revision: int) -> None:
@@ -253,12 +256,12 @@ class NetmasterStateSource:
         """Retained endpoints whose host has not been back for long (the others are dropped now)."""
         now = time.monotonic()
         with self._lock:
-            for ep_id, obj in list(self._retained.items()):
+            for obj in self._retained.all():
                 back = self._returned.get(obj.object.get("host", ""))
                 if back is not None and now - back >= RETAIN_AFTER_RETURN:
-                    LOG.info("endpoint %s was not re-claimed by its returned host; forwarding to it ends", ep_id)
-                    del self._retained[ep_id]
-            return list(self._retained.values())
+                    LOG.info("endpoint %s was not re-claimed by its returned host; forwarding to it ends", obj.key)
+                    self._retained.drop(obj.key)
+            return self._retained.all()
 
     def build(self) -> DesiredState | None:
         """The current desired state, or None before the first snapshot."""
@@ -285,7 +288,7 @@ class NetmasterStateSource:
     def partition_info(self) -> dict[str, Any]:
         """For the agent's inspect: what this host keeps that netmaster does not list."""
         with self._lock:
-            retained = sorted(self._retained)
+            retained = sorted(o.key for o in self._retained.all())
         return {"reachable": self.netmaster_reachable, "unlisted_local": self.unlisted(),
                 "conflicts": dict(self.conflicts), "retained_remote": retained}
 

@@ -1,7 +1,8 @@
 """Partition safety (issue 14 item 4): a host cut off from netmaster for longer than the endpoint GC
 grace period loses nothing. netmaster collects its endpoints meanwhile; its containers keep talking to
-the other host (a ping every 20 ms loses no packet), and when the partition heals its agent re-claims
-them with their addresses. An address given to another endpoint meanwhile is a conflict: the container
+the other host (a ping every 20 ms loses no packet, also while its agent, then the other host's,
+restarts during the partition), and when the partition heals its agent re-claims them with their
+addresses. An address given to another endpoint meanwhile is a conflict: the container
 is kept, flagged in inspect and metrics, and reported in its agent record in netmaster.
 
 The cluster of this module runs netmaster with a 3 s GC grace and agents whose records live 3 s.
@@ -81,6 +82,12 @@ def test_a_host_cut_off_longer_than_the_gc_grace_keeps_its_traffic_and_endpoints
         assert cut_for > GRACE
         assert h1.get("/status")[1]["reason"].startswith("netmaster unreachable")
         time.sleep(1)  # traffic goes on after the collection, on both hosts
+        cluster.kill_agent(h1)  # and across a restart of the cut-off agent (it applies its saved state)
+        cluster.start_agent(h1)
+        cluster.kill_agent(h2)  # and of the other one, which keeps the collected endpoint it retained
+        cluster.start_agent(h2)
+        assert h2.get("/inspect/driver")[1]["netmaster"]["retained_remote"] == ["p1-a"]
+        time.sleep(1)
         cluster.reconnect(h1)
         eventually(lambda: _listed(nm).get("p1-a", {}).get("ipAddress") == ra["ip"], timeout=30,
                    what="the returned agent re-claiming its endpoint")
