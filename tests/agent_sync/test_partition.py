@@ -16,10 +16,13 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+from click.testing import CliRunner
 
+from netmaster.cli.netctl import cli
 from testbed.cluster import SimHost
 from testbed.cluster.prereq import running
 from testbed.netcheck import Pinger, gap_report, ping_eventually, quiet_gap
+from testbed.netctl import parse_table
 from testbed.sync_cluster import Netmaster, SyncCluster, add_endpoint, delete_endpoint, wait_revision
 from testbed.waiting import eventually
 
@@ -130,6 +133,8 @@ def test_an_address_reassigned_during_the_partition_is_a_flagged_conflict(
     eventually(lambda: [c["endpointID"] for c in reported()] == ["p2-a"], timeout=30,
                what="the conflict reported in h1's agent record")
     assert reported()[0]["ipAddress"] == ra["ip"]
+    listing = CliRunner().invoke(cli, ["--netmaster", cluster.netmaster_url, "agent", "ls"])
+    assert {r["Host"]: r["Conflicts"] for r in parse_table(listing.output)}[h1.name] == "p2-a", listing.output
     listed = _listed(nm)
     assert "p2-a" not in listed
     assert listed["p2-x"]["ipAddress"] == rx["ip"] == ra["ip"]
