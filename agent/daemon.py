@@ -112,7 +112,9 @@ def _watch_switch(reconciler: Reconciler, verify_interval: float, garp_interval:
     ACI mode also the periodic re-announcement of local endpoints."""
     last_verify = last_garp = time.monotonic()
     while True:
-        time.sleep(0.5)
+        # A restarted ovs-vswitchd forwards nothing until the agent has cleared flow-restore-wait and
+        # replayed the pipeline, so the check runs often (it reads OVSDB's in-memory copy only).
+        time.sleep(0.1)
         try:
             reconciler.check_switch()
             reconciler.uplink_info()  # link-state metrics and failover logging

@@ -84,11 +84,7 @@ class OvsInstance:
         pid = int((self.rundir / pidfile).read_text().strip())
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
+        while time.monotonic() < deadline and _running(pid):
             time.sleep(0.02)
 
     def pids(self) -> list[int]:
@@ -126,3 +122,12 @@ class OvsInstance:
         """Flow lines without statistics, sorted: comparable before and after a restart."""
         out = self.run("ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows", bridge)
         return sorted(line.strip() for line in out.splitlines() if "table=" in line or "priority" in line)
+
+
+def _running(pid: int) -> bool:
+    """False once *pid* has exited: gone, or a zombie its (adoptive) parent has not reaped yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
