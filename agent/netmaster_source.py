@@ -205,8 +205,7 @@ class NetmasterStateSource:
                 await self._ops_client.request("PUT", path, {**body, "conflicts": conflicts} if conflicts else body)
                 if self._heartbeat_ok is not True:
                     LOG.info("registered with netmaster as %s (vtep %s)", ident.host_label, ident.vtep_ip or "-")
-                if self._heartbeat_ok is not True:
-                    self.reconnects += 1
+                    self.reconnects += 1  # agent.reclaim verifies every local endpoint after each
                 self._heartbeat_ok = True
             except NetmasterError as exc:
                 if self._heartbeat_ok is not False:
