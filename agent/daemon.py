@@ -112,7 +112,9 @@ def _watch_switch(reconciler: Reconciler, verify_interval: float, garp_interval:
     ACI mode also the periodic re-announcement of local endpoints."""
     last_verify = last_garp = time.monotonic()
     while True:
-        time.sleep(0.5)
+        # A restarted ovs-vswitchd forwards nothing until the agent has cleared flow-restore-wait and
+        # replayed the pipeline, so the check runs often (it reads OVSDB's in-memory copy only).
+        time.sleep(0.1)
         try:
             reconciler.check_switch()
             reconciler.uplink_info()  # link-state metrics and failover logging
@@ -134,6 +136,7 @@ def netmaster_source(args: argparse.Namespace, reconciler: Reconciler,
     from agent.endpoint_ops import EndpointOps
     from agent.local_endpoints import LocalEndpointStore
     from agent.netmaster_source import AgentIdentity, NetmasterStateSource
+    from agent.reclaim import Reclaimer
     from contiv_api import __version__  # one project, one version
 
     args.state_dir.mkdir(parents=True, exist_ok=True)
@@ -141,10 +144,13 @@ def netmaster_source(args: argparse.Namespace, reconciler: Reconciler,
     identity = AgentIdentity(args.host_label, args.vtep_ip, args.ctrl_ip, __version__, args.agent_ttl, inspect_url)
     source = NetmasterStateSource([u for u in args.netmaster.split(",") if u], identity, local,
                                   token=args.netmaster_token, request_wait=args.netmaster_wait,
-                                  cache_file=args.state_dir / "last-state.json")
+                                  cache_file=args.state_dir / "last-state.json", metrics=reconciler.metrics)
     LOG.info("following netmaster %s (retrying until it answers)", args.netmaster)
     source.start()
-    return source, EndpointOps(source, reconciler, local)
+    reconciler.info_sources["netmaster"] = source.partition_info
+    ops = EndpointOps(source, reconciler, local)
+    Reclaimer(ops).start()
+    return source, ops
 
 
 def main(argv: list[str] | None = None) -> int:

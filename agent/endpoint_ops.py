@@ -17,6 +17,10 @@ Availability: every netmaster call waits at most ``request_wait`` seconds (the s
 the runtime retries (CNI and Docker both do), and the call succeeds once netmaster is back. Existing
 endpoints keep working meanwhile. ``delete`` needs netmaster too, so a DEL during an outage fails
 with ``unavailable`` and changes nothing locally, to be retried.
+
+``reclaim`` creates a local endpoint in netmaster again, with its address, when netmaster lost it
+(endpoint GC while this host was cut off); ``agent.reclaim`` decides when, and runs before an add
+(``before_add``) so a new container cannot be given a running container's address first.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from agent.netmaster_source import NetmasterStateSource
 from agent.netns import netns_path
 from agent.plumbing import EndpointLink, container_ifname, host_ifname
 from agent.reconciler import VXLAN_OVERHEAD, Reconciler
-from contiv_api.netmaster_client import NetmasterClient, NetmasterError, NetmasterUnavailableError
+from contiv_api.netmaster_client import CLAIM_LABEL, NetmasterClient, NetmasterError, NetmasterUnavailableError
 
 LOG = logging.getLogger(__name__)
 
@@ -97,6 +101,7 @@ class EndpointOps:
         self.local = local
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self.before_add: Callable[[], None] | None = None  # agent.reclaim's pass over lost endpoints
 
     @contextmanager
     def _locked(self, endpoint_id: str) -> Iterator[None]:
@@ -110,6 +115,8 @@ class EndpointOps:
 
     def add(self, req: AddRequest) -> AddResult:
         _validate(req)
+        if self.before_add is not None:
+            self.before_add()
         with self._locked(req.endpoint_id):
             existing = self.local.get(req.endpoint_id)
             if existing is not None:
@@ -279,6 +286,28 @@ class EndpointOps:
             return bool(body and body.get("deleted"))
 
         return self.source.ops(delete)
+
+    # -- re-claim --------------------------------------------------------------------------------------
+
+    def reclaim(self, endpoint_id: str) -> dict[str, Any] | None:
+        """Create local endpoint *endpoint_id* in netmaster with its own address (a no-op answer if
+        netmaster still has it); its record, or None if the local record is gone. Raises EndpointError
+        ``conflict`` when its address or id went to another endpoint."""
+        with self._locked(endpoint_id):
+            local = self.local.get(endpoint_id)
+            if local is None:
+                return None
+            spec = {f.name: getattr(local, f.name) for f in fields(EndpointSpec)}
+            # a Docker IPAM reservation was consumed by the first create; ask for the address itself
+            spec["labels"] = {k: v for k, v in local.labels.items() if k != CLAIM_LABEL}
+            record = self._created(self._create_started(AddRequest(**spec, requested_ip=local.ip)))
+            host = self.reconciler.cfg.host_label
+            if (record.get("ipAddress"), record.get("host")) != (local.ip, host):
+                raise EndpointError("conflict", f"netmaster holds endpoint {endpoint_id} with address "
+                                                f"{record.get('ipAddress')} on host {record.get('host')}")
+            self.source.note_endpoint(record)
+        self.source.request_sync()
+        return record
 
     # -- check, list, status --------------------------------------------------------------------------
 

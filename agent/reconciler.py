@@ -73,6 +73,7 @@ class Reconciler:
         self._port_dels: GroupCommit[str] = GroupCommit(self._commit_port_dels)
         self._ofport_requests: dict[str, int] = {}  # port name -> ofport asked for (not yet assigned, maybe)
         self.on_resync_needed: list[Callable[[], None]] = []
+        self.info_sources: dict[str, Callable[[], Any]] = {}  # more sections of driver_info (the state source's)
         self._bond_converged = False  # the bond is checked once per process (its config is fixed)
         self._active_uplink: str | None = None
 
@@ -488,6 +489,7 @@ class Reconciler:
                 "flows_total": len(flows), "flows_by_stage": counts_by_stage(flows),
                 "uplink": self.uplink_info(),
             }
+            info.update({name: section() for name, section in self.info_sources.items()})
             if view is not None:
                 info["endpoints"] = [{**_ep_dict(ep), "ofport": port, "port": host_ifname(ep.id)}
                                      for ep, port in view.local_endpoints]

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from contiv_api.mac import mac_for
+from contiv_api.netmaster_client import CLAIM_LABEL  # takes over the reservation it names
 from netmaster.errors import ConflictError, InvalidError, NotFoundError
 from netmaster.objects.base import infra_type, require
 from netmaster.objects.endpoint_list import endpoint_oper
@@ -41,8 +42,6 @@ _STR_FIELDS = {
 ACI_DEFAULT_GROUP = "default-group"
 # Fields whose change on a repeated create means it is a different endpoint, not a retry.
 _IDENTITY = ("tenantName", "networkName", "groupName", "containerID", "host")
-# An endpoint whose labels name a reservation takes over that reserved address (see ReservationService).
-CLAIM_LABEL = "io.contiv.reservation"
 RESERVATION_TTL = 300.0  # seconds an unclaimed reservation lives (a runtime crashed before its endpoint)
 
 

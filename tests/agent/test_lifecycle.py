@@ -44,9 +44,10 @@ def test_restart_keeps_traffic_and_converges_to_same_flows(env: ClusterEnv) -> N
     env.cluster.kill_agent(h1)
     time.sleep(0.5)  # traffic keeps flowing with nobody connected (fail-mode secure keeps flows)
     env.cluster.start_agent(h1)
-    sent, received, _ = pinger.result()
-    assert sent > 200
-    assert received == sent, f"lost {sent - received} of {sent} pings during the restart"
+    time.sleep(4.5)  # the restarted agent resyncs while the ping goes on (about 300 pings in all)
+    result = pinger.stop()
+    assert len(result.replies) > 200
+    assert result.lost == 0, f"lost {result.lost} pings during the restart"
     assert _flows_without_cookies(h1) == before, "flows after the restart differ from before"
     rounds_after = _flow_rounds(h1)
     assert len(rounds_after) == 1, "old round not fully removed"

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from testbed.cluster import in_ns, leftovers
+from testbed.cni import CniReply, invoke
 from testbed.fe_cluster import FeCluster, busybox_rootfs, missing
 from testbed.sync_cluster import Netmaster, wait_revision
-from tests.frontends.cni_harness import CniReply, invoke
 from tests.frontends.podman_runtime import Podman
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing("podman", "runc") is not None,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agent.cni.plugin import SUPPORTED_VERSIONS
-from tests.frontends.cni_harness import VERSIONS, CniReply, invoke
+from testbed.cni import VERSIONS, CniReply, invoke
 from tests.frontends.fake_ops import EndpointError, FakeEndpointOps
 
 CID = "0123abcd"
