@@ -1,10 +1,16 @@
-"""The gateway's operations, independent of HTTP: validate, push, delete, endpoint lookup, health.
+"""The gateway's operations, independent of HTTP: validate, push, delete, endpoint lookup, health,
+and keeping the fabric as pushed (the drift watch and its repairs).
 
 A push is: read the tenant subtree (one GET), read tenant common or other DNs only when the request
 needs facts from there, translate, diff, and send the difference as one POST. Pushes of one tenant are
 serialised (read-diff-write must not interleave); different tenants proceed in parallel. Replies are
 Contiv's ``{"result": ..., "info": ...}`` with its result codes; a push also reports how many APIC
-objects it changed.
+objects it changed. A push may carry a fencing token (:mod:`aci_gw.fencing`): one older than the
+token recorded on the tenant is refused.
+
+After a successful push the gateway remembers the intent (:mod:`aci_gw.drift`) and watches the tenant
+(:mod:`aci_gw.watch`); an APIC change that departs from the intent is repaired with the same
+read-diff-POST (:mod:`aci_gw.repair`), or only reported when ``APIC_DRIFT_REPAIR=no``.
 """
 
 from __future__ import annotations
@@ -14,11 +20,16 @@ import threading
 import time
 from typing import Any
 
+from aci_gw import fencing
 from aci_gw.apic import ApicClient, ApicError, ApicUnavailable
+from aci_gw.apic.rest import RestClient
 from aci_gw.config import ConfigError, GatewaySettings
+from aci_gw.drift import Drift, DriftLedger, Intent, IntentBook, tenant_of
 from aci_gw.metrics import Metrics
+from aci_gw.mo import Mo
 from aci_gw.ownership import owner_app
 from aci_gw.reconcile import Plan, plan_delete, plan_push
+from aci_gw.repair import RepairQueue
 from aci_gw.translate import (
     ApicFacts,
     TranslationError,
@@ -26,6 +37,7 @@ from aci_gw.translate import (
     needs_common_bds,
     translate,
 )
+from aci_gw.watch import DriftWatch
 from contiv_api.aci_gw_payload import (
     AppProfileRequest,
     PayloadError,
@@ -35,6 +47,7 @@ from contiv_api.aci_gw_payload import (
 )
 
 log = logging.getLogger("aci_gw")
+drift_log = logging.getLogger("aci_gw.drift")
 
 Reply = dict[str, Any]
 
@@ -50,6 +63,32 @@ class Gateway:
         self.metrics = metrics
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self.intents = IntentBook()
+        self.ledger = DriftLedger()
+        self.started_at = time.time()  # netmaster re-pushes everything when this changes (a restart)
+        drift = settings.drift
+        self.watch: DriftWatch | None = None
+        self.repairs: RepairQueue | None = None
+        if drift.watch and isinstance(client, RestClient) and not client.conn.uses_certificate:
+            self.watch = DriftWatch(client, self._on_event, self._on_resync, timeout=drift.subscription_timeout,
+                                    observe=metrics.subscribed)
+            self.repairs = RepairQueue(self._repair, interval=drift.repair_interval)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the drift watch and the repair thread (no-op in dry-run mode or when switched off)."""
+        if self.watch is not None and self.repairs is not None:
+            self.repairs.start()
+            self.watch.start()
+            log.info("drift watch on (%s)", "repair" if self.settings.drift.repair else "report only, no repair")
+        elif self.client is not None and self.settings.drift.watch:
+            log.warning("drift watch off: it needs the REST backend with password authentication")
+
+    def close(self) -> None:
+        if self.watch is not None:
+            self.watch.stop()
+        if self.repairs is not None:
+            self.repairs.stop()
 
     def _tenant_lock(self, tenant: str) -> threading.Lock:
         with self._locks_guard:
@@ -73,7 +112,7 @@ class Gateway:
             return reply("error-gw-config", str(exc))
         return reply("success", "LGTM")
 
-    def create(self, body: Any) -> Reply:
+    def create(self, body: Any, token: int | None = None) -> Reply:
         started = time.monotonic()
         plan: Plan | None = None
         try:
@@ -89,7 +128,7 @@ class Gateway:
                 result = reply("success", "LGTM (dry run, APIC_URL=SANITY: nothing sent)")
             else:
                 with self._tenant_lock(req.tenant):
-                    result, plan = self._push(req, fabric)
+                    result, plan = self._push(req, fabric, token)
         self.metrics.push("create", result["result"], time.monotonic() - started, plan)
         return result
 
@@ -108,17 +147,32 @@ class Gateway:
                 existing.add(dn)
         return ApicFacts(tenant, frozenset(common_bds), frozenset(existing))
 
-    def _push(self, req: AppProfileRequest, fabric: Any) -> tuple[Reply, Plan | None]:
+    def _plan(self, req: AppProfileRequest, fabric: Any, token: int | None) -> tuple[Mo, Plan, int | None]:
+        """Read, check the fencing token, translate and diff: the intent and what it takes."""
+        facts = self._facts(req, fabric)
+        recorded = fencing.check(f"uni/tn-{req.tenant}", facts.tenant, token)
+        desired = translate(req, fabric, facts)
+        fencing.mark(desired, recorded)
+        return desired, plan_push(desired, facts.tenant, req.app), recorded
+
+    def _push(self, req: AppProfileRequest, fabric: Any, token: int | None) -> tuple[Reply, Plan | None]:
         try:
-            facts = self._facts(req, fabric)
-            desired = translate(req, fabric, facts)
-            plan = plan_push(desired, facts.tenant, req.app)
+            desired, plan, recorded = self._plan(req, fabric, token)
         except TranslationError as exc:
             return reply(exc.result, str(exc)), None
+        except fencing.StaleToken as exc:
+            self.metrics.fencing_refusals.inc()
+            log.error("push %s/%s refused: %s", req.tenant, req.app, exc)
+            return reply("failed", str(exc)), None
         except ApicError as exc:
             log.error("push %s/%s: reading the APIC failed: %s", req.tenant, req.app, exc)
             return reply("failed", f"{exc}; nothing was written"), None
-        return self._apply(f"uni/tn-{req.tenant}", plan, f"app profile {req.tenant}/{req.app}")
+        # Remembered before the POST, so that the watch's echo of this very POST matches the intent.
+        self.intents.record(Intent(req, fabric, recorded, desired))
+        result, applied = self._apply(f"uni/tn-{req.tenant}", plan, f"app profile {req.tenant}/{req.app}")
+        if self.watch is not None and result["result"] == "success":
+            self.watch.watch(req.tenant)
+        return result, applied
 
     def _apply(self, tenant_dn: str, plan: Plan, what: str) -> tuple[Reply, Plan | None]:
         if plan.tree is None:
@@ -141,7 +195,7 @@ class Gateway:
         log.info(info)
         return reply("success", info, changes=plan.changes), plan
 
-    def delete(self, body: Any) -> Reply:
+    def delete(self, body: Any, token: int | None = None) -> Reply:
         started = time.monotonic()
         plan: Plan | None = None
         try:
@@ -153,16 +207,24 @@ class Gateway:
                 result = reply("success", "LGTM (dry run, APIC_URL=SANITY: nothing sent)")
             else:
                 with self._tenant_lock(tenant):
-                    result, plan = self._delete(tenant, app)
+                    result, plan = self._delete(tenant, app, token)
         self.metrics.push("delete", result["result"], time.monotonic() - started, plan)
         return result
 
-    def _delete(self, tenant: str, app: str) -> tuple[Reply, Plan | None]:
+    def _delete(self, tenant: str, app: str, token: int | None) -> tuple[Reply, Plan | None]:
         what = f"app profile {tenant}/{app}"
         try:
             current = self.apic.read(f"uni/tn-{tenant}", config_only=True)
+            fencing.check(f"uni/tn-{tenant}", current, token)
+        except fencing.StaleToken as exc:
+            self.metrics.fencing_refusals.inc()
+            log.error("delete %s refused: %s", what, exc)
+            return reply("failed", str(exc)), None
         except ApicError as exc:
             return reply("failed", f"{exc}; nothing was written"), None
+        self.intents.forget(tenant, app)
+        if self.watch is not None and not self.intents.intents(tenant):
+            self.watch.unwatch(tenant)
         if current is None or not any(owner_app(mo) == app for mo in current.children):
             return reply("success", f"{what} not found in the APIC: nothing to delete", changes=0), None
         return self._apply(f"uni/tn-{tenant}", plan_delete(tenant, current, app), what)
@@ -185,6 +247,87 @@ class Gateway:
         encap = mo.attrs.get("encap", "")
         vlan = encap.split("-", 1)[1] if encap.startswith("vlan-") else "None"
         return {"result": "success", "msg": "ok", "ip": mo.attrs.get("ip") or "None", "vlan": vlan}
+
+    # -- drift ---------------------------------------------------------------------------------
+    def _on_event(self, cls: str, attrs: dict[str, str]) -> None:
+        """One APIC event from the watch (its thread): classify against the intent, queue a repair."""
+        drift = self.intents.classify(cls, attrs)
+        if drift is None or self.repairs is None:
+            return
+        self.metrics.drift_detected.labels(drift.kind).inc()
+        tenant = tenant_of(drift.dn) or ""
+        if drift.kind == "foreign":
+            drift_log.info("tenant %s: %s", tenant, drift.describe())
+            return
+        self.repairs.add(tenant, "drift", drift)
+
+    def _on_resync(self, tenant: str, reason: str) -> None:
+        """The watch was interrupted (``reason``): what happened meanwhile is checked with one read."""
+        if self.repairs is not None:
+            self.repairs.add(tenant, f"watch resumed after {reason}")
+
+    def _repair(self, tenant: str, drifts: list[Drift], reason: str, first_seen: float) -> bool:
+        """Bring the tenant back to its intents (the repair queue's thread); True when something was
+        written. In report-only mode the diff is computed and logged, never sent."""
+        wrote = False
+        apps = {app for d in drifts for app in d.apps}
+        what = "; ".join(d.describe() for d in drifts[:5]) + (f" and {len(drifts) - 5} more" if len(drifts) > 5 else "")
+        with self._tenant_lock(tenant):
+            for intent in self.intents.intents(tenant):
+                app = intent.req.app
+                if drifts and app not in apps and not any(not d.apps for d in drifts):
+                    continue
+                wrote |= self._repair_app(intent, reason, what, first_seen)
+        return wrote
+
+    def _repair_app(self, intent: Intent, reason: str, what: str, first_seen: float) -> bool:
+        tenant, app = intent.req.tenant, intent.req.app
+        try:
+            desired, plan, recorded = self._plan(intent.req, intent.fabric, intent.token)
+        except fencing.StaleToken as exc:
+            self.metrics.drift_repairs.labels("superseded").inc()
+            drift_log.warning("app profile %s/%s: not repaired, the intent was superseded: %s", tenant, app, exc)
+            self.intents.forget(tenant, app)
+            if self.watch is not None and not self.intents.intents(tenant):
+                self.watch.unwatch(tenant)
+            return False
+        except (ApicError, TranslationError) as exc:
+            self.metrics.drift_repairs.labels("failed").inc()
+            drift_log.error("app profile %s/%s: drift check failed: %s", tenant, app, exc)
+            return False
+        if plan.tree is None:
+            self.metrics.drift_repairs.labels("unchanged").inc()
+            return False
+        now = time.time()
+        found = (f"{plan.created} to create, {plan.modified} to modify, {plan.deleted} to delete "
+                 f"({reason}: {what or 'changes while the watch was down'}; changed by: unknown, the APIC's "
+                 "audit log is not read)")
+        self.ledger.detected(tenant, app, [what] if what else [reason], now)
+        if not self.settings.drift.repair:
+            self.metrics.drift_repairs.labels("reported").inc()
+            drift_log.warning("app profile %s/%s drifted, not repaired (APIC_DRIFT_REPAIR=no): %s", tenant, app, found)
+            return False
+        self.intents.record(Intent(intent.req, intent.fabric, recorded, desired))
+        result, applied = self._apply(f"uni/tn-{tenant}", plan, f"drift repair of {tenant}/{app}")
+        if result["result"] != "success":
+            self.metrics.drift_repairs.labels("failed").inc()
+            return False
+        self.metrics.drift_repairs.labels("repaired").inc()
+        self.metrics.drift_repair_seconds.observe(time.monotonic() - first_seen)
+        self.metrics.push("repair", "success", 0.0, applied)
+        self.ledger.repaired(tenant, app, found, time.time())
+        drift_log.warning("app profile %s/%s drifted and was repaired in one POST: %s", tenant, app, found)
+        return True
+
+    def drift_status(self) -> dict[str, Any]:
+        """The read API's view: the watch's state and, per app profile, drift seen and repairs made."""
+        return {
+            "startedAt": self.started_at,
+            "watch": "off" if self.watch is None else ("connected" if self.watch.connected.is_set() else "connecting"),
+            "repair": self.settings.drift.repair,
+            "watchedTenants": sorted(self.watch.subscribed()) if self.watch is not None else [],
+            "appProfiles": self.ledger.view(),
+        }
 
     # -- health --------------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
