@@ -302,6 +302,11 @@ def _admin(service: ApicService) -> list[Route]:
             ]
         }
 
+    def expire_subscriptions(request: Request, body: Any) -> Any:
+        expired = len(service.hub.subs)
+        service.hub.clear()
+        return {"expired": expired}
+
     return [
         Route("/mock/health", handler(lambda r, b: {"status": "ok", **service.status()}), methods=["GET"]),
         Route("/mock/reset", handler(reset), methods=["POST"]),
@@ -315,6 +320,7 @@ def _admin(service: ApicService) -> list[Route]:
         Route("/mock/endpoints", handler(endpoints), methods=["POST"]),
         Route("/mock/objects", handler(objects), methods=["DELETE"]),
         Route("/mock/subscriptions", handler(subscriptions), methods=["GET"]),
+        Route("/mock/subscriptions/expire", handler(expire_subscriptions), methods=["POST"]),
     ]
 
 
