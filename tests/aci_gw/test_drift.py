@@ -82,7 +82,8 @@ def test_deleted_epg_filter_entry_and_relation_come_back_and_user_objects_stay(
     assert "repaired in one POST" in logged
     status = gw.http.get("/api/v1/drift").json()
     (app,) = [a for a in status["appProfiles"] if a["app"] == "app1"]
-    assert app["repairs"] >= 3 and app["driftRepairedAt"] is not None
+    assert app["repairs"] >= 3
+    assert app["driftRepairedAt"] is not None
 
 
 def test_modified_attribute_is_set_back(apic, gateway) -> None:
@@ -117,7 +118,8 @@ def test_report_only_detects_and_writes_nothing(apic, start_gateway) -> None:
     user_delete(apic, EPG_WEB)
     eventually(lambda: metric(gw, "aci_gw_drift_repairs_total", result="reported") >= 1, what="drift reported")
     (app,) = gw.gateway.drift_status()["appProfiles"]
-    assert app["driftDetectedAt"] is not None and app["repairs"] == 0
+    assert app["driftDetectedAt"] is not None
+    assert app["repairs"] == 0
     assert not exists(apic, EPG_WEB)
     assert gw.create(app_profile())["changes"] > 0  # a push still repairs, as before
 
@@ -193,8 +195,10 @@ def test_a_stale_token_is_refused(apic, gateway) -> None:
     assert recorded(apic) == "6"
     stale = fenced(gateway, profile(1102), 5)
     assert stale["result"] == "failed"
-    assert "fencing token 5 is older than 6" in stale["info"] and "nothing was written" in stale["info"]
-    assert web_vlan(apic) == "vlan-1101" and recorded(apic) == "6"
+    assert "fencing token 5 is older than 6" in stale["info"]
+    assert "nothing was written" in stale["info"]
+    assert web_vlan(apic) == "vlan-1101"
+    assert recorded(apic) == "6"
     bad = gateway.http.post("/createAppProf", json=profile(1102), headers={"X-Contiv-Fencing-Token": "x"}).json()
     assert bad["result"] == "invalid-args"
     assert gateway.create(profile(1101))["changes"] == 0  # tokenless (Contiv's netmaster): accepted, kept
@@ -222,5 +226,6 @@ def test_two_gateways_overlapping_cannot_leave_a_stale_write(apic) -> None:
         eventually(lambda: web_vlan(apic) == "vlan-1201" and recorded(apic) == "6", timeout=10,
                    what="the newer intent back in the APIC")
         refused = fenced(old, profile(1102), 5)
-        assert refused["result"] == "failed" and "older than 6" in refused["info"]
+        assert refused["result"] == "failed"
+        assert "older than 6" in refused["info"]
         assert web_vlan(apic) == "vlan-1201"
