@@ -15,14 +15,17 @@ read-diff-POST (:mod:`aci_gw.repair`), or only reported when ``APIC_DRIFT_REPAIR
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aci_gw import fencing
 from aci_gw.apic import ApicClient, ApicError, ApicUnavailable
 from aci_gw.apic.rest import RestClient
+from aci_gw.batch import Batcher
 from aci_gw.config import ConfigError, GatewaySettings
 from aci_gw.drift import Drift, DriftLedger, Intent, IntentBook, tenant_of
 from aci_gw.metrics import Metrics
@@ -56,6 +59,17 @@ def reply(result: str, info: str, **extra: Any) -> Reply:
     return {"result": result, "info": info, **extra}
 
 
+@dataclass(frozen=True)
+class _Push:
+    req: AppProfileRequest
+    fabric: Any
+    token: int | None
+
+    @property
+    def what(self) -> str:
+        return f"app profile {self.req.tenant}/{self.req.app}"
+
+
 class Gateway:
     def __init__(self, settings: GatewaySettings, client: ApicClient | None, metrics: Metrics) -> None:
         self.settings = settings
@@ -63,6 +77,7 @@ class Gateway:
         self.metrics = metrics
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._batcher: Batcher[_Push, tuple[Reply, Plan | None]] = Batcher(self._push_batch, lambda p: p.req.tenant)
         self.intents = IntentBook()
         self.ledger = DriftLedger()
         self.started_at = time.time()  # netmaster re-pushes everything when this changes (a restart)
@@ -127,13 +142,61 @@ class Gateway:
             if self.client is None:
                 result = reply("success", "LGTM (dry run, APIC_URL=SANITY: nothing sent)")
             else:
-                with self._tenant_lock(req.tenant):
-                    result, plan = self._push(req, fabric, token)
+                result, plan = self._batcher.submit(_Push(req, fabric, token))
         self.metrics.push("create", result["result"], time.monotonic() - started, plan)
         return result
 
-    def _facts(self, req: AppProfileRequest, fabric: Any) -> ApicFacts:
-        tenant = self.apic.read(f"uni/tn-{req.tenant}", config_only=True)
+    def _push_batch(self, pushes: list[_Push]) -> list[tuple[Reply, Plan | None]]:
+        """Pushes of distinct tenants (from the batcher): one read of every tenant, then one POST of
+        every difference to ``uni``. A lone push reads and writes its tenant's DN, as always."""
+        with contextlib.ExitStack() as locks:
+            for tenant in sorted(p.req.tenant for p in pushes):
+                locks.enter_context(self._tenant_lock(tenant))
+            if len(pushes) == 1:
+                return [self._push(pushes[0].req, pushes[0].fabric, pushes[0].token)]
+            try:
+                tenants = self.apic.read_tenants([p.req.tenant for p in pushes])
+            except ApicError as exc:
+                log.error("push of %d tenants: reading the APIC failed: %s", len(pushes), exc)
+                return [(reply("failed", f"{exc}; nothing was written"), None) for _ in pushes]
+            prepared = [self._prepare(p.req, p.fabric, p.token, tenants) for p in pushes]
+            results: list[tuple[Reply, Plan | None]] = []
+            writes: list[tuple[int, _Push, Plan]] = []
+            for i, (push, (plan, failure)) in enumerate(zip(pushes, prepared, strict=True)):
+                if plan is None:
+                    results.append((failure or reply("failed", "nothing planned"), None))
+                elif plan.tree is None or len([p for p in prepared if p[0] and p[0].tree is not None]) == 1:
+                    results.append(self._apply(f"uni/tn-{push.req.tenant}", plan, push.what))
+                else:
+                    results.append((reply("failed", "not written"), None))
+                    writes.append((i, push, plan))
+            if writes:
+                for i, result in self._apply_together(writes):
+                    results[i] = result
+            for push, (result, _) in zip(pushes, results, strict=True):
+                if self.watch is not None and result["result"] == "success":
+                    self.watch.watch(push.req.tenant)
+            return results
+
+    def _apply_together(self, writes: list[tuple[int, _Push, Plan]]) -> list[tuple[int, tuple[Reply, Plan | None]]]:
+        """One POST for several tenants; refused as a whole, each tenant is tried alone, so one bad
+        profile cannot hold the others back."""
+        tree = Mo("polUni", {}, [plan.tree for _, _, plan in writes if plan.tree is not None])
+        try:
+            self.apic.commit("uni", tree)
+        except ApicUnavailable as exc:
+            return [(i, self._unconfirmed(exc, push.what)) for i, push, _ in writes]
+        except ApicError as exc:
+            log.warning("POST of %d tenants refused (%s): writing each tenant alone", len(writes), exc)
+            return [(i, self._apply(f"uni/tn-{push.req.tenant}", plan, push.what)) for i, push, plan in writes]
+        return [(i, self._applied(plan, push.what, f"one POST with {len(writes) - 1} other tenants"))
+                for i, push, plan in writes]
+
+    def _facts(self, req: AppProfileRequest, fabric: Any, tenants: dict[str, Mo | None] | None = None) -> ApicFacts:
+        if tenants is not None:
+            tenant = tenants.get(req.tenant)
+        else:
+            tenant = self.apic.read(f"uni/tn-{req.tenant}", config_only=True)
         outside = external_dns_outside(req)
         common_bds: set[str] = set()
         existing: set[str] = set()
@@ -147,28 +210,38 @@ class Gateway:
                 existing.add(dn)
         return ApicFacts(tenant, frozenset(common_bds), frozenset(existing))
 
-    def _plan(self, req: AppProfileRequest, fabric: Any, token: int | None) -> tuple[Mo, Plan, int | None]:
-        """Read, check the fencing token, translate and diff: the intent and what it takes."""
-        facts = self._facts(req, fabric)
+    def _plan(self, req: AppProfileRequest, fabric: Any, token: int | None,
+              tenants: dict[str, Mo | None] | None = None) -> tuple[Mo, Plan, int | None]:
+        """Read (unless ``tenants`` holds the tenant already), check the fencing token, translate and
+        diff: the intent and what it takes."""
+        facts = self._facts(req, fabric, tenants)
         recorded = fencing.check(f"uni/tn-{req.tenant}", facts.tenant, token)
         desired = translate(req, fabric, facts)
         fencing.mark(desired, recorded)
         return desired, plan_push(desired, facts.tenant, req.app), recorded
 
-    def _push(self, req: AppProfileRequest, fabric: Any, token: int | None) -> tuple[Reply, Plan | None]:
+    def _prepare(self, req: AppProfileRequest, fabric: Any, token: int | None,
+                 tenants: dict[str, Mo | None] | None = None) -> tuple[Plan | None, Reply | None]:
+        """The plan of a push, or the reply that says why there is none; the intent is remembered
+        before anything is written, so that the watch's echo of the POST matches it."""
         try:
-            desired, plan, recorded = self._plan(req, fabric, token)
+            desired, plan, recorded = self._plan(req, fabric, token, tenants)
         except TranslationError as exc:
-            return reply(exc.result, str(exc)), None
+            return None, reply(exc.result, str(exc))
         except fencing.StaleToken as exc:
             self.metrics.fencing_refusals.inc()
             log.error("push %s/%s refused: %s", req.tenant, req.app, exc)
-            return reply("failed", str(exc)), None
+            return None, reply("failed", str(exc))
         except ApicError as exc:
             log.error("push %s/%s: reading the APIC failed: %s", req.tenant, req.app, exc)
-            return reply("failed", f"{exc}; nothing was written"), None
-        # Remembered before the POST, so that the watch's echo of this very POST matches the intent.
+            return None, reply("failed", f"{exc}; nothing was written")
         self.intents.record(Intent(req, fabric, recorded, desired))
+        return plan, None
+
+    def _push(self, req: AppProfileRequest, fabric: Any, token: int | None) -> tuple[Reply, Plan | None]:
+        plan, failure = self._prepare(req, fabric, token)
+        if plan is None:
+            return failure or reply("failed", "nothing planned"), None
         result, applied = self._apply(f"uni/tn-{req.tenant}", plan, f"app profile {req.tenant}/{req.app}")
         if self.watch is not None and result["result"] == "success":
             self.watch.watch(req.tenant)
@@ -181,17 +254,23 @@ class Gateway:
         try:
             self.apic.commit(tenant_dn, plan.tree)
         except ApicUnavailable as exc:
-            log.error("%s: APIC unavailable: %s", what, exc)
-            return reply(
-                "failed",
-                f"{exc}; the change was one atomic POST that the APIC did not confirm: "
-                "push again to converge",
-            ), None
+            return self._unconfirmed(exc, what)
         except ApicError as exc:
             log.error("%s: APIC refused the change: %s", what, exc)
             return reply("failed", f"{exc}; nothing was written (the change is one atomic POST)"), None
-        info = (f"{what}: {plan.created} created, {plan.modified} modified, {plan.deleted} deleted "
-                "in one POST")
+        return self._applied(plan, what, "one POST")
+
+    @staticmethod
+    def _unconfirmed(exc: ApicError, what: str) -> tuple[Reply, Plan | None]:
+        log.error("%s: APIC unavailable: %s", what, exc)
+        return reply(
+            "failed",
+            f"{exc}; the change was one atomic POST that the APIC did not confirm: push again to converge",
+        ), None
+
+    @staticmethod
+    def _applied(plan: Plan, what: str, how: str) -> tuple[Reply, Plan | None]:
+        info = f"{what}: {plan.created} created, {plan.modified} modified, {plan.deleted} deleted in {how}"
         log.info(info)
         return reply("success", info, changes=plan.changes), plan
 

@@ -245,6 +245,17 @@ class RestClient(ApicClient):
         })
         return items[0] if items else None
 
+    def read_tenants(self, names: list[str]) -> dict[str, Mo | None]:
+        """One class query for all of them (a batch of pushes reads its tenants at once)."""
+        if len(names) == 1:
+            return super().read_tenants(names)
+        terms = ",".join(f'eq(fvTenant.name,"{name}")' for name in names)
+        found = self._get("/api/class/fvTenant.json", {
+            "query-target-filter": f"or({terms})", "rsp-subtree": "full", "rsp-prop-include": "config-only",
+        })
+        by_name = {mo.attrs.get("name", ""): mo for mo in found}
+        return {name: by_name.get(name) for name in names}
+
     def children(self, dn: str, classes: tuple[str, ...] = ()) -> list[Mo]:
         return self._get(f"/api/mo/{dn}.json", {
             "query-target": "children", "target-subtree-class": ",".join(classes),
