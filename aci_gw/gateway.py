@@ -347,19 +347,35 @@ class Gateway:
 
     def _repair(self, tenant: str, drifts: list[Drift], reason: str, first_seen: float) -> bool:
         """Bring the tenant back to its intents (the repair queue's thread); True when something was
-        written. In report-only mode the diff is computed and logged, never sent."""
+        written. In report-only mode the diff is computed and logged, never sent. Who made the change
+        is read from the APIC's audit log before the repair (after it, the newest record would be the
+        repair's own)."""
         wrote = False
         apps = {app for d in drifts for app in d.apps}
         what = "; ".join(d.describe() for d in drifts[:5]) + (f" and {len(drifts) - 5} more" if len(drifts) > 5 else "")
         with self._tenant_lock(tenant):
+            who = self._who(drifts)
             for intent in self.intents.intents(tenant):
-                app = intent.req.app
-                if drifts and app not in apps and not any(not d.apps for d in drifts):
+                if drifts and intent.req.app not in apps:
                     continue
-                wrote |= self._repair_app(intent, reason, what, first_seen)
+                wrote |= self._repair_app(intent, f"{reason}: {what or 'changes while the watch was down'}; "
+                                                  f"changed by {who}", first_seen)
         return wrote
 
-    def _repair_app(self, intent: Intent, reason: str, what: str, first_seen: float) -> bool:
+    def _who(self, drifts: list[Drift]) -> str:
+        """The APIC users the audit log names for the drifted objects."""
+        dns = {d.dn for d in drifts}
+        roots = sorted(dn for dn in dns if not any(dn.startswith(other + "/") for other in dns))[:10]
+        if not roots:
+            return "unknown (changed while the watch was down)"
+        try:
+            records = self.apic.audit(roots)
+        except ApicError as exc:
+            return f"unknown (the APIC's audit log could not be read: {exc})"
+        users = sorted({r.attrs.get("user", "") for r in records} - {""})
+        return ", ".join(users) if users else "unknown (no audit record)"
+
+    def _repair_app(self, intent: Intent, found: str, first_seen: float) -> bool:
         tenant, app = intent.req.tenant, intent.req.app
         try:
             desired, plan, recorded = self._plan(intent.req, intent.fabric, intent.token)
@@ -377,14 +393,12 @@ class Gateway:
         if plan.tree is None:
             self.metrics.drift_repairs.labels("unchanged").inc()
             return False
-        now = time.time()
-        found = (f"{plan.created} to create, {plan.modified} to modify, {plan.deleted} to delete "
-                 f"({reason}: {what or 'changes while the watch was down'}; changed by: unknown, the APIC's "
-                 "audit log is not read)")
-        self.ledger.detected(tenant, app, [what] if what else [reason], now)
+        summary = f"{plan.created} to create, {plan.modified} to modify, {plan.deleted} to delete ({found})"
+        self.ledger.detected(tenant, app, [found], time.time())
         if not self.settings.drift.repair:
             self.metrics.drift_repairs.labels("reported").inc()
-            drift_log.warning("app profile %s/%s drifted, not repaired (APIC_DRIFT_REPAIR=no): %s", tenant, app, found)
+            drift_log.warning("app profile %s/%s drifted, not repaired (APIC_DRIFT_REPAIR=no): %s",
+                              tenant, app, summary)
             return False
         self.intents.record(Intent(intent.req, intent.fabric, recorded, desired))
         result, applied = self._apply(f"uni/tn-{tenant}", plan, f"drift repair of {tenant}/{app}")
@@ -394,8 +408,8 @@ class Gateway:
         self.metrics.drift_repairs.labels("repaired").inc()
         self.metrics.drift_repair_seconds.observe(time.monotonic() - first_seen)
         self.metrics.push("repair", "success", 0.0, applied)
-        self.ledger.repaired(tenant, app, found, time.time())
-        drift_log.warning("app profile %s/%s drifted and was repaired in one POST: %s", tenant, app, found)
+        self.ledger.repaired(tenant, app, summary, time.time())
+        drift_log.warning("app profile %s/%s drifted and was repaired in one POST: %s", tenant, app, summary)
         return True
 
     def drift_status(self) -> dict[str, Any]:

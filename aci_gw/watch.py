@@ -42,14 +42,21 @@ _RECONNECT_MAX = 5.0
 
 
 def _ssl_context(client: RestClient) -> ssl.SSLContext | None:
+    """The websocket's TLS: verified as the REST calls are (a context of its own).
+
+    At most TLS 1.2: websockets' sync client sometimes hangs in its opening handshake over TLS 1.3
+    (its reader thread blocks in ``SSLSocket.read``; see tests/apic_mock/test_apicmock_subscriptions.py).
+    """
     if not client.conn.url.startswith("https"):
         return None
     verify = tls_verify(client.conn)
     if isinstance(verify, ssl.SSLContext):
-        return verify
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+        context = verify
+    else:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
     return context
 
 
@@ -124,7 +131,7 @@ class DriftWatch:
 
     def _session(self, fresh: bool) -> None:
         token, generation = self.client.websocket_session(fresh)
-        with connect(self.client.websocket_url(token), ssl=_ssl_context(self.client), open_timeout=10,
+        with connect(self.client.websocket_url(token), ssl=_ssl_context(self.client), open_timeout=5,
                      close_timeout=1, max_size=None) as ws:
             log.info("drift watch: websocket open")
             self.connected.set()

@@ -209,9 +209,9 @@ class ApicApi:
                 if method == "GET":
                     return svc.query(svc.scope_dn(dn), params, identity), None
                 if method == "POST":
-                    return svc.post(dn, decode(body), params), None
+                    return svc.post(dn, decode(body), params, identity=identity), None
                 if method == "DELETE":
-                    return svc.delete(dn, params), None
+                    return svc.delete(dn, params, identity=identity), None
                 self._method(method, "GET", "POST", "DELETE")
         for prefix in ("class/", "node/class/"):
             if name.startswith(prefix):

@@ -51,6 +51,11 @@ class ApicClient(ABC):
         """Several tenant subtrees (configuration only) by name; backends may do it in one query."""
         return {name: self.read(f"uni/tn-{name}", config_only=True) for name in names}
 
+    def audit(self, dns: list[str]) -> list[Mo]:
+        """The APIC's audit records (``aaaModLR``) of changes to these DNs, newest first; empty when
+        the backend cannot ask."""
+        return []
+
     def exists(self, dn: str) -> bool:
         return self.read(dn, subtree="no") is not None
 

@@ -256,6 +256,13 @@ class RestClient(ApicClient):
         by_name = {mo.attrs.get("name", ""): mo for mo in found}
         return {name: by_name.get(name) for name in names}
 
+    def audit(self, dns: list[str]) -> list[Mo]:
+        terms = [f'eq(aaaModLR.affected,"{dn}")' for dn in dns]
+        return self._get("/api/node/class/aaaModLR.json", {
+            "query-target-filter": terms[0] if len(terms) == 1 else f"or({','.join(terms)})",
+            "order-by": "aaaModLR.created|desc", "page-size": "20",
+        })
+
     def children(self, dn: str, classes: tuple[str, ...] = ()) -> list[Mo]:
         return self._get(f"/api/mo/{dn}.json", {
             "query-target": "children", "target-subtree-class": ",".join(classes),

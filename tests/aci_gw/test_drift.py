@@ -80,6 +80,7 @@ def test_deleted_epg_filter_entry_and_relation_come_back_and_user_objects_stay(
     assert "deleted fvAEPg uni/tn-t1/ap-app1/epg-web" in logged
     assert "deleted fvRsCons " + RELATION in logged
     assert "repaired in one POST" in logged
+    assert f"changed by {apic.username}" in logged  # from the APIC's audit log (aaaModLR)
     status = gw.http.get("/api/v1/drift").json()
     (app,) = [a for a in status["appProfiles"] if a["app"] == "app1"]
     assert app["repairs"] >= 3
