@@ -140,10 +140,12 @@ def test_watch_resumes_after_token_expiry(apic, start_gateway) -> None:
     assert gw.create(app_profile())["result"] == "success"
     watched(gw)
     apic.admin.expire_tokens()
+    user_delete(apic, EPG_WEB)  # made while the gateway's session is dead
+    eventually(lambda: exists(apic, EPG_WEB), timeout=15, what="repaired")
     eventually(lambda: metric(gw, "aci_gw_apic_subscriptions_total", reason="reconnect") >= 1,
-               timeout=15, what="new session and websocket")
-    user_delete(apic, EPG_WEB)
-    eventually(lambda: exists(apic, EPG_WEB), timeout=10, what="repaired on the new session")
+               timeout=15, what="new session, websocket and subscriptions")
+    user_delete(apic, RELATION)  # and the new watch sees the next one
+    eventually(lambda: exists(apic, RELATION), timeout=10, what="repaired on the new session")
 
 
 def test_watch_resumes_after_an_apic_restart(tmp_path: Path) -> None:
