@@ -124,7 +124,7 @@ def test_fencing_check() -> None:
     with pytest.raises(fencing.StaleToken, match="fencing token 5 is older than 6"):
         fencing.check("uni/tn-t1", tenant, 5)
     for bad in ("x", "-1", "1.5"):
-        with pytest.raises(ValueError, match="invalid literal|negative"):
+        with pytest.raises(ValueError, match=r"invalid literal|negative"):
             fencing.parse_token(bad)
     assert fencing.parse_token(None) is None
     assert fencing.parse_token(" 12 ") == 12
