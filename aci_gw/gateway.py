@@ -407,7 +407,8 @@ class Gateway:
             return False
         self.metrics.drift_repairs.labels("repaired").inc()
         self.metrics.drift_repair_seconds.observe(time.monotonic() - first_seen)
-        self.metrics.push("repair", "success", 0.0, applied)
+        if applied is not None:
+            self.metrics.written(applied)
         self.ledger.repaired(tenant, app, summary, time.time())
         drift_log.warning("app profile %s/%s drifted and was repaired in one POST: %s", tenant, app, summary)
         return True

@@ -61,9 +61,13 @@ class Metrics:
         self.pushes.labels(operation, result).inc()
         self.push_seconds.labels(operation).observe(seconds)
         if plan is not None:
-            for kind in ("created", "modified", "deleted"):
-                if getattr(plan, kind):
-                    self.changes.labels(kind).inc(getattr(plan, kind))
+            self.written(plan)
+
+    def written(self, plan: Plan) -> None:
+        """APIC objects a push, delete or drift repair wrote."""
+        for kind in ("created", "modified", "deleted"):
+            if getattr(plan, kind):
+                self.changes.labels(kind).inc(getattr(plan, kind))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
