@@ -39,6 +39,7 @@ class AciController:
             client,
             retry=RetryPolicy(settings.retry_initial, settings.retry_max),
             debounce=settings.debounce,
+            index=objects.index,
         )
         self.importer = TenantImporter(store, objects, client, settings.tenant_sync_interval)
         self.url = settings.gw_url

@@ -41,6 +41,7 @@ from netmaster.model.catalog import OBJECT_TYPES, ObjectType
 from netmaster.objects.endpoints import EndpointService, ReservationService
 from netmaster.objects.service import ObjectService
 from netmaster.store.base import Store, StoreError
+from netmaster.store.cache import CachedStore
 from netmaster.store.etcd_options import redact_url
 from netmaster.store.txn import KeyedLocks
 
@@ -82,6 +83,9 @@ async def read_json(request: Request) -> Any:
 def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
     aci_client = AciGwClient(settings.aci.gw_url, settings.aci.gw_token)
+    # One watch-fed copy of the state per netmaster: every API read and every transaction's reads
+    # come from it (netmaster.store.cache); the leader election and the collector use the store.
+    raw_store, store = store, CachedStore(store)
     objects = ObjectService(
         store, cluster_mode=settings.cluster_mode, check_contracts=ExternalContractCheck(aci_client)
     )
@@ -90,7 +94,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     metrics = ApiMetrics()
     aci = AciController(store, objects, aci_client, settings.aci)
     # Every netmaster serves the API; only the leader runs the background reconcilers.
-    node = ClusterNode(store, url=settings.listen_url, leader_ttl=settings.leader_ttl)
+    node = ClusterNode(raw_store, url=settings.listen_url, leader_ttl=settings.leader_ttl)
 
     async def run_aci_while_leading() -> None:
         await aci.start()
@@ -101,11 +105,12 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
 
     node.add_leader_task("aci", run_aci_while_leading)
     if settings.endpoint_gc_grace > 0:
-        collector = EndpointCollector(store, grace=settings.endpoint_gc_grace, registry=metrics.registry)
+        collector = EndpointCollector(raw_store, grace=settings.endpoint_gc_grace, registry=metrics.registry)
         node.add_leader_task("endpoint-gc", collector.run)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.start()
         await objects.ensure_defaults(infra=settings.infra, fwd_mode=settings.fwd_mode)
         await node.start()
         try:
@@ -114,6 +119,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
             await node.stop()
             await aci.stop()
             await aci_client.close()
+            await store.stop()
 
     app = FastAPI(
         title="netmaster",
@@ -150,9 +156,9 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
 
     for otype in OBJECT_TYPES:
         _add_object_routes(app, objects, otype)
-    _add_endpoint_routes(app, endpoints)
-    _add_reservation_routes(app, ReservationService(store, pools=pools))
-    registry = AgentRegistry(store)
+    _add_endpoint_routes(app, endpoints, store)
+    _add_reservation_routes(app, ReservationService(store, pools=pools), store)
+    registry = AgentRegistry(raw_store)
     add_agent_routes(app, registry, read_json)
     add_agent_inspect_routes(app, registry, settings.token)
     add_watch_routes(app, store)
@@ -183,6 +189,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     async def export() -> JSONResponse:
         # The document of ``netmaster export`` (netmaster.backup.state), for ``netctl export``; the bearer
         # token guards it like every route. Import has no route: it needs a store no netmaster uses.
+        await store.fresh()
         return JSONResponse(await export_state(store, source=redact_url(settings.store_url)))
 
     @app.get("/healthz", tags=["daemon"])
@@ -329,10 +336,11 @@ RESERVATION_SCHEMA = {
 }
 
 
-def _add_reservation_routes(app: FastAPI, reservations: ReservationService) -> None:
+def _add_reservation_routes(app: FastAPI, reservations: ReservationService, cache: CachedStore) -> None:
     """Address reservations (Docker IPAM asks for an address before the endpoint exists)."""
 
     async def list_reservations() -> JSONResponse:
+        await cache.fresh()
         items, revision = await reservations.list()
         return _json(items, revision)
 
@@ -357,8 +365,10 @@ def _add_reservation_routes(app: FastAPI, reservations: ReservationService) -> N
     )
 
 
-def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService) -> None:
+def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService, cache: CachedStore) -> None:
+    # The service reads through the cache; a read first brings it up to every committed write.
     async def list_endpoints() -> JSONResponse:
+        await cache.fresh()
         items, revision = await endpoints.list()
         return _json(items, revision)
 
@@ -367,6 +377,7 @@ def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService) -> None:
         return _json(record, revision)
 
     async def get_endpoint(endpoint_id: str) -> JSONResponse:
+        await cache.fresh()
         return _json(await endpoints.get(endpoint_id))
 
     async def delete_endpoint(endpoint_id: str) -> JSONResponse:
@@ -374,6 +385,7 @@ def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService) -> None:
         return _json({"endpointID": endpoint_id, "deleted": deleted}, revision)
 
     async def inspect_endpoint(endpoint_id: str) -> JSONResponse:
+        await cache.fresh()
         return _json(await endpoints.inspect(endpoint_id))
 
     body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": ENDPOINT_SCHEMA}}}}

@@ -22,6 +22,7 @@ from contiv_api.watch_format import bookmark_line, encode_line, error_line
 from netmaster.errors import UnavailableError
 from netmaster.store import keys
 from netmaster.store.base import CompactedError, Event, EventType, Store, StoreError
+from netmaster.store.cache import CachedStore
 
 BOOKMARK_INTERVAL = 5.0
 
@@ -50,10 +51,11 @@ def encode_event(event: Event) -> dict[str, Any] | None:
     return {"type": event.type.value, "revision": event.revision, **described}
 
 
-def add_watch_routes(app: FastAPI, store: Store) -> None:
+def add_watch_routes(app: FastAPI, store: CachedStore) -> None:
     @app.get("/api/v1/snapshot", tags=["watch"])
     async def snapshot() -> JSONResponse:
         try:
+            await store.fresh()
             kvs, revision = await store.list(keys.ROOT)
         except StoreError as exc:
             raise UnavailableError(f"state store unavailable: {exc}") from exc
