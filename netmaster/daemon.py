@@ -119,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
         "seconds a host may be without a live agent record before the leader deletes its endpoints "
         "and releases their addresses; 0 disables",
     )
+    p.add_argument(
+        "--compat-errors",
+        action="store_true",
+        default=(_env("compat-errors", "") or "").lower() in ("1", "true", "yes"),
+        help=(
+            "answer refusals (bad input, not found, conflict) as Contiv's netmaster did: HTTP 500 with the "
+            "reason as plain text, which Contiv's own netctl prints (it shows only the status line of a 4xx); "
+            "default: 4xx with a JSON body {\"error\": reason}"
+        ),
+    )
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", default=_env("log-format", "json"), choices=["json", "text"])
     return p
@@ -178,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store_url=args.cluster_store,
         leader_ttl=args.leader_ttl,
         endpoint_gc_grace=max(args.endpoint_gc_grace, 0.0),
+        compat_errors=args.compat_errors,
         aci=AciSettings(
             gw_url=args.aci_gw_url,
             gw_token=args.aci_gw_token,

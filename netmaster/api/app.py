@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -62,10 +62,18 @@ class ApiSettings:
     aci: AciSettings = field(default_factory=AciSettings)
     leader_ttl: float = DEFAULT_TTL
     endpoint_gc_grace: float = DEFAULT_GRACE  # seconds; 0 disables endpoint garbage collection
+    # Answer refusals Contiv's way (HTTP 500, the reason as plain text): Contiv's netctl prints the
+    # body only on a 500, so with this its users see why; clients that read bodies see it anyway.
+    compat_errors: bool = False
 
 
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def contiv_error(message: str) -> PlainTextResponse:
+    """A refusal as Contiv's netmaster sent every error: status 500, the message as the body."""
+    return PlainTextResponse(message, status_code=500)
 
 
 async def read_json(request: Request) -> Any:
@@ -132,9 +140,14 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     app.state.aci = aci
     app.state.store = store
 
+    def refuse(status: int, message: str) -> Response:
+        if settings.compat_errors and 400 <= status < 500:
+            return contiv_error(message)
+        return error(status, message)
+
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error(exc.status, exc.message)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return refuse(exc.status, exc.message)
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
@@ -147,10 +160,10 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
         return error(exc.status_code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return error(400, f"invalid request: {where}: {first.get('msg', 'invalid')}")
+        return refuse(400, f"invalid request: {where}: {first.get('msg', 'invalid')}")
 
     app.add_middleware(GuardMiddleware, token=settings.token, metrics=metrics)
 
