@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "answer refusals (bad input, not found, conflict) as Contiv's netmaster did: HTTP 500 with the "
             "reason as plain text, which Contiv's own netctl prints (it shows only the status line of a 4xx); "
-            "default: 4xx with a JSON body {\"error\": reason}"
+            'default: 4xx with a JSON body {"error": reason}'
         ),
     )
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"])

@@ -144,4 +144,3 @@ class ObjectService:
             await self.apply("global", "global", wanted)
         if await read_only(self.store, lambda txn: get_record(txn, "tenant", "default")) is None:
             await self.apply("tenant", "default", {"tenantName": "default"})
-

@@ -45,9 +45,7 @@ def test_overlapping_subnets_ipv6(api: Api) -> None:
     _net(api, t, "a", "30.1.1.0/24", ipv6Subnet="::/64")
     _net(api, t, "b", "30.1.2.0/24", ipv6Subnet="1::/64")
     _net(api, t, "c", "30.1.3.0/24", ipv6Subnet="2001:3332:3244:2422::/64")
-    response = api.post(
-        "networks", f"{t}:d", encap="vlan", subnet="30.1.4.0/24", ipv6Subnet="2001:3332:3244:2422::/64"
-    )
+    response = api.post("networks", f"{t}:d", encap="vlan", subnet="30.1.4.0/24", ipv6Subnet="2001:3332:3244:2422::/64")
     expect_error(response, 409, "ipv6 subnet 2001:3332:3244:2422::/64 overlaps with network c")
     _net(api, t, "e", "30.2.0.0/16", encap="vxlan", ipv6Subnet="2001:2000::/32")
     _net(api, t, "f", "30.3.0.0/16", ok=False, encap="vxlan", ipv6Subnet="2001:2000:1234:4422::/64")
