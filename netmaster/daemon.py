@@ -21,6 +21,7 @@ from netmaster import __version__
 from netmaster.aci.client import DEFAULT_URL as DEFAULT_ACI_GW_URL
 from netmaster.aci.controller import AciSettings
 from netmaster.api.app import ApiSettings, create_app
+from netmaster.api.watch import RING_EVENTS, WATCHER_BUFFER
 from netmaster.backup import cli as backup_cli
 from netmaster.ha.endpoint_gc import DEFAULT_GRACE
 from netmaster.ha.leader import DEFAULT_TTL
@@ -129,6 +130,24 @@ def build_parser() -> argparse.ArgumentParser:
             'default: 4xx with a JSON body {"error": reason}'
         ),
     )
+    p.add_argument(
+        "--watch-buffer",
+        type=int,
+        default=int(_env("watch-buffer", str(WATCHER_BUFFER)) or WATCHER_BUFFER),
+        help=(
+            "bytes of events one watch stream may have waiting; a watcher further behind (one that does not "
+            "read) is cut off with a 410 line and re-lists instead of growing netmaster's memory (default %(default)s)"
+        ),
+    )
+    p.add_argument(
+        "--watch-history",
+        type=int,
+        default=int(_env("watch-history", str(RING_EVENTS)) or RING_EVENTS),
+        help=(
+            "recent events kept in memory (at most 8 MiB of them) so that a watcher resuming from a recent "
+            "revision is served without a watch of the store of its own (default %(default)s)"
+        ),
+    )
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", default=_env("log-format", "json"), choices=["json", "text"])
     return p
@@ -189,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         leader_ttl=args.leader_ttl,
         endpoint_gc_grace=max(args.endpoint_gc_grace, 0.0),
         compat_errors=args.compat_errors,
+        watch_buffer=max(args.watch_buffer, 1024),
+        watch_history=max(args.watch_history, 1),
         aci=AciSettings(
             gw_url=args.aci_gw_url,
             gw_token=args.aci_gw_token,

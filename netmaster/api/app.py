@@ -31,7 +31,7 @@ from netmaster.aci.controller import AciController, AciSettings
 from netmaster.api.agent_inspect import add_agent_inspect_routes
 from netmaster.api.agents import AgentRegistry, add_agent_routes
 from netmaster.api.metrics import ApiMetrics
-from netmaster.api.watch import add_watch_routes
+from netmaster.api.watch import RING_EVENTS, WATCHER_BUFFER, WatchHub, add_watch_routes
 from netmaster.backup.state import export_state
 from netmaster.errors import ApiError, InvalidError, PayloadTooLargeError
 from netmaster.ha.cluster import ClusterNode
@@ -65,6 +65,8 @@ class ApiSettings:
     # Answer refusals Contiv's way (HTTP 500, the reason as plain text): Contiv's netctl prints the
     # body only on a 500, so with this its users see why; clients that read bodies see it anyway.
     compat_errors: bool = False
+    watch_buffer: int = WATCHER_BUFFER  # bytes a watcher may fall behind before it is cut off (410)
+    watch_history: int = RING_EVENTS  # recent events kept for resuming watchers
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -174,7 +176,9 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     registry = AgentRegistry(raw_store)
     add_agent_routes(app, registry, read_json)
     add_agent_inspect_routes(app, registry, settings.token)
-    add_watch_routes(app, store)
+    hub = WatchHub(store, ring=settings.watch_history, buffer=settings.watch_buffer)
+    metrics.track_watchers(lambda: len(hub.subscribers), lambda: hub.buffered, lambda: hub.overflows)
+    add_watch_routes(app, store, hub)
 
     @app.get("/version", tags=["daemon"])
     async def version() -> dict[str, Any]:
