@@ -28,6 +28,7 @@ from netmaster.ha.leader import DEFAULT_TTL
 from netmaster.logs import setup_logging
 from netmaster.store import DEFAULT_STORE_URL, open_store
 from netmaster.store.base import StoreError
+from netmaster.store.cache import STALENESS
 from netmaster.store.etcd_options import redact_url
 
 log = logging.getLogger("netmaster")
@@ -148,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
             "revision is served without a watch of the store of its own (default %(default)s)"
         ),
     )
+    p.add_argument(
+        "--read-staleness",
+        type=float,
+        default=float(_env("read-staleness", str(STALENESS)) or STALENESS),
+        help=(
+            "seconds: reads are served from memory and see every write of this netmaster, and every write of "
+            "other netmasters committed this long before; 0 makes every read ask the store for its revision "
+            "first (one round trip on etcd) (default %(default)s)"
+        ),
+    )
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", default=_env("log-format", "json"), choices=["json", "text"])
     return p
@@ -210,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         compat_errors=args.compat_errors,
         watch_buffer=max(args.watch_buffer, 1024),
         watch_history=max(args.watch_history, 1),
+        read_staleness=max(args.read_staleness, 0.0),
         aci=AciSettings(
             gw_url=args.aci_gw_url,
             gw_token=args.aci_gw_token,

@@ -41,7 +41,7 @@ from netmaster.model.catalog import OBJECT_TYPES, ObjectType
 from netmaster.objects.endpoints import EndpointService, ReservationService
 from netmaster.objects.service import ObjectService
 from netmaster.store.base import Store, StoreError
-from netmaster.store.cache import CachedStore
+from netmaster.store.cache import STALENESS, CachedStore
 from netmaster.store.etcd_options import redact_url
 from netmaster.store.txn import KeyedLocks
 
@@ -67,6 +67,7 @@ class ApiSettings:
     compat_errors: bool = False
     watch_buffer: int = WATCHER_BUFFER  # bytes a watcher may fall behind before it is cut off (410)
     watch_history: int = RING_EVENTS  # recent events kept for resuming watchers
+    read_staleness: float = STALENESS  # seconds another netmaster's write may take to show in reads
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -95,7 +96,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     aci_client = AciGwClient(settings.aci.gw_url, settings.aci.gw_token)
     # One watch-fed copy of the state per netmaster: every API read and every transaction's reads
     # come from it (netmaster.store.cache); the leader election and the collector use the store.
-    raw_store, store = store, CachedStore(store)
+    raw_store, store = store, CachedStore(store, staleness=settings.read_staleness)
     objects = ObjectService(
         store, cluster_mode=settings.cluster_mode, check_contracts=ExternalContractCheck(aci_client)
     )
@@ -285,12 +286,12 @@ def _add_object_routes(app: FastAPI, objects: ObjectService, otype: ObjectType) 
     }
     tags = [kind]
 
-    async def list_objects() -> JSONResponse:
-        items, revision = await objects.list(kind)
-        return _json(items, revision)
+    async def list_objects() -> Response:
+        body, revision = await objects.list_encoded(kind)
+        return Response(body, media_type="application/json", headers={REVISION_HEADER: str(revision)})
 
-    async def get_object(key: str) -> JSONResponse:
-        return _json(await objects.get(kind, key))
+    async def get_object(key: str) -> Response:
+        return Response(await objects.get_encoded(kind, key), media_type="application/json")
 
     async def put_object(key: str, request: Request) -> JSONResponse:
         obj, revision = await objects.apply(kind, key, await read_json(request))

@@ -31,6 +31,8 @@ class ObjectIndex:
         #: kind -> key -> the stored value ({"config": ..., "status": ...}), keys in order. Read-only.
         self.objects: dict[str, SortedDict] = {}
         self.relations = RelationIndex()
+        # GET and list answers, encoded once per change of the object or of its relations.
+        self._encoded: dict[tuple[str, str], bytes] = {}
         self._watchers: list[OnChange] = []
         self._load()
         cache.add_listener(self._on_event)
@@ -52,16 +54,36 @@ class ObjectIndex:
     def decorate(self, record: Record) -> dict[str, Any]:
         return self.relations.decorate(record)
 
+    def encoded(self, kind: str, key: str) -> bytes | None:
+        """The object as GET answers it, as JSON (what JSONResponse would send), or None."""
+        node = (kind, key)
+        body = self._encoded.get(node)
+        if body is None:
+            record = self.record(kind, key)
+            if record is None:
+                return None
+            body = self._encoded[node] = encode_json(self.decorate(record))
+        return body
+
+    def encoded_list(self, kind: str) -> bytes:
+        """Every object of ``kind`` as list answers it, in key order: O(objects of the kind)."""
+        return b"[" + b",".join(self.encoded(kind, key) or b"null" for key in self.objects.get(kind, ())) + b"]"
+
     def _load(self) -> None:
         self.objects = {}
         self.relations.clear()
+        self._encoded.clear()
         for kv in self.cache.range(keys.OBJ):
             kind, _, key = kv.key[len(keys.OBJ) :].partition("/")
             self._put(kind, key, json.loads(kv.value))
 
     def _put(self, kind: str, key: str, value: dict[str, Any]) -> None:
         self.objects.setdefault(kind, SortedDict())[key] = value
-        self.relations.put(Record(kind, key, value["config"], value["status"]))
+        self._forget(self.relations.put(Record(kind, key, value["config"], value["status"])))
+
+    def _forget(self, nodes: set[tuple[str, str]]) -> None:
+        for node in nodes:
+            self._encoded.pop(node, None)
 
     def _on_event(self, event: Event | None) -> None:
         if event is None:
@@ -75,7 +97,7 @@ class ObjectIndex:
             self._put(kind, key, json.loads(event.value))
         else:
             self.objects.get(kind, {}).pop(key, None)
-            self.relations.remove(kind, key)
+            self._forget(self.relations.remove(kind, key))
         self._tell(kind, key)
 
     def _tell(self, kind: str | None, key: str | None) -> None:
@@ -85,3 +107,8 @@ class ObjectIndex:
     def infra_type(self) -> str:
         settings = self.objects.get("global", {}).get("global")
         return (settings or {}).get("config", {}).get("networkInfraType") or "default"
+
+
+def encode_json(body: Any) -> bytes:
+    """JSON exactly as the API's JSONResponse renders it."""
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()

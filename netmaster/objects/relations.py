@@ -94,10 +94,12 @@ class RelationIndex:
         self._sets: dict[Node, dict[str, dict[str, dict[Node, tuple[str, str]]]]] = defaultdict(dict)
         self._made: dict[Node, list[_Contribution]] = {}
 
-    def put(self, record: Record) -> None:
+    def put(self, record: Record) -> set[Node]:
+        """Index ``record`` (replacing what it said before); every object whose relations may change."""
         source: Node = (record.kind, record.key)
-        self.remove(record.kind, record.key)
+        touched = self.remove(record.kind, record.key)
         made = _contributions(record)
+        touched.update(c.target for c in made)
         for c in made:
             if c.link is not None:
                 self._links[c.target].setdefault(c.link, {})[source] = c.ref
@@ -105,10 +107,13 @@ class RelationIndex:
                 self._sets[c.target].setdefault(c.set_name, {}).setdefault(c.member, {})[source] = c.ref
         if made:
             self._made[source] = made
+        return touched
 
-    def remove(self, kind: str, key: str) -> None:
+    def remove(self, kind: str, key: str) -> set[Node]:
+        """Forget what the object said; every object whose relations may change."""
         source: Node = (kind, key)
-        for c in self._made.pop(source, ()):
+        made = self._made.pop(source, ())
+        for c in made:
             if c.link is not None:
                 holders = self._links[c.target]
                 sources = holders[c.link]
@@ -128,6 +133,7 @@ class RelationIndex:
                         del sets[c.set_name]
                         if not sets:
                             del self._sets[c.target]
+        return {source, *(c.target for c in made)}
 
     def clear(self) -> None:
         self._links.clear()
@@ -144,12 +150,13 @@ class RelationIndex:
         node: Node = (record.kind, record.key)
         links = self._links.get(node)
         if links:
-            out["links"] = {name: _ref(*list(sources.values())[-1]) for name, sources in links.items()}
+            out["links"] = {name: _ref(*list(links[name].values())[-1]) for name in sorted(links)}
         sets = self._sets.get(node)
         if sets:
+            # Sorted, so the answer does not depend on the order the objects were made in.
             out["link-sets"] = {
-                name: {k: _ref(*next(iter(members[k].values()))) for k in sorted(members)}
-                for name, members in sets.items()
+                name: {k: _ref(*next(iter(sets[name][k].values()))) for k in sorted(sets[name])}
+                for name in sorted(sets)
             }
         return out
 

@@ -115,6 +115,19 @@ class ObjectService:
             raise NotFoundError(f"{kind} {key} not found")
         return self.index.decorate(record)
 
+    async def get_encoded(self, kind: str, key: str) -> bytes:
+        """:meth:`get` as the JSON the API sends, encoded once per change."""
+        await self.store.fresh()
+        body = self.index.encoded(kind, key)
+        if body is None:
+            raise NotFoundError(f"{kind} {key} not found")
+        return body
+
+    async def list_encoded(self, kind: str) -> tuple[bytes, int]:
+        """:meth:`list` as the JSON the API sends, and the revision."""
+        revision = await self.store.fresh()
+        return self.index.encoded_list(kind), revision
+
     async def list(self, kind: str) -> tuple[list[dict[str, Any]], int]:
         revision = await self.store.fresh()
         return [self.index.decorate(r) for r in self.index.records(kind)], revision

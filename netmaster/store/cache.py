@@ -6,9 +6,12 @@ revision, so its copy is always the store's state at some revision, the copy's `
 
 * ``get`` and ``list`` answer from memory (a dict lookup; a sorted-key range for prefixes) once the
   copy has reached every revision this process wrote (read-your-writes within a netmaster);
-* :meth:`fresh` first asks the store for its current revision (one round trip on etcd, a memory read
-  on SQLite) and waits until the copy has it: the API's reads call it, so a read sees every write any
-  netmaster committed before it began, and an unreachable store answers 503 as before;
+* :meth:`fresh` is what the API's reads call: it makes sure the copy holds every write any netmaster
+  committed more than ``staleness`` seconds before (default 50 ms; 0: every write committed before the
+  read began). When the copy was last confirmed against the store longer ago than that, it asks the
+  store for its current revision (one round trip on etcd, a memory read on SQLite) and waits until the
+  copy has it; a commit of this process confirms the copy too. A store failure seen on any call drops
+  the confirmation, so the next read asks the store, and an unreachable store answers 503 as before;
 * ``txn`` goes to the store; the commit's compares (on the mod_revisions the copy reported) catch a
   copy that was behind, and :func:`netmaster.store.txn.run_txn` waits for the copy to catch up
   (:meth:`catch_up`) before it retries;
@@ -25,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from sortedcontainers import SortedList
 
@@ -46,16 +51,22 @@ from netmaster.store.base import (
 
 log = logging.getLogger("netmaster.cache")
 
+T = TypeVar("T")
+
 #: Called with each event after the copy applied it; with None after a re-list.
 Listener = Callable[[Event | None], None]
 
 WAIT_LIMIT = 10.0  # seconds a read waits for the copy to reach a revision before answering 503
+STALENESS = 0.05  # seconds: how old another netmaster's write may be and still be missing from a read
 RELIST_DELAY = 0.5
 
 
 class CachedStore(Store):
-    def __init__(self, inner: Store) -> None:
+    def __init__(self, inner: Store, *, staleness: float = STALENESS) -> None:
         self.inner = inner
+        self.staleness = staleness
+        # Loop time at which the store was last known to be at or below the copy's (awaited) revision.
+        self._confirmed_at = -math.inf
         self.at_revision = 0  # the store revision the copy is at
         self._kvs: dict[str, KeyValue] = {}
         self._keys: SortedList = SortedList()
@@ -173,15 +184,29 @@ class CachedStore(Store):
                 await asyncio.wait_for(self._advanced.wait(), remaining)
 
     async def fresh(self) -> int:
-        """Wait until the copy holds every write committed before this call; its revision."""
-        await self.wait_for(await self.inner.revision())
+        """Wait until the copy holds every write committed ``staleness`` seconds before; its revision."""
+        now = asyncio.get_running_loop().time()
+        if now - self._confirmed_at >= self.staleness:
+            await self.wait_for(await self._checked(self.inner.revision()))
+            self._confirmed_at = max(self._confirmed_at, now)
+        else:
+            await self.wait_for(self._written)
         return self.at_revision
+
+    async def _checked(self, call: Awaitable[T]) -> T:
+        """``call`` on the store; a failure drops the confirmation (the next read asks the store)."""
+        try:
+            return await call
+        except StoreError:
+            self._confirmed_at = -math.inf
+            raise
 
     async def catch_up(self, revision: int) -> None:
         await self.wait_for(revision)
 
     async def refresh(self) -> bool:
         before = self.at_revision
+        self._confirmed_at = -math.inf  # a refusal is worth one round trip to be sure of
         await self.fresh()
         return self.at_revision > before
 
@@ -206,25 +231,28 @@ class CachedStore(Store):
         return self._kvs.get(key)
 
     async def txn(self, compares: list[Compare], ops: list[Op]) -> TxnResult:
-        result = await self.inner.txn(compares, ops)
+        sent = asyncio.get_running_loop().time()
+        result = await self._checked(self.inner.txn(compares, ops))
         if result.succeeded and ops:
+            # Every write committed before this one was sent has a lower revision.
             self._written = max(self._written, result.revision)
+            self._confirmed_at = max(self._confirmed_at, sent)
         return result
 
     def watch(self, prefix: str, since: int) -> AsyncIterator[Event]:
         return self.inner.watch(prefix, since)
 
     async def revision(self) -> int:
-        return await self.inner.revision()
+        return await self._checked(self.inner.revision())
 
     async def lease_grant(self, ttl: float) -> int:
-        return await self.inner.lease_grant(ttl)
+        return await self._checked(self.inner.lease_grant(ttl))
 
     async def lease_keepalive(self, lease: int) -> None:
-        await self.inner.lease_keepalive(lease)
+        await self._checked(self.inner.lease_keepalive(lease))
 
     async def lease_revoke(self, lease: int) -> None:
-        await self.inner.lease_revoke(lease)
+        await self._checked(self.inner.lease_revoke(lease))
         # Revoking deletes the lease's keys at a new revision this process caused.
         self._written = max(self._written, await self.inner.revision())
 
