@@ -78,7 +78,10 @@ class ObjectIndex:
             self._put(kind, key, json.loads(kv.value))
 
     def _put(self, kind: str, key: str, value: dict[str, Any]) -> None:
-        self.objects.setdefault(kind, SortedDict())[key] = value
+        items = self.objects.get(kind)
+        if items is None:
+            items = self.objects[kind] = SortedDict()
+        items[key] = value
         self._forget(self.relations.put(Record(kind, key, value["config"], value["status"])))
 
     def _forget(self, nodes: set[tuple[str, str]]) -> None:
