@@ -49,6 +49,7 @@ log = logging.getLogger("netmaster.api")
 
 MAX_BODY = 1 << 20  # 1 MiB: no Contiv object comes near it
 REVISION_HEADER = "X-Revision"
+MIN_REVISION_HEADER = b"x-min-revision"  # ASGI header names are lower-case bytes
 
 
 @dataclass
@@ -168,7 +169,8 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
         where = ".".join(str(p) for p in first.get("loc", ()))
         return refuse(400, f"invalid request: {where}: {first.get('msg', 'invalid')}")
 
-    app.add_middleware(GuardMiddleware, token=settings.token, metrics=metrics)
+    app.add_middleware(MinRevisionMiddleware, cache=store)
+    app.add_middleware(GuardMiddleware, token=settings.token, metrics=metrics)  # outermost: token first
 
     for otype in OBJECT_TYPES:
         _add_object_routes(app, objects, otype)
@@ -262,6 +264,34 @@ class GuardMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.observe(scope["method"], route, status, started)
+
+
+class MinRevisionMiddleware:
+    """``X-Min-Revision: R`` on a read: answer once this netmaster's copy holds revision R.
+
+    Read-your-writes across netmasters: a client that wrote through one netmaster (whose answer
+    carried ``X-Revision: R``) and reads through another names R, and the read waits until the copy
+    has it (503 if that takes longer than the cache's wait limit), instead of relying on the
+    ``--read-staleness`` window.
+    """
+
+    def __init__(self, app: ASGIApp, cache: CachedStore) -> None:
+        self.app = app
+        self.cache = cache
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            raw = next((v for k, v in scope["headers"] if k == MIN_REVISION_HEADER), None)
+            if raw is not None:
+                if not raw.isdigit() or len(raw) > 18:
+                    await error(400, f"{MIN_REVISION_HEADER.decode()} must be a revision number")(scope, receive, send)
+                    return
+                try:
+                    await self.cache.wait_for(int(raw))
+                except StoreError as exc:
+                    await error(503, str(exc))(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 def _authorised(scope: Scope, token: str) -> bool:

@@ -49,6 +49,28 @@ def test_read_your_writes_and_linearizable_reads(pair: tuple[httpx.Client, httpx
         eventually(lambda i=i: a.get(f"/api/v1/tenants/r{i}/").status_code == 404, what=f"r{i} gone on A")
 
 
+def test_a_named_revision_is_read_on_any_netmaster(tmp_path: Path) -> None:
+    """``X-Min-Revision``: a write's revision, named on a read through another netmaster, is seen there
+    even with a long staleness window; a malformed one is refused."""
+    shared_etcd().wipe()
+    url = shared_etcd().url
+    with (
+        NetmasterProcess.start(url, log_path=tmp_path / "a.log") as a,
+        NetmasterProcess.start(url, args=["--read-staleness", "3600"], log_path=tmp_path / "b.log") as b,
+        httpx.Client(base_url=a.url, timeout=10) as http_a,
+        httpx.Client(base_url=b.url, timeout=10) as http_b,
+    ):
+        assert http_b.get("/api/v1/tenants/").status_code == 200  # B confirms once, then not for an hour
+        for i in range(10):
+            written = http_a.post(f"/api/v1/tenants/m{i}/", json={})
+            assert written.status_code == 200
+            headers = {"X-Min-Revision": written.headers["X-Revision"]}
+            assert http_b.get(f"/api/v1/tenants/m{i}/", headers=headers).status_code == 200
+        refused = http_b.get("/api/v1/tenants/", headers={"X-Min-Revision": "soon"})
+        assert refused.status_code == 400
+        assert "X-Min-Revision" in refused.json()["error"] or "x-min-revision" in refused.json()["error"]
+
+
 def test_links_follow_writes_on_the_other_netmaster(pair: tuple[httpx.Client, httpx.Client]) -> None:
     a, b = pair
     assert a.post("/api/v1/tenants/lt/", json={}).status_code == 200
