@@ -131,33 +131,27 @@ def build_parser() -> argparse.ArgumentParser:
             'default: 4xx with a JSON body {"error": reason}'
         ),
     )
-    p.add_argument(
+    _number_flag(
+        p,
         "--watch-buffer",
-        type=int,
-        default=int(_env("watch-buffer", str(WATCHER_BUFFER)) or WATCHER_BUFFER),
-        help=(
-            "bytes of events one watch stream may have waiting; a watcher further behind (one that does not "
-            "read) is cut off with a 410 line and re-lists instead of growing netmaster's memory (default %(default)s)"
-        ),
+        WATCHER_BUFFER,
+        "bytes of events one watch stream may have waiting; a watcher further behind (one that does not "
+        "read) is cut off with a 410 line and re-lists instead of growing netmaster's memory",
     )
-    p.add_argument(
+    _number_flag(
+        p,
         "--watch-history",
-        type=int,
-        default=int(_env("watch-history", str(RING_EVENTS)) or RING_EVENTS),
-        help=(
-            "recent events kept in memory (at most 8 MiB of them) so that a watcher resuming from a recent "
-            "revision is served without a watch of the store of its own (default %(default)s)"
-        ),
+        RING_EVENTS,
+        "recent events kept in memory (at most 8 MiB of them) so that a watcher resuming from a recent "
+        "revision is served without a watch of the store of its own",
     )
-    p.add_argument(
+    _seconds_flag(
+        p,
         "--read-staleness",
-        type=float,
-        default=float(_env("read-staleness", str(STALENESS)) or STALENESS),
-        help=(
-            "seconds: reads are served from memory and see every write of this netmaster, and every write of "
-            "other netmasters committed this long before; 0 makes every read ask the store for its revision "
-            "first (one round trip on etcd) (default %(default)s)"
-        ),
+        STALENESS,
+        "seconds: reads are served from memory and see every write of this netmaster, and every write of "
+        "other netmasters committed this long before; 0 makes every read ask the store for its revision "
+        "first (one round trip on etcd)",
     )
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", default=_env("log-format", "json"), choices=["json", "text"])
@@ -166,8 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _seconds_flag(p: argparse.ArgumentParser, flag: str, default: float, help_text: str) -> None:
     """A duration flag in seconds, defaulting to its CONTIV_NETMASTER_ variable, then to ``default``."""
-    env_default = float(_env(flag.removeprefix("--"), str(default)) or default)
-    p.add_argument(flag, type=float, default=env_default, help=help_text + " (default %(default)s)")
+    _number_flag(p, flag, default, help_text, float)
+
+
+def _number_flag(p: argparse.ArgumentParser, flag: str, default: float, help_text: str, kind: type = int) -> None:
+    """A numeric flag, defaulting to its CONTIV_NETMASTER_ variable, then to ``default``."""
+    env_default = kind(_env(flag.removeprefix("--"), str(default)) or default)
+    p.add_argument(flag, type=kind, default=env_default, help=help_text + " (default %(default)s)")
 
 
 def _bind(listen_url: str) -> socket.socket:

@@ -284,7 +284,7 @@ class MinRevisionMiddleware:
             raw = next((v for k, v in scope["headers"] if k == MIN_REVISION_HEADER), None)
             if raw is not None:
                 if not raw.isdigit() or len(raw) > 18:
-                    await error(400, f"{MIN_REVISION_HEADER.decode()} must be a revision number")(scope, receive, send)
+                    await error(400, "X-Min-Revision must be a revision number")(scope, receive, send)
                     return
                 try:
                     await self.cache.wait_for(int(raw))
