@@ -54,7 +54,13 @@ def describe(store_key: str, value: Any) -> dict[str, Any] | None:
     return None
 
 
+#: Key prefixes the snapshot and watch show (see describe); the rest (allocators, counters) is internal.
+SHOWN = (keys.OBJ, keys.EP, keys.AGENTS, keys.ACI_SYNC)
+
+
 def encode_event(event: Event) -> dict[str, Any] | None:
+    if not event.key.startswith(SHOWN):
+        return None  # without parsing: allocator records can be large
     value = json.loads(event.value) if event.type is EventType.PUT and event.value else None
     described = describe(event.key, value)
     if described is None:

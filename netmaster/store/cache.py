@@ -124,6 +124,9 @@ class CachedStore(Store):
                 self._failure = exc
                 log.warning("store cache: state store failed (%s); listing again in %.1fs", exc, RELIST_DELAY)
                 await asyncio.sleep(RELIST_DELAY)
+            except Exception:  # a bug must not leave every read waiting on a copy nobody updates
+                log.exception("store cache: following the store failed; listing again in %.1fs", RELIST_DELAY)
+                await asyncio.sleep(RELIST_DELAY)
 
     def _load(self, kvs: list[KeyValue], revision: int) -> None:
         self._kvs = {kv.key: kv for kv in kvs}
@@ -167,7 +170,7 @@ class CachedStore(Store):
 
     async def wait_for(self, revision: int) -> None:
         """Until the copy has reached ``revision`` (503 after :data:`WAIT_LIMIT`)."""
-        if self._task is None:
+        if self._task is None or self._task.done():
             await self.start()
         if self.at_revision >= revision:
             return
