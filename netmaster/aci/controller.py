@@ -41,6 +41,7 @@ class AciController:
             retry=RetryPolicy(settings.retry_initial, settings.retry_max),
             debounce=settings.debounce,
             drift_interval=settings.drift_interval,
+            index=objects.index,
         )
         self.importer = TenantImporter(store, objects, client, settings.tenant_sync_interval)
         self.url = settings.gw_url

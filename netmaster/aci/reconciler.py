@@ -46,8 +46,10 @@ from typing import Any
 from netmaster.aci.client import AciGwClient, GatewayUnavailable
 from netmaster.aci.follower import ObjectFollower
 from netmaster.aci.payload import BuildError, ObjectView, build_payload, delete_payload, payload_hash
+from netmaster.objects.index import ObjectIndex
 from netmaster.store import keys
 from netmaster.store.base import Store, StoreError
+from netmaster.store.cache import cached
 
 log = logging.getLogger("netmaster.aci")
 
@@ -100,12 +102,15 @@ class AciReconciler:
         retry: RetryPolicy | None = None,
         debounce: float = 0.05,
         drift_interval: float = 2.0,
+        index: ObjectIndex | None = None,
     ) -> None:
         self.store = store
+        # netmaster passes its shared object index; standing alone, the reconciler keeps its own.
+        self.index = index or ObjectIndex(cached(store))
         self.client = client
         self.retry = retry or RetryPolicy()
         self.debounce = debounce
-        self.follower = ObjectFollower(store, self._on_change)
+        self.follower = ObjectFollower(self.index, self._on_change)
         self._profiles: dict[str, _Profile] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.drift_interval = drift_interval
@@ -141,7 +146,7 @@ class AciReconciler:
         self._tasks.clear()
         self._profiles.clear()
         self._gateway_started = None
-        self.follower = ObjectFollower(self.store, self._on_change)
+        self.follower = ObjectFollower(self.index, self._on_change)
 
     @property
     def running(self) -> bool:
