@@ -9,14 +9,9 @@ import pytest
 
 from agent.state import DesiredState, Host
 from testbed.cluster import Cluster
-from testbed.cluster.prereq import missing_prerequisites, running
+from testbed.cluster.prereq import missing_prerequisites, requires, running
 
-
-def _missing() -> str | None:
-    return missing_prerequisites()
-
-
-requires_datapath = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
+requires_datapath = requires(missing_prerequisites())
 
 _revisions = itertools.count(1)
 

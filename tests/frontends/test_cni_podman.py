@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 from testbed.cluster import in_ns, leftovers
+from testbed.cluster.prereq import requires
 from testbed.fe_cluster import FeCluster, busybox_rootfs, missing
 from testbed.sync_cluster import Netmaster, wait_revision
 from tests.frontends.cni_harness import CniReply, invoke
 from tests.frontends.podman_runtime import Podman
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing("podman", "runc") is not None,
-                                                   reason=missing("podman", "runc") or "")]
+pytestmark = [pytest.mark.slow, requires(missing("podman", "runc"))]
 T = "fepod"
 
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 import pytest
 
 from testbed.cluster import in_ns, leftovers
+from testbed.cluster.prereq import requires
 from testbed.fe_cluster import FeCluster, busybox_rootfs, missing
 from testbed.sync_cluster import Netmaster, wait_revision
 from tests.frontends.docker_runtime import Dockerd
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing("dockerd", "docker", "unshare") is not None,
-                                                   reason=missing("dockerd", "docker", "unshare") or "")]
+pytestmark = [pytest.mark.slow, requires(missing("dockerd", "docker", "unshare"))]
 T = "fedock"
 SUBNET = "10.65.0.0/24"
 IMAGE = "local/busybox:1"
