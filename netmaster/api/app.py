@@ -107,6 +107,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await objects.ensure_defaults(infra=settings.infra, fwd_mode=settings.fwd_mode)
+        await endpoints.index_macs()  # endpoints from before the MAC index (an upgrade, an old backup)
         await node.start()
         try:
             yield
