@@ -137,6 +137,7 @@ def netmaster_source(args: argparse.Namespace, reconciler: Reconciler,
     from agent.endpoint_ops import EndpointOps
     from agent.local_endpoints import LocalEndpointStore
     from agent.netmaster_source import AgentIdentity, NetmasterStateSource
+    from agent.pending_releases import PendingReleases
     from contiv_api import __version__  # one project, one version
 
     args.state_dir.mkdir(parents=True, exist_ok=True)
@@ -147,7 +148,7 @@ def netmaster_source(args: argparse.Namespace, reconciler: Reconciler,
                                   cache_file=args.state_dir / "last-state.json")
     LOG.info("following netmaster %s (retrying until it answers)", args.netmaster)
     source.start()
-    return source, EndpointOps(source, reconciler, local)
+    return source, EndpointOps(source, reconciler, local, PendingReleases(args.state_dir / "releases"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     if ops is not None:
         from agent.frontends import start_frontends
 
+        ops.resume()
         start_frontends(ops, args.cni_socket, args.docker_plugin, args.state_dir, args.docker_scope)
     signal.signal(signal.SIGTERM, lambda *_: source.stop())
     threading.Thread(target=_watch_switch, args=(reconciler, args.verify_interval, args.garp_interval),

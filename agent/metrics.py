@@ -37,6 +37,9 @@ class AgentMetrics:
                              "Gratuitous ARPs sent for local endpoints (ACI mode)", registry=r)
         self.endpoints = Gauge("contiv_agent_endpoint_count", "Endpoints programmed", ["location"],
                                registry=r)
+        self.pending_releases = Gauge("contiv_agent_pending_endpoint_releases",
+                                      "Endpoints deleted on this host whose release netmaster has not confirmed "
+                                      "yet (retried until it does)", registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
