@@ -32,8 +32,9 @@ def _run(tmp_path: Path, ci: str | None) -> str:
     if ci is not None:
         env["CI"] = ci
     env["PYTHONPATH"] = str(REPO)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-c", str(REPO / "pyproject.toml"), "-p", "tests.conftest",
-                           "-p", "no:cacheprovider", "-q", "-rfEs", str(tmp_path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    cmd = [sys.executable, "-m", "pytest", "-c", str(REPO / "pyproject.toml"), "-p", "tests.conftest",
+           "-p", "no:cacheprovider", "-q", "-rfEs", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     return proc.stdout
 
 
