@@ -46,6 +46,9 @@ class AgentMetrics:
         self.retained_endpoints = Gauge("contiv_agent_retained_remote_endpoints",
                                         "Remote endpoints netmaster collected while their host was away, still "
                                         "forwarded to until their host re-claims them", registry=r)
+        self.pending_releases = Gauge("contiv_agent_pending_endpoint_releases",
+                                      "Endpoints deleted on this host whose release netmaster has not confirmed "
+                                      "yet (retried until it does)", registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import threading
 import time
@@ -307,6 +308,12 @@ class NetmasterStateSource:
             with self._ticket_lock:
                 covers = self._sync_tickets
             state = self.build()
+            if state is None and quick and self._applied is not None:
+                # not synced since the start (netmaster away): an endpoint delete still takes its flows
+                # out of the saved state being served
+                self._applied = self._recorded_only(self._applied)
+                apply(self._applied)
+                return self._applied
             if state is None or self._apply is None:
                 return None
             if apply is not None:  # quick: covers only quick callers
@@ -354,7 +361,9 @@ class NetmasterStateSource:
                 LOG.warning("cannot save the last state to %s: %s", self.cache_file, exc)
 
     def _apply_cached(self) -> None:
-        """Before netmaster answers: re-apply the last state this host applied (after a restart)."""
+        """Before netmaster answers: re-apply the last state this host applied (after a restart), less
+        the local endpoints whose record is gone (deleted since, e.g. a delete the restart interrupted
+        and EndpointOps.resume finished: the saved state must not plumb them again)."""
         if self.cache_file is None or not self.cache_file.exists():
             return
         try:
@@ -362,15 +371,24 @@ class NetmasterStateSource:
         except (OSError, ValueError, TypeError) as exc:
             LOG.warning("ignoring the saved state %s: %s", self.cache_file, exc)
             return
+        state = self._recorded_only(state)
         with self._apply_lock:
             if self._applied is None and self._apply is not None:
                 LOG.info("applying the last known state (revision %d) until netmaster answers", state.revision)
                 self._apply(state)
                 self._applied = state
 
+    def _recorded_only(self, state: DesiredState) -> DesiredState:
+        """*state* (a saved one, served while netmaster is away) less this host's endpoints whose local
+        record is gone: deleted meanwhile, they must not be plumbed again."""
+        records, me = self.local.all(), self.identity.host_label
+        kept = tuple(ep for ep in state.endpoints if ep.host != me or ep.id in records)
+        return state if kept == state.endpoints else dataclasses.replace(state, endpoints=kept)
+
     def _reapply(self) -> None:
         with self._apply_lock:
             if self._applied is not None and self._apply is not None:
+                self._applied = self._recorded_only(self._applied)
                 self._apply(self._applied)
 
     # -- StateSource --------------------------------------------------------------------------------

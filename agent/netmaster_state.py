@@ -182,6 +182,9 @@ def _endpoint(rec: dict[str, Any], local: Mapping[str, LocalEndpoint], host_labe
     tenant, network = rec.get("tenantName", "default"), rec.get("networkName", "")
     if f"{tenant}:{network}" not in networks or not rec.get("ipAddress"):
         return None
+    if not rec.get("macAddress"):  # netmaster assigns every MAC (unique across tenants); never derive one here
+        LOG.warning("ignoring endpoint %s: netmaster's record has no MAC address", rec.get("endpointID"))
+        return None
     group = rec.get("groupName", "")
     if group and f"{tenant}:{group}" not in groups:
         group = ""

@@ -10,13 +10,14 @@ snapshot can be shared between threads.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from contiv_api.mac import mac_for
+from contiv_api.mac import first_free
 
 FwdMode = Literal["bridge", "routing"]
 InfraType = Literal["default", "aci"]
@@ -99,8 +100,6 @@ class Endpoint:
 
     def __post_init__(self) -> None:
         ipaddress.IPv4Address(self.ip)
-        if not self.mac:
-            object.__setattr__(self, "mac", mac_for(self.ip))
 
     @property
     def network_key(self) -> str:
@@ -176,6 +175,8 @@ class DesiredState:
             raise ValueError("fwd_mode must be bridge or routing")
         if self.infra not in ("default", "aci"):
             raise ValueError("infra must be default or aci")
+        if any(not ep.mac for ep in self.endpoints):
+            object.__setattr__(self, "endpoints", _with_macs(self.endpoints))
         idx = self._index
         idx["net"] = {n.key: n for n in self.networks}
         idx["grp"] = {g.key: g for g in self.groups}
@@ -245,6 +246,21 @@ class DesiredState:
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=1))
         tmp.replace(path)
+
+
+def _with_macs(endpoints: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
+    """Endpoints of a standalone state (a file, a test) that give no MAC get one by netmaster's rule
+    (contiv_api.mac), in order, so that two with the same address in two tenants differ. Endpoints from
+    netmaster always carry netmaster's MAC (agent.netmaster_state drops one without), so this never
+    second-guesses it."""
+    taken = {ep.mac for ep in endpoints if ep.mac}
+    out = []
+    for ep in endpoints:
+        if not ep.mac:
+            ep = dataclasses.replace(ep, mac=first_free(ep.ip, taken))
+            taken.add(ep.mac)
+        out.append(ep)
+    return tuple(out)
 
 
 def _plain(value: Any) -> Any:

@@ -124,6 +124,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.start()
         await objects.ensure_defaults(infra=settings.infra, fwd_mode=settings.fwd_mode)
+        await endpoints.index_macs()  # endpoints from before the MAC index (an upgrade, an old backup)
         await node.start()
         try:
             yield

@@ -10,6 +10,7 @@ from agent.pipeline.tables import Table
 from agent.state import DesiredState, Endpoint, EndpointGroup, Network, Policy, Rule
 from testbed.cluster import SimHost, in_ns
 from testbed.netcheck import Pinger, ping, ping_eventually
+from testbed.waiting import eventually
 from tests.agent.conftest import ClusterEnv, requires_datapath
 
 pytestmark = requires_datapath
@@ -84,13 +85,11 @@ def test_flows_deleted_behind_the_agent_are_restored(env: ClusterEnv) -> None:
     h1 = env.cluster.hosts[0]
     before, drift_before = _flows_without_cookies(h1), _drift_count(h1)
     h1.ovs.run("ovs-ofctl", "-O", "OpenFlow13", "del-flows", h1.bridge, f"table={int(Table.L2_FORWARDING_CALC)}")
-    assert not ping(a, "10.6.0.2"), "without L2 forwarding nothing gets through"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _flows_without_cookies(h1) != before:
-        time.sleep(0.2)
-    assert _flows_without_cookies(h1) == before
+    # no "nothing gets through now" check: the agent may already have restored the table (a race);
+    # the drift counter below proves it saw the flows missing
+    eventually(lambda: _flows_without_cookies(h1) == before, 10, "the deleted flows restored")
     assert ping(a, "10.6.0.2")
-    assert _drift_count(h1) > drift_before
+    eventually(lambda: _drift_count(h1) > drift_before, 5, "the drift counted")
 
 
 def _drift_count(host: SimHost) -> float:

@@ -20,6 +20,7 @@ import pytest
 from testbed.cluster import SimHost, in_ns
 from testbed.netcheck import Pinger, http_ok, http_server, ping, ping_eventually
 from testbed.sync_cluster import Netmaster, SyncCluster, add_endpoint, delete_endpoint, wait_revision
+from testbed.waiting import eventually
 
 _n = itertools.count(1)
 
@@ -300,7 +301,8 @@ def test_netmaster_outage(sync_cluster: SyncCluster, nm: Netmaster) -> None:
     assert ping(a, rb["ip"])
     sync_cluster.kill_agent(h1)
     sync_cluster.start_agent(h1)  # healthy on the state it saved, though netmaster is away
-    assert "waiting for netmaster" in sync_cluster.agent_log(h1).rsplit("following netmaster", 1)[-1]
+    eventually(lambda: "waiting for netmaster" in sync_cluster.agent_log(h1).rsplit("following netmaster", 1)[-1],
+               15, "the agent saying it waits for netmaster")
     assert _flows_without_cookies(h1) == before
     assert ping(a, rb["ip"])
     started = time.monotonic()

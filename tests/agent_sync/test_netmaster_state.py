@@ -70,8 +70,11 @@ def test_partial_cache_drops_dangling_references() -> None:
                                               "host": "h1", "ipAddress": "10.9.0.1"}))
     objects.append(NmObject("rule", "t:q:1", {"tenantName": "t", "policyName": "q", "ruleId": "1",
                                               "direction": "sideways", "action": "allow"}))
+    objects.append(NmObject("endpoint", "nomac", {"endpointID": "nomac", "tenantName": "t", "networkName": "web",
+                                                  "host": "h1", "ipAddress": "10.1.0.9"}))
     state = build_state(objects, {}, "h1", revision=1)
     assert state.endpoint("x") is None  # its network is not (yet) known
+    assert state.endpoint("nomac") is None, "a MAC comes from netmaster; the agent never derives one"
     a = state.endpoint("a")
     assert a is not None
     assert a.group == ""
