@@ -5,6 +5,7 @@ from __future__ import annotations
 from agent.local_endpoints import LocalEndpoint
 from agent.netmaster_state import NmObject, build_state, with_last_known
 from agent.state import Host, Rule
+from contiv_api.mac import candidates
 
 
 def _objects() -> list[NmObject]:
@@ -85,8 +86,11 @@ def test_partial_cache_drops_dangling_references() -> None:
 
 
 def _ep(ep_id: str, host: str, ip: str, network: str = "web") -> NmObject:
+    """An endpoint record as netmaster stores it (with the MAC netmaster assigned: records without
+    one are dropped by the agent)."""
     return NmObject("endpoint", ep_id, {"endpointID": ep_id, "tenantName": "t", "networkName": network,
-                                        "host": host, "ipAddress": ip, "vtepIP": "192.168.1.9"})
+                                        "host": host, "ipAddress": ip, "macAddress": next(candidates(ip)),
+                                        "vtepIP": "192.168.1.9"})
 
 
 def _ids(objects: list[NmObject]) -> dict[str, str]:
