@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,9 @@ pytestmark = pytest.mark.skipif(missing_prerequisites() is not None, reason=str(
 
 
 def demo(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CONTIV_DEMO_SETUP": "0"}
+    # The suite is already set up, and the demo runs with the suite's own interpreter (scripts/test's
+    # virtual environment, or whichever runs these tests).
+    env = {**os.environ, "CONTIV_DEMO_SETUP": "0", "CONTIV_PYTHON": sys.executable}
     return subprocess.run([str(REPO / "scripts" / "demo"), *args], capture_output=True, text=True, timeout=300,
                           env=env, cwd="/")
 
