@@ -17,11 +17,14 @@ from apic_mock.service import ApicService
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A bound TCP socket (port 0 picks a free one); the server listens on it."""
+    """A listening TCP socket (port 0 picks a free one) for the server. Listening already, so a client
+    that reads the port (``--port-file``) before the server has started connects and waits instead of
+    being refused."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(2048)  # uvicorn's backlog
     return sock
 
 
