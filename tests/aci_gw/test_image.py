@@ -84,7 +84,8 @@ def image(docker: Docker) -> str:
     try:
         for item in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md"):
             shutil.copy(ROOT / item, ctx / item)
-        shutil.copytree(ROOT / "aci_gw", ctx / "aci_gw", ignore=shutil.ignore_patterns("__pycache__"))
+        for package in ("aci_gw", "contiv_api"):  # what the Dockerfile copies
+            shutil.copytree(ROOT / package, ctx / package, ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copytree(ROOT / "docker", ctx / "docker")
         wheels = CACHE / "aci-gw-wheels"
         requirements = ROOT / "docker/aci-gw/requirements.txt"
