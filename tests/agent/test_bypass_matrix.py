@@ -78,8 +78,9 @@ def matrix(request: pytest.FixtureRequest, cluster: Cluster, tmp_path_factory: p
     ns = {name: env.container(f"{mode[:2]}{name}") for name in LAYOUT}
     eps = tuple(Endpoint(name, "t1", "n", IPS[name], host, group=group, netns=ns[name])
                 for name, (host, group) in LAYOUT.items())
-    env.apply(DesiredState(fwd_mode=fwd_mode, networks=(net,), groups=GROUPS, policies=POLICIES, endpoints=eps))
-    members = {ep.id: Member(ep.id, ns[ep.id], ep.ip, ep.mac) for ep in eps}
+    state = DesiredState(fwd_mode=fwd_mode, networks=(net,), groups=GROUPS, policies=POLICIES, endpoints=eps)
+    env.apply(state)
+    members = {ep.id: Member(ep.id, ns[ep.id], ep.ip, ep.mac) for ep in state.endpoints}  # MACs as assigned
     work = tmp_path_factory.mktemp(f"bypass-{mode}")
     sniffers: dict[str, Sniffer] = {}
     try:
