@@ -84,7 +84,7 @@ class Gateway:
         drift = settings.drift
         self.watch: DriftWatch | None = None
         self.repairs: RepairQueue | None = None
-        if drift.watch and isinstance(client, RestClient) and not client.conn.uses_certificate:
+        if drift.watch and isinstance(client, RestClient):
             self.watch = DriftWatch(client, self._on_event, self._on_resync, timeout=drift.subscription_timeout,
                                     observe=metrics.subscribed)
             self.repairs = RepairQueue(self._repair, interval=drift.repair_interval)
@@ -97,7 +97,7 @@ class Gateway:
             self.watch.start()
             log.info("drift watch on (%s)", "repair" if self.settings.drift.repair else "report only, no repair")
         elif self.client is not None and self.settings.drift.watch:
-            log.warning("drift watch off: it needs the REST backend with password authentication")
+            log.warning("drift watch off: it needs the REST backend (the cobra backend has no event subscriptions)")
 
     def close(self) -> None:
         if self.watch is not None:

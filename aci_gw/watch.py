@@ -1,14 +1,16 @@
 """The drift watch: APIC event subscriptions on every tenant the gateway holds an intent for.
 
 One websocket per session (``/socket<token>``) carries the events of all subscriptions (apic.md §5).
-The loop keeps it so, whatever happens to the APIC:
+The session is a password login, or with certificate authentication a ``webtokenSession`` whose token
+the client's signed subscription requests name (:class:`aci_gw.apic.rest.RestClient` keeps either
+valid). The loop keeps it so, whatever happens to the APIC:
 
 * nothing happens before the first tenant is to be watched (no login, no socket);
 * each watched tenant has a DN subscription of its subtree, refreshed every third of its timeout; a
   refresh the APIC refuses (the subscription expired) is answered by subscribing again;
-* a websocket that closes (APIC restart, session ended), or a session replaced by a new login (the
-  push path logs in again when a token expires) makes the loop log in, reconnect and subscribe
-  everything again;
+* a websocket that closes (APIC restart, session ended), or a session replaced by a new one (the
+  push path logs in again when a token expires; an expired webtoken is obtained anew) makes the
+  loop start a new session, reconnect and subscribe everything again;
 * whenever a subscription is (re)made after the first, events may have been missed meanwhile, so the
   tenant is handed to ``on_resync``: the gateway then re-checks it against the intent with one read.
 
@@ -137,7 +139,7 @@ class DriftWatch:
             self.connected.set()
             while not self._stop.is_set():
                 if self.client.login_generation != generation:
-                    log.info("drift watch: the APIC session was replaced (new login); reconnecting")
+                    log.info("drift watch: the APIC session was replaced (new login or webtoken); reconnecting")
                     return
                 self._sync_subscriptions()
                 self._receive(ws, 0.2)

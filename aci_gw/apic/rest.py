@@ -4,7 +4,10 @@ Session behaviour (what Contiv's gateway lacked and operators asked for):
 
 * password login with ``aaaLogin``; the token is refreshed (``aaaRefresh``) once half its lifetime
   has passed, and a request answered "Token was invalid" logs in again and is repeated once;
-* certificate sessions sign every request instead (no login, no token);
+* certificate sessions sign every request instead (no login, no token); for the drift watch's
+  websocket they hold a ``webtokenSession`` token, which the watch's signed requests name in the
+  ``APIC-WebSocket-Session`` cookie (as aci-containers does) and which is refreshed and re-obtained
+  like a login token;
 * idempotent requests are retried on connection errors and 5xx with exponential backoff and jitter,
   up to a bounded number of attempts, then fail with :class:`ApicUnavailable`;
 * TLS is verified by default (system trust, or the configured CA bundle);
@@ -85,10 +88,12 @@ class RestClient(ApicClient):
             trust_env=False,
         )
         self._lock = threading.RLock()
+        # The login token (password sessions), or the webtoken of the websocket session (certificate).
         self._token: str | None = None
         self._token_at = 0.0
         self._token_lifetime = 600.0
-        #: Bumped at every password login: a new session, whose websocket the drift watch must open.
+        #: Bumped at every password login or new webtoken: a new session, whose websocket the drift
+        #: watch must open.
         self.login_generation = 0
 
     # -- session -------------------------------------------------------------------------------
@@ -112,6 +117,19 @@ class RestClient(ApicClient):
         self._take_token(reply, "password")
         self.login_generation += 1
 
+    def _webtoken_locked(self) -> None:
+        """A new websocket session for certificate auth: a signed ``GET /api/webtokenSession.json``."""
+        try:
+            reply = self._exchange("GET", "/api/webtokenSession.json", b"")
+        except ApicUnavailable:
+            raise
+        except ApicError as exc:
+            self.observer.login("webtoken", False)
+            raise ApicAuthError(f"APIC webtokenSession as {self.conn.cert_dn} failed: {exc}",
+                                exc.code, exc.status) from None
+        self._take_token(reply, "webtoken")
+        self.login_generation += 1
+
     def _take_token(self, reply: Any, kind: str) -> None:
         try:
             attrs = reply["imdata"][0][next(iter(reply["imdata"][0]))]["attributes"]
@@ -125,47 +143,59 @@ class RestClient(ApicClient):
         self.observer.login(kind, True)
         log.info("APIC %s ok as %s (token valid %.0f s)", kind, self.conn.username, self._token_lifetime)
 
-    def _ensure_session(self) -> None:
-        """Log in when there is no token; refresh it once half its lifetime has passed."""
-        if self._signer is not None:
+    def _ensure_session(self, webtoken: bool = False) -> None:
+        """Log in when there is no token; refresh it once half its lifetime has passed.
+
+        Certificate sessions need no login; only the websocket's requests (``webtoken``) need their
+        webtoken, obtained, refreshed (a signed ``aaaRefresh`` naming it: same session, same socket)
+        and, when the refresh is refused, obtained anew (a new session: the watch reconnects)."""
+        if self._signer is not None and not webtoken:
             return
+        start = self._login_locked if self._signer is None else self._webtoken_locked
         with self._lock:
             if self._token is None:
-                self._login_locked()
+                start()
             elif time.monotonic() - self._token_at > self._token_lifetime / 2:
                 try:
-                    self._take_token(self._exchange("GET", "/api/aaaRefresh.json", b""), "refresh")
+                    self._take_token(self._exchange("GET", "/api/aaaRefresh.json", b"", webtoken=True),
+                                     "refresh")
                 except ApicUnavailable:
                     raise
                 except ApicError:
                     self._token = None
-                    self._login_locked()
+                    start()
 
-    def _auth_headers(self, method: str, raw_path: str, body: bytes) -> dict[str, str]:
+    def _auth_headers(self, method: str, raw_path: str, body: bytes, webtoken: bool) -> dict[str, str]:
         if self._signer is not None:
-            return {"Cookie": self._signer.cookie(method, raw_path, body)}
+            cookie = self._signer.cookie(method, raw_path, body)
+            if webtoken and self._token:
+                cookie += f"; APIC-WebSocket-Session={self._token}"
+            return {"Cookie": cookie}
         return {"Cookie": f"APIC-cookie={self._token}"} if self._token else {}
 
     # -- transport -----------------------------------------------------------------------------
     def _exchange(
         self, method: str, path: str, body: bytes, auth: bool = True, session: bool = False,
-        retries: int | None = None,
+        retries: int | None = None, webtoken: bool = False,
     ) -> Any:
         """One logical request with retries; returns the decoded JSON reply or raises ApicError.
 
         ``auth`` attaches credentials; ``session`` also makes sure a valid session exists before each
-        attempt and logs in again once when the APIC says the token is no longer valid.
+        attempt and logs in again once when the APIC says the token is no longer valid. ``webtoken``
+        marks a request of the websocket session (subscriptions): with a certificate it names the
+        webtoken in its cookie, and ``session`` then keeps that webtoken valid.
         """
+        token_bound = self._signer is None or webtoken
         budget = self.policy.retries if retries is None else retries
         attempt = 0
         relogged = False
         while True:
             if session:
-                self._ensure_session()
+                self._ensure_session(webtoken)
             request = self._http.build_request(method, path, content=body or None,
                                                headers={"Content-Type": "application/json"} if body else {})
             if auth:
-                request.headers.update(self._auth_headers(method, request.url.raw_path.decode(), body))
+                request.headers.update(self._auth_headers(method, request.url.raw_path.decode(), body, webtoken))
             started = time.monotonic()
             try:
                 response = self._http.send(request)
@@ -193,12 +223,13 @@ class RestClient(ApicClient):
             except ValueError:
                 reply = None
             code, text = _error_of(reply)
-            if response.status_code == 403 and session and self._signer is None and not relogged and (
+            if response.status_code == 403 and session and token_bound and not relogged and (
                 text.lower().startswith(_TOKEN_INVALID)
             ):
                 relogged = True
                 self.observer.retry("token")
-                log.info("APIC token no longer valid (%s): logging in again", text)
+                log.info("APIC %s no longer valid (%s): obtaining a new one",
+                         "token" if self._signer is None else "webtoken", text)
                 with self._lock:
                     self._token = None
                 continue
@@ -292,15 +323,15 @@ class RestClient(ApicClient):
     def websocket_session(self, fresh: bool = False) -> tuple[str, int]:
         """The token to open ``/socket<token>`` with, and the login generation it belongs to.
 
-        ``fresh`` logs in again first (after a reconnect the old session may be gone). Certificate
-        sessions have no token; the watch is not available with them (see docs/aci.md)."""
-        if self._signer is not None:
-            raise ApicError("the drift watch needs password authentication (certificate sessions have no "
-                            "websocket token)")
+        ``fresh`` starts a new session first (after a reconnect the old one may be gone): a password
+        login, or with a certificate a new ``webtokenSession``."""
         with self._lock:
             if fresh or self._token is None:
                 self._token = None
-                self._login_locked()
+                if self._signer is None:
+                    self._login_locked()
+                else:
+                    self._webtoken_locked()
             assert self._token is not None
             return self._token, self.login_generation
 
@@ -312,7 +343,7 @@ class RestClient(ApicClient):
         """Subscribe to every change in the subtree of ``dn``; returns the subscription id."""
         query = _query({"query-target": "subtree", "rsp-prop-include": "naming-only",
                         "subscription": "yes", "refresh-timeout": str(timeout)})
-        reply = self._exchange("GET", f"/api/mo/{dn}.json?{query}", b"", session=True)
+        reply = self._exchange("GET", f"/api/mo/{dn}.json?{query}", b"", session=True, webtoken=True)
         sub_id = reply.get("subscriptionId")
         if not sub_id:
             raise ApicError(f"APIC reply to a subscription of {dn} carries no subscriptionId")
@@ -321,7 +352,8 @@ class RestClient(ApicClient):
     def refresh_subscription(self, sub_id: str) -> bool:
         """Keep a subscription alive; False when the APIC no longer knows it (expired)."""
         try:
-            self._exchange("GET", f"/api/subscriptionRefresh.json?id={sub_id}", b"", session=True)
+            self._exchange("GET", f"/api/subscriptionRefresh.json?id={sub_id}", b"", session=True,
+                           webtoken=True)
         except ApicUnavailable:
             raise
         except ApicError as exc:

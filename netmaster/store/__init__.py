@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
-
 from netmaster.store.base import Store, StoreError
+from netmaster.store.etcd_options import split_store_url
 
 DEFAULT_STORE_URL = "sqlite:///var/lib/contiv/netmaster.db"
 
@@ -15,8 +14,7 @@ def open_store(url: str, *, readonly: bool = False) -> Store:
     ``readonly`` matters for SQLite only, whose opening otherwise cleans up (see SqliteStore); the
     other backends are shared with running netmasters anyway.
     """
-    parsed = urlparse(url)
-    scheme = parsed.scheme
+    scheme = split_store_url(url).scheme
     if scheme == "memory":
         from netmaster.store.memory import MemoryStore
 

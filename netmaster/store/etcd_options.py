@@ -13,7 +13,7 @@ The password is kept out of ``repr`` and of every message, because store URLs en
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from netmaster.store.base import StoreError
 
@@ -57,9 +57,22 @@ class EtcdOptions:
 _QUERY_KEYS = {"ca", "cert", "key", "username", "password", "timeout", "connect_timeout", "history"}
 
 
+def split_store_url(url: str) -> SplitResult:
+    """:func:`urllib.parse.urlsplit` without its check of the host part: an etcd URL names several hosts
+    (``h1:2379,[::1]:2379``), which Pythons with the CVE-2024-11168 fix (CPython 3.11.11+, Debian's
+    3.11.2 by a backport) refuse as an "Invalid IPv6 URL" since text precedes the bracket."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return urlsplit(url)  # no host part to check
+    rest, _, fragment = rest.partition("#")
+    rest, _, query = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
+    return SplitResult(scheme.lower(), netloc, slash + path, query, fragment)
+
+
 def parse_etcd_url(url: str) -> EtcdOptions:
     """``etcd[s]://[user:pass@]host[:port][,host[:port]...][?options]`` -> :class:`EtcdOptions`."""
-    parts = urlsplit(url)
+    parts = split_store_url(url)
     if parts.scheme not in ("etcd", "etcds"):
         raise StoreError(f"not an etcd store URL (expected etcd:// or etcds://): scheme {parts.scheme!r}")
     if parts.path not in ("", "/"):
@@ -109,7 +122,7 @@ def _endpoint(text: str) -> str:
 
 def redact_url(url: str) -> str:
     """``url`` with any password removed (userinfo and ``password=``), for logs and ``/info``."""
-    parts = urlsplit(url)
+    parts = split_store_url(url)
     netloc = parts.netloc
     userinfo, at, hosts = netloc.rpartition("@")
     if at:

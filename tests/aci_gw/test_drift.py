@@ -1,7 +1,8 @@
 """The drift watch against apic_mock over HTTPS: objects the gateway owns, deleted or changed in the
 APIC by hand, come back through the APIC's own event subscriptions; a user's objects next to them are
-left alone; the watch survives subscription expiry, an APIC restart and a token expiry; and the
-fencing token keeps a stale writer from going backwards."""
+left alone; the watch survives subscription expiry, an APIC restart and a token expiry, with password
+and with certificate (signature) authentication; and the fencing token keeps a stale writer from going
+backwards."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from pathlib import Path
 
 import pytest
 from aci_gw_harness import RunningGateway, add_phys_domain, gateway_env, read_tree, user_post
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from testbed.aci_gw import AciGwProcess
 from testbed.aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile, epg, link
 from testbed.apic import ApicMock
+from testbed.certs import cert_pem, key_pem, self_signed
 from testbed.waiting import eventually
 
 ENV = {"APIC_PHYS_DOMAIN": PHYS_DOMAIN, "APIC_LEAF_NODE": LEAF}
@@ -163,6 +166,81 @@ def test_watch_resumes_after_an_apic_restart(tmp_path: Path) -> None:
         finally:
             gw.stop()
 
+
+
+# -- certificate (signature) authentication: the websocket runs on a webtokenSession ----------------
+
+CERT_DN = "uni/userext/user-contiv/usercert-gw"
+
+
+def certificate_env(apic: ApicMock, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A user ``contiv`` with only a certificate in the APIC, and the gateway's env to sign as it."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    user_post(apic, "uni/userext", {"aaaUser": {"attributes": {"name": "contiv"}, "children": [
+        {"aaaUserCert": {"attributes": {"name": "gw", "data": cert_pem(self_signed(key, "contiv"))}}}]}})
+    key_file = tmp_path / "contiv.key"
+    key_file.write_bytes(key_pem(key))
+    return gateway_env(apic, APIC_USERNAME="contiv", APIC_PASSWORD="", APIC_CERT_DN=CERT_DN,
+                       APIC_LOCAL_KEY_FILE=str(key_file), **ENV, **extra)
+
+
+def api_calls(apic: ApicMock, path: str) -> int:
+    return sum(1 for e in apic.admin.stats()["log"] if e["path"].startswith(path))
+
+
+def test_certificate_auth_deleted_epg_comes_back(apic, tmp_path: Path) -> None:
+    gw = RunningGateway(certificate_env(apic, tmp_path))
+    try:
+        assert gw.create(app_profile())["result"] == "success"
+        watched(gw)
+        assert gw.gateway.drift_status()["watch"] == "connected"
+        user_delete(apic, EPG_WEB)
+        eventually(lambda: exists(apic, EPG_WEB), timeout=10, what="EPG repaired")
+        eventually(lambda: repairs(gw) >= 1, what="repair counted")
+        assert metric(gw, "aci_gw_apic_logins_total", kind="webtoken", result="ok") >= 1
+        assert metric(gw, "aci_gw_apic_logins_total", kind="password", result="ok") == 0
+        assert metric(gw, "aci_gw_apic_logins_total", kind="password", result="failed") == 0
+        assert api_calls(apic, "/api/webtokenSession") >= 1  # only the gateway asks for one
+    finally:
+        gw.stop()
+
+
+def test_certificate_auth_webtoken_expiry_during_the_watch(apic, tmp_path: Path) -> None:
+    gw = RunningGateway(certificate_env(apic, tmp_path, APIC_SUBSCRIPTION_TIMEOUT="3"))
+    try:
+        assert gw.create(app_profile())["result"] == "success"
+        watched(gw)
+        obtained = metric(gw, "aci_gw_apic_logins_total", kind="webtoken", result="ok")
+        assert apic.admin.expire_tokens("contiv") >= 1
+        user_delete(apic, EPG_WEB)  # made while the gateway's websocket session is dead
+        eventually(lambda: exists(apic, EPG_WEB), timeout=15, what="repaired")
+        eventually(lambda: metric(gw, "aci_gw_apic_subscriptions_total", reason="reconnect") >= 1,
+                   timeout=15, what="new webtoken, websocket and subscriptions")
+        assert metric(gw, "aci_gw_apic_logins_total", kind="webtoken", result="ok") > obtained
+        assert metric(gw, "aci_gw_apic_retries_total", reason="token") >= 1  # the 403 was seen and handled
+        user_delete(apic, RELATION)  # and the new watch sees the next one
+        eventually(lambda: exists(apic, RELATION), timeout=10, what="repaired on the new webtoken session")
+    finally:
+        gw.stop()
+
+
+def test_certificate_auth_webtoken_is_refreshed_before_it_expires(tmp_path: Path) -> None:
+    """A 4 s webtoken outlived threefold: refreshed (same session, same websocket), never re-obtained."""
+    with ApicMock.start(refresh_timeout=4) as short:
+        add_phys_domain(short)
+        gw = RunningGateway(certificate_env(short, tmp_path, APIC_SUBSCRIPTION_TIMEOUT="3"))
+        try:
+            assert gw.create(app_profile())["result"] == "success"
+            watched(gw)
+            eventually(lambda: metric(gw, "aci_gw_apic_logins_total", kind="refresh", result="ok") >= 3,
+                       timeout=20, what="three webtoken refreshes")
+            assert metric(gw, "aci_gw_apic_logins_total", kind="webtoken", result="ok") == 1
+            assert metric(gw, "aci_gw_apic_subscriptions_total", reason="reconnect") == 0
+            assert metric(gw, "aci_gw_apic_retries_total", reason="token") == 0
+            user_delete(short, EPG_WEB)
+            eventually(lambda: exists(short, EPG_WEB), timeout=10, what="repaired on the refreshed session")
+        finally:
+            gw.stop()
 
 # -- one writer: the fencing token ---------------------------------------------------------------
 

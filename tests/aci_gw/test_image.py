@@ -22,39 +22,18 @@ from aci_gw_harness import read_tree
 
 from testbed.aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile
 from testbed.cluster.prereq import unavailable
+from testbed.debian import CACHE, base_rootfs_tar
 from testbed.ports import free_port
 from testbed.process import stop_process
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("CONTIV_TEST_CACHE", "/var/cache/contiv-test"))
-BASE_TAR = CACHE / "debian-python-bookworm.tar"
 BASE_IMAGE = "local/debian-python:bookworm"
 IMAGE = "contiv/aci-gw:test"
 MISSING = [tool for tool in ("dockerd", "docker", "debootstrap") if shutil.which(tool) is None]
 
 Docker = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def _base_rootfs_tar() -> Path:
-    """A minimal Debian with Python, as a tar, made once with debootstrap and cached."""
-    if BASE_TAR.exists():
-        return BASE_TAR
-    CACHE.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="rootfs-", dir=CACHE))
-    try:
-        include = "--include=python3,python3-venv,python3-pip,ca-certificates"
-        subprocess.run(["debootstrap", "--variant=minbase", include, "bookworm", str(root)], check=True,
-                       capture_output=True, timeout=900)
-        # pip inside the build must trust the same certificate authorities as this machine
-        shutil.copy("/etc/ssl/certs/ca-certificates.crt", root / "etc/ssl/certs/ca-certificates.crt")
-        partial = BASE_TAR.with_suffix(".partial")
-        subprocess.run(["tar", "-C", str(root), "-cf", str(partial), "."], check=True, timeout=600)
-        partial.rename(BASE_TAR)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    return BASE_TAR
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +79,7 @@ def docker() -> Iterator[Docker]:
 @pytest.fixture(scope="module")
 def image(docker: Docker) -> str:
     """The aci-gw image built from a clean context, offline, on the locally made base."""
-    with open(_base_rootfs_tar(), "rb") as tar:
+    with open(base_rootfs_tar(), "rb") as tar:
         docker("import", "-", BASE_IMAGE, stdin=tar, text=False, timeout=600)
     ctx = Path(tempfile.mkdtemp(prefix="acigw-ctx-"))
     try:

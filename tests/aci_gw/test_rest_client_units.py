@@ -4,8 +4,10 @@ server do on cue. The same behaviours are exercised end to end against apic_mock
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import logging
+import time
 from collections.abc import Callable
 
 import httpx
@@ -213,6 +215,69 @@ def test_certificate_signatures_verify() -> None:
     rest.commit("uni/tn-a", Mo("fvTenant", {"name": "a"}))
     assert len(apic.requests) == 3
 
+
+def test_certificate_webtoken_belongs_to_the_watch_requests_only() -> None:
+    """Signed subscription requests name the webtoken; pushes never carry it, so an expired webtoken
+    cannot fail a push; a 403 "Token was invalid" on a subscription obtains a new webtoken once (a
+    new session: the login generation moves, the watch reconnects) and a signature refusal does not."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    issued = (f"WT-{n}" for n in itertools.count(1))
+    state = {"refuse_all": False}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cookie = request.headers["cookie"]
+        assert "APIC-Request-Signature=" in cookie
+        if request.url.path == "/api/webtokenSession.json":
+            return envelope({"webtokenSession": {"attributes": {"token": next(issued),
+                                                                "refreshTimeoutSeconds": "600"}}})
+        if "subscription=yes" in str(request.url):
+            token = cookie.rsplit("APIC-WebSocket-Session=", 1)[-1]
+            if token == "WT-1" or state["refuse_all"]:
+                return error(403, "403", "Token was invalid (Error: Token timeout)")
+            return httpx.Response(200, json={"totalCount": "0", "imdata": [], "subscriptionId": "42"})
+        assert "APIC-WebSocket-Session" not in cookie, f"{request.url.path} carries the webtoken"
+        return envelope()
+
+    rest, apic = client(handler, cert_dn="uni/userext/user-gw/usercert-gw", private_key_pem=pem, password=None)
+    token, generation = rest.websocket_session()
+    assert token == "WT-1"
+    rest.commit("uni/tn-a", Mo("fvTenant", {"name": "a"}))  # no cookie of the (expired) webtoken
+    assert rest.subscribe("uni/tn-a", 60) == "42"
+    assert rest.login_generation == generation + 1  # WT-2: the watch must reconnect
+    assert [p for p in apic.paths() if "webtoken" in p] == ["GET /api/webtokenSession.json"] * 2
+    assert not [p for p in apic.paths() if "aaaLogin" in p]
+    state["refuse_all"] = True
+    with pytest.raises(ApicError, match="Token was invalid"):  # refused again after one new webtoken
+        rest.subscribe("uni/tn-a", 60)
+    assert [p for p in apic.paths() if "webtoken" in p] == ["GET /api/webtokenSession.json"] * 3
+
+def test_certificate_webtoken_refresh_refused_obtains_a_new_one() -> None:
+    """An APIC that does not refresh webtokens with a signed aaaRefresh: the client falls back to a new
+    webtokenSession (a new session, so the watch reconnects) instead of failing the subscription."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    issued = (f"WT-{n}" for n in itertools.count(1))
+    refreshes: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cookie = request.headers["cookie"]
+        if request.url.path == "/api/webtokenSession.json":
+            return envelope({"webtokenSession": {"attributes": {"token": next(issued),
+                                                                "refreshTimeoutSeconds": "0.02"}}})
+        if request.url.path == "/api/aaaRefresh.json":
+            refreshes.append(cookie.rsplit("APIC-WebSocket-Session=", 1)[-1])
+            return error(403, "403", "Need a valid webtoken cookie (named APIC-Cookie) or a signed request")
+        return httpx.Response(200, json={"totalCount": "0", "imdata": [], "subscriptionId": "7"})
+
+    rest, _ = client(handler, cert_dn="uni/userext/user-gw/usercert-gw", private_key_pem=pem, password=None)
+    token, generation = rest.websocket_session()
+    time.sleep(0.05)  # past half the webtoken's lifetime
+    assert rest.subscribe("uni/tn-a", 60) == "7"
+    assert refreshes == [token]  # the refresh was signed and named the webtoken
+    assert rest.login_generation == generation + 1
 
 def test_no_secret_reaches_logs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
     state = {"n": 0}

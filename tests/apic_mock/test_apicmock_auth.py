@@ -297,3 +297,44 @@ def test_signed_subscription_on_a_webtoken_session(apic_mock: ApicMock, cert_use
     target = "/api/class/fvTenant.json?subscription=yes"
     r = httpx.get(apic_mock.url + target, headers={"Cookie": _signed(cert_user, "GET", target)}, verify=ctx)
     assert r.status_code == 400
+
+
+def test_webtoken_session_is_refreshed_and_expires_like_a_login_token(
+    apic_mock: ApicMock, cert_user: rsa.RSAPrivateKey
+) -> None:
+    """A signed aaaRefresh naming the webtoken keeps its session (and so its subscriptions); once the
+    session's tokens time out, a signed request naming one is refused as an expired login token is."""
+    from websockets.sync.client import connect
+
+    ctx = apic_mock.ssl_context()
+
+    def get(target: str, token: str | None = None) -> httpx.Response:
+        cookie = _signed(cert_user, "GET", target) + (f"; APIC-WebSocket-Session={token}" if token else "")
+        return httpx.get(apic_mock.url + target, headers={"Cookie": cookie}, verify=ctx)
+
+    first = get("/api/webtokenSession.json").json()["imdata"][0]["webtokenSession"]["attributes"]["token"]
+    sub = get("/api/mo/uni/tn-common.json?subscription=yes", first).json()["subscriptionId"]
+    r = get("/api/aaaRefresh.json", first)
+    assert r.status_code == 200, r.text
+    second = next(iter(r.json()["imdata"][0].values()))["attributes"]["token"]
+    assert second != first
+    assert get(f"/api/subscriptionRefresh.json?id={sub}", second).status_code == 200
+    ws_ctx = apic_mock.ssl_context()
+    assert ws_ctx is not None
+    ws_ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # see test_signed_subscription_on_a_webtoken_session
+    with connect(apic_mock.url.replace("https://", "wss://") + f"/socket{second}", ssl=ws_ctx) as ws:
+        body = json.dumps(mo("fvBD", {"name": "refreshed"})).encode()
+        target = "/api/mo/uni/tn-common.json"
+        r = httpx.post(apic_mock.url + target, content=body, verify=ctx,
+                       headers={"Cookie": _signed(cert_user, "POST", target, body)})
+        assert r.status_code == 200, r.text
+        frame = json.loads(ws.recv(timeout=5))  # the socket of the new token gets the old subscription
+    assert frame["subscriptionId"] == [sub]
+    assert apic_mock.admin.expire_tokens("gw") >= 2
+    for token in (first, second):
+        r = get("/api/mo/uni/tn-common.json?subscription=yes", token)
+        assert r.status_code == 403
+        assert error_of(r) == ("403", TOKEN_TIMEOUT)
+    r = get("/api/aaaRefresh.json", second)
+    assert r.status_code == 403
+    assert get("/api/mo/uni/tn-common.json").status_code == 200  # signing alone still works

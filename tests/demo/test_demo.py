@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 from testbed.cluster import REPO, leftovers
@@ -36,7 +37,9 @@ pytestmark = requires(missing_prerequisites())
 
 
 def demo(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CONTIV_DEMO_SETUP": "0"}
+    # The suite is already set up, and the demo runs with the suite's own interpreter (scripts/test's
+    # virtual environment, or whichever runs these tests).
+    env = {**os.environ, "CONTIV_DEMO_SETUP": "0", "CONTIV_PYTHON": sys.executable}
     return subprocess.run([str(REPO / "scripts" / "demo"), *args], capture_output=True, text=True, timeout=300,
                           env=env, cwd="/")
 
