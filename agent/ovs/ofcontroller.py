@@ -15,11 +15,11 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from agent.ovs import ofchannel
-from agent.ovs.encoder import FlowModEncoder
+from agent.ovs.encoder import OFPMC_ADD, OFPMC_DELETE, OFPMC_MODIFY, FlowModEncoder, meter_mod
 from agent.ovs.flow import COOKIE_ROUND_MASK, COOKIE_ROUND_SHIFT, Flow, Match
 
 LOG = logging.getLogger(__name__)
@@ -162,6 +162,35 @@ class OpenFlowController:
         if errors:
             raise FlowProgrammingError("; ".join(errors))
         return count
+
+    def set_meters(self, adds: Mapping[int, tuple[int, int]], modifies: Mapping[int, tuple[int, int]],
+                   deletes: Iterable[int] = (), timeout: float = 30.0) -> None:
+        """Add, modify (in place: flows using a meter are not touched) and delete meters (id -> (rate
+        kbit/s, burst kbits)), then wait for a barrier. Meters cannot go into a bundle (OVS bundles
+        take flow and port mods only), so the reconciler sends new and changed meters before the flow
+        bundle that uses them, and deletes after the bundle that stopped using them.
+
+        A meter in both *adds* and *modifies* is added, then modified: a full sync, where the switch
+        may hold it from an earlier agent process; the add's "meter exists" error is then expected.
+        Raises FlowProgrammingError for any other error."""
+        conn = self.channel.connection()
+        with self._send_lock:
+            parts: list[tuple[int, bytes]] = []
+            for command, meters in ((OFPMC_ADD, adds), (OFPMC_MODIFY, modifies)):
+                for meter_id, (rate, burst) in meters.items():
+                    xid = next(self._xids)
+                    parts.append((xid, meter_mod(command, meter_id, rate, burst, xid)))
+            tolerated = {xid for (xid, _), meter_id in zip(parts, adds, strict=False) if meter_id in modifies}
+            for meter_id in deletes:
+                xid = next(self._xids)
+                parts.append((xid, meter_mod(OFPMC_DELETE, meter_id, xid=xid)))
+            if not parts:
+                return
+            self._send_with_barrier(conn, [data for _, data in parts], timeout)
+            errors = [e for xid, _ in parts for e in self.channel.take_errors(range(xid, xid + 1))
+                      if xid not in tolerated]
+        if errors:
+            raise FlowProgrammingError("; ".join(errors))
 
     def flow_stats(self, timeout: float = 10.0) -> list[ofchannel.FlowStat]:
         """All flows on the switch (table_id, priority, cookie and counters of each)."""
