@@ -15,8 +15,7 @@ Where values come from:
   for a host whose agent record has expired, so a peer agent that is down for longer than its lease
   keeps receiving traffic for its (still plumbed) containers;
 - fwdMode, arpMode and the infrastructure type (``networkInfraType``): the ``global`` object;
-- a group's QoS: the ``netprofile`` its ``netProfile`` names (bandwidth ``10 kbps``/``5Mb``/``1gbps`` ->
-  kbit/s; burst in kilobytes -> kbits; DSCP 0 means "not marked", as Contiv's default);
+- a group's QoS: the ``netprofile`` its ``netProfile`` names (units: ``contiv_api.netprofile``);
 - ACI mode: an EPG's VLAN is its ``status.aciVlan`` (the segment its endpoints use on the uplink), and
   its ``aci_synced`` the latest ``lastSync`` of the push state (``kind: aciSync``) of any app profile
   holding it, so the agent sees when the APIC received the EPG and re-announces its endpoints.
@@ -25,13 +24,13 @@ Where values come from:
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from agent.local_endpoints import LocalEndpoint
 from agent.state import DesiredState, Endpoint, EndpointGroup, Host, Network, Policy, Qos, Rule
+from contiv_api.netprofile import bandwidth_kbps
 
 LOG = logging.getLogger(__name__)
 
@@ -53,21 +52,6 @@ def network_of(obj: NmObject) -> Network:
                    vlan=int(status.get("pktTag", 0)) if encap == "vlan" else 0,
                    vni=int(status.get("externalPktTag", 0)) if encap == "vxlan" else 0,
                    gateway=cfg.get("gateway", ""))
-
-
-_BANDWIDTH = re.compile(r"^([1-9][0-9]*) ?([kKmMgG])(bps|b)?$")
-_KBPS_PER_UNIT = {"k": 1, "m": 1000, "g": 1000_000}
-
-
-def bandwidth_kbps(text: str) -> int:
-    """netprofile bandwidth (netmaster's regex: ``10 kbps``, ``100mbps``, ``5Mb``, ``1g``) in kbit/s; 0
-    for none."""
-    found = _BANDWIDTH.match(text.strip()) if text else None
-    if not found:
-        if text:
-            raise ValueError(f"bandwidth {text!r} not understood")
-        return 0
-    return int(found.group(1)) * _KBPS_PER_UNIT[found.group(2).lower()]
 
 
 def qos_of(obj: NmObject) -> Qos:

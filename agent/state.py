@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from contiv_api.mac import mac_for
+from contiv_api.netprofile import burst_kbits
 
 FwdMode = Literal["bridge", "routing"]
 InfraType = Literal["default", "aci"]
@@ -81,9 +82,8 @@ class Qos:
 
     @property
     def burst(self) -> int:
-        """The meter's burst in kbits: the profile's, or 200 ms worth of the rate (a TCP flow then
-        reaches the rate; a burst far below one window makes TCP back off well under it)."""
-        return self.burst_kbits or max(self.rate_kbps // 5, 100)
+        """The meter's burst in kbits: the profile's, or the default for the rate (contiv_api.netprofile)."""
+        return self.burst_kbits or burst_kbits(0, self.rate_kbps)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from agent.local_endpoints import LocalEndpoint
-from agent.netmaster_state import NmObject, bandwidth_kbps, build_state
+from agent.netmaster_state import NmObject, build_state
 from agent.state import Host, Qos, Rule
+from contiv_api.netprofile import bandwidth_kbps
 
 
 def _objects() -> list[NmObject]:
