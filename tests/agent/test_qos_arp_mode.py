@@ -114,9 +114,9 @@ def _resolve(src: str, dst: str, dst_ip: str, tmp_path: Path) -> str:
     """Forget *dst_ip* in *src*, ping it, and return what tcpdump on *dst* saw of ARP meanwhile. The
     capture ends only once it has shown a control: a request for an address no endpoint has, which
     floods in both modes (so "no request seen" means none came, not that the capture missed it)."""
-    in_ns(src, "ip", "neigh", "flush", "dev", "eth0")
-    capture = Capture(dst, "arp", tmp_path)
+    capture = Capture(dst, "arp", tmp_path)  # first: a running ping re-resolves right after the flush
     try:
+        in_ns(src, "ip", "neigh", "flush", "dev", "eth0")
         reached = ping_eventually(src, dst_ip)
         eventually(lambda: in_ns(src, "busybox", "arping", "-c", "1", "-w", "1", "-I", "eth0", UNKNOWN_IP,
                                  check=False) and _arp_requests_for(capture.text(), UNKNOWN_IP),
