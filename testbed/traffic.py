@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from testbed.process import spawn_until_printed
+
 REPO = Path(__file__).resolve().parent.parent
 INTERVAL = 0.25  # seconds per figure
 _ENV = {"PYTHONPATH": str(REPO), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -97,17 +99,8 @@ class Capture:
 
     def __init__(self, ns: str, bpf: str, workdir: Path, iface: str = "eth0") -> None:
         self.path = workdir / f"capture-{ns}-{time.monotonic_ns()}.txt"
-        out = open(self.path, "wb")  # noqa: SIM115 (the child holds it)
-        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-l", "--immediate-mode", "-n", "-v",
-                                      "-i", iface, bpf],
-                                     stdout=out, stderr=subprocess.STDOUT)
-        out.close()
-        deadline = time.monotonic() + 10
-        while "listening on" not in self.text():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"tcpdump in {ns} did not start: {self.text()}")
-            time.sleep(0.05)
+        self.proc = spawn_until_printed(["ip", "netns", "exec", ns, "tcpdump", "-l", "--immediate-mode", "-n", "-v",
+                                         "-i", iface, bpf], self.path, "listening on", f"tcpdump in {ns}")
 
     def text(self) -> str:
         return self.path.read_text(errors="replace")

@@ -172,7 +172,10 @@ class OpenFlowController:
 
         A meter in both *adds* and *modifies* is added, then modified: a full sync, where the switch
         may hold it from an earlier agent process; the add's "meter exists" error is then expected.
-        Raises FlowProgrammingError for any other error."""
+        Raises FlowProgrammingError for any other error. Nothing to do needs no switch."""
+        deletes = list(deletes)
+        if not (adds or modifies or deletes):
+            return
         conn = self.channel.connection()
         with self._send_lock:
             parts: list[tuple[int, bytes]] = []
@@ -184,8 +187,6 @@ class OpenFlowController:
             for meter_id in deletes:
                 xid = next(self._xids)
                 parts.append((xid, meter_mod(OFPMC_DELETE, meter_id, xid=xid)))
-            if not parts:
-                return
             self._send_with_barrier(conn, [data for _, data in parts], timeout)
             errors = [e for xid, _ in parts for e in self.channel.take_errors(range(xid, xid + 1))
                       if xid not in tolerated]
