@@ -2,8 +2,10 @@
 
 Contiv compatibility: the four POST endpoints answer HTTP 200 with ``{"result", "info"}`` whatever
 the outcome (netmaster reads ``result``), and a body that is not JSON is a result, not a 4xx. The read
-API is plain REST (404 for a missing tenant, 503 when the APIC cannot be read). When a token is
-configured, every endpoint but /healthz and /metrics needs ``Authorization: Bearer <token>``.
+API is plain REST (404 for a missing tenant, 503 when the APIC cannot be read); ``/api/v1/drift`` is the
+drift watch's state and repairs. When a token is configured, every endpoint but /healthz and /metrics
+needs ``Authorization: Bearer <token>``. ``/createAppProf`` and ``/deleteAppProf`` take an optional
+``X-Contiv-Fencing-Token`` header (:mod:`aci_gw.fencing`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from aci_gw import inventory
+from aci_gw import fencing, inventory
 from aci_gw.apic import ApicError
 from aci_gw.gateway import Gateway
 
@@ -35,7 +37,8 @@ def create_app(gateway: Gateway, token: str | None = None) -> FastAPI:
         scheme, _, value = header.partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), token)
 
-    async def contiv_call(request: Request, operation: Callable[[Any], dict[str, Any]]) -> JSONResponse:
+    async def contiv_call(request: Request, operation: Callable[..., dict[str, Any]], fenced: bool = False
+                          ) -> JSONResponse:
         if not authorized(request):
             return JSONResponse({"result": "ERROR", "info": "missing or wrong bearer token"}, status_code=401)
         raw = await request.body()
@@ -43,8 +46,16 @@ def create_app(gateway: Gateway, token: str | None = None) -> FastAPI:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             return JSONResponse({"result": "invalid-args", "info": "request body is not valid JSON"})
+        args: tuple[Any, ...] = (body,)
+        if fenced:
+            header = request.headers.get(fencing.HEADER)
+            try:
+                args = (body, fencing.parse_token(header))
+            except ValueError:
+                return JSONResponse({"result": "invalid-args",
+                                     "info": f"{fencing.HEADER}: {header!r} is not a non-negative integer"})
         try:
-            return JSONResponse(await run_in_threadpool(operation, body))
+            return JSONResponse(await run_in_threadpool(operation, *args))
         except Exception as exc:  # a bug must still answer in Contiv's shape, and be logged in full
             log.exception("%s failed", request.url.path)
             return JSONResponse({"result": "ERROR", "info": f"internal error: {type(exc).__name__}: {exc}"})
@@ -55,11 +66,11 @@ def create_app(gateway: Gateway, token: str | None = None) -> FastAPI:
 
     @app.post("/createAppProf")
     async def create_app_prof(request: Request) -> JSONResponse:
-        return await contiv_call(request, gateway.create)
+        return await contiv_call(request, gateway.create, fenced=True)
 
     @app.post("/deleteAppProf")
     async def delete_app_prof(request: Request) -> JSONResponse:
-        return await contiv_call(request, gateway.delete)
+        return await contiv_call(request, gateway.delete, fenced=True)
 
     @app.post("/getEndpoint")
     async def get_endpoint(request: Request) -> JSONResponse:
@@ -106,6 +117,13 @@ def create_app(gateway: Gateway, token: str | None = None) -> FastAPI:
     @app.get("/api/v1/contracts/")
     async def contracts(request: Request) -> JSONResponse:
         return await read_call(request, lambda: inventory.list_contracts(gateway.apic))
+
+    @app.get("/api/v1/drift")
+    @app.get("/api/v1/drift/")
+    async def drift(request: Request) -> JSONResponse:
+        if not authorized(request):
+            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401)
+        return JSONResponse(gateway.drift_status())
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

@@ -17,7 +17,12 @@ from aci_gw.config import ConfigError, GatewaySettings, load_settings, parse_lis
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="aci-gw", description="Contiv-compatible Cisco ACI gateway")
+    p = argparse.ArgumentParser(
+        prog="aci-gw", description="Contiv-compatible Cisco ACI gateway",
+        epilog="Configured by Contiv's environment variables (APIC_URL, APIC_USERNAME, APIC_PASSWORD, ...; see "
+               "docs/aci.md). Drift watch: APIC_DRIFT_WATCH=yes|no (default yes), APIC_DRIFT_REPAIR=yes|no "
+               "(no: report drift only), APIC_SUBSCRIPTION_TIMEOUT (s, default 60), APIC_DRIFT_REPAIR_INTERVAL "
+               "(s between repairs of one tenant, default 1).")
     p.add_argument("--listen-url",
                    help="HOST:PORT to serve on (default 127.0.0.1:5000, env ACI_GW_LISTEN_URL)")
     p.add_argument("--token", help="bearer token required by the API (env ACI_GW_TOKEN)")
@@ -64,8 +69,12 @@ def serve(settings: GatewaySettings) -> None:
         log.info("APIC %r via %s backend", settings.apic, client.backend)
     log.info("listening on %s:%d%s", settings.listen_host, settings.listen_port,
              " (bearer token required)" if settings.token else "")
-    uvicorn.run(create_app(gateway, settings.token), host=settings.listen_host, port=settings.listen_port,
-                log_level=settings.log_level.lower(), access_log=settings.log_level == "DEBUG")
+    gateway.start()
+    try:
+        uvicorn.run(create_app(gateway, settings.token), host=settings.listen_host, port=settings.listen_port,
+                    log_level=settings.log_level.lower(), access_log=settings.log_level == "DEBUG")
+    finally:
+        gateway.close()
 
 
 def main(argv: list[str] | None = None) -> int:

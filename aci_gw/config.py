@@ -140,6 +140,16 @@ class FabricSettings:
 
 
 @dataclass(frozen=True)
+class DriftSettings:
+    """The drift watch: on or off, repair or report only, subscription lifetime, repair rate."""
+
+    watch: bool = True  # APIC_DRIFT_WATCH
+    repair: bool = True  # APIC_DRIFT_REPAIR=no: report drift (log, metrics, read API), never write
+    subscription_timeout: int = 60  # APIC_SUBSCRIPTION_TIMEOUT: seconds; refreshed every third of it
+    repair_interval: float = 1.0  # APIC_DRIFT_REPAIR_INTERVAL: at most one repair per tenant per this
+
+
+@dataclass(frozen=True)
 class GatewaySettings:
     apic: ApicConnection | None  # None in dry-run mode (APIC_URL=SANITY)
     fabric: FabricSettings
@@ -147,6 +157,7 @@ class GatewaySettings:
     listen_port: int
     token: str | None
     log_level: str
+    drift: DriftSettings = DriftSettings()
 
     @property
     def dry_run(self) -> bool:
@@ -267,6 +278,18 @@ def load_fabric(env: Mapping[str, str]) -> FabricSettings:
     return fabric
 
 
+def load_drift(env: Mapping[str, str]) -> DriftSettings:
+    timeout = int(_number(env, "APIC_SUBSCRIPTION_TIMEOUT", 60, int))
+    if not 3 <= timeout <= 3600:
+        raise ConfigError(f"APIC_SUBSCRIPTION_TIMEOUT={timeout}: expected 3 to 3600 seconds")
+    return DriftSettings(
+        watch=_yes_no(env, "APIC_DRIFT_WATCH", True),
+        repair=_yes_no(env, "APIC_DRIFT_REPAIR", True),
+        subscription_timeout=timeout,
+        repair_interval=_number(env, "APIC_DRIFT_REPAIR_INTERVAL", 1.0),
+    )
+
+
 def load_settings(
     env: Mapping[str, str], listen_url: str | None = None, token: str | None = None
 ) -> GatewaySettings:
@@ -282,4 +305,5 @@ def load_settings(
         listen_port=port,
         token=token or env.get("ACI_GW_TOKEN") or None,
         log_level=log_level,
+        drift=load_drift(env),
     )

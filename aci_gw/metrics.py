@@ -29,6 +29,16 @@ class Metrics:
                                       ["method"], buckets=_LATENCY_BUCKETS, registry=r)
         self.apic_retries = Counter("aci_gw_apic_retries", "APIC requests repeated, by reason",
                                     ["reason"], registry=r)
+        self.drift_detected = Counter("aci_gw_drift_detected", "APIC changes that depart from the intent, by "
+                                      "kind (deleted, modified, added, foreign)", ["kind"], registry=r)
+        self.drift_repairs = Counter("aci_gw_drift_repairs", "Drift checks by outcome (repaired, unchanged, "
+                                     "reported, failed, superseded)", ["result"], registry=r)
+        self.drift_repair_seconds = Histogram("aci_gw_drift_repair_seconds", "From the first drift event to the "
+                                              "repair written", buckets=_LATENCY_BUCKETS, registry=r)
+        self.subscriptions = Counter("aci_gw_apic_subscriptions", "APIC subscriptions made by the drift watch, "
+                                     "by reason (new, expired, reconnect)", ["reason"], registry=r)
+        self.fencing_refusals = Counter("aci_gw_fencing_refusals", "Pushes refused for a stale fencing token",
+                                        registry=r)
         self.apic_logins = Counter("aci_gw_apic_logins", "APIC logins and refreshes by result",
                                    ["kind", "result"], registry=r)
 
@@ -43,14 +53,21 @@ class Metrics:
     def login(self, kind: str, ok: bool) -> None:
         self.apic_logins.labels(kind, "ok" if ok else "failed").inc()
 
+    def subscribed(self, reason: str) -> None:
+        self.subscriptions.labels(reason).inc()
+
     # pushes
     def push(self, operation: str, result: str, seconds: float, plan: Plan | None = None) -> None:
         self.pushes.labels(operation, result).inc()
         self.push_seconds.labels(operation).observe(seconds)
         if plan is not None:
-            for kind in ("created", "modified", "deleted"):
-                if getattr(plan, kind):
-                    self.changes.labels(kind).inc(getattr(plan, kind))
+            self.written(plan)
+
+    def written(self, plan: Plan) -> None:
+        """APIC objects a push, delete or drift repair wrote."""
+        for kind in ("created", "modified", "deleted"):
+            if getattr(plan, kind):
+                self.changes.labels(kind).inc(getattr(plan, kind))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -42,6 +42,7 @@ RN_FORMATS: dict[str, str] = {
     "vzFilter": "flt-{name}",
     "vzEntry": "e-{name}",
     "physDomP": "phys-{name}",
+    "tagAnnotation": "annotationKey-[{key}]",
 }
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")

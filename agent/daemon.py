@@ -38,7 +38,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ovsdb", default="unix:/var/run/openvswitch/db.sock", help="OVSDB remote")
     p.add_argument("--bridge", default="contivbr")
     p.add_argument("--datapath-type", default="netdev", choices=["netdev", "system"])
-    p.add_argument("--of-port", type=int, default=6653, help="OpenFlow listen port on 127.0.0.1")
+    p.add_argument("--of-socket", default="",
+                   help="unix socket the bridge connects to as its OpenFlow controller, root-only; it must be in "
+                        "OVS's run directory, where ovs-vswitchd accepts unix controllers (default "
+                        "contiv-<bridge>.sock next to a unix: --ovsdb socket, else in /var/run/openvswitch)")
     p.add_argument("--vtep-ip", default="", help="VXLAN tunnel source address (data network)")
     p.add_argument("--vlan-uplinks", default="",
                    help="comma-separated trunk interfaces; several form an active-backup OVS bond")
@@ -112,7 +115,9 @@ def _watch_switch(reconciler: Reconciler, verify_interval: float, garp_interval:
     ACI mode also the periodic re-announcement of local endpoints."""
     last_verify = last_garp = time.monotonic()
     while True:
-        time.sleep(0.5)
+        # A restarted ovs-vswitchd forwards nothing until the agent has cleared flow-restore-wait and
+        # replayed the pipeline, so the check runs often (it reads OVSDB's in-memory copy only).
+        time.sleep(0.1)
         try:
             reconciler.check_switch()
             reconciler.uplink_info()  # link-state metrics and failover logging
@@ -134,6 +139,8 @@ def netmaster_source(args: argparse.Namespace, reconciler: Reconciler,
     from agent.endpoint_ops import EndpointOps
     from agent.local_endpoints import LocalEndpointStore
     from agent.netmaster_source import AgentIdentity, NetmasterStateSource
+    from agent.pending_releases import PendingReleases
+    from agent.reclaim import Reclaimer
     from contiv_api import __version__  # one project, one version
 
     args.state_dir.mkdir(parents=True, exist_ok=True)
@@ -141,10 +148,13 @@ def netmaster_source(args: argparse.Namespace, reconciler: Reconciler,
     identity = AgentIdentity(args.host_label, args.vtep_ip, args.ctrl_ip, __version__, args.agent_ttl, inspect_url)
     source = NetmasterStateSource([u for u in args.netmaster.split(",") if u], identity, local,
                                   token=args.netmaster_token, request_wait=args.netmaster_wait,
-                                  cache_file=args.state_dir / "last-state.json")
+                                  cache_file=args.state_dir / "last-state.json", metrics=reconciler.metrics)
     LOG.info("following netmaster %s (retrying until it answers)", args.netmaster)
     source.start()
-    return source, EndpointOps(source, reconciler, local)
+    reconciler.info_sources["netmaster"] = source.partition_info
+    ops = EndpointOps(source, reconciler, local, PendingReleases(args.state_dir / "releases"))
+    Reclaimer(ops).start()
+    return source, ops
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,10 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     from agent.state_source import FileStateSource, StateSource
 
     cfg = AgentConfig(host_label=args.host_label, ovsdb=args.ovsdb, bridge=args.bridge,
-                      datapath_type=args.datapath_type, of_port=args.of_port, vtep_ip=args.vtep_ip,
+                      datapath_type=args.datapath_type, of_socket=args.of_socket, vtep_ip=args.vtep_ip,
                       vlan_uplinks=uplinks, underlay_mtu=args.underlay_mtu, bond_name=args.bond_name,
                       bond_lacp=args.bond_lacp)
-    of = OpenFlowController(cfg.of_listen, cfg.of_port)
+    of = OpenFlowController(cfg.controller_socket)
     try:
         of.start()
     except OSError as exc:
@@ -237,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     if ops is not None:
         from agent.frontends import start_frontends
 
+        ops.resume()
         start_frontends(ops, args.cni_socket, args.docker_plugin, args.state_dir, args.docker_scope)
     signal.signal(signal.SIGTERM, lambda *_: source.stop())
     threading.Thread(target=_watch_switch, args=(reconciler, args.verify_interval, args.garp_interval),

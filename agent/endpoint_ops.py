@@ -10,13 +10,21 @@ rest of the host), then answers. The full reconcile of the host follows in the b
 for a burst of calls, as the safety net; a crash before it is covered by the full sync every agent
 start does (a port whose endpoint the state does not list is removed). Any failure rolls back
 everything done so far (local record, veth, port, flows, the netmaster endpoint): nothing leaks.
-``delete`` is the mirror image: flows out, then port and veth, then the background full reconcile.
+``delete`` is the mirror image: flows out, then port and veth, then the background full reconcile;
+then netmaster releases the endpoint.
 
-Availability: every netmaster call waits at most ``request_wait`` seconds (the source's setting,
-``--netmaster-wait``, 5 s by default) for an absent netmaster, then fails with kind ``unavailable``;
-the runtime retries (CNI and Docker both do), and the call succeeds once netmaster is back. Existing
-endpoints keep working meanwhile. ``delete`` needs netmaster too, so a DEL during an outage fails
-with ``unavailable`` and changes nothing locally, to be retried.
+Availability: every netmaster call of ``add`` waits at most ``request_wait`` seconds (the source's
+setting, ``--netmaster-wait``, 5 s by default) for an absent netmaster, then fails with kind
+``unavailable``; the runtime retries (CNI and Docker both do), and the call succeeds once netmaster
+is back. Existing endpoints keep working meanwhile. ``delete`` does not need netmaster: the release
+is written to disk first (agent.pending_releases), the host side is removed, and the release is
+sent to netmaster at once if it is reachable, else kept and retried in the background (also after
+an agent restart) until netmaster confirms. Teardown never waits for the control plane; the address
+returns to the pool when netmaster is back.
+
+``reclaim`` creates a local endpoint in netmaster again, with its address, when netmaster lost it
+(endpoint GC while this host was cut off); ``agent.reclaim`` decides when, and runs before an add
+(``before_add``) so a new container cannot be given a running container's address first.
 """
 
 from __future__ import annotations
@@ -37,9 +45,10 @@ from urllib.parse import quote
 from agent.local_endpoints import EndpointSpec, LocalEndpoint, LocalEndpointStore
 from agent.netmaster_source import NetmasterStateSource
 from agent.netns import netns_path
+from agent.pending_releases import PendingReleases
 from agent.plumbing import EndpointLink, container_ifname, host_ifname
 from agent.reconciler import VXLAN_OVERHEAD, Reconciler
-from contiv_api.netmaster_client import NetmasterClient, NetmasterError, NetmasterUnavailableError
+from contiv_api.netmaster_client import CLAIM_LABEL, NetmasterClient, NetmasterError, NetmasterUnavailableError
 
 LOG = logging.getLogger(__name__)
 
@@ -91,12 +100,20 @@ def _from_netmaster(exc: NetmasterError) -> EndpointError:
 
 
 class EndpointOps:
-    def __init__(self, source: NetmasterStateSource, reconciler: Reconciler, local: LocalEndpointStore) -> None:
+    #: seconds between retries of the releases netmaster owes (while it stays unreachable)
+    RELEASE_RETRY = (1.0, 10.0)  # first, longest
+
+    def __init__(self, source: NetmasterStateSource, reconciler: Reconciler, local: LocalEndpointStore,
+                 releases: PendingReleases) -> None:
         self.source = source
         self.reconciler = reconciler
         self.local = local
+        self.releases = releases
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self.before_add: Callable[[], None] | None = None  # agent.reclaim's pass over lost endpoints
+        self._release_wake = threading.Event()
+        self._gauge()
 
     @contextmanager
     def _locked(self, endpoint_id: str) -> Iterator[None]:
@@ -110,6 +127,8 @@ class EndpointOps:
 
     def add(self, req: AddRequest) -> AddResult:
         _validate(req)
+        if self.before_add is not None:
+            self.before_add()
         with self._locked(req.endpoint_id):
             existing = self.local.get(req.endpoint_id)
             if existing is not None:
@@ -124,6 +143,11 @@ class EndpointOps:
                     self.reconciler.remove_endpoint_port(req.endpoint_id)
             if not self.source.synced:
                 raise EndpointError("unavailable", "agent has not synced with netmaster yet")
+            if req.endpoint_id in self.releases and not self._release(req.endpoint_id):
+                # the same id again after a DEL whose release netmaster has not confirmed yet: the old
+                # endpoint goes first (an ADD needs netmaster anyway)
+                raise EndpointError("unavailable", f"endpoint {req.endpoint_id}: the release of its previous "
+                                                   "incarnation is still pending with netmaster")
             try:
                 with self.reconciler.claim(req.endpoint_id):
                     return self._add(req)
@@ -221,11 +245,13 @@ class EndpointOps:
                             local.prefix_len, local.mtu, local.gateway, tx_offload=not self.reconciler.cfg.userspace)
 
     def _rollback(self, endpoint_id: str) -> None:
-        """Undo a failed add (the endpoint is claimed); every step is attempted even if an earlier one fails."""
+        """Undo a failed add (the endpoint is claimed); every step is attempted even if an earlier one
+        fails. The netmaster endpoint goes through the pending releases, so an outage cannot leak it."""
+        self._owe_release(endpoint_id)
         self.local.delete(endpoint_id)
         self.source.note_deleted(endpoint_id)
         self._attempt(endpoint_id, self._sync_flows, lambda: self.reconciler.remove_endpoint_port(endpoint_id),
-                      lambda: self._delete_in_netmaster(endpoint_id))
+                      lambda: self._release(endpoint_id, conditional=False))
 
     @staticmethod
     def _attempt(endpoint_id: str, *steps: Callable[[], Any]) -> None:
@@ -238,28 +264,102 @@ class EndpointOps:
     # -- delete ---------------------------------------------------------------------------------------
 
     def delete(self, endpoint_id: str) -> bool:
-        """Remove the endpoint everywhere; False if there was nothing to remove. Idempotent."""
+        """Remove the endpoint everywhere; False if there was nothing to remove. Idempotent, and
+        succeeds while netmaster is unreachable (the release is then kept and retried)."""
         if not endpoint_id:
             raise EndpointError("invalid", "endpoint id is required")
         with self._locked(endpoint_id):
             local = self.local.get(endpoint_id)
-            try:
-                if local is None and not self._is_mine(endpoint_id):
-                    return False  # never delete another host's endpoint
-                deleted = self._delete_in_netmaster(endpoint_id)
-            except NetmasterError as exc:
-                raise _from_netmaster(exc) from None
-            with self.reconciler.claim(endpoint_id):
-                self.local.delete(endpoint_id)
-                self.source.note_deleted(endpoint_id)
+            if local is None and endpoint_id not in self.releases:
+                # Not plumbed here; netmaster may still hold one for this host (an ADD that died between
+                # netmaster's answer and the local record). Release it if its record names this host.
+                if not self.source.netmaster_reachable:
+                    self._owe_release(endpoint_id)
+                    LOG.info("endpoint %s: not on this host; release (if netmaster holds it for this host) "
+                             "pending until netmaster is back", endpoint_id)
+                    return False
                 try:
-                    self._sync_flows()
-                except Exception as exc:  # the port goes below anyway; flows follow on the next reconcile
-                    LOG.error("endpoint %s: flow update after delete failed: %s", endpoint_id, exc)
-                self.reconciler.remove_endpoint_port(endpoint_id)
-            self.source.request_sync()
-            LOG.info("endpoint %s deleted", endpoint_id)
-            return local is not None or deleted
+                    if not self._is_mine(endpoint_id):
+                        return False  # never delete another host's endpoint
+                except NetmasterError as exc:
+                    if not isinstance(exc, NetmasterUnavailableError):
+                        raise _from_netmaster(exc) from None
+                    self._owe_release(endpoint_id)
+                    return False
+            self._owe_release(endpoint_id)  # on disk before anything goes: a crash from here on still releases
+            self._remove_host_side(endpoint_id)
+            released = self._release(endpoint_id, conditional=local is None) if self.source.netmaster_reachable \
+                else False
+            LOG.info("endpoint %s deleted%s", endpoint_id,
+                     "" if released else "; its release is pending until netmaster confirms it")
+            return local is not None or released
+
+    def _remove_host_side(self, endpoint_id: str) -> None:
+        """Local record, flows, port and veth (the endpoint is locked)."""
+        with self.reconciler.claim(endpoint_id):
+            self.local.delete(endpoint_id)
+            self.source.note_deleted(endpoint_id)
+            try:
+                self._sync_flows()
+            except Exception as exc:  # the port goes below anyway; flows follow on the next reconcile
+                LOG.error("endpoint %s: flow update after delete failed: %s", endpoint_id, exc)
+            self.reconciler.remove_endpoint_port(endpoint_id)
+        self.source.request_sync()
+
+    # -- releases netmaster owes ----------------------------------------------------------------------
+
+    def _owe_release(self, endpoint_id: str) -> None:
+        self.releases.add(endpoint_id)
+        self._gauge()
+        self._release_wake.set()
+
+    def _gauge(self) -> None:
+        self.reconciler.metrics.pending_releases.set(len(self.releases))
+
+    def _release(self, endpoint_id: str, conditional: bool = True) -> bool:
+        """Release a pending endpoint in netmaster (the endpoint is locked); True once netmaster
+        confirmed (or holds no endpoint of this host by that id), False if it stays pending.
+        *conditional*: only if netmaster's record names this host (an id not plumbed here)."""
+        try:
+            if not conditional or self._is_mine(endpoint_id):
+                self._delete_in_netmaster(endpoint_id)
+        except NetmasterError as exc:
+            LOG.warning("endpoint %s: release in netmaster pending (%s)", endpoint_id, exc.message)
+            return False
+        self.releases.discard(endpoint_id)
+        self._gauge()
+        LOG.info("endpoint %s released in netmaster", endpoint_id)
+        return True
+
+    def resume(self) -> None:
+        """At start: finish the host side of deletes an agent crash interrupted (their release was
+        recorded, their local record is still here), then retry the releases in the background."""
+        for endpoint_id in self.releases.all():
+            with self._locked(endpoint_id):
+                if self.local.get(endpoint_id) is not None:
+                    LOG.info("endpoint %s: finishing a delete interrupted by a restart", endpoint_id)
+                    self._remove_host_side(endpoint_id)
+        threading.Thread(target=self._retry_releases, name="endpoint-releases", daemon=True).start()
+
+    def _retry_releases(self) -> None:
+        """Until stopped with the process: release what is pending whenever netmaster is reachable (the
+        source's heartbeat says so; a DEL never waits behind a retry bound to time out), backing off
+        while netmaster refuses (woken at once by a new pending release)."""
+        first, longest = self.RELEASE_RETRY
+        delay = first
+        while True:
+            self._release_wake.wait(delay)
+            self._release_wake.clear()
+            pending = self.releases.all()
+            if not pending or not self.source.netmaster_reachable:
+                delay = first if pending else longest
+                continue
+            done = 0
+            for endpoint_id in pending:
+                with self._locked(endpoint_id):
+                    if endpoint_id in self.releases:  # not settled meanwhile by a DEL or ADD
+                        done += self._release(endpoint_id, conditional=self.local.get(endpoint_id) is None)
+            delay = first if done == len(pending) else min(longest, delay * 2)
 
     def _is_mine(self, endpoint_id: str) -> bool:
         async def get(client: NetmasterClient) -> dict[str, Any] | None:
@@ -279,6 +379,28 @@ class EndpointOps:
             return bool(body and body.get("deleted"))
 
         return self.source.ops(delete)
+
+    # -- re-claim --------------------------------------------------------------------------------------
+
+    def reclaim(self, endpoint_id: str) -> dict[str, Any] | None:
+        """Create local endpoint *endpoint_id* in netmaster with its own address (a no-op answer if
+        netmaster still has it); its record, or None if the local record is gone. Raises EndpointError
+        ``conflict`` when its address or id went to another endpoint."""
+        with self._locked(endpoint_id):
+            local = self.local.get(endpoint_id)
+            if local is None:
+                return None
+            spec = {f.name: getattr(local, f.name) for f in fields(EndpointSpec)}
+            # a Docker IPAM reservation was consumed by the first create; ask for the address itself
+            spec["labels"] = {k: v for k, v in local.labels.items() if k != CLAIM_LABEL}
+            record = self._created(self._create_started(AddRequest(**spec, requested_ip=local.ip)))
+            host = self.reconciler.cfg.host_label
+            if (record.get("ipAddress"), record.get("host")) != (local.ip, host):
+                raise EndpointError("conflict", f"netmaster holds endpoint {endpoint_id} with address "
+                                                f"{record.get('ipAddress')} on host {record.get('host')}")
+            self.source.note_endpoint(record)
+        self.source.request_sync()
+        return record
 
     # -- check, list, status --------------------------------------------------------------------------
 

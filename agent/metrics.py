@@ -37,6 +37,18 @@ class AgentMetrics:
                              "Gratuitous ARPs sent for local endpoints (ACI mode)", registry=r)
         self.endpoints = Gauge("contiv_agent_endpoint_count", "Endpoints programmed", ["location"],
                                registry=r)
+        self.reclaimed = Counter("contiv_agent_endpoint_reclaimed_count",
+                                 "Local endpoints created again in netmaster after it had lost them "
+                                 "(endpoint GC during a partition)", registry=r)
+        self.conflicts = Gauge("contiv_agent_endpoint_conflicts",
+                               "Local endpoints whose address or id netmaster gave to another endpoint: kept "
+                               "running, flagged, reported in the agent record", registry=r)
+        self.retained_endpoints = Gauge("contiv_agent_retained_remote_endpoints",
+                                        "Remote endpoints netmaster collected while their host was away, still "
+                                        "forwarded to until their host re-claims them", registry=r)
+        self.pending_releases = Gauge("contiv_agent_pending_endpoint_releases",
+                                      "Endpoints deleted on this host whose release netmaster has not confirmed "
+                                      "yet (retried until it does)", registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,7 +12,14 @@ turns its cache into DesiredState snapshots for the reconciler:
   not reconcile an empty state (that would delete every flow). It applies the last state it applied
   (saved in its state directory) instead, and keeps retrying netmaster, saying so in the log;
 - while netmaster is down the last applied state stays in force: existing traffic is unaffected;
-- the agent's own record (``PUT /api/v1/agents/<host>/``) is renewed every third of its TTL.
+- the agent's own record (``PUT /api/v1/agents/<host>/``) is renewed every third of its TTL; it
+  carries the endpoints this host could not re-claim (``conflicts``, set by ``agent.reclaim``);
+- the state is completed with what netmaster does not list (``with_last_known``): this host's local
+  records always, and remote endpoints deleted while their host's agent record was absent (netmaster's
+  endpoint GC collecting a host cut off from it) until they are re-claimed, their address goes to
+  another endpoint, or their host has been back for ``RETAIN_AFTER_RETURN`` seconds without
+  re-claiming them (``agent.retained``, kept on disk). Neither side of a control-plane partition loses a
+  running container's traffic.
 
 Endpoints this agent creates or deletes are reflected at once through a small overlay, so an
 ``EndpointOps.add`` can program its endpoint's flows synchronously (``sync(apply=...)``, the quick
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import threading
 import time
@@ -33,7 +41,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.local_endpoints import LocalEndpointStore
-from agent.netmaster_state import NmObject, build_state
+from agent.metrics import AgentMetrics
+from agent.netmaster_state import NmObject, build_state, with_last_known
+from agent.retained import RetainedEndpoints
 from agent.state import DesiredState
 from contiv_api.informer import Informer
 from contiv_api.netmaster_client import NetmasterClient, NetmasterError
@@ -47,6 +57,7 @@ KINDS = ("global", "network", "endpointGroup", "policy", "rule", "endpoint", "ag
 _DELETED = None  # overlay value of an endpoint this agent deleted
 SETTLE = 0.5  # seconds without endpoint calls before the background full apply runs
 SETTLE_MAX = 2.0  # ... but no later than this after the first call of a burst
+RETAIN_AFTER_RETURN = 30.0  # seconds a returned host has to re-claim the endpoints others retain for it
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,7 @@ class AgentIdentity:
 class NetmasterStateSource:
     def __init__(self, urls: str | list[str], identity: AgentIdentity, local: LocalEndpointStore, *,
                  token: str | None = None, request_wait: float = 5.0, cache_file: Path | None = None,
-                 idle_timeout: float = 20.0) -> None:
+                 idle_timeout: float = 20.0, metrics: AgentMetrics | None = None) -> None:
         self.urls = urls
         self.identity = identity
         self.local = local
@@ -73,8 +84,15 @@ class NetmasterStateSource:
         self.cache_file = cache_file
         self.idle_timeout = idle_timeout
         self._objects: dict[tuple[str, str], NmObject] = {}
+        # remote endpoints collected while their host was away (agent.retained), kept across restarts
+        self._retained = RetainedEndpoints(cache_file.with_name("retained-endpoints.json") if cache_file else None)
+        self._returned: dict[str, float] = {}  # host -> monotonic time its agent record came back
+        self._unlisted: dict[str, str] = {}  # local endpoints netmaster does not list -> holder ('' none)
+        self.conflicts: dict[str, dict[str, str]] = {}  # endpoint id -> conflict report (agent.reclaim)
+        self.reconnects = 0  # times the heartbeat succeeded after failing (or for the first time)
+        self.metrics = metrics or AgentMetrics()
         self._overlay: dict[str, dict[str, Any] | None] = {}
-        self._lock = threading.Lock()  # guards _objects and _overlay
+        self._lock = threading.Lock()  # guards _objects, _overlay, _retained, _returned
         self._apply_lock = threading.RLock()  # one build+apply at a time, in revision order
         # Group commit for concurrent sync() callers (a burst of CNI ADDs): each takes a ticket; an
         # apply whose build started after ticket t was taken covers t, so its caller need not apply again.
@@ -150,7 +168,11 @@ class NetmasterStateSource:
 
     def _mirror(self, state: ObjectState) -> None:
         with self._lock:
+            if state.kind == "agent" and state.id not in self._objects:
+                self._returned[state.key] = time.monotonic()
             self._objects[state.id] = NmObject(state.kind, state.key, state.object or {}, state.status)
+            if state.kind == "endpoint":
+                self._retained.drop(state.key)
         self._wake.set()
 
     def _replace(self, _old: ObjectState, new: ObjectState) -> None:
@@ -159,6 +181,14 @@ class NetmasterStateSource:
     def _forget(self, old: ObjectState) -> None:
         with self._lock:
             self._objects.pop(old.id, None)
+            host = (old.object or {}).get("host", "")
+            if old.kind == "agent":
+                self._returned.pop(old.key, None)
+            elif (old.kind == "endpoint" and host and host != self.identity.host_label
+                  and ("agent", host) not in self._objects):
+                LOG.info("endpoint %s of absent host %s deleted in netmaster; forwarding to it is kept "
+                         "until its host re-claims it or its address is reused", old.key, host)
+                self._retained.keep(NmObject(old.kind, old.key, old.object or {}, old.status))
         self._wake.set()
 
     def _resynced(self, revision: int) -> None:
@@ -172,10 +202,12 @@ class NetmasterStateSource:
         path = f"/api/v1/agents/{ident.host_label}/"
         while True:
             assert self._ops_client is not None
+            conflicts = sorted(self.conflicts.values(), key=lambda c: c["endpointID"])
             try:
-                await self._ops_client.request("PUT", path, body)
+                await self._ops_client.request("PUT", path, {**body, "conflicts": conflicts} if conflicts else body)
                 if self._heartbeat_ok is not True:
                     LOG.info("registered with netmaster as %s (vtep %s)", ident.host_label, ident.vtep_ip or "-")
+                    self.reconnects += 1  # agent.reclaim verifies every local endpoint after each
                 self._heartbeat_ok = True
             except NetmasterError as exc:
                 if self._heartbeat_ok is not False:
@@ -221,12 +253,45 @@ class NetmasterStateSource:
                     objects[key] = NmObject("endpoint", ep_id, record)
         return list(objects.values())
 
+    def _retained_now(self) -> list[NmObject]:
+        """Retained endpoints whose host has not been back for long (the others are dropped now)."""
+        now = time.monotonic()
+        with self._lock:
+            for obj in self._retained.all():
+                back = self._returned.get(obj.object.get("host", ""))
+                if back is not None and now - back >= RETAIN_AFTER_RETURN:
+                    LOG.info("endpoint %s was not re-claimed by its returned host; forwarding to it ends", obj.key)
+                    self._retained.drop(obj.key)
+            return self._retained.all()
+
     def build(self) -> DesiredState | None:
         """The current desired state, or None before the first snapshot."""
         if not self.synced or self._informer is None:
             return None
         revision = self._informer.revision or 0
-        return build_state(self._objects_now(), self.local.all(), self.identity.host_label, revision)
+        local = self.local.all()
+        retained = self._retained_now()
+        objects, self._unlisted = with_last_known(self._objects_now(), local, retained, self.identity.host_label)
+        self.metrics.retained_endpoints.set(len({o.key for o in retained} & {o.key for o in objects}))
+        return build_state(objects, local, self.identity.host_label, revision)
+
+    def cached_endpoint(self, endpoint_id: str) -> dict[str, Any] | None:
+        """The endpoint's record as the watch last described it (None if absent)."""
+        with self._lock:
+            obj = self._objects.get(("endpoint", endpoint_id))
+        return obj.object if obj is not None else None
+
+    def unlisted(self) -> dict[str, str]:
+        """Local endpoints the last build found missing from netmaster (id -> the listed endpoint holding
+        their address or id, '' if none): the re-claim candidates."""
+        return dict(self._unlisted)
+
+    def partition_info(self) -> dict[str, Any]:
+        """For the agent's inspect: what this host keeps that netmaster does not list."""
+        with self._lock:
+            retained = sorted(o.key for o in self._retained.all())
+        return {"reachable": self.netmaster_reachable, "unlisted_local": self.unlisted(),
+                "conflicts": dict(self.conflicts), "retained_remote": retained}
 
     def sync(self, force: bool = False, apply: Callable[[DesiredState], None] | None = None) -> DesiredState | None:
         """Build and apply now, in the caller's thread. Raises what the apply raised.
@@ -244,6 +309,12 @@ class NetmasterStateSource:
             with self._ticket_lock:
                 covers = self._sync_tickets
             state = self.build()
+            if state is None and quick and self._applied is not None:
+                # not synced since the start (netmaster away): an endpoint delete still takes its flows
+                # out of the saved state being served
+                self._applied = self._recorded_only(self._applied)
+                apply(self._applied)
+                return self._applied
             if state is None or self._apply is None:
                 return None
             if apply is not None:  # quick: covers only quick callers
@@ -291,7 +362,9 @@ class NetmasterStateSource:
                 LOG.warning("cannot save the last state to %s: %s", self.cache_file, exc)
 
     def _apply_cached(self) -> None:
-        """Before netmaster answers: re-apply the last state this host applied (after a restart)."""
+        """Before netmaster answers: re-apply the last state this host applied (after a restart), less
+        the local endpoints whose record is gone (deleted since, e.g. a delete the restart interrupted
+        and EndpointOps.resume finished: the saved state must not plumb them again)."""
         if self.cache_file is None or not self.cache_file.exists():
             return
         try:
@@ -299,15 +372,24 @@ class NetmasterStateSource:
         except (OSError, ValueError, TypeError) as exc:
             LOG.warning("ignoring the saved state %s: %s", self.cache_file, exc)
             return
+        state = self._recorded_only(state)
         with self._apply_lock:
             if self._applied is None and self._apply is not None:
                 LOG.info("applying the last known state (revision %d) until netmaster answers", state.revision)
                 self._apply(state)
                 self._applied = state
 
+    def _recorded_only(self, state: DesiredState) -> DesiredState:
+        """*state* (a saved one, served while netmaster is away) less this host's endpoints whose local
+        record is gone: deleted meanwhile, they must not be plumbed again."""
+        records, me = self.local.all(), self.identity.host_label
+        kept = tuple(ep for ep in state.endpoints if ep.host != me or ep.id in records)
+        return state if kept == state.endpoints else dataclasses.replace(state, endpoints=kept)
+
     def _reapply(self) -> None:
         with self._apply_lock:
             if self._applied is not None and self._apply is not None:
+                self._applied = self._recorded_only(self._applied)
                 self._apply(self._applied)
 
     # -- StateSource --------------------------------------------------------------------------------

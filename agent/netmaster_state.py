@@ -19,6 +19,10 @@ Where values come from:
 - ACI mode: an EPG's VLAN is its ``status.aciVlan`` (the segment its endpoints use on the uplink), and
   its ``aci_synced`` the latest ``lastSync`` of the push state (``kind: aciSync``) of any app profile
   holding it, so the agent sees when the APIC received the EPG and re-announces its endpoints.
+
+What netmaster does not list is completed by :func:`with_last_known` before the state is built: this
+host's local records (the agent's truth about what runs here) and remote endpoints collected while
+their host was cut off; docs/agent.md ("Partitions") explains why.
 """
 
 from __future__ import annotations
@@ -123,6 +127,54 @@ def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint],
                         revision=revision)
 
 
+def with_last_known(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint], retained: Iterable[NmObject],
+                    host_label: str) -> tuple[list[NmObject], dict[str, str]]:
+    """netmaster's *objects* completed with what this host keeps although netmaster does not list it.
+
+    - Every *local* record is an endpoint of this host, listed or not: a container that runs here
+      keeps its port and flows whatever netmaster says (after a partition, netmaster's endpoint GC
+      may have collected it; the agent re-claims it, see ``agent.reclaim``). A listed endpoint that
+      holds the same address in the same network (the address went to someone else meanwhile) or the
+      same id on another host is left out of this host's state: here, the local container wins.
+    - *retained* remote endpoints (deleted while their host's agent record was absent) stay until an
+      endpoint netmaster lists takes their id or their address.
+
+    Returns the objects and, for each local record that netmaster does not list as this host's, the
+    id of the listed endpoint holding its address or id ('' when none: a plain re-claim candidate)."""
+    out = [o for o in objects]
+    listed = {o.key: o for o in out if o.kind == "endpoint"}
+    unlisted: dict[str, str] = {}
+    dropped: set[str] = set()
+    for ep_id, rec in sorted(local.items()):
+        seen = listed.get(ep_id)
+        if seen is not None and seen.object.get("host") == host_label:
+            continue
+        holder = ep_id if seen is not None else ""
+        for other in listed.values():
+            cfg = other.object
+            if other.key != ep_id and rec.ip and (cfg.get("tenantName", "default"), cfg.get("networkName"),
+                                                  cfg.get("ipAddress")) == (rec.tenant, rec.network, rec.ip):
+                holder = other.key
+        unlisted[ep_id] = holder
+        dropped |= {ep_id, holder} - {""}
+    out = [o for o in out if o.kind != "endpoint" or o.key not in dropped]
+    out += [NmObject("endpoint", ep_id, _local_record(local[ep_id], host_label)) for ep_id in sorted(unlisted)]
+    held = {_address(o.object) for o in out if o.kind == "endpoint"}
+    ids = {o.key for o in out if o.kind == "endpoint"}
+    out += [r for r in retained if r.key not in ids and _address(r.object) not in held]
+    return out, unlisted
+
+
+def _address(rec: Mapping[str, Any]) -> tuple[str, str, str]:
+    return rec.get("tenantName", "default"), rec.get("networkName", ""), rec.get("ipAddress", "")
+
+
+def _local_record(rec: LocalEndpoint, host_label: str) -> dict[str, Any]:
+    """The endpoint record netmaster would hold for a local record (as far as the state needs it)."""
+    return {"endpointID": rec.endpoint_id, "tenantName": rec.tenant, "networkName": rec.network,
+            "groupName": rec.group, "host": host_label, "ipAddress": rec.ip, "macAddress": rec.mac}
+
+
 def _aci_synced_groups(by_kind: Mapping[str, list[NmObject]]) -> dict[str, float]:
     """EPG key -> the latest time an app profile holding the EPG was synced to the APIC."""
     last_sync = {o.key: float(o.object.get("lastSync") or 0) for o in by_kind.get("aciSync", ())
@@ -141,6 +193,9 @@ def _endpoint(rec: dict[str, Any], local: Mapping[str, LocalEndpoint], host_labe
               networks: Mapping[str, Network], groups: Mapping[str, EndpointGroup]) -> Endpoint | None:
     tenant, network = rec.get("tenantName", "default"), rec.get("networkName", "")
     if f"{tenant}:{network}" not in networks or not rec.get("ipAddress"):
+        return None
+    if not rec.get("macAddress"):  # netmaster assigns every MAC (unique across tenants); never derive one here
+        LOG.warning("ignoring endpoint %s: netmaster's record has no MAC address", rec.get("endpointID"))
         return None
     group = rec.get("groupName", "")
     if group and f"{tenant}:{group}" not in groups:

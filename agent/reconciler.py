@@ -26,7 +26,7 @@ from agent.config import AgentConfig
 from agent.group_commit import GroupCommit
 from agent.metrics import AgentMetrics
 from agent.ovs.flow import Feature, Flow, cookie_feature, cookie_round, cookie_rule, make_cookie
-from agent.ovs.ofcontroller import FlowProgrammingError, OpenFlowController
+from agent.ovs.ofcontroller import FlowProgrammingError, OpenFlowController, datapath_id_for
 from agent.ovs.ovsdb import EXT_ENDPOINT, EXT_ROLE, EXT_ROUND, Ovsdb, PortInfo, PortSpec
 from agent.pipeline import build, counts_by_stage, qos, rules_of, stage_of
 from agent.pipeline.conjunction import rule_ids
@@ -74,6 +74,7 @@ class Reconciler:
         self._port_dels: GroupCommit[str] = GroupCommit(self._commit_port_dels)
         self._ofport_requests: dict[str, int] = {}  # port name -> ofport asked for (not yet assigned, maybe)
         self.on_resync_needed: list[Callable[[], None]] = []
+        self.info_sources: dict[str, Callable[[], Any]] = {}  # more sections of driver_info (the state source's)
         self._bond_converged = False  # the bond is checked once per process (its config is fixed)
         self._active_uplink: str | None = None
 
@@ -82,7 +83,9 @@ class Reconciler:
     def start(self) -> None:
         """Converge the bridge and pick this process's cookie round."""
         self.of.on_connect.append(self._switch_connected)
-        self.ovsdb.ensure_bridge(self.cfg.bridge, self.cfg.datapath_type, self.of.target)
+        datapath_id = datapath_id_for(self.cfg.host_label, self.cfg.bridge)
+        self.of.expect_datapath(datapath_id)  # before the bridge is pointed here: nothing else is taken
+        self.ovsdb.ensure_bridge(self.cfg.bridge, self.cfg.datapath_type, self.of.target, datapath_id)
         previous = int(self.ovsdb.bridge_external_id(self.cfg.bridge, EXT_ROUND) or 0)
         self.round = previous
         ids = self.ovsdb.api.db_get("Bridge", self.cfg.bridge, "external_ids").execute(check_error=True)
@@ -507,6 +510,7 @@ class Reconciler:
                 "flows_total": len(flows), "flows_by_stage": counts_by_stage(flows),
                 "uplink": self.uplink_info(),
             }
+            info.update({name: section() for name, section in self.info_sources.items()})
             if view is not None:
                 info["endpoints"] = [{**_ep_dict(ep), "ofport": port, "port": host_ifname(ep.id)}
                                      for ep, port in view.local_endpoints]

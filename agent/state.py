@@ -10,13 +10,14 @@ snapshot can be shared between threads.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from contiv_api.mac import mac_for
+from contiv_api.mac import first_free
 from contiv_api.netprofile import burst_kbits
 
 FwdMode = Literal["bridge", "routing"]
@@ -125,8 +126,6 @@ class Endpoint:
 
     def __post_init__(self) -> None:
         ipaddress.IPv4Address(self.ip)
-        if not self.mac:
-            object.__setattr__(self, "mac", mac_for(self.ip))
 
     @property
     def network_key(self) -> str:
@@ -207,6 +206,8 @@ class DesiredState:
             raise ValueError("infra must be default or aci")
         if self.arp_mode not in ("proxy", "flood"):
             raise ValueError("arp_mode must be proxy or flood")
+        if any(not ep.mac for ep in self.endpoints):
+            object.__setattr__(self, "endpoints", _with_macs(self.endpoints))
         idx = self._index
         idx["net"] = {n.key: n for n in self.networks}
         idx["grp"] = {g.key: g for g in self.groups}
@@ -282,6 +283,21 @@ def _group_from_dict(data: dict[str, Any]) -> EndpointGroup:
     qos = data.get("qos")
     return EndpointGroup(**{**data, "policies": tuple(data.get("policies", ())),
                             "qos": Qos(**qos) if qos else None})
+
+
+def _with_macs(endpoints: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
+    """Endpoints of a standalone state (a file, a test) that give no MAC get one by netmaster's rule
+    (contiv_api.mac), in order, so that two with the same address in two tenants differ. Endpoints from
+    netmaster always carry netmaster's MAC (agent.netmaster_state drops one without), so this never
+    second-guesses it."""
+    taken = {ep.mac for ep in endpoints if ep.mac}
+    out = []
+    for ep in endpoints:
+        if not ep.mac:
+            ep = dataclasses.replace(ep, mac=first_free(ep.ip, taken))
+            taken.add(ep.mac)
+        out.append(ep)
+    return tuple(out)
 
 
 def _plain(value: Any) -> Any:

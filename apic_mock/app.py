@@ -209,9 +209,9 @@ class ApicApi:
                 if method == "GET":
                     return svc.query(svc.scope_dn(dn), params, identity), None
                 if method == "POST":
-                    return svc.post(dn, decode(body), params), None
+                    return svc.post(dn, decode(body), params, identity=identity), None
                 if method == "DELETE":
-                    return svc.delete(dn, params), None
+                    return svc.delete(dn, params, identity=identity), None
                 self._method(method, "GET", "POST", "DELETE")
         for prefix in ("class/", "node/class/"):
             if name.startswith(prefix):
@@ -302,6 +302,11 @@ def _admin(service: ApicService) -> list[Route]:
             ]
         }
 
+    def expire_subscriptions(request: Request, body: Any) -> Any:
+        expired = len(service.hub.subs)
+        service.hub.clear()
+        return {"expired": expired}
+
     return [
         Route("/mock/health", handler(lambda r, b: {"status": "ok", **service.status()}), methods=["GET"]),
         Route("/mock/reset", handler(reset), methods=["POST"]),
@@ -315,6 +320,7 @@ def _admin(service: ApicService) -> list[Route]:
         Route("/mock/endpoints", handler(endpoints), methods=["POST"]),
         Route("/mock/objects", handler(objects), methods=["DELETE"]),
         Route("/mock/subscriptions", handler(subscriptions), methods=["GET"]),
+        Route("/mock/subscriptions/expire", handler(expire_subscriptions), methods=["POST"]),
     ]
 
 

@@ -843,6 +843,17 @@ _define(
     props={"key": Prop(pattern=r"[a-zA-Z0-9_.:\-/ ]{1,128}"), "value": Prop(pattern=r".{0,128}")},
 )
 _define("tagInst", "tag-{name}", ANY_PARENT, label="Tag", common=False)
+# Audit records live in apic_mock.audit, not in the tree; the class is here for queries and rendering.
+_define(
+    "aaaModLR",
+    "mod-{id}",
+    ANY_PARENT,
+    label="Audit record",
+    configurable=False,
+    common=False,
+    props={name: oper() for name in ("affected", "cause", "changeSet", "code", "created", "descr", "ind",
+                                     "sessionId", "severity", "trig", "txId", "user")},
+)
 _define(
     "faultInst",
     "fault-{code}",

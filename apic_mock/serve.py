@@ -17,11 +17,15 @@ from apic_mock.service import ApicService
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A bound TCP socket (port 0 picks a free one); the server listens on it."""
+    """A bound, listening TCP socket (port 0 picks a free one) for the server.
+
+    Listening at once, not when uvicorn starts: whoever reads the port (``--port-file``) may connect
+    right away, and is queued until the server accepts instead of being refused."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(2048)
     return sock
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from apic_mock import initial, persistence
+from apic_mock.audit import AuditLog
 from apic_mock.auth import Auth, Identity, Session
 from apic_mock.config import Configurator, Outcome, modified_reply
 from apic_mock.errors import ApicError, envelope
@@ -58,6 +59,7 @@ class ApicService:
             self.tree, refresh_timeout=settings.refresh_timeout, accept_unsigned=settings.accept_unsigned
         )
         self.hub = SubscriptionHub(self.tree)
+        self.audit = AuditLog()
         self.faults = FaultInjector()
         self.stats = RequestStats()
         state = settings.state_file
@@ -78,6 +80,7 @@ class ApicService:
         """Back to the initial objects plus seeds (also what a fresh start does)."""
         self.tree.clear()
         self.hub.clear()
+        self.audit.clear()
         self._load(initial.base_objects(self.settings.users))
         if self.settings.demo_fabric:
             self._load(initial.demo_fabric(self.settings.version))
@@ -156,9 +159,18 @@ class ApicService:
             self.hub.drop_session(identity.session.sid)
 
     # --- queries ----------------------------------------------------------------------------------
+    def _audit(self, identity: Identity | None, outcome: Outcome) -> None:
+        if identity is not None and outcome.changes:
+            self.audit.record(identity.user, identity.session.sid if identity.session else "", outcome)
+
     def query(self, scope: QueryScope, params: Mapping[str, str], identity: Identity) -> dict[str, Any]:
-        """A DN or class query, with ``subscription=yes`` handling."""
+        """A DN or class query, with ``subscription=yes`` handling; ``aaaModLR`` reads the audit log."""
         opts = parse_options(params)
+        if scope.cls == "aaaModLR" and scope.dn is None:
+            found = self.audit.query(self.engine.predicate(opts.target_filter))
+            size = opts.page_size or len(found)
+            page = found[(opts.page or 0) * size : ((opts.page or 0) + 1) * size]
+            return envelope([render(self.tree, mo) for mo in page], len(found))
         imdata, total = self.engine.run(scope, opts)
         reply = envelope(imdata, total)
         if opts.subscription == "yes":
@@ -180,12 +192,14 @@ class ApicService:
 
     # --- configuration ----------------------------------------------------------------------------
     def post(
-        self, url_dn: str, body: Any, params: Mapping[str, str], *, privileged: bool = False
+        self, url_dn: str, body: Any, params: Mapping[str, str], *, privileged: bool = False,
+        identity: Identity | None = None,
     ) -> dict[str, Any]:
         """Config POST; the reply follows ``rsp-subtree`` (empty, modified objects, or full tree)."""
         opts = parse_options(params, post=True)
         outcome = self.configurator.post(url_dn, body, privileged=privileged)
         self._committed(outcome)
+        self._audit(identity, outcome)
         if opts.rsp_subtree == "modified":
             return envelope(modified_reply(self.tree, outcome))
         if opts.rsp_subtree in ("full", "children"):
@@ -197,11 +211,13 @@ class ApicService:
             return envelope(items)
         return envelope([])
 
-    def delete(self, dn: str, params: Mapping[str, str], *, privileged: bool = False) -> dict[str, Any]:
+    def delete(self, dn: str, params: Mapping[str, str], *, privileged: bool = False,
+               identity: Identity | None = None) -> dict[str, Any]:
         """HTTP DELETE of a subtree; absent DNs are fine, as on APIC."""
         opts = parse_options(params, post=True)
         outcome = self.configurator.delete(dn, privileged=privileged)
         self._committed(outcome)
+        self._audit(identity, outcome)
         if opts.rsp_subtree == "modified":
             return envelope(modified_reply(self.tree, outcome))
         return envelope([])

@@ -128,9 +128,10 @@ def inner_resync(n_flows: int) -> dict[str, float]:
     ovs.start()
     try:
         env, br = ovs.env(), "benchbr"
-        ctl = OpenFlowController(port=16653)
+        ctl = OpenFlowController(rundir / "openflow.sock")
         ctl.start()
-        Ovsdb(ovs.remote).ensure_bridge(br, "netdev", ctl.target)
+        ctl.expect_datapath(1)
+        Ovsdb(ovs.remote).ensure_bridge(br, "netdev", ctl.target, 1)
         assert ctl.wait_connected(10)
         flows = resync_flows(n_flows)
 

@@ -47,6 +47,8 @@ KINDS = (
 
 
 AGENT_HEADER = "X-Contiv-Agent"
+#: An endpoint whose labels carry this one takes over the address reservation it names (Docker IPAM).
+CLAIM_LABEL = "io.contiv.reservation"
 
 # -- errors --------------------------------------------------------------------------------------------
 

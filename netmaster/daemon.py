@@ -21,12 +21,14 @@ from netmaster import __version__
 from netmaster.aci.client import DEFAULT_URL as DEFAULT_ACI_GW_URL
 from netmaster.aci.controller import AciSettings
 from netmaster.api.app import ApiSettings, create_app
+from netmaster.api.watch import RING_EVENTS, WATCHER_BUFFER
 from netmaster.backup import cli as backup_cli
 from netmaster.ha.endpoint_gc import DEFAULT_GRACE
 from netmaster.ha.leader import DEFAULT_TTL
 from netmaster.logs import setup_logging
 from netmaster.store import DEFAULT_STORE_URL, open_store
 from netmaster.store.base import StoreError
+from netmaster.store.cache import STALENESS
 from netmaster.store.etcd_options import redact_url
 
 log = logging.getLogger("netmaster")
@@ -119,6 +121,38 @@ def build_parser() -> argparse.ArgumentParser:
         "seconds a host may be without a live agent record before the leader deletes its endpoints "
         "and releases their addresses; 0 disables",
     )
+    p.add_argument(
+        "--compat-errors",
+        action="store_true",
+        default=(_env("compat-errors", "") or "").lower() in ("1", "true", "yes"),
+        help=(
+            "answer refusals (bad input, not found, conflict) as Contiv's netmaster did: HTTP 500 with the "
+            "reason as plain text, which Contiv's own netctl prints (it shows only the status line of a 4xx); "
+            'default: 4xx with a JSON body {"error": reason}'
+        ),
+    )
+    _number_flag(
+        p,
+        "--watch-buffer",
+        WATCHER_BUFFER,
+        "bytes of events one watch stream may have waiting; a watcher further behind (one that does not "
+        "read) is cut off with a 410 line and re-lists instead of growing netmaster's memory",
+    )
+    _number_flag(
+        p,
+        "--watch-history",
+        RING_EVENTS,
+        "recent events kept in memory (at most 8 MiB of them) so that a watcher resuming from a recent "
+        "revision is served without a watch of the store of its own",
+    )
+    _seconds_flag(
+        p,
+        "--read-staleness",
+        STALENESS,
+        "seconds: reads are served from memory and see every write of this netmaster, and every write of "
+        "other netmasters committed this long before; 0 makes every read ask the store for its revision "
+        "first (one round trip on etcd)",
+    )
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", default=_env("log-format", "json"), choices=["json", "text"])
     return p
@@ -126,8 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _seconds_flag(p: argparse.ArgumentParser, flag: str, default: float, help_text: str) -> None:
     """A duration flag in seconds, defaulting to its CONTIV_NETMASTER_ variable, then to ``default``."""
-    env_default = float(_env(flag.removeprefix("--"), str(default)) or default)
-    p.add_argument(flag, type=float, default=env_default, help=help_text + " (default %(default)s)")
+    _number_flag(p, flag, default, help_text, float)
+
+
+def _number_flag(p: argparse.ArgumentParser, flag: str, default: float, help_text: str, kind: type = int) -> None:
+    """A numeric flag, defaulting to its CONTIV_NETMASTER_ variable, then to ``default``."""
+    env_default = kind(_env(flag.removeprefix("--"), str(default)) or default)
+    p.add_argument(flag, type=kind, default=env_default, help=help_text + " (default %(default)s)")
 
 
 def _bind(listen_url: str) -> socket.socket:
@@ -178,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         store_url=args.cluster_store,
         leader_ttl=args.leader_ttl,
         endpoint_gc_grace=max(args.endpoint_gc_grace, 0.0),
+        compat_errors=args.compat_errors,
+        watch_buffer=max(args.watch_buffer, 1024),
+        watch_history=max(args.watch_history, 1),
+        read_staleness=max(args.read_staleness, 0.0),
         aci=AciSettings(
             gw_url=args.aci_gw_url,
             gw_token=args.aci_gw_token,

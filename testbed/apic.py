@@ -115,6 +115,10 @@ class AdminClient:
     def subscriptions(self) -> list[dict[str, Any]]:
         return self._call("GET", "/mock/subscriptions")["subscriptions"]
 
+    def expire_subscriptions(self) -> int:
+        """Make every subscription time out now, as unrefreshed ones do; returns how many."""
+        return self._call("POST", "/mock/subscriptions/expire")["expired"]
+
 
 class ApicMock:
     """A running mock: ``url``, ``ca_file`` (None over HTTP), ``username``, ``password``, ``admin``."""
@@ -137,6 +141,7 @@ class ApicMock:
         self.process: sp.Popen[bytes] | None = None  # subprocess mode only
         self.workdir = workdir
         self._stop = stop
+        self._server: _InProcessServer | None = None
         self.admin = AdminClient(http_client(url, self.ssl_context() or False))
 
     @property
@@ -163,6 +168,15 @@ class ApicMock:
     def stop(self) -> None:
         self.admin.http.close()
         self._stop()
+
+    def restart(self) -> None:
+        """Stop the (in-process) mock and start a new one on the same port and certificate, as an APIC
+        reboot looks to clients: sessions, subscriptions and websockets are gone; the objects are kept
+        when the mock was started with a ``state`` file."""
+        if self._server is None:
+            raise RuntimeError("restart() is for in-process mocks")
+        self._server.restart()
+        self.service = self._server.service
 
     def __enter__(self) -> ApicMock:
         return self
@@ -215,32 +229,16 @@ class ApicMock:
             seeds=seeds,
             demo_fabric=demo_fabric,
         )
-        service = ApicService(settings)
         ca_file = cert = key = None
         if not http:
             files = tls.generate(workdir)
             cert, key, ca_file = str(files.cert), str(files.key), str(files.ca)
-        sock = listening_socket("127.0.0.1", 0)
-        port = sock.getsockname()[1]
-        server = build_server(service, certfile=cert, keyfile=key, log_level="warning")
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=f"apic-mock-{port}", daemon=True
-        )
-        thread.start()
-        deadline = time.monotonic() + START_TIMEOUT
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("apic_mock did not start")
-            time.sleep(0.01)
-
-        def stop() -> None:
-            server.should_exit = True
-            thread.join(10)
-            sock.close()
-
+        server = _InProcessServer(settings, cert, key)
         name, pwd = next(iter(users.items()))
         scheme = "http" if http else "https"
-        return cls(f"{scheme}://127.0.0.1:{port}", ca_file, name, pwd, service, stop, workdir)
+        mock = cls(f"{scheme}://127.0.0.1:{server.port}", ca_file, name, pwd, server.service, server.stop, workdir)
+        mock._server = server
+        return mock
 
     @classmethod
     def _start_process(
@@ -320,6 +318,40 @@ class ApicMock:
         mock = cls(url, None if http else str(ca_file), name, pwd, None, stop, workdir)
         mock.process = proc
         return mock
+
+
+class _InProcessServer:
+    """An apic_mock service served by uvicorn in a thread, restartable on the same port."""
+
+    def __init__(self, settings: Settings, cert: str | None, key: str | None) -> None:
+        self.settings, self.cert, self.key = settings, cert, key
+        self.port = 0
+        self._serve()
+
+    def _serve(self) -> None:
+        self.service = ApicService(self.settings)
+        sock = listening_socket("127.0.0.1", self.port)
+        self.port = sock.getsockname()[1]
+        server = build_server(self.service, certfile=self.cert, keyfile=self.key, log_level="warning")
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name=f"apic-mock-{self.port}", daemon=True
+        )
+        thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("apic_mock did not start")
+            time.sleep(0.01)
+        self._server, self._thread, self._sock = server, thread, sock
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._sock.close()
+
+    def restart(self) -> None:
+        self.stop()
+        self._serve()
 
 
 def flatten_subtree(imdata: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, str]]]:

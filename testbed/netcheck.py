@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from testbed.cluster import in_ns
@@ -50,18 +53,61 @@ def http_ok(ns: str, ip: str, port: int, timeout: int = 2) -> bool:
     return res.returncode == 0 and res.stdout.rstrip().endswith("\nok")
 
 
+@dataclass(frozen=True)
+class PingResult:
+    """What a background ping saw: replies by sequence number, with ping's own timestamps."""
+
+    sent: int
+    replies: dict[int, float]  # icmp_seq -> time the reply arrived (epoch seconds)
+    duplicates: int
+
+    @property
+    def lost(self) -> int:
+        """Requests without a reply, up to the last one answered (the one in flight when ping was
+        stopped does not count)."""
+        return max(self.replies, default=0) - len(self.replies)
+
+    @property
+    def gap(self) -> float:
+        """The longest time between two consecutive replies, in seconds: the outage a fault caused
+        (the interval itself when nothing was lost)."""
+        times = sorted(self.replies.values())
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+def quiet_gap(ns: str, ip: str, seconds: float = 1.0) -> float:
+    """The longest gap between replies of a 20 ms ping without a fault: the reference a fault's gap
+    is compared with, measured in the same run."""
+    pinger = Pinger(ns, ip)
+    time.sleep(seconds)
+    return pinger.stop().gap
+
+
+def gap_report(fault: str, result: PingResult, quiet: float) -> str:
+    """One line for a fault's ping gap next to the quiet reference."""
+    return (f"ping gap, {fault}: {result.gap * 1000:.0f} ms, lost {result.lost} of {max(result.replies, default=0)} "
+            f"(20 ms ping; quiet run {quiet * 1000:.0f} ms, ratio {result.gap / quiet:.1f})")
+
+
 class Pinger:
-    """A steady ping running in the background (every *interval* seconds, *count* echoes), to measure
-    what an event costs the traffic: start it, cause the event, then ``result()``."""
+    """A ping every *interval* seconds from namespace *ns* to *ip*, in the background until ``stop``."""
 
-    def __init__(self, ns: str, ip: str, count: int = 300, interval: float = 0.02) -> None:
-        self.process = subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-i", str(interval), "-c", str(count), ip],
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    def __init__(self, ns: str, ip: str, interval: float = 0.02) -> None:
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-D", "-i", str(interval), ip],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    def result(self, timeout: float = 60) -> tuple[int, int, str]:
-        """(sent, received, ping's output) once ping has finished."""
-        out, _ = self.process.communicate(timeout=timeout)
-        stats = re.search(r"(\d+) packets transmitted, (\d+) received", out)
-        if stats is None:
-            raise AssertionError(f"ping gave no statistics: {out[-500:]}")
-        return int(stats.group(1)), int(stats.group(2)), out
+    def stop(self) -> PingResult:
+        self.proc.send_signal(signal.SIGINT)  # ip netns exec execs ping: this is ping's pid
+        out, _ = self.proc.communicate(timeout=10)
+        replies: dict[int, float] = {}
+        duplicates = 0
+        for stamp, seq, dup in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+) .*?( \(DUP!\))?$",
+                                          out, re.MULTILINE):
+            if dup or int(seq) in replies:
+                duplicates += 1
+            else:
+                replies[int(seq)] = float(stamp)
+        sent = re.search(r"(\d+) packets transmitted", out)
+        if sent is None:
+            raise RuntimeError(f"ping did not run: {out[-500:]}")
+        return PingResult(int(sent.group(1)), replies, duplicates)

@@ -4,7 +4,8 @@ The agents run inside their host namespaces, so netmaster must be reachable from
 gets a control network, a Linux bridge ``P-ct`` in the root namespace holding netmaster's address and
 one veth per host (``ctrl0`` inside the host), on a /24 picked from the prefix so concurrent clusters
 do not share addresses. netmaster keeps its state in SQLite under the cluster's directory, so a test
-can stop and start it and agents resume their watch.
+can stop and start it and agents resume their watch. ``cut_off``/``reconnect`` partition one host from
+netmaster (its control interface drops everything) while its data path stays up.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ from testbed.ports import free_port
 
 
 class SyncCluster(Cluster):
-    def __init__(self, n_hosts: int = 2, kind: str = "as") -> None:
-        """*kind*: the name prefix (one of testbed.cluster.CLUSTER_PREFIXES), so cleanup finds leftovers."""
+    def __init__(self, n_hosts: int = 2, kind: str = "as", netmaster_args: tuple[str, ...] = (),
+                 agent_args: tuple[str, ...] = ()) -> None:
+        """*kind*: the name prefix (one of testbed.cluster.CLUSTER_PREFIXES), so cleanup finds leftovers.
+        *netmaster_args*, *agent_args*: more options for netmaster and every agent."""
         super().__init__(n_hosts=n_hosts, prefix=kind + secrets.token_hex(2))
+        self.netmaster_args = netmaster_args
+        self.agent_args = agent_args
         suffix = int(self.prefix[2:], 16)
         self.ctrl_net = f"10.{200 + suffix % 50}.{(suffix >> 6) % 256}"
         self.netmaster: NetmasterProcess | None = None
@@ -58,7 +63,8 @@ class SyncCluster(Cluster):
 
     def start_netmaster(self) -> None:
         self.netmaster = NetmasterProcess.spawn(f"sqlite:///{self.root}/netmaster.db", host=self.ctrl_ip,
-                                                port=self.nm_port, log_path=self.root / "netmaster.log")
+                                                port=self.nm_port, log_path=self.root / "netmaster.log",
+                                                args=self.netmaster_args)
         self.pids.append(self.netmaster.process.pid)
         self._record()
 
@@ -72,7 +78,17 @@ class SyncCluster(Cluster):
     def state_source_args(self, host: SimHost) -> list[str]:
         i = self.hosts.index(host) + 1
         return ["--netmaster", self.netmaster_url, "--ctrl-ip", f"{self.ctrl_net}.{i}",
-                "--state-dir", str(host.rundir / "agent-state"), "--netmaster-wait", "2"]
+                "--state-dir", str(host.rundir / "agent-state"), "--netmaster-wait", "2", *self.agent_args]
+
+    def cut_off(self, host: SimHost) -> None:
+        """Partition *host* from netmaster: its control interface drops every packet, both ways (TCP
+        connections hang, as on a real network fault, rather than being refused)."""
+        for chain, flag in (("INPUT", "-i"), ("OUTPUT", "-o")):
+            in_ns(host.netns, "iptables", "-I", chain, flag, "ctrl0", "-j", "DROP")
+
+    def reconnect(self, host: SimHost) -> None:
+        for chain, flag in (("INPUT", "-i"), ("OUTPUT", "-o")):
+            in_ns(host.netns, "iptables", "-D", chain, flag, "ctrl0", "-j", "DROP")
 
     def down(self) -> None:
         if self.netmaster is not None:

@@ -9,8 +9,14 @@ import httpx
 import pytest
 
 from testbed.apic import ApicMock
+from testbed.cluster.prereq import check_marks
 from testbed.etcd import stop_shared_etcd
 from testbed.ports import free_port
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A missing prerequisite of a real-component test: a skip here, a failure under CI=true."""
+    check_marks(item)
 
 
 @pytest.fixture

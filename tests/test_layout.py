@@ -57,7 +57,7 @@ def test_a_planted_violation_is_caught(tmp_path: Path) -> None:
     (tmp_path / "contiv_api").mkdir()
     (tmp_path / "contiv_api" / "bad.py").write_text("import aci_gw.payload\nfrom . import mac\n")
     (tmp_path / "netmaster").mkdir()
-    (tmp_path / "netmaster" / "fine.py").write_text("from contiv_api.mac import mac_for\nimport httpx\n")
+    (tmp_path / "netmaster" / "fine.py").write_text("from contiv_api.mac import candidates\nimport httpx\n")
     assert violations(tmp_path) == [
         "agent/bad.py:1: agent imports netmaster.store",
         "agent/bad.py:4: agent imports pytest",

@@ -47,6 +47,15 @@ class ApicClient(ABC):
     def health(self) -> dict[str, Any]:
         """Check the APIC answers an authenticated query now; raise ApicError when it does not."""
 
+    def read_tenants(self, names: list[str]) -> dict[str, Mo | None]:
+        """Several tenant subtrees (configuration only) by name; backends may do it in one query."""
+        return {name: self.read(f"uni/tn-{name}", config_only=True) for name in names}
+
+    def audit(self, dns: list[str]) -> list[Mo]:
+        """The APIC's audit records (``aaaModLR``) of changes to these DNs, newest first; empty when
+        the backend cannot ask."""
+        return []
+
     def exists(self, dn: str) -> bool:
         return self.read(dn, subtree="no") is not None
 

@@ -88,6 +88,8 @@ class RestClient(ApicClient):
         self._token: str | None = None
         self._token_at = 0.0
         self._token_lifetime = 600.0
+        #: Bumped at every password login: a new session, whose websocket the drift watch must open.
+        self.login_generation = 0
 
     # -- session -------------------------------------------------------------------------------
     def login(self) -> None:
@@ -108,6 +110,7 @@ class RestClient(ApicClient):
                 f"APIC login as {self.conn.username} failed: {exc}", exc.code, exc.status
             ) from None
         self._take_token(reply, "password")
+        self.login_generation += 1
 
     def _take_token(self, reply: Any, kind: str) -> None:
         try:
@@ -242,6 +245,24 @@ class RestClient(ApicClient):
         })
         return items[0] if items else None
 
+    def read_tenants(self, names: list[str]) -> dict[str, Mo | None]:
+        """One class query for all of them (a batch of pushes reads its tenants at once)."""
+        if len(names) == 1:
+            return super().read_tenants(names)
+        terms = ",".join(f'eq(fvTenant.name,"{name}")' for name in names)
+        found = self._get("/api/class/fvTenant.json", {
+            "query-target-filter": f"or({terms})", "rsp-subtree": "full", "rsp-prop-include": "config-only",
+        })
+        by_name = {mo.attrs.get("name", ""): mo for mo in found}
+        return {name: by_name.get(name) for name in names}
+
+    def audit(self, dns: list[str]) -> list[Mo]:
+        terms = [f'eq(aaaModLR.affected,"{dn}")' for dn in dns]
+        return self._get("/api/node/class/aaaModLR.json", {
+            "query-target-filter": terms[0] if len(terms) == 1 else f"or({','.join(terms)})",
+            "order-by": "aaaModLR.created|desc", "page-size": "20",
+        })
+
     def children(self, dn: str, classes: tuple[str, ...] = ()) -> list[Mo]:
         return self._get(f"/api/mo/{dn}.json", {
             "query-target": "children", "target-subtree-class": ",".join(classes),
@@ -266,6 +287,48 @@ class RestClient(ApicClient):
             "apic": self.conn.url, "backend": self.backend,
             "auth": "certificate" if self._signer else "password", "loggedIn": True,
         }
+
+    # -- event subscriptions (the drift watch) ----------------------------------------------------
+    def websocket_session(self, fresh: bool = False) -> tuple[str, int]:
+        """The token to open ``/socket<token>`` with, and the login generation it belongs to.
+
+        ``fresh`` logs in again first (after a reconnect the old session may be gone). Certificate
+        sessions have no token; the watch is not available with them (see docs/aci.md)."""
+        if self._signer is not None:
+            raise ApicError("the drift watch needs password authentication (certificate sessions have no "
+                            "websocket token)")
+        with self._lock:
+            if fresh or self._token is None:
+                self._token = None
+                self._login_locked()
+            assert self._token is not None
+            return self._token, self.login_generation
+
+    def websocket_url(self, token: str) -> str:
+        scheme, rest = self.conn.url.split("://", 1)
+        return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/socket{token}"
+
+    def subscribe(self, dn: str, timeout: int) -> str:
+        """Subscribe to every change in the subtree of ``dn``; returns the subscription id."""
+        query = _query({"query-target": "subtree", "rsp-prop-include": "naming-only",
+                        "subscription": "yes", "refresh-timeout": str(timeout)})
+        reply = self._exchange("GET", f"/api/mo/{dn}.json?{query}", b"", session=True)
+        sub_id = reply.get("subscriptionId")
+        if not sub_id:
+            raise ApicError(f"APIC reply to a subscription of {dn} carries no subscriptionId")
+        return str(sub_id)
+
+    def refresh_subscription(self, sub_id: str) -> bool:
+        """Keep a subscription alive; False when the APIC no longer knows it (expired)."""
+        try:
+            self._exchange("GET", f"/api/subscriptionRefresh.json?id={sub_id}", b"", session=True)
+        except ApicUnavailable:
+            raise
+        except ApicError as exc:
+            if exc.status == 400:
+                return False
+            raise
+        return True
 
     def close(self) -> None:
         self._http.close()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from agent.docker.netmaster_calls import DriverError, NetmasterIpam
 from agent.docker.records import DockerEndpoint, DockerNetwork, DriverRecords
 from agent.endpoint_ops import AddRequest, EndpointError
+from contiv_api.netmaster_client import CLAIM_LABEL
 
 if TYPE_CHECKING:
     from agent.endpoint_ops import EndpointOps
@@ -29,7 +30,6 @@ LOG = logging.getLogger(__name__)
 GENERIC = "com.docker.network.generic"
 REQUEST_TYPE = "RequestAddressType"
 GATEWAY_TYPE = "com.docker.network.gateway"
-CLAIM_LABEL = "io.contiv.reservation"
 ADDRESS_SPACES = {"LocalDefaultAddressSpace": "contiv-local", "GlobalDefaultAddressSpace": "contiv-global"}
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")

@@ -1,9 +1,9 @@
 """The agent's OpenFlow 1.3 connection to its bridge, without a controller framework.
 
-The bridge connects to the agent (its controller target, ``tcp:127.0.0.1:6653``). This module accepts
-that connection, says HELLO and asks for the switch's features, answers the switch's echo requests
-and sends its own when the line is quiet (a switch that stops answering is dropped after three), and
-hands the agent what it waits for: barrier replies, errors and flow statistics, each by xid.
+The bridge connects to the agent (its controller target, ``unix:/var/run/openvswitch/contiv-<bridge>.sock``).
+This module accepts that connection, says HELLO and asks for the switch's features, answers the
+switch's echo requests and sends its own when the line is quiet (a switch that stops answering is
+dropped after three), and hands the agent what it waits for: barrier replies, errors and flow statistics, each by xid.
 
 Why not os-ken's runtime, which did this before: the agent only ever sends pre-encoded bytes and
 waits for a barrier, and os-ken put four thread hand-offs into each such round trip (its send queue
@@ -11,17 +11,29 @@ and send thread, its receive thread and message parser, its event queue and appl
 On the CNI ADD path, which waits for two round trips, that was milliseconds under load. Here the
 caller's thread writes the bytes itself (under a lock) and the one reader thread of the connection
 resolves the caller's future directly. os-ken remains the encoder's reference for message layouts.
+
+Who may be the switch: whoever completes the handshake owns the agent's view of the bridge (where
+its flows go, what its flow statistics say), so the listener is a unix socket only root can open
+(mode 0600, made under another name and renamed into place, so there is no moment when it is open
+to all), the peer's credentials must be root's (SO_PEERCRED), and the features reply must carry
+the datapath id the agent gave its bridge. A connection failing any of these is closed without
+touching the current one. A TCP listener on 127.0.0.1 (what this was before) let any local user
+replace the bridge's connection.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import select
 import socket
+import stat
 import struct
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import NamedTuple
 
 LOG = logging.getLogger(__name__)
@@ -50,6 +62,7 @@ _FLOW_STATS = struct.Struct("!HBxIIHHHH4xQQQ")  # ofp_flow_stats up to (not incl
 _PACKET_OUT = struct.Struct("!IIH6x")  # buffer_id, in_port, actions_len
 _OUTPUT_TO_TABLE = struct.pack("!HHIH6x", 0, 16, OFPP_TABLE, OFPCML_MAX)  # OFPAT_OUTPUT
 _ERROR = struct.Struct("!HH")
+_PEERCRED = struct.Struct("3i")  # pid, uid, gid
 
 ECHO_INTERVAL = 1.0  # seconds of silence before an echo request
 ECHO_MISSES = 3  # unanswered echo requests before the connection is dropped
@@ -125,13 +138,57 @@ class Connection:
         self.sock.close()
 
 
-class OpenFlowChannel:
-    """Listens for the bridge and keeps one connection to it (a reconnecting bridge replaces the
-    old connection). ``on_connect`` hooks run, in their own thread, once the switch has answered
-    the features request."""
+def peer_uid(sock: socket.socket) -> int:
+    """The user id of the process at the other end of a unix socket (as the kernel saw it connect)."""
+    _pid, uid, _gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+    return uid
 
-    def __init__(self, listen_host: str, port: int) -> None:
-        self.listen_host, self.port = listen_host, port
+
+def bind_private(path: Path) -> socket.socket:
+    """A listening unix socket at *path* that only this user (root) can connect to.
+
+    Raises OSError if another live process listens there. A stale socket file (a crashed agent's)
+    is replaced. The socket is bound under a temporary name, restricted, then renamed into place,
+    so it is never reachable with looser permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            raise OSError(f"{path} exists and is not a socket")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(path))
+            except OSError:
+                pass  # stale: nobody listens
+            else:
+                raise OSError(f"another process listens on {path}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(tmp))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+        listener.listen(4)
+    except OSError:
+        listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return listener
+
+
+class OpenFlowChannel:
+    """Listens for the bridge on a root-only unix socket and keeps one connection to it (a
+    reconnecting bridge replaces the old connection). Only a peer running as root whose features
+    reply carries the expected datapath id (:meth:`expect_datapath`; none is accepted before) is
+    taken. ``on_connect`` hooks run, in their own thread, once the switch has answered the
+    features request."""
+
+    def __init__(self, socket_path: Path) -> None:
+        self.socket_path = Path(socket_path)
+        self.expected_datapath: int | None = None
+        self.refused = 0  # connections closed for a wrong peer or datapath id
         self.connected = threading.Event()
         self.on_connect: list[Callable[[Connection], None]] = []
         self._conn: Connection | None = None
@@ -144,18 +201,20 @@ class OpenFlowChannel:
     # -- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Bind the listening socket (raises OSError now if the port is taken) and accept in the
-        background."""
-        listener = socket.socket(socket.AF_INET6 if ":" in self.listen_host else socket.AF_INET)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.listen_host, self.port))
-        listener.listen(4)
-        self._listener = listener
+        """Bind the listening socket (raises OSError now if another process listens there) and
+        accept in the background."""
+        self._listener = bind_private(self.socket_path)
         threading.Thread(target=self._accept_loop, name="openflow-accept", daemon=True).start()
+
+    def expect_datapath(self, datapath_id: int) -> None:
+        """Accept only a switch whose features reply carries *datapath_id* (the bridge's, as set)."""
+        self.expected_datapath = datapath_id
 
     def stop(self) -> None:
         if self._listener is not None:
             self._listener.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
         conn = self._conn
         if conn is not None:
             conn.close()
@@ -164,11 +223,16 @@ class OpenFlowChannel:
         assert self._listener is not None
         while True:
             try:
-                sock, addr = self._listener.accept()
+                sock, _ = self._listener.accept()
             except OSError:
                 return  # stopped
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Connection(sock, f"{addr[0]}:{addr[1]}")
+            uid = peer_uid(sock)
+            if uid != os.geteuid():  # the socket's mode already keeps others out; never trust it alone
+                LOG.warning("refused an OpenFlow connection on %s from uid %d", self.socket_path, uid)
+                self.refused += 1
+                sock.close()
+                continue
+            conn = Connection(sock, f"uid {uid} on {self.socket_path}")
             threading.Thread(target=self._serve, args=(conn,), name="openflow-reader", daemon=True).start()
 
     # -- the reader -----------------------------------------------------------------------------
@@ -210,7 +274,11 @@ class OpenFlowChannel:
                 self._dispatch(conn, version, msg_type, xid, body)
 
     def _dispatch(self, conn: Connection, version: int, msg_type: int, xid: int, body: bytes) -> None:
-        if msg_type == OFPT_BARRIER_REPLY:
+        if msg_type in (OFPT_BARRIER_REPLY, OFPT_ERROR, OFPT_MULTIPART_REPLY) and conn is not self._conn:
+            # Replies count only from the accepted switch: a peer still in (or failing) its handshake
+            # must not answer the agent's barriers, inject errors or forge flow statistics.
+            LOG.debug("ignored message type %d from %s (not the accepted switch)", msg_type, conn.peer)
+        elif msg_type == OFPT_BARRIER_REPLY:
             with self._lock:
                 fut = self._barriers.pop(xid, None)
             if fut is not None and not fut.done():
@@ -234,6 +302,12 @@ class OpenFlowChannel:
 
     def _features(self, conn: Connection, body: bytes) -> None:
         (conn.datapath_id,) = struct.unpack_from("!Q", body)
+        if conn.datapath_id != self.expected_datapath:
+            LOG.warning("refused switch %s: datapath %016x, expected %s", conn.peer, conn.datapath_id,
+                        "none yet" if self.expected_datapath is None else f"{self.expected_datapath:016x}")
+            self.refused += 1
+            conn.close()  # its reader ends; _lost() leaves the current connection alone
+            return
         with self._lock:
             old, self._conn = self._conn, conn
             pending = self._take_pending() if old is not None else []

@@ -10,12 +10,14 @@ os-ken's generic encoder is the slow part, not OVS.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from agent.ovs import ofchannel
@@ -41,13 +43,19 @@ class FlowProgrammingError(RuntimeError):
     """The switch rejected a bundle; nothing of it was applied (bundles are atomic)."""
 
 
-class OpenFlowController:
-    """Listens for the bridge's connection and programs it."""
+def datapath_id_for(host_label: str, bridge: str) -> int:
+    """The datapath id the agent gives its bridge (OVSDB ``other_config:datapath-id``) and accepts on
+    its controller socket: stable across restarts of the agent and of OVS, distinct per host and bridge."""
+    digest = hashlib.sha256(f"{host_label}/{bridge}".encode()).digest()
+    return (int.from_bytes(digest[:8], "big") & 0x0000FFFFFFFFFFFF) or 1
 
-    def __init__(self, listen_host: str = "127.0.0.1", port: int = 6653) -> None:
-        self.listen_host = listen_host
-        self.port = port
-        self.channel = ofchannel.OpenFlowChannel(listen_host, port)
+
+class OpenFlowController:
+    """Listens for the bridge's connection (a root-only unix socket) and programs it."""
+
+    def __init__(self, socket_path: Path | str) -> None:
+        self.socket_path = Path(socket_path)
+        self.channel = ofchannel.OpenFlowChannel(self.socket_path)
         self._xids = itertools.count(0x10000000)
         self._bundle_ids = itertools.count(1)
         self._encoder = FlowModEncoder()
@@ -59,12 +67,16 @@ class OpenFlowController:
 
     @property
     def target(self) -> str:
-        """The controller address to configure on the bridge."""
-        return f"tcp:{self.listen_host}:{self.port}"
+        """The controller address to configure on the bridge (OVS connects to ``unix:PATH``)."""
+        return f"unix:{self.socket_path}"
 
     def start(self) -> None:
-        """Listen for the bridge (raises OSError if the port is taken)."""
+        """Listen for the bridge (raises OSError if another process listens on the socket)."""
         self.channel.start()
+
+    def expect_datapath(self, datapath_id: int) -> None:
+        """Accept only the bridge with this datapath id (none is accepted before this is called)."""
+        self.channel.expect_datapath(datapath_id)
 
     def stop(self) -> None:
         self.channel.stop()

@@ -76,13 +76,15 @@ class Ovsdb:
     def close(self) -> None:
         self._conn.stop()
 
-    def ensure_bridge(self, name: str, datapath_type: str, controller: str) -> None:
-        """Create or converge the integration bridge (idempotent)."""
+    def ensure_bridge(self, name: str, datapath_type: str, controller: str, datapath_id: int) -> None:
+        """Create or converge the integration bridge (idempotent), with the datapath id its controller
+        accepts."""
         with self.api.transaction(check_error=True) as txn:
             txn.add(self.api.add_br(name, may_exist=True, datapath_type=datapath_type))
             txn.add(self.api.db_set("Bridge", name, ("fail_mode", "secure"),
                                     ("protocols", ["OpenFlow13"]),
-                                    ("other_config", {"disable-in-band": "true"})))
+                                    ("other_config", {"disable-in-band": "true",
+                                                      "datapath-id": f"{datapath_id:016x}"})))
             txn.add(self.api.set_controller(name, [controller]))
         # An idle controller connection must not be probed away while a big resync is encoded.
         with self.api.transaction(check_error=True) as txn:

@@ -48,12 +48,16 @@ class OvsInstance:
         self.rundir.mkdir(parents=True, exist_ok=True)
         d = self.rundir
         self.run("ovsdb-tool", "create", str(d / "conf.db"), SCHEMA)
+        self._start_ovsdb_server()
+        self.run("ovs-vsctl", "--no-wait", "init")
+        self._start_vswitchd()
+
+    def _start_ovsdb_server(self) -> None:
+        d = self.rundir
         self.run("ovsdb-server", str(d / "conf.db"), f"--remote=punix:{self.db_sock}",
                  "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
                  f"--pidfile={d / 'ovsdb-server.pid'}", f"--log-file={d / 'ovsdb-server.log'}",
                  "--detach", "--no-chdir")
-        self.run("ovs-vsctl", "--no-wait", "init")
-        self._start_vswitchd()
 
     def _start_vswitchd(self) -> None:
         d = self.rundir
@@ -63,19 +67,25 @@ class OvsInstance:
     def restart_vswitchd(self, flow_restore_wait: bool = True) -> None:
         """Crash ovs-vswitchd (SIGKILL) and start it again, as an OVS upgrade or crash would, with
         other_config:flow-restore-wait set first like ovs-ctl does."""
-        pid = int((self.rundir / "ovs-vswitchd.pid").read_text().strip())
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.02)
+        self._crash("ovs-vswitchd.pid")
         if flow_restore_wait:
             self.run("ovs-vsctl", "--no-wait", "set", "Open_vSwitch", ".",
                      "other_config:flow-restore-wait=true")
         self._start_vswitchd()
+
+    def restart_ovsdb_server(self) -> None:
+        """Crash ovsdb-server (SIGKILL) and start it again on the same database: ovs-vswitchd and the
+        agent's OVSDB connection must reconnect by themselves."""
+        self._crash("ovsdb-server.pid")
+        self._start_ovsdb_server()
+
+    def _crash(self, pidfile: str) -> None:
+        """SIGKILL the daemon of *pidfile* and wait (up to 5 s) until it is gone."""
+        pid = int((self.rundir / pidfile).read_text().strip())
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _running(pid):
+            time.sleep(0.02)
 
     def pids(self) -> list[int]:
         out = []
@@ -112,3 +122,12 @@ class OvsInstance:
         """Flow lines without statistics, sorted: comparable before and after a restart."""
         out = self.run("ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows", bridge)
         return sorted(line.strip() for line in out.splitlines() if "table=" in line or "priority" in line)
+
+
+def _running(pid: int) -> bool:
+    """False once *pid* has exited: gone, or a zombie its (adoptive) parent has not reaped yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

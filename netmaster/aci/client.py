@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:5000"
+#: The fencing token header (aci_gw.fencing.HEADER; netmaster does not import the gateway).
+FENCING_HEADER = "X-Contiv-Fencing-Token"
 
 
 class GatewayUnavailable(Exception):
@@ -47,17 +49,19 @@ class AciGwClient:
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def _request(self, method: str, path: str, body: Any = None) -> httpx.Response:
+    async def _request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+                       ) -> httpx.Response:
         try:
-            response = await self.http.request(method, path, json=body)
+            response = await self.http.request(method, path, json=body, headers=headers)
         except httpx.HTTPError as exc:
             raise GatewayUnavailable(f"aci-gw at {self.url} unreachable: {type(exc).__name__}: {exc}") from exc
         if response.status_code == 401:
             raise GatewayUnavailable(f"aci-gw at {self.url} refused the token (set --aci-gw-token)")
         return response
 
-    async def _contiv_call(self, path: str, body: dict[str, Any]) -> GatewayResult:
-        response = await self._request("POST", path, body)
+    async def _contiv_call(self, path: str, body: dict[str, Any], fencing_token: int | None = None) -> GatewayResult:
+        headers = {FENCING_HEADER: str(fencing_token)} if fencing_token is not None else None
+        response = await self._request("POST", path, body, headers)
         try:
             data = response.json()
         except ValueError:
@@ -66,11 +70,13 @@ class AciGwClient:
             raise GatewayUnavailable(f"aci-gw {path} answered HTTP {response.status_code}: {response.text[:300]}")
         return GatewayResult(str(data["result"]), str(data.get("info", "")))
 
-    async def create_app_profile(self, payload: dict[str, Any]) -> GatewayResult:
-        return await self._contiv_call("/createAppProf", payload)
+    async def create_app_profile(self, payload: dict[str, Any], fencing_token: int | None = None) -> GatewayResult:
+        """Push; ``fencing_token`` (the leader's, growing from one leader to the next) lets the gateway
+        refuse a stale leader's push."""
+        return await self._contiv_call("/createAppProf", payload, fencing_token)
 
-    async def delete_app_profile(self, payload: dict[str, Any]) -> GatewayResult:
-        return await self._contiv_call("/deleteAppProf", payload)
+    async def delete_app_profile(self, payload: dict[str, Any], fencing_token: int | None = None) -> GatewayResult:
+        return await self._contiv_call("/deleteAppProf", payload, fencing_token)
 
     async def _read(self, path: str) -> Any:
         response = await self._request("GET", path)
@@ -85,6 +91,11 @@ class AciGwClient:
     async def tenants(self) -> list[dict[str, Any]]:
         """Every APIC tenant with its VRFs, bridge domains and app profiles (aci-gw's read view)."""
         return list(await self._read("/api/v1/tenants"))
+
+    async def drift(self) -> dict[str, Any]:
+        """The gateway's drift watch: ``startedAt``, ``watch``, and per app profile ``repairs``,
+        ``driftRepairedAt``, ``driftDetectedAt``, ``lastDrift``."""
+        return dict(await self._read("/api/v1/drift"))
 
     async def contracts(self) -> list[dict[str, Any]]:
         """Every contract in the fabric, with its DN."""

@@ -30,6 +30,7 @@ class AciSettings:
     retry_max: float = 30.0
     retry_initial: float = 0.5
     debounce: float = 0.05
+    drift_interval: float = 2.0  # how often aci-gw's drift repairs are read into Oper.aciSync
 
 
 class AciController:
@@ -39,6 +40,8 @@ class AciController:
             client,
             retry=RetryPolicy(settings.retry_initial, settings.retry_max),
             debounce=settings.debounce,
+            drift_interval=settings.drift_interval,
+            index=objects.index,
         )
         self.importer = TenantImporter(store, objects, client, settings.tenant_sync_interval)
         self.url = settings.gw_url

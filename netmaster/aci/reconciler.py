@@ -18,6 +18,16 @@ and shown by ``GET /api/v1/inspect/appProfiles/<key>/`` as ``Oper.aciSync``. On 
 is pushed once (aci-gw answers an unchanged profile with a single APIC read), which also repairs
 drift made in the APIC while netmaster was down.
 
+Between pushes aci-gw watches the APIC and repairs drift itself; the reconciler reads the gateway's
+drift state every ``drift_interval`` seconds and adds it to the record: ``repairs``,
+``driftRepairedAt``, ``driftDetectedAt`` and ``lastDrift`` (as counted since aci-gw started). A repair
+also moves ``lastSync`` forward, so agents announce their endpoints again (a re-created EPG has lost
+what the fabric learnt). When the gateway restarted (its ``startedAt`` changed), every profile is
+pushed again, because the new process knows no intent to watch until it is pushed.
+
+Every push carries a fencing token: the store revision at which this reconciler started, higher for
+each later leader, so a gateway refuses the pushes of a leader that was replaced (see aci_gw.fencing).
+
 The reconciler only acts when ``global.networkInfraType`` is ``aci``. It is a start/stop object so that
 HA can run it on the leader only (see :mod:`netmaster.aci.controller`).
 """
@@ -36,8 +46,10 @@ from typing import Any
 from netmaster.aci.client import AciGwClient, GatewayUnavailable
 from netmaster.aci.follower import ObjectFollower
 from netmaster.aci.payload import BuildError, ObjectView, build_payload, delete_payload, payload_hash
+from netmaster.objects.index import ObjectIndex
 from netmaster.store import keys
 from netmaster.store.base import Store, StoreError
+from netmaster.store.cache import cached
 
 log = logging.getLogger("netmaster.aci")
 
@@ -89,14 +101,21 @@ class AciReconciler:
         *,
         retry: RetryPolicy | None = None,
         debounce: float = 0.05,
+        drift_interval: float = 2.0,
+        index: ObjectIndex | None = None,
     ) -> None:
         self.store = store
+        # netmaster passes its shared object index; standing alone, the reconciler keeps its own.
+        self.index = index or ObjectIndex(cached(store))
         self.client = client
         self.retry = retry or RetryPolicy()
         self.debounce = debounce
-        self.follower = ObjectFollower(store, self._on_change)
+        self.follower = ObjectFollower(self.index, self._on_change)
         self._profiles: dict[str, _Profile] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.drift_interval = drift_interval
+        self.fencing_token: int | None = None
+        self._gateway_started: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -108,7 +127,13 @@ class AciReconciler:
         for kv in kvs:
             key = kv.key[len(keys.aci_sync()) :]
             self._profiles[key] = _Profile(key, json.loads(kv.value))
+        try:
+            self.fencing_token = await self.store.put(keys.ACI + "fencing", json.dumps({"startedAt": time.time()}))
+        except StoreError as exc:  # pushes still work, unfenced, as Contiv's did
+            log.warning("ACI fencing token not taken (%s): pushes go without one", exc)
+            self.fencing_token = None
         self._tasks.append(asyncio.create_task(self.follower.run(), name="aci-follower"))
+        self._tasks.append(asyncio.create_task(self._follow_drift(), name="aci-drift"))
 
     async def stop(self) -> None:
         """Cancel the follower and every worker; in-flight pushes are abandoned (the next leader re-pushes)."""
@@ -120,7 +145,8 @@ class AciReconciler:
                 await task
         self._tasks.clear()
         self._profiles.clear()
-        self.follower = ObjectFollower(self.store, self._on_change)
+        self._gateway_started = None
+        self.follower = ObjectFollower(self.index, self._on_change)
 
     @property
     def running(self) -> bool:
@@ -225,12 +251,49 @@ class AciReconciler:
     async def _push(self, desired: _Desired) -> tuple[bool, str]:
         try:
             if desired.operation == "delete":
-                result = await self.client.delete_app_profile(desired.payload)
+                result = await self.client.delete_app_profile(desired.payload, self.fencing_token)
             else:
-                result = await self.client.create_app_profile(desired.payload)
+                result = await self.client.create_app_profile(desired.payload, self.fencing_token)
         except GatewayUnavailable as exc:
             return False, str(exc)
         return result.ok, result.info if result.ok else result.reason
+
+    # -- drift repaired by the gateway ------------------------------------------------------------
+
+    async def _follow_drift(self) -> None:
+        while True:
+            await asyncio.sleep(self.drift_interval)
+            if self.follower.infra_type() != "aci":
+                continue
+            try:
+                status = await self.client.drift()
+            except GatewayUnavailable as exc:
+                log.debug("aci-gw drift state not read: %s", exc)
+                continue
+            await self._apply_drift(status)
+
+    async def _apply_drift(self, status: dict[str, Any]) -> None:
+        started = status.get("startedAt")
+        if self._gateway_started is not None and started != self._gateway_started:
+            log.info("aci-gw restarted: pushing every app profile again so that it watches them")
+            for key, profile in list(self._profiles.items()):
+                profile.verified = False
+                self._wake(key)
+        self._gateway_started = started
+        for item in status.get("appProfiles") or []:
+            profile = self._profiles.get(f"{item.get('tenant')}:{item.get('app')}")
+            if profile is None or not profile.record:
+                continue
+            changes: dict[str, Any] = {
+                "repairs": item.get("repairs", 0),
+                "driftRepairedAt": item.get("driftRepairedAt"),
+                "driftDetectedAt": item.get("driftDetectedAt"),
+                "lastDrift": item.get("lastDrift") or [],
+            }
+            repaired = item.get("driftRepairedAt")
+            if repaired and profile.record.get("state") == "synced" and repaired > profile.record.get("lastSync", 0):
+                changes["lastSync"] = repaired
+            await self._save(profile, **changes)
 
     async def _save(self, profile: _Profile, **changes: Any) -> None:
         record = {**profile.record, **changes}

@@ -2,9 +2,12 @@
 
 Each agent announces itself with ``PUT /api/v1/agents/<hostLabel>/`` (host label, VTEP address,
 control address, version, and the URL of its inspect API if it serves one on TCP) and repeats it as
-a heartbeat. The record lives under ``/contiv/agents/<host>`` on a store lease, so it disappears by
-itself when an agent stops heartbeating, and every agent learns the peers' VTEPs from the same watch
-stream as the rest of the state.
+a heartbeat. ``conflicts`` lists the host's running endpoints it could not re-claim after netmaster's
+endpoint GC had collected them (their address went to another endpoint meanwhile; see the agent's
+``agent.reclaim``): stored with the record, so ``GET /api/v1/agents/`` shows them. The record lives
+under ``/contiv/agents/<host>`` on a store lease, so it disappears by itself when an agent stops
+heartbeating, and every agent learns the peers' VTEPs from the same watch stream as the rest of the
+state.
 
 A heartbeat that changes nothing only renews the lease: no write, no revision, no watch event, so N
 agents heartbeating do not make every agent process N events every few seconds. The lease id is read
@@ -30,6 +33,8 @@ HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 DEFAULT_TTL = 15
 MIN_TTL, MAX_TTL = 3, 300
 _FIELDS = ("vtepIP", "ctrlIP", "version", "inspectURL")
+_CONFLICT_FIELDS = ("endpointID", "ipAddress", "network", "reason")
+MAX_CONFLICTS = 1000
 
 AGENT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -40,6 +45,11 @@ AGENT_SCHEMA: dict[str, Any] = {
         "inspectURL": {"type": "string", "description": "http://HOST:PORT of the agent's inspect API ('' if none)"},
         "ttl": {"type": "integer", "minimum": MIN_TTL, "maximum": MAX_TTL,
                 "description": "seconds the record outlives the last heartbeat"},
+        "conflicts": {"type": "array", "maxItems": MAX_CONFLICTS,
+                      "description": "running endpoints of the host whose address went to another endpoint "
+                                     "while the host was cut off (kept running, not re-claimed)",
+                      "items": {"type": "object", "additionalProperties": False,
+                                "properties": {f: {"type": "string"} for f in _CONFLICT_FIELDS}}},
     },
     "additionalProperties": False,
 }
@@ -51,7 +61,7 @@ def parse_record(host: str, body: Any) -> dict[str, Any]:
         raise InvalidError("hostLabel invalid format")
     if not isinstance(body, dict):
         raise InvalidError("agent: request body must be a JSON object")
-    unknown = sorted(set(body) - set(_FIELDS) - {"ttl"})
+    unknown = sorted(set(body) - set(_FIELDS) - {"ttl", "conflicts"})
     if unknown:
         raise InvalidError(f"agent: unknown field(s): {', '.join(unknown)}")
     record: dict[str, Any] = {"hostLabel": host}
@@ -78,7 +88,22 @@ def parse_record(host: str, body: Any) -> dict[str, Any]:
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not MIN_TTL <= ttl <= MAX_TTL:
         raise InvalidError(f"ttl must be an integer from {MIN_TTL} to {MAX_TTL}")
     record["ttl"] = ttl
+    conflicts = _conflicts(body.get("conflicts", []))
+    if conflicts:
+        record["conflicts"] = conflicts
     return record
+
+
+def _conflicts(value: Any) -> list[dict[str, str]]:
+    if not isinstance(value, list) or len(value) > MAX_CONFLICTS:
+        raise InvalidError(f"conflicts must be a list of at most {MAX_CONFLICTS} objects")
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) - set(_CONFLICT_FIELDS) or not all(
+                isinstance(item.get(f, ""), str) and len(item.get(f, "")) <= 256 for f in _CONFLICT_FIELDS):
+            raise InvalidError(f"conflicts: each entry is an object of strings ({', '.join(_CONFLICT_FIELDS)})")
+        out.append({f: item.get(f, "") for f in _CONFLICT_FIELDS})
+    return out
 
 
 class AgentRegistry:

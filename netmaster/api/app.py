@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,7 +31,7 @@ from netmaster.aci.controller import AciController, AciSettings
 from netmaster.api.agent_inspect import add_agent_inspect_routes
 from netmaster.api.agents import AgentRegistry, add_agent_routes
 from netmaster.api.metrics import ApiMetrics
-from netmaster.api.watch import add_watch_routes
+from netmaster.api.watch import RING_EVENTS, WATCHER_BUFFER, WatchHub, add_watch_routes
 from netmaster.backup.state import export_state
 from netmaster.errors import ApiError, InvalidError, PayloadTooLargeError
 from netmaster.ha.cluster import ClusterNode
@@ -41,6 +41,7 @@ from netmaster.model.catalog import OBJECT_TYPES, ObjectType
 from netmaster.objects.endpoints import EndpointService, ReservationService
 from netmaster.objects.service import ObjectService
 from netmaster.store.base import Store, StoreError
+from netmaster.store.cache import STALENESS, CachedStore
 from netmaster.store.etcd_options import redact_url
 from netmaster.store.txn import KeyedLocks
 
@@ -48,6 +49,7 @@ log = logging.getLogger("netmaster.api")
 
 MAX_BODY = 1 << 20  # 1 MiB: no Contiv object comes near it
 REVISION_HEADER = "X-Revision"
+MIN_REVISION_HEADER = b"x-min-revision"  # ASGI header names are lower-case bytes
 
 
 @dataclass
@@ -61,10 +63,21 @@ class ApiSettings:
     aci: AciSettings = field(default_factory=AciSettings)
     leader_ttl: float = DEFAULT_TTL
     endpoint_gc_grace: float = DEFAULT_GRACE  # seconds; 0 disables endpoint garbage collection
+    # Answer refusals Contiv's way (HTTP 500, the reason as plain text): Contiv's netctl prints the
+    # body only on a 500, so with this its users see why; clients that read bodies see it anyway.
+    compat_errors: bool = False
+    watch_buffer: int = WATCHER_BUFFER  # bytes a watcher may fall behind before it is cut off (410)
+    watch_history: int = RING_EVENTS  # recent events kept for resuming watchers
+    read_staleness: float = STALENESS  # seconds another netmaster's write may take to show in reads
 
 
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def contiv_error(message: str) -> PlainTextResponse:
+    """A refusal as Contiv's netmaster sent every error: status 500, the message as the body."""
+    return PlainTextResponse(message, status_code=500)
 
 
 async def read_json(request: Request) -> Any:
@@ -82,6 +95,9 @@ async def read_json(request: Request) -> Any:
 def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
     aci_client = AciGwClient(settings.aci.gw_url, settings.aci.gw_token)
+    # One watch-fed copy of the state per netmaster: every API read and every transaction's reads
+    # come from it (netmaster.store.cache); the leader election and the collector use the store.
+    raw_store, store = store, CachedStore(store, staleness=settings.read_staleness)
     objects = ObjectService(
         store, cluster_mode=settings.cluster_mode, check_contracts=ExternalContractCheck(aci_client)
     )
@@ -90,7 +106,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     metrics = ApiMetrics()
     aci = AciController(store, objects, aci_client, settings.aci)
     # Every netmaster serves the API; only the leader runs the background reconcilers.
-    node = ClusterNode(store, url=settings.listen_url, leader_ttl=settings.leader_ttl)
+    node = ClusterNode(raw_store, url=settings.listen_url, leader_ttl=settings.leader_ttl)
 
     async def run_aci_while_leading() -> None:
         await aci.start()
@@ -101,12 +117,14 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
 
     node.add_leader_task("aci", run_aci_while_leading)
     if settings.endpoint_gc_grace > 0:
-        collector = EndpointCollector(store, grace=settings.endpoint_gc_grace, registry=metrics.registry)
+        collector = EndpointCollector(raw_store, grace=settings.endpoint_gc_grace, registry=metrics.registry)
         node.add_leader_task("endpoint-gc", collector.run)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.start()
         await objects.ensure_defaults(infra=settings.infra, fwd_mode=settings.fwd_mode)
+        await endpoints.index_macs()  # endpoints from before the MAC index (an upgrade, an old backup)
         await node.start()
         try:
             yield
@@ -114,6 +132,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
             await node.stop()
             await aci.stop()
             await aci_client.close()
+            await store.stop()
 
     app = FastAPI(
         title="netmaster",
@@ -126,9 +145,14 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     app.state.aci = aci
     app.state.store = store
 
+    def refuse(status: int, message: str) -> Response:
+        if settings.compat_errors and 400 <= status < 500:
+            return contiv_error(message)
+        return error(status, message)
+
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error(exc.status, exc.message)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return refuse(exc.status, exc.message)
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
@@ -141,21 +165,24 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
         return error(exc.status_code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return error(400, f"invalid request: {where}: {first.get('msg', 'invalid')}")
+        return refuse(400, f"invalid request: {where}: {first.get('msg', 'invalid')}")
 
-    app.add_middleware(GuardMiddleware, token=settings.token, metrics=metrics)
+    app.add_middleware(MinRevisionMiddleware, cache=store)
+    app.add_middleware(GuardMiddleware, token=settings.token, metrics=metrics)  # outermost: token first
 
     for otype in OBJECT_TYPES:
         _add_object_routes(app, objects, otype)
-    _add_endpoint_routes(app, endpoints)
-    _add_reservation_routes(app, ReservationService(store, pools=pools))
-    registry = AgentRegistry(store)
+    _add_endpoint_routes(app, endpoints, store)
+    _add_reservation_routes(app, ReservationService(store, pools=pools), store)
+    registry = AgentRegistry(raw_store)
     add_agent_routes(app, registry, read_json)
     add_agent_inspect_routes(app, registry, settings.token)
-    add_watch_routes(app, store)
+    hub = WatchHub(store, ring=settings.watch_history, buffer=settings.watch_buffer)
+    metrics.track_watchers(lambda: len(hub.subscribers), lambda: hub.buffered, lambda: hub.overflows)
+    add_watch_routes(app, store, hub)
 
     @app.get("/version", tags=["daemon"])
     async def version() -> dict[str, Any]:
@@ -183,6 +210,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     async def export() -> JSONResponse:
         # The document of ``netmaster export`` (netmaster.backup.state), for ``netctl export``; the bearer
         # token guards it like every route. Import has no route: it needs a store no netmaster uses.
+        await store.fresh()
         return JSONResponse(await export_state(store, source=redact_url(settings.store_url)))
 
     @app.get("/healthz", tags=["daemon"])
@@ -239,6 +267,34 @@ class GuardMiddleware:
             self.metrics.observe(scope["method"], route, status, started)
 
 
+class MinRevisionMiddleware:
+    """``X-Min-Revision: R`` on a read: answer once this netmaster's copy holds revision R.
+
+    Read-your-writes across netmasters: a client that wrote through one netmaster (whose answer
+    carried ``X-Revision: R``) and reads through another names R, and the read waits until the copy
+    has it (503 if that takes longer than the cache's wait limit), instead of relying on the
+    ``--read-staleness`` window.
+    """
+
+    def __init__(self, app: ASGIApp, cache: CachedStore) -> None:
+        self.app = app
+        self.cache = cache
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            raw = next((v for k, v in scope["headers"] if k == MIN_REVISION_HEADER), None)
+            if raw is not None:
+                if not raw.isdigit() or len(raw) > 18:
+                    await error(400, "X-Min-Revision must be a revision number")(scope, receive, send)
+                    return
+                try:
+                    await self.cache.wait_for(int(raw))
+                except StoreError as exc:
+                    await error(503, str(exc))(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 def _authorised(scope: Scope, token: str) -> bool:
     header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), "")
     scheme, _, value = header.partition(" ")
@@ -261,12 +317,12 @@ def _add_object_routes(app: FastAPI, objects: ObjectService, otype: ObjectType) 
     }
     tags = [kind]
 
-    async def list_objects() -> JSONResponse:
-        items, revision = await objects.list(kind)
-        return _json(items, revision)
+    async def list_objects() -> Response:
+        body, revision = await objects.list_encoded(kind)
+        return Response(body, media_type="application/json", headers={REVISION_HEADER: str(revision)})
 
-    async def get_object(key: str) -> JSONResponse:
-        return _json(await objects.get(kind, key))
+    async def get_object(key: str) -> Response:
+        return Response(await objects.get_encoded(kind, key), media_type="application/json")
 
     async def put_object(key: str, request: Request) -> JSONResponse:
         obj, revision = await objects.apply(kind, key, await read_json(request))
@@ -329,10 +385,11 @@ RESERVATION_SCHEMA = {
 }
 
 
-def _add_reservation_routes(app: FastAPI, reservations: ReservationService) -> None:
+def _add_reservation_routes(app: FastAPI, reservations: ReservationService, cache: CachedStore) -> None:
     """Address reservations (Docker IPAM asks for an address before the endpoint exists)."""
 
     async def list_reservations() -> JSONResponse:
+        await cache.fresh()
         items, revision = await reservations.list()
         return _json(items, revision)
 
@@ -357,8 +414,10 @@ def _add_reservation_routes(app: FastAPI, reservations: ReservationService) -> N
     )
 
 
-def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService) -> None:
+def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService, cache: CachedStore) -> None:
+    # The service reads through the cache; a read first brings it up to every committed write.
     async def list_endpoints() -> JSONResponse:
+        await cache.fresh()
         items, revision = await endpoints.list()
         return _json(items, revision)
 
@@ -367,6 +426,7 @@ def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService) -> None:
         return _json(record, revision)
 
     async def get_endpoint(endpoint_id: str) -> JSONResponse:
+        await cache.fresh()
         return _json(await endpoints.get(endpoint_id))
 
     async def delete_endpoint(endpoint_id: str) -> JSONResponse:
@@ -374,6 +434,7 @@ def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService) -> None:
         return _json({"endpointID": endpoint_id, "deleted": deleted}, revision)
 
     async def inspect_endpoint(endpoint_id: str) -> JSONResponse:
+        await cache.fresh()
         return _json(await endpoints.inspect(endpoint_id))
 
     body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": ENDPOINT_SCHEMA}}}}

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 
 from fastapi import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 
 class ApiMetrics:
@@ -25,9 +28,27 @@ class ApiMetrics:
             registry=self.registry,
         )
 
+    def track_watchers(self, watchers: Callable[[], int], buffered: Callable[[], int], cut: Callable[[], int]) -> None:
+        """The watch fan-out's state, read at scrape time (netmaster.api.watch.WatchHub)."""
+        self.registry.register(_WatchCollector(watchers, buffered, cut))
+
     def observe(self, method: str, route: str, status: int, started: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(time.perf_counter() - started)
 
     def response(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class _WatchCollector(Collector):
+    def __init__(self, watchers: Callable[[], int], buffered: Callable[[], int], cut: Callable[[], int]) -> None:
+        self.watchers, self.buffered, self.cut = watchers, buffered, cut
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        yield GaugeMetricFamily("netmaster_watchers", "HTTP watch streams fed from memory", value=self.watchers())
+        yield GaugeMetricFamily(
+            "netmaster_watch_buffered_bytes", "encoded events waiting in watchers' buffers", value=self.buffered()
+        )
+        yield CounterMetricFamily(
+            "netmaster_watch_overflows", "watchers cut off (410) because their buffer was full", value=self.cut()
+        )

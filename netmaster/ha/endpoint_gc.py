@@ -14,6 +14,9 @@ forever. The leader therefore watches over them:
   the clock again, which can only delay a collection, never hasten one;
 * endpoints without a host are never collected; neither are endpoints of a host whose agent merely
   restarts (its record comes back within its TTL, far below the grace period);
+* a host that was only cut off from netmaster loses nothing by a collection: its agent keeps its
+  containers' ports and flows, the other agents keep forwarding to the collected endpoints, and the
+  returning agent creates them again with their addresses (``agent/reclaim.py``);
 * the same sweep releases address reservations (Docker IPAM) whose TTL has passed, in every network.
 
 Each collection is logged (``endpoint collected``) and counted in ``/metrics``

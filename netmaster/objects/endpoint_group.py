@@ -7,7 +7,7 @@ from typing import Any
 from contiv_api.netprofile import in_force
 from netmaster.alloc import tags
 from netmaster.alloc.rangeset import RangeSet
-from netmaster.errors import ConflictError, InvalidError
+from netmaster.errors import ConflictError
 from netmaster.model.catalog import ENDPOINT_GROUP
 from netmaster.objects.base import (
     Handler,
@@ -56,8 +56,7 @@ class EndpointGroupHandler(Handler):
         }
         settings = await global_settings(txn) or {}
         if settings.get("networkInfraType") == "aci":
-            if network.config["encap"] != "vlan":
-                raise InvalidError("endpoint group network must be a vlan network in ACI mode")
+            # Whatever the network's encap: toward the leaf, an EPG's endpoints use the EPG's VLAN.
             lo, hi = tags.parse_tag_range(settings["vlans"], "vlan")
             vlan = await tags.allocate(txn, tags.VLAN, lo, hi)
             status.update(pktTag=vlan, externalPktTag=vlan, aciVlan=vlan)
@@ -103,7 +102,8 @@ class EndpointGroupHandler(Handler):
             "externalPktTag": record.status.get("externalPktTag", 0),
             "numEndpoints": ipam.group_endpoints.get(name, 0),
             "endpoints": [endpoint_oper(ep) for ep in endpoints],
-            "groupTag": record.config.get("cfgdTag", ""),
+            # Contiv's derived tag: the configured one, else "<group>.<tenant>".
+            "groupTag": record.config.get("cfgdTag") or f"{name}.{tenant}",
         }
         if record.config["netProfile"]:
             profile = await get_record(txn, "netprofile", f"{tenant}:{record.config['netProfile']}")

@@ -1,19 +1,23 @@
 """Endpoints: what agents create when a container joins a network, and delete when it leaves.
 
-Creating one allocates its address (from the EPG's pool if the group has one), derives its MAC,
-and records everything the agents need to program it; all in one transaction with the network's
-allocation record, so counts and addresses never drift apart. Delete is idempotent: a retried or
+Creating one allocates its address (from the EPG's pool if the group has one) and its MAC (unique
+across tenants: Contiv's ``02:02:<ip>`` unless another endpoint holds that address, see
+contiv_api.mac; an index of MACs in use lives under ``/contiv/mac/``), and records everything the
+agents need to program it; all in one transaction with the network's allocation record and the MAC
+index, so counts, addresses and MACs never drift apart. Delete is idempotent: a retried or
 late delete of a gone endpoint succeeds and releases nothing twice.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from typing import Any
 
-from contiv_api.mac import mac_for
+from contiv_api.mac import candidates
+from contiv_api.netmaster_client import CLAIM_LABEL  # takes over the reservation it names
 from netmaster.errors import ConflictError, InvalidError, NotFoundError
 from netmaster.objects.base import infra_type, require
 from netmaster.objects.endpoint_list import endpoint_oper
@@ -22,6 +26,7 @@ from netmaster.store import keys
 from netmaster.store.base import Store
 from netmaster.store.txn import KeyedLocks, Txn, read_only, run_txn
 
+LOG = logging.getLogger(__name__)
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,254}")
 _STR_FIELDS = {
     "endpointID": True,  # field -> required
@@ -41,8 +46,6 @@ _STR_FIELDS = {
 ACI_DEFAULT_GROUP = "default-group"
 # Fields whose change on a repeated create means it is a different endpoint, not a retry.
 _IDENTITY = ("tenantName", "networkName", "groupName", "containerID", "host")
-# An endpoint whose labels name a reservation takes over that reserved address (see ReservationService).
-CLAIM_LABEL = "io.contiv.reservation"
 RESERVATION_TTL = 300.0  # seconds an unclaimed reservation lives (a runtime crashed before its endpoint)
 
 
@@ -134,10 +137,12 @@ class EndpointService:
             ipam.group_endpoints[group] = ipam.group_endpoints.get(group, 0) + 1
         store_ipam(txn, network.key, ipam)
         ip = ipam.subnet.address(offset)
+        mac = await _free_mac(txn, ip)
+        txn.put(keys.mac(mac), {"endpointID": req["endpointID"]})
         record = {
             **req,
             "ipAddress": ip,
-            "macAddress": mac_for(ip),
+            "macAddress": mac,
             "subnet": ipam.subnet.cidr,
             "subnetLen": ipam.subnet.length,
             "gateway": network.config["gateway"],
@@ -158,6 +163,31 @@ class EndpointService:
             return await release_endpoint(txn, endpoint_id) is not None
 
         return await run_txn(self.store, op)
+
+    async def index_macs(self) -> int:
+        """Put the MAC of every endpoint missing from the MAC index into it (endpoints created before
+        the index existed); how many were added. Run at start-up, before the API serves creates."""
+        added = 0
+        held = {kv.key[len(keys.MAC):]: json.loads(kv.value).get("endpointID")
+                for kv in (await self.store.list(keys.mac()))[0]}
+        for ep in (await self.list())[0]:
+            mac, endpoint_id = ep.get("macAddress", ""), ep["endpointID"]
+            if held.get(mac) == endpoint_id:
+                continue  # the common case: one list of each, no transaction
+
+            async def op(txn: Txn, mac: str = mac, endpoint_id: str = endpoint_id) -> bool:
+                holder = await txn.get(keys.mac(mac))
+                if holder is None:
+                    txn.put(keys.mac(mac), {"endpointID": endpoint_id})
+                    return True
+                if holder.get("endpointID") != endpoint_id:
+                    LOG.warning("endpoints %s and %s share MAC %s (created before MACs were unique); "
+                                "recreate one of them", holder.get("endpointID"), endpoint_id, mac)
+                return False
+
+            if mac:
+                added += (await run_txn(self.store, op))[0]
+        return added
 
     async def get(self, endpoint_id: str) -> dict[str, Any]:
         ep = await read_only(self.store, lambda txn: txn.get(keys.endpoint(endpoint_id)))
@@ -193,8 +223,20 @@ async def release_endpoint(txn: Txn, endpoint_id: str) -> dict[str, Any] | None:
     if group and ipam.group_endpoints.get(group):
         ipam.group_endpoints[group] -= 1
     store_ipam(txn, network.key, ipam)
+    mac = ep.get("macAddress", "")
+    if mac and ((await txn.get(keys.mac(mac))) or {}).get("endpointID") == endpoint_id:
+        txn.delete(keys.mac(mac))
     txn.delete(keys.endpoint(endpoint_id))
     return ep
+
+
+async def _free_mac(txn: Txn, ip: str) -> str:
+    """The first MAC of the rule for *ip* that no endpoint holds (each probe is a read of this
+    transaction, so two creates racing for one MAC cannot both commit)."""
+    for mac in candidates(ip):
+        if await txn.get(keys.mac(mac)) is None:
+            return mac
+    raise ConflictError(f"no free MAC for address {ip}: every MAC prefix is held by an endpoint with it")
 
 
 async def _claim(txn: Txn, ipam: Any, reservation_id: str, req: dict[str, Any], group: str) -> int:

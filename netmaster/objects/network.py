@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from netmaster.alloc import tags
@@ -31,6 +32,19 @@ def store_ipam(txn: Txn, network_key: str, ipam: NetworkIpam) -> None:
     txn.put(keys.ipam(network_key), ipam.dump())
 
 
+def _ipv6_subnet(text: str) -> ipaddress.IPv6Network | None:
+    """The network's IPv6 subnet, refused as Contiv refused it (a /128 leaves no address to give)."""
+    if not text:
+        return None
+    try:
+        subnet = ipaddress.IPv6Network(text, strict=False)
+    except ValueError as exc:
+        raise InvalidError(f"invalid ipv6Subnet {text!r}: {exc}") from None
+    if subnet.prefixlen >= 128:
+        raise InvalidError(f"invalid ipv6Subnet {text!r}: a /128 subnet has no addresses for endpoints")
+    return subnet
+
+
 class NetworkHandler(Handler):
     otype = NETWORK
     immutable_message = "Cant change network parameters after its created"
@@ -42,19 +56,24 @@ class NetworkHandler(Handler):
             raise ConflictError("Global configuration is not ready")
         tenant = config["tenantName"]
         await require(txn, "tenant", tenant, f"Tenant {tenant} not found")
-        if settings.get("networkInfraType") == "aci" and encap != "vlan":
-            raise InvalidError("network encap must be vlan in ACI mode")
         subnet = Subnet.parse(config["subnet"])
         if config["gateway"]:
             subnet.host_offset(config["gateway"], "gateway")
         name = config["networkName"]
         if await get_record(txn, "endpointGroup", f"{tenant}:{name}"):
             raise ConflictError(f"network name {name} clashes with an endpoint group of the same name")
+        subnet6 = _ipv6_subnet(config["ipv6Subnet"])
         for other in await list_records(txn, "network", tenant):
             if Subnet.parse(other.config["subnet"]).overlaps(subnet):
                 raise ConflictError(
                     f"subnet {config['subnet']} overlaps with network {other.config['networkName']}"
                     f" ({other.config['subnet']})"
+                )
+            other6 = other.config.get("ipv6Subnet")
+            if subnet6 is not None and other6 and subnet6.overlaps(ipaddress.IPv6Network(other6, strict=False)):
+                raise ConflictError(
+                    f"ipv6 subnet {config['ipv6Subnet']} overlaps with network {other.config['networkName']}"
+                    f" ({other6})"
                 )
         status: dict[str, Any] = {}
         if encap == "vlan":
@@ -93,13 +112,16 @@ class NetworkHandler(Handler):
         tenant, name = record.config["tenantName"], record.config["networkName"]
         endpoints = await endpoints_of(txn, lambda ep: ep["tenantName"] == tenant and ep["networkName"] == name)
         allocated = ipam.allocated()
+        # Contiv counts only what endpoints and pools took: the gateway shows in the list, not the count.
+        count = len(allocated) - (1 if ipam.gateway is not None else 0)
         return {
             "pktTag": record.status.get("pktTag", 0),
             "externalPktTag": record.status.get("externalPktTag", 0),
             "numEndpoints": ipam.endpoints,
-            "allocatedAddressesCount": len(allocated),
+            "allocatedAddressesCount": count,
             "allocatedIPAddresses": ipam.render(allocated),
             "availableIPAddresses": ipam.render(ipam.available()),
             "endpoints": [endpoint_oper(ep) for ep in endpoints],
-            "networkTag": record.config.get("cfgdTag", ""),
+            # Contiv's derived tag: the configured one, else "<network>.<tenant>".
+            "networkTag": record.config.get("cfgdTag") or f"{name}.{tenant}",
         }

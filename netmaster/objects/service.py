@@ -6,7 +6,6 @@ and the stored record commit together or not at all, so a refused request change
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -19,14 +18,15 @@ from netmaster.objects.bgp import BgpHandler
 from netmaster.objects.endpoint_group import EndpointGroupHandler
 from netmaster.objects.ext_contracts import ExtContractsGroupHandler
 from netmaster.objects.global_settings import DEFAULTS, GlobalHandler
+from netmaster.objects.index import ObjectIndex
 from netmaster.objects.netprofile import NetprofileHandler
 from netmaster.objects.network import NetworkHandler
 from netmaster.objects.policy import PolicyHandler, RuleHandler
-from netmaster.objects.relations import Relations
 from netmaster.objects.service_lb import ServiceLBHandler
 from netmaster.objects.tenant import TenantHandler
 from netmaster.store import keys
 from netmaster.store.base import Store
+from netmaster.store.cache import cached
 from netmaster.store.txn import Txn, read_only, run_txn
 
 
@@ -43,7 +43,10 @@ class ObjectService:
         cluster_mode: str = "docker",
         check_contracts: Callable[[Iterable[str]], Awaitable[None]] | None = None,
     ) -> None:
-        self.store = store
+        # Reads come from the watch cache (netmaster.store.cache) and its object index; writes go
+        # through the cache to the store, so this process reads its own writes.
+        self.store = cached(store)
+        self.index = ObjectIndex(self.store)
         handlers: list[Handler] = [
             TenantHandler(),
             NetworkHandler(),
@@ -105,31 +108,38 @@ class ObjectService:
         _, revision = await run_txn(self.store, op)
         return revision
 
-    async def _relations(self) -> Relations:
-        kvs, _ = await self.store.list(keys.OBJ)
-        return Relations([_record_from_kv(kv.key, kv.value) for kv in kvs])
-
     async def get(self, kind: str, key: str) -> dict[str, Any]:
-        record = await read_only(self.store, lambda txn: get_record(txn, kind, key))
+        await self.store.fresh()
+        record = self.index.record(kind, key)
         if record is None:
             raise NotFoundError(f"{kind} {key} not found")
-        return (await self._relations()).decorate(record)
+        return self.index.decorate(record)
+
+    async def get_encoded(self, kind: str, key: str) -> bytes:
+        """:meth:`get` as the JSON the API sends, encoded once per change."""
+        await self.store.fresh()
+        body = self.index.encoded(kind, key)
+        if body is None:
+            raise NotFoundError(f"{kind} {key} not found")
+        return body
+
+    async def list_encoded(self, kind: str) -> tuple[bytes, int]:
+        """:meth:`list` as the JSON the API sends, and the revision."""
+        revision = await self.store.fresh()
+        return self.index.encoded_list(kind), revision
 
     async def list(self, kind: str) -> tuple[list[dict[str, Any]], int]:
-        kvs, revision = await self.store.list(keys.obj_prefix(kind))
-        relations = await self._relations()
-        return [relations.decorate(_record_from_kv(kv.key, kv.value)) for kv in kvs], revision
+        revision = await self.store.fresh()
+        return [self.index.decorate(r) for r in self.index.records(kind)], revision
 
     async def inspect(self, kind: str, key: str) -> dict[str, Any]:
         handler = self.handlers[kind]
-
-        async def op(txn: Txn) -> dict[str, Any]:
-            record = await get_record(txn, kind, key)
-            if record is None:
-                raise NotFoundError(f"{kind} {key} not found")
-            return {"Config": (await self._relations()).decorate(record), "Oper": await handler.oper(txn, record)}
-
-        return await read_only(self.store, op)
+        await self.store.fresh()
+        record = self.index.record(kind, key)
+        if record is None:
+            raise NotFoundError(f"{kind} {key} not found")
+        config = self.index.decorate(record)
+        return {"Config": config, "Oper": await read_only(self.store, lambda txn: handler.oper(txn, record))}
 
     async def ensure_defaults(self, *, infra: str | None = None, fwd_mode: str | None = None) -> None:
         """First start: tenant ``default`` and the global settings; later starts: apply changed flags.
@@ -147,9 +157,3 @@ class ObjectService:
             await self.apply("global", "global", wanted)
         if await read_only(self.store, lambda txn: get_record(txn, "tenant", "default")) is None:
             await self.apply("tenant", "default", {"tenantName": "default"})
-
-
-def _record_from_kv(store_key: str, value: str) -> Record:
-    kind, _, key = store_key[len(keys.OBJ) :].partition("/")
-    data = json.loads(value)
-    return Record(kind, key, data["config"], data["status"])

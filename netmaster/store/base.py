@@ -142,6 +142,15 @@ class Store(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""
 
+    # Hooks for stores whose reads may lag their writes (netmaster.store.cache); no-ops here.
+
+    async def catch_up(self, revision: int) -> None:  # noqa: B027 - optional hook
+        """Return once reads reflect ``revision`` (a failed commit's, before retrying)."""
+
+    async def refresh(self) -> bool:
+        """Bring reads up to date with every committed write; whether they were behind."""
+        return False
+
     # Conveniences built on the primitives, identical for every backend.
 
     async def put(self, key: str, value: str, lease: int = 0) -> int:

@@ -6,6 +6,7 @@
 ``/contiv/alloc/<pool>``            allocator state: VLANs, VNIs, local VLANs, EPG ids
 ``/contiv/ipam/<tenant>:<network>`` a network's address allocations and endpoint counts
 ``/contiv/resv/<tenant>:<network>:<ip>`` an address reserved before its endpoint exists (Docker IPAM)
+``/contiv/mac/<mac>``               the endpoint holding a MAC (MACs are unique across tenants: contiv_api.mac)
 ``/contiv/agents/<hostLabel>``      a live agent (VTEP, control address), on a lease (watched by agents)
 ``/contiv/aci/appProfile/<key>``    ACI mode: push state of an app profile (pending, synced, failed)
 ``/contiv/aci/tenantImport``        ACI mode: outcome of the last import of tenants from the APIC
@@ -20,6 +21,7 @@ GEN = ROOT + "gen/"
 ALLOC = ROOT + "alloc/"
 IPAM = ROOT + "ipam/"
 RESV = ROOT + "resv/"
+MAC = ROOT + "mac/"
 AGENTS = ROOT + "agents/"
 ACI = ROOT + "aci/"
 ACI_SYNC = ACI + "appProfile/"
@@ -53,6 +55,10 @@ def ipam(network_key: str) -> str:
 
 def reservation(reservation_id: str = "") -> str:
     return f"{RESV}{reservation_id}"
+
+
+def mac(address: str = "") -> str:
+    return f"{MAC}{address}"
 
 
 def agent(host: str = "") -> str:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from netmaster.errors import ConflictError, UnavailableError
+from netmaster.errors import ApiError, ConflictError, UnavailableError
 from netmaster.store.base import Compare, Delete, Op, Put, Store, StoreError, StoreUnavailableError
 
 T = TypeVar("T")
@@ -32,6 +32,7 @@ class Txn:
         self._cache: dict[str, Any] = {}
         self._writes: dict[str, Any] = {}  # key -> value, or None for delete
         self._bumped: set[str] = set()
+        self.conflict_revision = 0  # after a failed commit: the store revision that refused it
 
     async def get(self, key: str) -> Any:
         """The JSON value at ``key`` as this transaction sees it (its own writes included)."""
@@ -91,16 +92,33 @@ class Txn:
             Delete(k) if v is None else Put(k, json.dumps(v, separators=(",", ":"))) for k, v in self._writes.items()
         ]
         result = await self.store.txn(compares, ops)
-        return result.revision if result.succeeded else None
+        if not result.succeeded:
+            self.conflict_revision = result.revision
+            return None
+        return result.revision
 
 
 async def run_txn(store: Store, fn: Callable[[Txn], Awaitable[T]], *, attempts: int = 50) -> tuple[T, int]:
-    """Run ``fn`` in a transaction until it commits; return its result and the commit revision."""
+    """Run ``fn`` in a transaction until it commits; return its result and the commit revision.
+
+    Over a store whose reads may lag (the watch cache), a refusal (``ApiError``) is only believed
+    once the reads are up to date, and a failed commit waits for the reads to reach the write that
+    beat it before retrying.
+    """
+    rechecked = False
     for attempt in range(attempts):
         txn = Txn(store)
         try:
-            result = await fn(txn)
+            try:
+                result = await fn(txn)
+            except ApiError as exc:
+                if exc.status >= 500 or rechecked or not await store.refresh():
+                    raise
+                rechecked = True
+                continue
             revision = await txn.commit()
+            if revision is None:
+                await store.catch_up(txn.conflict_revision)
         except StoreUnavailableError as exc:
             raise UnavailableError(f"state store unavailable: {exc}") from exc
         except StoreError as exc:

@@ -38,7 +38,6 @@ from apic_mock.leaf.ovs import OvsInstance
 
 REPO = Path(__file__).resolve().parents[2]
 UNDERLAY_NET = "192.168.77"
-AGENT_OF_PORT = 6653
 # "as": agents following a netmaster (tests/agent_sync); "fe": front ends; "ac": ACI mode (tests/aci_agent, aci_e2e)
 CLUSTER_PREFIXES = ("ag", "as", "fe", "ac")
 
@@ -80,6 +79,11 @@ class SimHost:
     @property
     def state_file(self) -> Path:
         return self.rundir / "state.json"
+
+    @property
+    def controller_sock(self) -> Path:
+        """The agent's OpenFlow controller socket (its default: in OVS's run directory)."""
+        return self.ovs.rundir / f"contiv-{self.bridge}.sock"
 
     @property
     def inspect_sock(self) -> str:
@@ -172,7 +176,7 @@ class Cluster:
         log = open(host.rundir / "agent.log", "ab")  # noqa: SIM115 (lives as long as the process)
         cmd = ["ip", "netns", "exec", host.netns, sys.executable, "-m", "agent",
                "--host-label", host.name, "--ovsdb", host.ovs.remote, "--bridge", host.bridge,
-               "--vtep-ip", host.vtep_ip, "--vlan-uplinks", ",".join(host.uplinks), "--of-port", str(AGENT_OF_PORT),
+               "--vtep-ip", host.vtep_ip, "--vlan-uplinks", ",".join(host.uplinks),
                *self.state_source_args(host), "--inspect", f"unix:{host.inspect_sock}",
                "--verify-interval", "1", *extra]
         host.agent = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=REPO,

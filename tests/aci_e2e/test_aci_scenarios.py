@@ -12,12 +12,16 @@ fabric blocks it, not that it has not caught up yet.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import httpx
 import pytest
+from click.testing import CliRunner
 
+from netmaster.cli.netctl import cli as netctl_cli
 from testbed.aci_stack import AciApi
 from testbed.cluster.aci import AciCluster
 from testbed.netcheck import http_ok, http_server, ping, ping_eventually
@@ -183,6 +187,65 @@ def test_gateway_and_netmaster_restarts_keep_traffic_and_later_rules_apply(sc: S
     sc.api.delete("rules", f"{TENANT}:pb:5")
     sc.converged()
     assert eventually(lambda: not http_ok(a1, b1, 8000, timeout=1), timeout=10, what="tcp 8000 closed again")
+
+
+def _entry_for_port(sc: Scenario, port: str) -> str:
+    control = sc.cluster.control
+    assert control is not None
+    tree = control.apic_tree(f"uni/tn-{TENANT}")
+    return next(dn for dn, (cls, attrs) in tree.items() if cls == "vzEntry" and attrs.get("dToPort") == port)
+
+
+def _drift_metric(sc: Scenario) -> float:
+    control = sc.cluster.control
+    assert control is not None
+    assert control.gw is not None
+    text = httpx.get(f"{control.gw.url}/metrics", timeout=5).text
+    line = next((x for x in text.splitlines() if x.startswith('aci_gw_drift_repairs_total{result="repaired"}')), "")
+    return float(line.split()[-1]) if line else 0.0
+
+
+def test_drift_made_in_the_apic_is_repaired_and_traffic_recovers(sc: Scenario) -> None:
+    """An APIC administrator deletes Contiv's filter entry, then its EPG: aci-gw's drift watch puts
+    them back, the leaf enforces them again, the agents announce their endpoints again (the EPG lost
+    what the fabric had learnt); a user's EPG beside them is left as it is."""
+    control = sc.cluster.control
+    assert control is not None
+    assert control.apic is not None
+    assert sc.cluster.leaf is not None
+    a1, b1 = sc.ns["a1"], sc.ip("b1")
+    sc.converged()
+    assert eventually(lambda: http_ok(a1, b1, 9000), timeout=10, what="tcp 9000 open")
+    with control.apic.client() as apic:
+        user_epg = {"fvAEPg": {"attributes": {"name": "ops-probe"}}}
+        assert apic.post(f"/api/mo/uni/tn-{TENANT}/ap-app.json", json=user_epg).status_code == 200
+        repaired_before = _drift_metric(sc)
+        entry = _entry_for_port(sc, "9000")
+        assert apic.delete(f"/api/mo/{entry}.json").status_code == 200
+        eventually(lambda: control.apic_tree(entry), timeout=5, what="the filter entry back")
+        assert eventually(lambda: http_ok(a1, b1, 9000), timeout=10, what="tcp 9000 open again")
+        epg_b = f"uni/tn-{TENANT}/ap-app/epg-b"
+        assert apic.delete(f"/api/mo/{epg_b}.json").status_code == 200
+        eventually(lambda: control.apic_tree(epg_b), timeout=5, what="EPG b back")
+        assert ping_eventually(a1, b1, timeout=20)
+        assert eventually(lambda: http_ok(a1, b1, 9000), timeout=10, what="tcp 9000 open to the re-created EPG")
+        assert control.apic_tree(f"uni/tn-{TENANT}/ap-app/epg-ops-probe")
+        assert _drift_metric(sc) >= repaired_before + 2
+        assert apic.delete(f"/api/mo/uni/tn-{TENANT}/ap-app/epg-ops-probe.json").status_code == 200
+
+    def inspected() -> dict | None:
+        result = CliRunner().invoke(netctl_cli, ["--netmaster", control.netmaster_url, "app-profile", "inspect",
+                                                 "-t", TENANT, "app"])
+        assert result.exit_code == 0, result.output
+        sync = json.loads(result.stdout)["Oper"]["aciSync"]
+        return sync if sync.get("repairs", 0) >= 2 and sync.get("driftRepairedAt") else None
+
+    sync = eventually(inspected, timeout=15, what="the repairs in netctl app-profile inspect")
+    assert any("epg-b" in d for d in sync["lastDrift"])
+    assert control.gw.log_path is not None
+    logged = control.gw.log_path.read_text()
+    assert f"deleted fvAEPg {epg_b}" in logged
+    assert "repaired in one POST" in logged
 
 
 def test_apic_outage_during_a_push_converges_once_the_apic_is_back(sc: Scenario) -> None:

@@ -37,6 +37,7 @@ class RunningGateway:
         self.metrics = Metrics()
         client = make_client(self.settings.apic, self.metrics) if self.settings.apic else None
         self.gateway = Gateway(self.settings, client, self.metrics)
+        self.gateway.start()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
@@ -71,6 +72,7 @@ class RunningGateway:
         self._server.should_exit = True
         self._thread.join(10)
         self._sock.close()
+        self.gateway.close()
         if self.gateway.client is not None:
             self.gateway.client.close()
 

@@ -165,3 +165,18 @@ def test_the_command_serves_and_healthchecks() -> None:
     assert "Zq9-distinctive-secret" not in output  # ...but never a secret
     assert "APIC-cookie" not in output
     assert _run({}, "--healthcheck", "--listen-url", f"127.0.0.1:{port}").returncode == 1
+
+
+def test_drift_settings_from_the_environment() -> None:
+    from aci_gw.config import DriftSettings, load_drift
+
+    assert load_drift({}) == DriftSettings(watch=True, repair=True, subscription_timeout=60, repair_interval=1.0)
+    assert load_drift({"APIC_DRIFT_REPAIR": "no", "APIC_SUBSCRIPTION_TIMEOUT": "30",
+                       "APIC_DRIFT_REPAIR_INTERVAL": "0.5", "APIC_DRIFT_WATCH": "yes"}) == DriftSettings(
+        watch=True, repair=False, subscription_timeout=30, repair_interval=0.5)
+    for env, message in (({"APIC_DRIFT_REPAIR": "maybe"}, "expected yes or no"),
+                         ({"APIC_SUBSCRIPTION_TIMEOUT": "2"}, "expected 3 to 3600"),
+                         ({"APIC_SUBSCRIPTION_TIMEOUT": "x"}, "expected a number"),
+                         ({"APIC_DRIFT_REPAIR_INTERVAL": "-1"}, "must not be negative")):
+        with pytest.raises(ConfigError, match=message):
+            load_drift(env)

@@ -21,6 +21,7 @@ import pytest
 from aci_gw_harness import read_tree
 
 from testbed.aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile
+from testbed.cluster.prereq import unavailable
 from testbed.ports import free_port
 from testbed.process import stop_process
 
@@ -60,9 +61,9 @@ def _base_rootfs_tar() -> Path:
 def docker() -> Iterator[Docker]:
     """A private dockerd (own data root, no bridge, no iptables), stopped after the module."""
     if MISSING:
-        pytest.skip(f"needs {', '.join(MISSING)} (apt-get install docker.io debootstrap)")
+        unavailable(f"needs {', '.join(MISSING)} (apt-get install docker.io debootstrap)")
     if os.geteuid() != 0:
-        pytest.skip("dockerd needs root")
+        unavailable("dockerd needs root")
     work = Path(tempfile.mkdtemp(prefix="acigw-docker-"))
     sock = work / "docker.sock"
     log = open(work / "dockerd.log", "wb")  # noqa: SIM115 - closed in the teardown below

@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from testbed.aci_gw_payloads import LEAF, PHYS_DOMAIN, app_profile
 from testbed.apic import ApicMock
+from testbed.waiting import eventually
 
 ENV = {"APIC_PHYS_DOMAIN": PHYS_DOMAIN, "APIC_LEAF_NODE": LEAF}
 
@@ -82,6 +83,8 @@ def test_wrong_password_is_a_clear_failure(apic, start_gateway) -> None:
 
 def test_token_expiry_mid_push_logs_in_again(apic, gateway: RunningGateway) -> None:
     assert gateway.create(app_profile(app="warmup"))["result"] == "success"  # holds a token now
+    # the drift watch's subscription of t1 reads the same DN: let it happen before the fault is set
+    eventually(lambda: "t1" in gateway.gateway.drift_status()["watchedTenants"], what="t1 watched")
     apic.admin.inject_fault("latency", delay_ms=600, path=r"^/api/mo/uni/tn-t1\.json$", method="GET", count=1)
     results: list[dict] = []
     pusher = threading.Thread(target=lambda: results.append(gateway.create(app_profile())))

@@ -15,14 +15,18 @@ import pytest
 from apic_mock.initial import mo
 from apic_mock.leaf import SimLeaf
 from testbed.apic import Apic, ApicMock
-from testbed.cluster.prereq import missing_prerequisites
+from testbed.cluster.prereq import missing_prerequisites, unavailable
 from testbed.wiring import Wiring
 
 NODE = 101
 
-_missing = missing_prerequisites()
-if _missing:
-    pytest.skip(_missing, allow_module_level=True)
+
+@pytest.fixture(scope="session", autouse=True)
+def _prerequisites() -> None:
+    """First of every fixture here: skip (fail under CI=true) on a machine without OVS or root."""
+    reason = missing_prerequisites()
+    if reason:
+        unavailable(reason)
 
 
 def path_binding(port: str, vlan: int, node: int = NODE) -> dict[str, Any]:

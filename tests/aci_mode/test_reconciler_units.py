@@ -27,21 +27,27 @@ class ScriptedGateway:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.tokens: list[int | None] = []
         self.fail = 0
         self.answer = GatewayResult("success", "ok")
+        self.drift_state: dict[str, Any] = {"startedAt": 1.0, "appProfiles": []}
 
-    async def _call(self, op: str, payload: dict[str, Any]) -> GatewayResult:
+    async def _call(self, op: str, payload: dict[str, Any], token: int | None) -> GatewayResult:
         self.calls.append((op, payload))
+        self.tokens.append(token)
         if self.fail:
             self.fail -= 1
             raise GatewayUnavailable("aci-gw at http://test unreachable: ConnectError")
         return self.answer
 
-    async def create_app_profile(self, payload: dict[str, Any]) -> GatewayResult:
-        return await self._call("create", payload)
+    async def create_app_profile(self, payload: dict[str, Any], fencing_token: int | None = None) -> GatewayResult:
+        return await self._call("create", payload, fencing_token)
 
-    async def delete_app_profile(self, payload: dict[str, Any]) -> GatewayResult:
-        return await self._call("delete", payload)
+    async def delete_app_profile(self, payload: dict[str, Any], fencing_token: int | None = None) -> GatewayResult:
+        return await self._call("delete", payload, fencing_token)
+
+    async def drift(self) -> dict[str, Any]:
+        return self.drift_state
 
 
 @pytest.fixture
@@ -54,7 +60,8 @@ async def env() -> AsyncIterator[tuple[ObjectService, ScriptedGateway, AciReconc
     await objects.apply("policy", "default:p", {})
     await objects.apply("endpointGroup", "default:db", {"networkName": "net", "policies": ["p"]})
     gateway = ScriptedGateway()
-    reconciler = AciReconciler(store, gateway, retry=RetryPolicy(0.01, 0.05), debounce=0.02)  # type: ignore[arg-type]
+    reconciler = AciReconciler(store, gateway, retry=RetryPolicy(0.01, 0.05), debounce=0.02,  # type: ignore[arg-type]
+                               drift_interval=0.05)
     await reconciler.start()
     yield objects, gateway, reconciler
     await reconciler.stop()
@@ -178,3 +185,43 @@ async def test_nothing_is_pushed_outside_aci_mode() -> None:
     await reconciler.stop()
     assert gateway.calls == []
     assert await store.get(keys.aci_sync("default:prof")) is None
+
+
+async def test_pushes_carry_a_fencing_token_that_grows_with_each_start(
+    env: tuple[ObjectService, ScriptedGateway, AciReconciler],
+) -> None:
+    objects, gateway, reconciler = env
+    await objects.apply("appProfile", "default:prof", {"endpointGroups": ["app", "db"]})
+    await synced(objects)
+    first = reconciler.fencing_token
+    assert first is not None
+    assert set(gateway.tokens) == {first}
+    await reconciler.stop()
+    await reconciler.start()  # what a new leader does
+    assert reconciler.fencing_token is not None
+    assert reconciler.fencing_token > first
+    await until(lambda: gateway.tokens[-1] == reconciler.fencing_token, what="a push with the new token")
+
+
+async def test_the_gateways_repairs_reach_the_push_state(
+    env: tuple[ObjectService, ScriptedGateway, AciReconciler],
+) -> None:
+    objects, gateway, _ = env
+    await objects.apply("appProfile", "default:prof", {"endpointGroups": ["app", "db"]})
+    before = (await synced(objects))["lastSync"]
+    pushes = len(gateway.calls)
+    gateway.drift_state = {"startedAt": 1.0, "appProfiles": [{
+        "tenant": "default", "app": "prof", "repairs": 2, "driftRepairedAt": before + 5, "driftDetectedAt": before + 4,
+        "lastDrift": ["deleted fvAEPg uni/tn-default/ap-prof/epg-app"]}]}
+
+    async def repaired() -> dict[str, Any] | None:
+        s = await state(objects)
+        return s if s.get("repairs") == 2 else None
+
+    record = await until(repaired, what="repairs in the push state")
+    assert record["driftRepairedAt"] == before + 5
+    assert record["lastSync"] == before + 5  # agents announce their endpoints again
+    assert record["lastDrift"] == ["deleted fvAEPg uni/tn-default/ap-prof/epg-app"]
+    assert len(gateway.calls) == pushes  # the gateway repaired; netmaster did not push
+    gateway.drift_state = {"startedAt": 2.0, "appProfiles": []}  # aci-gw restarted: it knows no intent
+    await until(lambda: len(gateway.calls) > pushes, what="the profile pushed again to the new gateway")

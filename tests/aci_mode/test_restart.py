@@ -16,7 +16,10 @@ def test_restart_keeps_state_and_repairs_drift(tmp_path: Path) -> None:
     with ApicMock.start() as mock:
         apic = Apic(mock)
         apic.post("uni", {"physDomP": {"attributes": {"name": PHYS_DOMAIN}}})
-        with AciGwProcess.start(apic_env(mock), log_path=tmp_path / "aci-gw.log") as gw:
+        # The gateway's own drift watch is off here: this is netmaster's start-time push repairing drift
+        # made while it was down (the watch would repair it at once; tests/aci_gw/test_drift.py).
+        env = apic_env(mock, APIC_DRIFT_WATCH="no")
+        with AciGwProcess.start(env, log_path=tmp_path / "aci-gw.log") as gw:
             args = ["--infra", "aci", "--aci-gw-url", gw.url, "--aci-retry-max", "1", "--log-format", "text"]
             log = tmp_path / "netmaster.log"
             with NetmasterProcess.start(store, args=args, log_path=log) as nm_process:

@@ -8,16 +8,12 @@ from dataclasses import replace
 
 import pytest
 
-from agent.state import DesiredState, Host
+from agent.state import DesiredState, Endpoint, Host, Network
 from testbed.cluster import Cluster
-from testbed.cluster.prereq import missing_prerequisites, running
+from testbed.cluster.prereq import missing_prerequisites, requires, running
+from testbed.netcheck import ping_eventually
 
-
-def _missing() -> str | None:
-    return missing_prerequisites()
-
-
-requires_datapath = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
+requires_datapath = requires(missing_prerequisites())
 
 _revisions = itertools.count(1)
 
@@ -41,6 +37,17 @@ class ClusterEnv:
         full = replace(state, hosts=self.hosts, revision=next_revision())
         self.cluster.apply(full)
         return full
+
+    def pair(self, net: Network, *ips: str) -> list[str]:
+        """Containers on h1, h2, h1, ... in *net* with *ips* (endpoints named a, b, ...), applied and
+        reachable from the first; their namespaces."""
+        names = "abcdefgh"[:len(ips)]
+        spaces = [self.container(n) for n in names]
+        self.apply(DesiredState(networks=(net,), endpoints=tuple(
+            Endpoint(n, net.tenant, net.name, ip, self.hosts[i % 2].name, netns=ns)
+            for i, (n, ip, ns) in enumerate(zip(names, ips, spaces, strict=True)))))
+        assert all(ping_eventually(spaces[0], ip) for ip in ips[1:])
+        return spaces
 
     def reset(self) -> None:
         self.apply(DesiredState())

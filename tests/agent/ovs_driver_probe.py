@@ -21,15 +21,17 @@ def main(rundir: str) -> None:
     ovs.start()
     out: dict[str, object] = {}
     try:
-        ctl = OpenFlowController(port=16653)
+        ctl = OpenFlowController(Path(rundir) / "openflow.sock")
         ctl.start()
+        ctl.expect_datapath(0xB0)
         db = Ovsdb(ovs.remote)
-        db.ensure_bridge("br0", "netdev", ctl.target)
+        db.ensure_bridge("br0", "netdev", ctl.target, 0xB0)
         out["connected"] = ctl.wait_connected(10)
         vsctl = lambda *a: ovs.run("ovs-vsctl", *a).strip()  # noqa: E731
         out["bridge"] = {c: vsctl("get", "Bridge", "br0", c)
                          for c in ("datapath_type", "fail_mode", "protocols")}
         out["controller"] = vsctl("get-controller", "br0")
+        out["datapath_id"] = vsctl("get", "Bridge", "br0", "datapath_id")
         db.add_port("br0", "int0", 20, "internal", external_ids={"k": "v"})
         db.add_port("br0", "tun0", 1, "vxlan", options={"remote_ip": "flow", "key": "flow"})
         ports = db.wait_ofports("br0", {"int0", "tun0"})

@@ -10,6 +10,7 @@ from agent.pipeline.tables import Table
 from agent.state import DesiredState, Endpoint, EndpointGroup, Network, Policy, Rule
 from testbed.cluster import SimHost, in_ns
 from testbed.netcheck import Pinger, ping, ping_eventually
+from testbed.waiting import eventually
 from tests.agent.conftest import ClusterEnv, requires_datapath
 
 pytestmark = requires_datapath
@@ -44,9 +45,10 @@ def test_restart_keeps_traffic_and_converges_to_same_flows(env: ClusterEnv) -> N
     env.cluster.kill_agent(h1)
     time.sleep(0.5)  # traffic keeps flowing with nobody connected (fail-mode secure keeps flows)
     env.cluster.start_agent(h1)
-    sent, received, _ = pinger.result()
-    assert sent > 200
-    assert received == sent, f"lost {sent - received} of {sent} pings during the restart"
+    time.sleep(4.5)  # the restarted agent resyncs while the ping goes on (about 300 pings in all)
+    result = pinger.stop()
+    assert len(result.replies) > 200
+    assert result.lost == 0, f"lost {result.lost} pings during the restart"
     assert _flows_without_cookies(h1) == before, "flows after the restart differ from before"
     rounds_after = _flow_rounds(h1)
     assert len(rounds_after) == 1, "old round not fully removed"
@@ -83,13 +85,11 @@ def test_flows_deleted_behind_the_agent_are_restored(env: ClusterEnv) -> None:
     h1 = env.cluster.hosts[0]
     before, drift_before = _flows_without_cookies(h1), _drift_count(h1)
     h1.ovs.run("ovs-ofctl", "-O", "OpenFlow13", "del-flows", h1.bridge, f"table={int(Table.L2_FORWARDING_CALC)}")
-    assert not ping(a, "10.6.0.2"), "without L2 forwarding nothing gets through"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _flows_without_cookies(h1) != before:
-        time.sleep(0.2)
-    assert _flows_without_cookies(h1) == before
+    # no "nothing gets through now" check: the agent may already have restored the table (a race);
+    # the drift counter below proves it saw the flows missing
+    eventually(lambda: _flows_without_cookies(h1) == before, 10, "the deleted flows restored")
     assert ping(a, "10.6.0.2")
-    assert _drift_count(h1) > drift_before
+    eventually(lambda: _drift_count(h1) > drift_before, 5, "the drift counted")
 
 
 def _drift_count(host: SimHost) -> float:

@@ -29,7 +29,8 @@ def test_bridge_ports_bundles_rounds_and_flow_restore_wait(tmp_path: Path) -> No
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["connected"] is True
     assert out["bridge"] == {"datapath_type": "netdev", "fail_mode": "secure", "protocols": '[OpenFlow13]'}
-    assert out["controller"] == "tcp:127.0.0.1:16653"
+    assert out["controller"] == f"unix:{tmp_path / 'ovs' / 'openflow.sock'}"
+    assert out["datapath_id"] == '"00000000000000b0"', "the datapath id the controller accepts"
     assert out["ports"]["int0"] == [20, "internal", {}, {"k": "v"}]
     assert out["ports"]["tun0"] == [1, "vxlan", {"key": "flow", "remote_ip": "flow"}, {}]
     assert out["bad_bundle"].startswith("rejected")

@@ -13,6 +13,7 @@ from agent.pipeline.conjunction import MatchRule, compile_rules, flow_priority
 from agent.pipeline.tables import ETH_IP, STAGES, Table
 from agent.pipeline.view import DatapathView
 from agent.state import DesiredState, Endpoint, EndpointGroup, Host, Network, Policy, Qos, Rule
+from contiv_api.mac import candidates
 
 NET = Network("t1", "n", "vxlan", "10.1.0.0/24", vni=5000, gateway="10.1.0.254")
 
@@ -163,7 +164,12 @@ def test_cookie_carries_round_and_feature() -> None:
 def test_state_json_round_trip_and_validation() -> None:
     state = _state((Rule("1", "in", "allow", protocol="tcp", port=80),), revision=4)
     assert DesiredState.from_dict(state.to_dict()) == state
-    assert state.endpoint("a").mac == "02:02:0a:01:00:01"
+    assert state.endpoint("a").mac == next(candidates(state.endpoint("a").ip)), "netmaster's rule"
+    nets = (Network("t1", "n", "vxlan", "10.1.0.0/24", vni=1), Network("t2", "n", "vxlan", "10.1.0.0/24", vni=2))
+    twins = DesiredState(networks=nets, endpoints=(Endpoint("a", "t1", "n", "10.1.0.1", "h"),
+                                                   Endpoint("b", "t2", "n", "10.1.0.1", "h")))
+    assert twins.endpoint("a").mac != twins.endpoint("b").mac, "same address in two tenants, two MACs"
+    assert DesiredState.from_dict(twins.to_dict()) == twins
     with pytest.raises(ValueError, match="unknown network"):
         DesiredState(endpoints=(Endpoint("x", "t", "missing", "10.0.0.1", "h"),))
     with pytest.raises(ValueError, match="port needs protocol"):

@@ -15,8 +15,9 @@ import pytest
 
 from agent import rtnl
 from agent.netns import open_netns, socket_in
+from testbed.cluster.prereq import requires
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")
+pytestmark = requires("needs root (network namespaces)" if os.geteuid() != 0 else None)
 
 
 @pytest.fixture

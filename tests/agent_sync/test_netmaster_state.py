@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.local_endpoints import LocalEndpoint
-from agent.netmaster_state import NmObject, build_state
+from agent.netmaster_state import NmObject, build_state, with_last_known
 from agent.state import Host, Qos, Rule
 from contiv_api.netprofile import bandwidth_kbps
 
@@ -71,8 +71,11 @@ def test_partial_cache_drops_dangling_references() -> None:
                                               "host": "h1", "ipAddress": "10.9.0.1"}))
     objects.append(NmObject("rule", "t:q:1", {"tenantName": "t", "policyName": "q", "ruleId": "1",
                                               "direction": "sideways", "action": "allow"}))
+    objects.append(NmObject("endpoint", "nomac", {"endpointID": "nomac", "tenantName": "t", "networkName": "web",
+                                                  "host": "h1", "ipAddress": "10.1.0.9"}))
     state = build_state(objects, {}, "h1", revision=1)
     assert state.endpoint("x") is None  # its network is not (yet) known
+    assert state.endpoint("nomac") is None, "a MAC comes from netmaster; the agent never derives one"
     a = state.endpoint("a")
     assert a is not None
     assert a.group == ""
@@ -104,3 +107,54 @@ def test_netprofile_and_arp_mode_map_to_desired_state() -> None:
     assert grp.qos.burst == 200_000  # no burst given: 200 ms of the rate
     assert build_state(_objects(), {}, "h1", revision=3).arp_mode == "proxy"
     assert [bandwidth_kbps(t) for t in ("", "5Mb", "10 kbps", "2g")] == [0, 5000, 10, 2_000_000]
+
+
+def _ep(ep_id: str, host: str, ip: str, network: str = "web") -> NmObject:
+    return NmObject("endpoint", ep_id, {"endpointID": ep_id, "tenantName": "t", "networkName": network,
+                                        "host": host, "ipAddress": ip, "vtepIP": "192.168.1.9"})
+
+
+def _ids(objects: list[NmObject]) -> dict[str, str]:
+    return {o.key: o.object["ipAddress"] for o in objects if o.kind == "endpoint"}
+
+
+def test_local_records_stay_in_the_state_whatever_netmaster_lists() -> None:
+    """Endpoint GC collected this host's endpoint "a" during a partition: its local record keeps it."""
+    base = [o for o in _objects() if o.key != "a"]
+    local = {"a": LocalEndpoint("a", "t", "web", group="srv", netns="ca", ip="10.1.0.1", mac="02:02:0a:01:00:01")}
+    objects, unlisted = with_last_known(base, local, (), "h1")
+    assert unlisted == {"a": ""}
+    state = build_state(objects, local, "h1", 1)
+    a = state.endpoint("a")
+    assert a is not None
+    assert (a.ip, a.host, a.group, a.netns) == ("10.1.0.1", "h1", "srv", "ca")
+    # listed as this host's: nothing is added or dropped
+    assert with_last_known(_objects(), local, (), "h1") == (_objects(), {})
+
+
+def test_a_local_record_wins_over_the_new_holder_of_its_address_on_this_host() -> None:
+    base = [o for o in _objects() if o.key != "a"] + [_ep("x", "h3", "10.1.0.1")]
+    local = {"a": LocalEndpoint("a", "t", "web", netns="ca", ip="10.1.0.1")}
+    objects, unlisted = with_last_known(base, local, (), "h1")
+    assert unlisted == {"a": "x"}
+    assert "x" not in _ids(objects)
+    assert _ids(objects)["a"] == "10.1.0.1"
+    # the same address in another network is no conflict
+    other = [o for o in _objects() if o.key != "a"] + [_ep("y", "h3", "10.1.0.1", network="lan")]
+    assert with_last_known(other, local, (), "h1")[1] == {"a": ""}
+    # the same id held by another host: the local container wins here too
+    moved = [o for o in _objects() if o.key != "a"] + [_ep("a", "h3", "10.1.0.7")]
+    objects, unlisted = with_last_known(moved, local, (), "h1")
+    assert unlisted == {"a": "a"}
+    assert _ids(objects)["a"] == "10.1.0.1"
+
+
+def test_retained_remote_endpoints_last_until_their_id_or_address_is_listed() -> None:
+    gone = _ep("r", "h3", "10.1.0.9")
+    objects, _ = with_last_known(_objects(), {}, [gone], "h1")
+    assert _ids(objects)["r"] == "10.1.0.9"
+    assert build_state(objects, {}, "h1", 1).endpoint("r") is not None
+    reused = [*_objects(), _ep("n", "h2", "10.1.0.9")]
+    assert "r" not in _ids(with_last_known(reused, {}, [gone], "h1")[0])
+    reclaimed = [*_objects(), _ep("r", "h3", "10.1.0.9")]
+    assert [o.key for o in with_last_known(reclaimed, {}, [gone], "h1")[0]].count("r") == 1

@@ -236,3 +236,30 @@ def test_result_too_big_without_paging() -> None:
             assert r.status_code == 400
             assert error_of(r)[1] == "Unable to process the query, result dataset is too big"
             assert c.get("/api/class/fvTenant.json?query-target=subtree&page-size=2").status_code == 200
+
+
+def test_the_audit_log_names_who_changed_what(apic_mock) -> None:
+    """Every change made through /api/ leaves an aaaModLR record (user, affected DN, ind), served to
+    class queries newest first with filters and paging, as APIC's audit log is read."""
+    with apic_mock.client() as client:
+        body = {"fvTenant": {"attributes": {"name": "audited"}, "children": [{"fvAp": {"attributes": {"name": "a"}}}]}}
+        assert client.post("/api/mo/uni.json", json=body).status_code == 200
+        assert client.post("/api/mo/uni/tn-audited/ap-a.json",
+                           json={"fvAp": {"attributes": {"descr": "changed"}}}).status_code == 200
+        assert client.delete("/api/mo/uni/tn-audited/ap-a.json").status_code == 200
+        reply = client.get('/api/node/class/aaaModLR.json?query-target-filter=eq(aaaModLR.affected,'
+                           '"uni/tn-audited/ap-a")').json()
+        records = [item["aaaModLR"]["attributes"] for item in reply["imdata"]]
+        assert [r["ind"] for r in records] == ["deletion", "modification", "creation"]
+        assert {r["user"] for r in records} == {apic_mock.username}
+        assert records[1]["changeSet"] == "descr:changed"
+        assert records[0]["dn"].startswith("subj-[uni/tn-audited/ap-a]/mod-")
+        newest = client.get('/api/class/aaaModLR.json?query-target-filter=eq(aaaModLR.affected,'
+                            '"uni/tn-audited/ap-a")&page-size=1').json()
+        assert newest["totalCount"] == "3"
+        assert [i["aaaModLR"]["attributes"]["ind"] for i in newest["imdata"]] == ["deletion"]
+    assert apic_mock.admin.remove("uni/tn-audited") >= 1
+    with apic_mock.client() as client:
+        removed = client.get('/api/class/aaaModLR.json?query-target-filter=eq(aaaModLR.affected,"uni/tn-audited")')
+        # the admin API's removal (fabric activity) is not a user's change: only the user's creation
+        assert [i["aaaModLR"]["attributes"]["ind"] for i in removed.json()["imdata"]] == ["creation"]

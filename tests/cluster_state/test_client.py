@@ -129,7 +129,10 @@ async def test_watcher_misses_nothing_when_its_netmaster_dies(two_netmasters_on_
 async def test_compacted_revision_relists_and_diffs(tmp_path: Path) -> None:
     shared_etcd().wipe()
     rec = Recorder()
-    with NetmasterProcess.start(shared_etcd().url + "?history=20", log_path=tmp_path / "nm.log") as nm:
+    # netmaster serves resuming watchers from its ring of recent events (--watch-history) before the
+    # store: both keep 20 revisions here, so the revision is gone from both.
+    args = ["--watch-history", "20"]
+    with NetmasterProcess.start(shared_etcd().url + "?history=20", args=args, log_path=tmp_path / "nm.log") as nm:
         async with NetmasterClient(nm.url, retry_for=10) as client:
             await make_network(client, "default", "c")
             await client.create_endpoint("old", network="c", host="h")

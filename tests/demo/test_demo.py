@@ -13,10 +13,8 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from testbed.cluster import REPO, leftovers
-from testbed.cluster.prereq import missing_prerequisites
+from testbed.cluster.prereq import missing_prerequisites, requires
 from testbed.netcheck import ping
 
 RECORD = Path("/tmp/contiv-demo.json")
@@ -34,7 +32,7 @@ OUTCOMES = [
     *((f"{name} -> 10.50.0.254 ping", "allowed") for name in ("web-1", "web-2", "db-1", "batch-1")),
 ]
 
-pytestmark = pytest.mark.skipif(missing_prerequisites() is not None, reason=str(missing_prerequisites()))
+pytestmark = requires(missing_prerequisites())
 
 
 def demo(*args: str) -> subprocess.CompletedProcess[str]:

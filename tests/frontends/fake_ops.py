@@ -9,6 +9,7 @@ import threading
 
 from agent.endpoint_ops import AddRequest, AddResult, EndpointError
 from agent.local_endpoints import LocalEndpoint
+from contiv_api.mac import candidates
 
 __all__ = ["AddRequest", "EndpointError", "FakeEndpointOps"]
 
@@ -45,7 +46,7 @@ class FakeEndpointOps:
             else:
                 ip = next(str(a) for a in net.hosts() if str(a) not in used)
             gw = str(net.network_address + self.gateway_octet)
-            mac = "02:02:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
+            mac = next(candidates(ip))  # netmaster's rule, first choice (the fake has one tenant per address)
             res = AddResult(req.endpoint_id, ip, net.prefixlen, mac, gw, req.ifname, "ve" + req.endpoint_id[:11],
                             req.ifname, 1450, req.netns, 0, 5001, 0)
             self.endpoints[req.endpoint_id] = (req, res)

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from agent.cni.plugin import SUPPORTED_VERSIONS
-from tests.frontends.cni_harness import VERSIONS, CniReply, invoke
+from contiv_api.mac import candidates
+from testbed.cni import VERSIONS, CniReply, invoke
 from tests.frontends.fake_ops import EndpointError, FakeEndpointOps
 
 CID = "0123abcd"
@@ -42,7 +43,7 @@ def conf(version: str = "1.1.0", **extra: Any) -> dict[str, Any]:
 
 
 def expected_result(version: str, netns: str, ip: str = "10.9.0.1", dns: dict | None = None) -> dict[str, Any]:
-    mac = "02:02:0a:09:00:01"
+    mac = next(candidates(ip))  # what the fake's "netmaster" assigns
     if version in ("0.1.0", "0.2.0"):
         out: dict[str, Any] = {"cniVersion": version, "ip4": {"ip": f"{ip}/24", "gateway": "10.9.0.254",
                                                               "routes": [{"dst": "0.0.0.0/0", "gw": "10.9.0.254"}]}}

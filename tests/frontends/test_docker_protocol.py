@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from agent.docker.server import CONTENT_TYPE, serve
+from contiv_api.mac import candidates
 from contiv_api.netmaster_client import NetmasterError
 from testbed.netmaster import NetmasterProcess
 from tests.frontends.fake_ops import FakeEndpointOps
@@ -118,13 +119,14 @@ def test_full_container_lifecycle(plugin, pool_request: dict) -> None:
     created = ok(post("/NetworkDriver.CreateEndpoint", {"NetworkID": NET_ID, "EndpointID": EP_ID, "Options": {},
                                                         "Interface": {"Address": "10.70.0.1/24", "AddressIPv6": "",
                                                                       "MacAddress": ""}}))
-    assert created == {"Interface": {"MacAddress": "02:02:0a:46:00:01"}}
+    mac = ops.endpoints[EP_ID][1].mac  # as the endpoint path assigned it
+    assert created == {"Interface": {"MacAddress": mac}}
     (_, req), = ops.mutations()
     assert (req.endpoint_id, req.tenant, req.network, req.group, req.netns, req.requested_ip) == (
         EP_ID, T, "net", "web", None, "10.70.0.1")
     assert req.labels == {"io.contiv.reservation": f"{T}:net:10.70.0.1"}
     assert ok(post("/NetworkDriver.EndpointOperInfo", {"NetworkID": NET_ID, "EndpointID": EP_ID})) == {
-        "Value": {"ipAddress": "10.70.0.1/24", "macAddress": "02:02:0a:46:00:01", "gateway": GW,
+        "Value": {"ipAddress": "10.70.0.1/24", "macAddress": mac, "gateway": GW,
                   "hostInterface": "ve" + EP_ID[:11], "mtu": 1450}}
     assert ok(post("/NetworkDriver.Join", {"NetworkID": NET_ID, "EndpointID": EP_ID,
                                            "SandboxKey": "/var/run/docker/netns/abc", "Options": {}})) == {
@@ -158,10 +160,10 @@ def test_preferred_address_and_abort_before_endpoint(plugin) -> None:
 
 def test_endpoint_without_docker_address(plugin) -> None:
     """With another IPAM driver's address absent, the endpoint's address comes from us."""
-    post, _, _ = plugin
+    post, ops, _ = plugin
     ok(post("/NetworkDriver.CreateNetwork", {"NetworkID": NET_ID, "Options": GENERIC, "IPv4Data": []}))
     out = ok(post("/NetworkDriver.CreateEndpoint", {"NetworkID": NET_ID, "EndpointID": EP_ID, "Interface": {}}))
-    assert out == {"Interface": {"MacAddress": "02:02:0a:46:00:01", "Address": "10.70.0.1/24"}}
+    assert out == {"Interface": {"MacAddress": ops.endpoints[EP_ID][1].mac, "Address": "10.70.0.1/24"}}
 
 
 def test_mapping_survives_a_restart(plugin, tmp_path: Path, netmaster: httpx.Client) -> None:
@@ -245,5 +247,5 @@ def test_endpoint_errors_are_reported_and_roll_back(plugin) -> None:
     status, body = post("/NetworkDriver.CreateEndpoint", {"NetworkID": NET_ID, "EndpointID": EP_ID, "Interface": {
         "Address": "10.70.0.2/24", "MacAddress": "02:aa:00:00:00:01"}})
     assert (status, body) == (500, {"Err": "MAC address 02:aa:00:00:00:01 cannot be used: contiv endpoints use "
-                                           "02:02:0a:46:00:02"})
+                                           f"{next(candidates('10.70.0.2'))}"})
     assert ops.endpoints == {}

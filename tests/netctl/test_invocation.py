@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from netmaster.cli.netctl import cli
+from testbed.cluster.prereq import requires
 from testbed.ports import free_port
 
 from .conftest import REPO_ROOT, Netctl, running_netmaster
@@ -61,7 +62,7 @@ def test_declared_console_script_entry_point(netmaster_url: str) -> None:
     assert missing.returncode == 3
 
 
-@pytest.mark.skipif(shutil.which("netctl") is None, reason="the contiv distribution is not installed")
+@requires("the contiv distribution is not installed (no netctl on PATH)" if shutil.which("netctl") is None else None)
 def test_installed_console_script(netmaster_url: str) -> None:
     result = _run("tenant", "ls", "-q", netmaster=netmaster_url, entry=[str(shutil.which("netctl"))])
     assert result.returncode == 0

@@ -64,3 +64,15 @@ def test_invalid_heartbeats(api: Api) -> None:
     expect_error(_put(api, "agh4", color="red"), 400, "unknown field")
     expect_error(_put(api, "-bad", vtepIP="192.168.9.4"), 400, "hostLabel")
     expect_error(api.http.put("/api/v1/agents/agh4/", content=b"[1]"), 400, "JSON object")
+
+
+def test_conflicts_reported_by_an_agent_are_stored_and_validated(api: Api) -> None:
+    conflict = {"endpointID": "c1", "ipAddress": "10.1.0.1", "network": "t:net", "reason": "address in use"}
+    record = api.ok(_put(api, "agh5", vtepIP="192.168.9.5", conflicts=[conflict]))
+    assert record["conflicts"] == [conflict]
+    assert api.ok(api.http.get("/api/v1/agents/agh5/"))["conflicts"] == [conflict]
+    assert "conflicts" not in api.ok(_put(api, "agh5", vtepIP="192.168.9.5", conflicts=[]))  # resolved
+    for bad in ({"endpointID": 1}, {"color": "red"}, "c1"):
+        expect_error(_put(api, "agh5", conflicts=[bad]), 400, "conflicts")
+    expect_error(_put(api, "agh5", conflicts={"c1": conflict}), 400, "conflicts")
+    expect_error(_put(api, "agh5", conflicts=[conflict] * 1001), 400, "conflicts")

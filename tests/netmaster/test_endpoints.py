@@ -124,7 +124,8 @@ def test_aci_mode_rules(fresh_api: Api) -> None:
     api = fresh_api
     g = api.ok(api.get("globals", "global"))
     api.ok(api.post("globals", "global", {k: v for k, v in g.items() if k != "key"} | {"networkInfraType": "aci"}))
-    expect_error(api.post("networks", "default:x", encap="vxlan", subnet="10.1.0.0/24"), 400, "must be vlan")
+    # Contiv's ACI mode accepts VXLAN networks (its objapi test creates one); EPGs get their own VLAN.
+    api.ok(api.post("networks", "default:x", encap="vxlan", subnet="10.1.0.0/24"))
     api.network("default", "net", "10.1.1.0/24", encap="vlan", pktTag=100)
     api.group("default", "net", "a")
     api.group("default", "net", "b")
@@ -145,3 +146,55 @@ def test_aci_mode_rules(fresh_api: Api) -> None:
     api.ok(api.delete("endpointGroups", "default:b"))
     used = api.inspect("globals", "global")["Oper"]["vlansInUse"]
     assert len(used.split(", ")) == 2, used
+
+
+def test_macs_are_unique_across_tenants_with_the_same_addresses(api: Api) -> None:
+    """Overlapping subnets: the first holder of an address gets Contiv's 02:02:<ip>, the others the next
+    free prefix; a released MAC is free again; every endpoint's MAC differs, concurrently too."""
+    import concurrent.futures
+
+    from contiv_api.mac import candidates
+
+    tenants = [api.tenant() for _ in range(6)]
+    for t in tenants:
+        api.network(t, "net", "10.23.0.0/24")
+    first, second = (api.ok(api.endpoint(f"{t}-a", t, "net", ipAddress="10.23.0.7")) for t in tenants[:2])
+    expected = list(candidates("10.23.0.7"))
+    assert (first["macAddress"], second["macAddress"]) == (expected[0], expected[1])
+    assert first["macAddress"].startswith("02:02:")
+    assert second["macAddress"] != first["macAddress"]
+    assert api.ok(api.http.delete(f"/api/v1/endpoints/{tenants[0]}-a/"))["deleted"]
+    third = api.ok(api.endpoint(f"{tenants[2]}-a", tenants[2], "net", ipAddress="10.23.0.7"))
+    assert third["macAddress"] == expected[0], "the released MAC is free again"
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:  # four tenants race for the same address
+        racing = list(pool.map(lambda t: api.endpoint(f"{t}-b", t, "net", ipAddress="10.23.0.9"), tenants[2:]))
+    macs = [api.ok(r)["macAddress"] for r in racing]
+    assert sorted(macs) == sorted(list(candidates("10.23.0.9"))[:4])
+    listed = [e["macAddress"] for e in api.ok(api.http.get("/api/v1/endpoints/")) if e["tenantName"] in tenants]
+    assert len(listed) == len(set(listed)) == 6
+
+
+async def test_the_mac_index_is_rebuilt_for_endpoints_from_before_it() -> None:
+    """Endpoints created before the MAC index (an upgrade, an old backup) are indexed at start-up, so a
+    new endpoint with the same address does not get their MAC."""
+    from netmaster.objects.endpoints import EndpointService
+    from netmaster.objects.service import ObjectService
+    from netmaster.store import keys, open_store
+    from netmaster.store.base import Delete
+
+    store = open_store("memory://")
+    objects = ObjectService(store)
+    await objects.ensure_defaults()
+    for t in ("old", "new"):
+        await objects.apply("tenant", t, {"tenantName": t})
+        await objects.apply("network", f"{t}:net", {"tenantName": t, "networkName": "net", "encap": "vxlan",
+                                                     "subnet": "10.24.0.0/24"})
+    service = EndpointService(store)
+    old, _ = await service.create({"endpointID": "old-a", "tenantName": "old", "networkName": "net"})
+    await store.txn([], [Delete(keys.mac(old["macAddress"]))])  # as before the index existed
+    assert await service.index_macs() == 1
+    assert await service.index_macs() == 0
+    new, _ = await service.create({"endpointID": "new-a", "tenantName": "new", "networkName": "net",
+                                   "ipAddress": old["ipAddress"]})
+    assert new["macAddress"] != old["macAddress"]

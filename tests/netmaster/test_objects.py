@@ -239,7 +239,8 @@ def test_network_inspect_addresses_like_contiv(api: Api) -> None:
     assert oper["allocatedIPAddresses"] == "60.1.1.1-60.1.1.3, 60.1.1.254"
     assert oper["availableIPAddresses"] == "60.1.1.4-60.1.1.253"
     assert oper["numEndpoints"] == 3
-    assert oper["allocatedAddressesCount"] == 4
+    # Contiv's count leaves out the gateway (its objapi test expects 0 for a network with only one)
+    assert oper["allocatedAddressesCount"] == 3
     assert sorted(e["endpointID"] for e in oper["endpoints"]) == [f"{t}-ep{i}" for i in range(3)]
     assert oper["endpoints"][0]["macAddress"].startswith("02:02:")
 

@@ -26,6 +26,8 @@ AGENT_COLUMNS = (
     Column("Control IP", "ctrlIP"),
     Column("Version", "version"),
     Column("Inspect URL", "inspectURL"),
+    # endpoints the agent could not re-claim after a partition: their address went to another endpoint
+    Column("Conflicts", lambda a: [c.get("endpointID") for c in a.get("conflicts") or ()]),
 )
 
 

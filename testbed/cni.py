@@ -1,4 +1,5 @@
-"""Drive a CNI plugin binary the way a runtime does: environment plus stdin, result on stdout."""
+"""Drive a CNI plugin binary the way a runtime does: environment plus stdin, result on stdout (the CNI
+front-end tests and the host-fault tests of tests/agent_sync)."""
 
 from __future__ import annotations
 
