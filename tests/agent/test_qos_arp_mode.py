@@ -142,7 +142,7 @@ def test_arp_mode_flood_and_proxy_switched_with_endpoints(env: ClusterEnv, tmp_p
         seen = _resolve(a, target, ip, tmp_path)
         assert _arp_requests_for(seen, ip) == 0, f"proxy mode: the request reached {ip}: {seen}"
 
-    pinger = Pinger(a, "10.7.0.2", count=150, interval=0.02)
+    pinger = Pinger(a, "10.7.0.2")
     flood = env.apply(replace(proxy, arp_mode="flood"))
     assert env.cluster.hosts[0].get("/inspect/driver")[1]["arp_mode"] == "flood"
     for target, ip in ((b, "10.7.0.2"), (c, "10.7.0.3")):
@@ -150,7 +150,8 @@ def test_arp_mode_flood_and_proxy_switched_with_endpoints(env: ClusterEnv, tmp_p
         assert _arp_requests_for(seen, ip) >= 1, f"flood mode: no request reached {ip}: {seen}"
         assert _replies_from(seen, ip) >= 1, f"flood mode: {ip} did not answer itself: {seen}"
     env.apply(replace(flood, arp_mode="proxy"))
-    sent, received, out = pinger.result()
-    assert received >= sent - 2, f"switching arpMode cost the running ping: {out[-300:]}"
+    result = pinger.stop()
+    assert max(result.replies, default=0) > 50, "the ping ran through both switches"
+    assert result.lost <= 2, f"switching arpMode cost the running ping {result.lost} echoes"
     seen = _resolve(a, b, "10.7.0.2", tmp_path)
     assert _arp_requests_for(seen, "10.7.0.2") == 0, f"back to proxy: the request reached the target: {seen}"
