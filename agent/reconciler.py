@@ -25,6 +25,7 @@ from agent.announce import AnnounceSchedule, announcements, garp_frame
 from agent.config import AgentConfig
 from agent.group_commit import GroupCommit
 from agent.metrics import AgentMetrics
+from agent.ovs.encoder import OFPM_ALL
 from agent.ovs.flow import Feature, Flow, cookie_feature, cookie_round, cookie_rule, make_cookie
 from agent.ovs.ofcontroller import FlowProgrammingError, OpenFlowController, datapath_id_for
 from agent.ovs.ovsdb import EXT_ENDPOINT, EXT_ROLE, EXT_ROUND, Ovsdb, PortInfo, PortSpec
@@ -368,22 +369,21 @@ class Reconciler:
         self.metrics.flow_ops.labels("add").inc(len(adds))
         self.metrics.flow_ops.labels("delete").inc(len(deletes) + len(delete_rounds))
 
-    def _sync_flows(self, desired: dict[tuple, Flow], meters: dict[int, tuple[int, int]],
-                    endpoint_ports: list[int]) -> None:
+    def _sync_flows(self, desired: dict[tuple, Flow], meters: dict[int, tuple[int, int]]) -> None:
         """Flows (one bundle) and the QoS meters they use: new and changed meters before the bundle,
         unused ones deleted after it (a flow cannot refer to a missing meter, and deleting a meter in
         use would delete its flows)."""
         connects = self._connects
         if connects != self._synced_connects:
             self._next_round()
-            # The switch may hold meters of an earlier agent process: add-or-modify each desired one,
-            # and delete any other meter on a local endpoint's port (meter id = ofport).
-            self.of.set_meters(meters, meters)
+            # The switch may hold any meters (an earlier agent process's): delete them all and add
+            # the desired ones. Deleting a meter deletes the QOS flows using it, so until the bundle
+            # below re-adds them those endpoints pass unmetered (QOS misses go on): nothing is dropped.
+            self.of.set_meters(meters, {}, [OFPM_ALL])
             present = {cookie_round(s.cookie) for s in self.of.flow_stats()}
             old_rounds = sorted(present - {self.round})
             self._apply(list(desired.values()), [], old_rounds)
             self.installed = dict(desired)
-            self.of.set_meters({}, {}, sorted(set(endpoint_ports) - set(meters)))
             self.meters = dict(meters)
             self.ovsdb.set_bridge_external_id(self.cfg.bridge, EXT_ROUND, str(self.round))
             self.ovsdb.set_flow_restore_wait(False)
@@ -433,7 +433,7 @@ class Reconciler:
                 view = DatapathView(state, self.cfg.host_label, dict(self.vrf_ids), ofports,
                                     has_tunnel, has_uplink, self.uplink_ports)
                 desired = {f.key: f for f in build(view)}
-                self._sync_flows(desired, dict(qos.meters(view)), [p for _, p in view.local_endpoints])
+                self._sync_flows(desired, dict(qos.meters(view)))
                 self._remove_ports(stale)
             except Exception:
                 self.metrics.reconcile_errors.inc()

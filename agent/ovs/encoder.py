@@ -127,6 +127,7 @@ class FlowModEncoder:
 
 _OFPT_METER_MOD = 29
 OFPMC_ADD, OFPMC_MODIFY, OFPMC_DELETE = 0, 1, 2
+OFPM_ALL = 0xFFFFFFFF  # a delete of every meter
 _OFPMF_KBPS_BURST_STATS = 0x1 | 0x4 | 0x8
 _OFPMBT_DROP = 1
 _METER_MOD = struct.Struct("!BBHIHHI")

@@ -177,31 +177,24 @@ class OpenFlowController:
 
     def set_meters(self, adds: Mapping[int, tuple[int, int]], modifies: Mapping[int, tuple[int, int]],
                    deletes: Iterable[int] = (), timeout: float = 30.0) -> None:
-        """Add, modify (in place: flows using a meter are not touched) and delete meters (id -> (rate
-        kbit/s, burst kbits)), then wait for a barrier. Meters cannot go into a bundle (OVS bundles
-        take flow and port mods only), so the reconciler sends new and changed meters before the flow
-        bundle that uses them, and deletes after the bundle that stopped using them.
-
-        A meter in both *adds* and *modifies* is added, then modified: a full sync, where the switch
-        may hold it from an earlier agent process; the add's "meter exists" error is then expected.
-        Raises FlowProgrammingError for any other error. Nothing to do needs no switch."""
+        """Delete, then add, then modify (in place: flows using a meter are not touched) meters (id ->
+        (rate kbit/s, burst kbits)), and wait for a barrier. ``OFPM_ALL`` in *deletes* deletes every
+        meter. Meters cannot go into a bundle (OVS bundles take flow and port mods only), so the
+        reconciler sends new and changed meters before the flow bundle that uses them, and deletes
+        after the bundle that stopped using them. Raises FlowProgrammingError if the switch refused
+        any; nothing to do needs no switch."""
         deletes = list(deletes)
         if not (adds or modifies or deletes):
             return
         conn = self.channel.connection()
         with self._send_lock:
-            parts: list[tuple[int, bytes]] = []
+            first = next(self._xids)
+            parts = [meter_mod(OFPMC_DELETE, meter_id, xid=next(self._xids)) for meter_id in deletes]
             for command, meters in ((OFPMC_ADD, adds), (OFPMC_MODIFY, modifies)):
-                for meter_id, (rate, burst) in meters.items():
-                    xid = next(self._xids)
-                    parts.append((xid, meter_mod(command, meter_id, rate, burst, xid)))
-            tolerated = {xid for (xid, _), meter_id in zip(parts, adds, strict=False) if meter_id in modifies}
-            for meter_id in deletes:
-                xid = next(self._xids)
-                parts.append((xid, meter_mod(OFPMC_DELETE, meter_id, xid=xid)))
-            self._send_with_barrier(conn, [data for _, data in parts], timeout)
-            errors = [e for xid, _ in parts for e in self.channel.take_errors(range(xid, xid + 1))
-                      if xid not in tolerated]
+                parts += [meter_mod(command, meter_id, rate, burst, next(self._xids))
+                          for meter_id, (rate, burst) in meters.items()]
+            last = self._send_with_barrier(conn, parts, timeout)
+            errors = self.channel.take_errors(range(first, last + 1))
         if errors:
             raise FlowProgrammingError("; ".join(errors))
 

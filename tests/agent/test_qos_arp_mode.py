@@ -155,3 +155,32 @@ def test_arp_mode_flood_and_proxy_switched_with_endpoints(env: ClusterEnv, tmp_p
     assert result.lost <= 2, f"switching arpMode cost the running ping {result.lost} echoes"
     seen = _resolve(a, b, "10.7.0.2", tmp_path)
     assert _arp_requests_for(seen, "10.7.0.2") == 0, f"back to proxy: the request reached the target: {seen}"
+
+
+def test_a_restarted_agent_takes_over_the_meters_it_finds(env: ClusterEnv) -> None:
+    """The switch keeps an earlier agent's meters: a new agent process (full sync) replaces them with
+    the ones it wants (a changed rate here) and leaves no other, without an error, and the new rate
+    holds."""
+    state, a, b, _ = _qos_state(env, Qos("t1:ten", rate_kbps=10_000))
+    assert ping_eventually(a, "10.7.0.2")
+    h1 = env.cluster.hosts[0]
+    ofport = h1.get("/inspect/driver")[1]["qos"][0]["ofport"]
+    stale = ofport + 40  # a meter no endpoint uses, as a crashed agent could leave behind
+    h1.ovs.run("ovs-ofctl", "-O", "OpenFlow13", "add-meter", h1.bridge,
+               f"meter={stale} kbps burst stats bands=type=drop rate=1000 burst_size=100")
+    env.cluster.kill_agent(h1)
+    slower = replace(_with_qos(state, Qos("t1:ten", rate_kbps=5_000)), revision=state.revision + 1000)
+    for host in env.cluster.hosts:
+        slower.save(host.state_file)
+    log_before = len(env.cluster.agent_log(h1))
+    env.cluster.start_agent(h1)
+    eventually(lambda: h1.get("/inspect/driver")[1]["revision"] == slower.revision, timeout=20)
+    meters = _meter_of(env)
+    assert f"meter={ofport} kbps burst stats" in meters
+    assert "rate=5000 burst_size=1000" in meters
+    assert f"meter={stale} " not in meters, meters
+    log = env.cluster.agent_log(h1)[log_before:]
+    assert "failed" not in log, log[-2000:]
+    assert "OpenFlow error" not in log, log[-2000:]
+    rate = mbits(Stream(a, b, "10.7.0.2", 5006, 3).intervals()[4:])
+    assert 4.0 <= rate <= 6.0, f"5 Mbit/s after the restart, measured {rate:.2f}"
