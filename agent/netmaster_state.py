@@ -14,7 +14,8 @@ Where values come from:
 - hosts and VTEPs: agent records (``kind: agent``, on a lease); an endpoint's own ``vtepIP`` stands in
   for a host whose agent record has expired, so a peer agent that is down for longer than its lease
   keeps receiving traffic for its (still plumbed) containers;
-- fwdMode and the infrastructure type (``networkInfraType``): the ``global`` object;
+- fwdMode, arpMode and the infrastructure type (``networkInfraType``): the ``global`` object;
+- a group's QoS: the ``netprofile`` its ``netProfile`` names (units: ``contiv_api.netprofile``);
 - ACI mode: an EPG's VLAN is its ``status.aciVlan`` (the segment its endpoints use on the uplink), and
   its ``aci_synced`` the latest ``lastSync`` of the push state (``kind: aciSync``) of any app profile
   holding it, so the agent sees when the APIC received the EPG and re-announces its endpoints.
@@ -32,7 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.local_endpoints import LocalEndpoint
-from agent.state import DesiredState, Endpoint, EndpointGroup, Host, Network, Policy, Rule
+from agent.state import DesiredState, Endpoint, EndpointGroup, Host, Network, Policy, Qos, Rule
+from contiv_api.netprofile import bandwidth_kbps
 
 LOG = logging.getLogger(__name__)
 
@@ -56,6 +58,12 @@ def network_of(obj: NmObject) -> Network:
                    gateway=cfg.get("gateway", ""))
 
 
+def qos_of(obj: NmObject) -> Qos:
+    cfg = obj.object
+    return Qos(profile=obj.key, rate_kbps=bandwidth_kbps(cfg.get("bandwidth") or ""),
+               burst_kbits=int(cfg.get("burst") or 0) * 8, dscp=int(cfg.get("DSCP") or 0) or None)
+
+
 def rule_of(cfg: dict[str, Any]) -> Rule:
     return Rule(rule_id=str(cfg["ruleId"]), direction=cfg["direction"], action=cfg["action"],
                 priority=int(cfg.get("priority") or 1), from_group=cfg.get("fromEndpointGroup", ""),
@@ -72,13 +80,15 @@ def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint],
         if obj.object is not None:
             by_kind.setdefault(obj.kind, []).append(obj)
 
-    fwd_mode, infra = "bridge", "default"
+    fwd_mode, infra, arp_mode = "bridge", "default", "proxy"
     for obj in by_kind.get("global", ()):
         fwd_mode = obj.object.get("fwdMode") or "bridge"
+        arp_mode = "flood" if obj.object.get("arpMode") == "flood" else "proxy"
         infra = "aci" if obj.object.get("networkInfraType") == "aci" else "default"
     synced = _aci_synced_groups(by_kind) if infra == "aci" else {}
 
     networks = {n.key: n for n in _valid(network_of, by_kind.get("network", ()))}
+    profiles = {q.profile: q for q in _valid(qos_of, by_kind.get("netprofile", ()))}
     groups = {}
     for obj in by_kind.get("endpointGroup", ()):
         cfg, gid = obj.object, int((obj.status or {}).get("endpointGroupId", 0))
@@ -86,7 +96,8 @@ def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint],
             status = obj.status or {}
             vlan = int(status.get("aciVlan") or status.get("pktTag") or 0) if infra == "aci" else 0
             grp = EndpointGroup(cfg["tenantName"], cfg["groupName"], gid, cfg.get("networkName", ""),
-                                tuple(cfg.get("policies") or ()), vlan=vlan, aci_synced=synced.get(obj.key, 0.0))
+                                tuple(cfg.get("policies") or ()), vlan=vlan, aci_synced=synced.get(obj.key, 0.0),
+                                qos=profiles.get(f"{cfg['tenantName']}:{cfg.get('netProfile') or ''}"))
             groups[grp.key] = grp
 
     rules: dict[str, list[Rule]] = {}
@@ -109,7 +120,8 @@ def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint],
         if ep.host and vtep and ep.host not in hosts:
             hosts[ep.host] = Host(ep.host, vtep)
 
-    return DesiredState(fwd_mode=fwd_mode, infra=infra, networks=tuple(sorted(networks.values(), key=lambda n: n.key)),
+    return DesiredState(fwd_mode=fwd_mode, infra=infra, arp_mode=arp_mode,
+                        networks=tuple(sorted(networks.values(), key=lambda n: n.key)),
                         groups=tuple(sorted(groups.values(), key=lambda g: g.key)), policies=policies,
                         endpoints=tuple(endpoints), hosts=tuple(sorted(hosts.values(), key=lambda h: h.name)),
                         revision=revision)

@@ -25,10 +25,11 @@ from agent.announce import AnnounceSchedule, announcements, garp_frame
 from agent.config import AgentConfig
 from agent.group_commit import GroupCommit
 from agent.metrics import AgentMetrics
+from agent.ovs.encoder import OFPM_ALL
 from agent.ovs.flow import Feature, Flow, cookie_feature, cookie_round, cookie_rule, make_cookie
 from agent.ovs.ofcontroller import FlowProgrammingError, OpenFlowController, datapath_id_for
 from agent.ovs.ovsdb import EXT_ENDPOINT, EXT_ROLE, EXT_ROUND, Ovsdb, PortInfo, PortSpec
-from agent.pipeline import build, counts_by_stage, rules_of, stage_of
+from agent.pipeline import build, counts_by_stage, qos, rules_of, stage_of
 from agent.pipeline.conjunction import rule_ids
 from agent.pipeline.tables import FIRST_ENDPOINT_OFPORT, TUNNEL_OFPORT, UPLINK_OFPORT, Table
 from agent.pipeline.view import DatapathView
@@ -52,6 +53,7 @@ class Reconciler:
         self.metrics = metrics or AgentMetrics()
         self.round = 0
         self.installed: dict[tuple, Flow] = {}
+        self.meters: dict[int, tuple[int, int]] = {}  # QoS meters installed: id -> (rate kbit/s, burst kbits)
         self.state: DesiredState | None = None
         self.view: DatapathView | None = None
         self.applied_revision = -1
@@ -367,14 +369,22 @@ class Reconciler:
         self.metrics.flow_ops.labels("add").inc(len(adds))
         self.metrics.flow_ops.labels("delete").inc(len(deletes) + len(delete_rounds))
 
-    def _sync_flows(self, desired: dict[tuple, Flow]) -> None:
+    def _sync_flows(self, desired: dict[tuple, Flow], meters: dict[int, tuple[int, int]]) -> None:
+        """Flows (one bundle) and the QoS meters they use: new and changed meters before the bundle,
+        unused ones deleted after it (a flow cannot refer to a missing meter, and deleting a meter in
+        use would delete its flows)."""
         connects = self._connects
         if connects != self._synced_connects:
             self._next_round()
+            # The switch may hold any meters (an earlier agent process's): delete them all and add
+            # the desired ones. Deleting a meter deletes the QOS flows using it, so until the bundle
+            # below re-adds them those endpoints pass unmetered (QOS misses go on): nothing is dropped.
+            self.of.set_meters(meters, {}, [OFPM_ALL])
             present = {cookie_round(s.cookie) for s in self.of.flow_stats()}
             old_rounds = sorted(present - {self.round})
             self._apply(list(desired.values()), [], old_rounds)
             self.installed = dict(desired)
+            self.meters = dict(meters)
             self.ovsdb.set_bridge_external_id(self.cfg.bridge, EXT_ROUND, str(self.round))
             self.ovsdb.set_flow_restore_wait(False)
             self._synced_connects = connects
@@ -382,11 +392,20 @@ class Reconciler:
             return
         adds = [f for k, f in desired.items() if self.installed.get(k) != f]
         deletes = [f for k, f in self.installed.items() if k not in desired]
+        new = {m: v for m, v in meters.items() if m not in self.meters}
+        changed = {m: v for m, v in meters.items() if m in self.meters and self.meters[m] != v}
+        self.of.set_meters(new, changed)
+        self.meters.update(new)
+        self.meters.update(changed)
         if adds or deletes:
             self._apply(adds, deletes, [])
             for f in deletes:
                 del self.installed[f.key]
             self.installed.update((f.key, f) for f in adds)
+        unused = sorted(set(self.meters) - set(meters))
+        self.of.set_meters({}, {}, unused)
+        for m in unused:
+            del self.meters[m]
 
     # -- the entry point --------------------------------------------------------------------------
 
@@ -414,7 +433,7 @@ class Reconciler:
                 view = DatapathView(state, self.cfg.host_label, dict(self.vrf_ids), ofports,
                                     has_tunnel, has_uplink, self.uplink_ports)
                 desired = {f.key: f for f in build(view)}
-                self._sync_flows(desired)
+                self._sync_flows(desired, dict(qos.meters(view)))
                 self._remove_ports(stale)
             except Exception:
                 self.metrics.reconcile_errors.inc()
@@ -497,6 +516,8 @@ class Reconciler:
                                      for ep, port in view.local_endpoints]
                 info["remote_endpoints"] = [{**_ep_dict(ep), "vtep": view.vtep_of(ep)}
                                             for ep in view.remote_endpoints]
+                info["arp_mode"] = view.state.arp_mode
+                info["qos"] = self._qos_info(view)
                 info["vteps"] = sorted({h.vtep_ip for h in view.state.hosts
                                         if h.vtep_ip and h.name != self.cfg.host_label})
             if with_flows:
@@ -504,6 +525,21 @@ class Reconciler:
                 info["flows"] = {name: [f.ofctl() for f in ordered if stage_of(f.table) == name]
                                  for name in info["flows_by_stage"]}
             return info
+
+    def _qos_info(self, view: DatapathView) -> list[dict[str, Any]]:
+        """Per local endpoint with a netprofile: what is in force on its port (the meter as
+        installed on the switch, the DSCP the QOS table sets)."""
+        by_port = dict(qos.profiles(view))
+        out = []
+        for ep, port in view.local_endpoints:
+            prof = by_port.get(port)
+            if prof is None:
+                continue
+            rate, burst = self.meters.get(port, (0, 0))
+            out.append({"endpoint": ep.id, "group": ep.group, "profile": prof.profile, "ofport": port,
+                        "meter": port if port in self.meters else None, "rate_kbps": rate,
+                        "burst_kbits": burst, "dscp": prof.dscp})
+        return out
 
     def rule_counters(self) -> list[dict[str, Any]]:
         """Packets and bytes per policy rule, summed from the switch's flow statistics by the rule

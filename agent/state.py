@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from contiv_api.mac import first_free
+from contiv_api.netprofile import burst_kbits
 
 FwdMode = Literal["bridge", "routing"]
 InfraType = Literal["default", "aci"]
 Encap = Literal["vlan", "vxlan"]
 Direction = Literal["in", "out"]
 Verdict = Literal["allow", "deny"]
+ArpMode = Literal["proxy", "flood"]
 
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "igmp": 2}
 
@@ -63,6 +65,29 @@ class Network:
 
 
 @dataclass(frozen=True)
+class Qos:
+    """A netprofile as the datapath applies it: a rate limit on what each endpoint of the group sends
+    (``rate_kbps``, 0 for none; ``burst_kbits``, 0 for the default) and the DSCP its IPv4 packets
+    carry (``dscp``, None to leave it as the sender set it)."""
+
+    profile: str = ""
+    rate_kbps: int = 0
+    burst_kbits: int = 0
+    dscp: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.rate_kbps < 0 or self.burst_kbits < 0:
+            raise ValueError(f"netprofile {self.profile}: rate and burst must not be negative")
+        if self.dscp is not None and not 0 <= self.dscp <= 63:
+            raise ValueError(f"netprofile {self.profile}: DSCP {self.dscp} out of 0-63")
+
+    @property
+    def burst(self) -> int:
+        """The meter's burst in kbits: the profile's, or the default for the rate (contiv_api.netprofile)."""
+        return self.burst_kbits or burst_kbits(0, self.rate_kbps)
+
+
+@dataclass(frozen=True)
 class EndpointGroup:
     tenant: str
     name: str
@@ -73,6 +98,7 @@ class EndpointGroup:
     # holding this EPG was last pushed to the APIC (the agent re-announces the EPG's endpoints then).
     vlan: int = 0
     aci_synced: float = 0.0
+    qos: Qos | None = None  # the group's netprofile, applied on its local endpoints' ports
 
     def __post_init__(self) -> None:
         if not 0 <= self.vlan <= 4094:
@@ -162,6 +188,9 @@ class DesiredState:
     fwd_mode: FwdMode = "bridge"
     # "aci": the fabric classifies by EPG VLAN and enforces policy (see docs/agent.md, ACI mode)
     infra: InfraType = "default"
+    # "proxy": the switch answers ARP for known endpoints; "flood": ARP is flooded within the segment
+    # and the target answers itself (docs/pipeline.md, ARP_RESPONDER)
+    arp_mode: ArpMode = "proxy"
     networks: tuple[Network, ...] = ()
     groups: tuple[EndpointGroup, ...] = ()
     policies: tuple[Policy, ...] = ()
@@ -175,6 +204,8 @@ class DesiredState:
             raise ValueError("fwd_mode must be bridge or routing")
         if self.infra not in ("default", "aci"):
             raise ValueError("infra must be default or aci")
+        if self.arp_mode not in ("proxy", "flood"):
+            raise ValueError("arp_mode must be proxy or flood")
         if any(not ep.mac for ep in self.endpoints):
             object.__setattr__(self, "endpoints", _with_macs(self.endpoints))
         idx = self._index
@@ -226,9 +257,9 @@ class DesiredState:
         return cls(
             fwd_mode=data.get("fwd_mode", "bridge"),
             infra=data.get("infra", "default"),
+            arp_mode=data.get("arp_mode", "proxy"),
             networks=tuple(Network(**n) for n in data.get("networks", ())),
-            groups=tuple(EndpointGroup(**{**g, "policies": tuple(g.get("policies", ()))})
-                         for g in data.get("groups", ())),
+            groups=tuple(_group_from_dict(g) for g in data.get("groups", ())),
             policies=tuple(Policy(p["tenant"], p["name"], tuple(Rule(**r) for r in p.get("rules", ())))
                            for p in data.get("policies", ())),
             endpoints=tuple(Endpoint(**e) for e in data.get("endpoints", ())),
@@ -246,6 +277,12 @@ class DesiredState:
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=1))
         tmp.replace(path)
+
+
+def _group_from_dict(data: dict[str, Any]) -> EndpointGroup:
+    qos = data.get("qos")
+    return EndpointGroup(**{**data, "policies": tuple(data.get("policies", ())),
+                            "qos": Qos(**qos) if qos else None})
 
 
 def _with_macs(endpoints: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:

@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from testbed.process import spawn_until_printed
 from testbed.rawframe import UdpFrame
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,17 +79,9 @@ class Sniffer:
     def __init__(self, member: Member, workdir: Path) -> None:
         self.member = member
         self.path = workdir / f"sniff-{member.name}-{secrets.token_hex(3)}.txt"
-        out = open(self.path, "wb")  # noqa: SIM115 (the child holds it)
-        self.proc = subprocess.Popen(["ip", "netns", "exec", member.ns, sys.executable, "-m", "testbed.rawframe",
-                                      "sniff"], stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                                     env={"PYTHONPATH": str(REPO), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
-        out.close()
-        deadline = time.monotonic() + 10
-        while "ready" not in self.lines():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"sniffer in {member.ns} did not start: {self.path.read_text()}")
-            time.sleep(0.05)
+        self.proc = spawn_until_printed(["ip", "netns", "exec", member.ns, sys.executable, "-m", "testbed.rawframe",
+                                         "sniff"], self.path, "ready", f"sniffer in {member.ns}", cwd=REPO,
+                                        env={"PYTHONPATH": str(REPO), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
 
     def lines(self) -> list[str]:
         return self.path.read_text(errors="replace").splitlines()

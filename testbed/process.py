@@ -99,3 +99,20 @@ class ServiceProcess:
     def restart(self, timeout: float = 20.0) -> None:
         self.stop()
         self.run(timeout)
+
+
+def spawn_until_printed(command: Sequence[str], log: Path, ready: str, what: str, timeout: float = 10.0,
+                        **popen: Any) -> subprocess.Popen[bytes]:
+    """Start *command* with its output (stdout and stderr) in the file *log* and wait until *ready*
+    appears there (a sniffer's "listening" line); a child that exits or stays silent is killed and
+    reported as RuntimeError("<what> did not start: <its output>")."""
+    with open(log, "wb") as out:  # the child keeps its own descriptor
+        proc = subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT, **popen)
+    deadline = time.monotonic() + timeout
+    while ready not in log.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait(5)
+            raise RuntimeError(f"{what} did not start: {log.read_text(errors='replace')}")
+        time.sleep(0.05)
+    return proc

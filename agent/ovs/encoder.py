@@ -26,6 +26,7 @@ _FLOW_MOD = struct.Struct("!BBHIQQBBHHHIIIH2x")  # header + ofp_flow_mod body up
 _OFPT_FLOW_MOD = 14
 _OFPIT_GOTO_TABLE = 1
 _OFPIT_APPLY_ACTIONS = 4
+_OFPIT_METER = 6
 
 
 def _pad8(n: int) -> int:
@@ -107,7 +108,7 @@ class FlowModEncoder:
         return struct.pack("!HH", ofp.OFPMT_OXM, length) + oxm + b"\0" * _pad8(length)
 
     def instructions(self, flow: Flow) -> bytes:
-        out = b""
+        out = struct.pack("!HHI", _OFPIT_METER, 8, flow.meter) if flow.meter else b""
         if flow.actions:
             acts = b"".join(self._action(a) for a in flow.actions)
             out += struct.pack("!HH4x", _OFPIT_APPLY_ACTIONS, 8 + len(acts)) + acts
@@ -122,3 +123,19 @@ class FlowModEncoder:
                               cookie_mask, flow.table if table is None else table, command, 0, 0,
                               flow.priority, ofp.OFP_NO_BUFFER, ofp.OFPP_ANY, ofp.OFPG_ANY, 0)
         return head + body
+
+
+_OFPT_METER_MOD = 29
+OFPMC_ADD, OFPMC_MODIFY, OFPMC_DELETE = 0, 1, 2
+OFPM_ALL = 0xFFFFFFFF  # a delete of every meter
+_OFPMF_KBPS_BURST_STATS = 0x1 | 0x4 | 0x8
+_OFPMBT_DROP = 1
+_METER_MOD = struct.Struct("!BBHIHHI")
+_METER_BAND_DROP = struct.Struct("!HHII4x")
+
+
+def meter_mod(command: int, meter_id: int, rate_kbps: int = 0, burst_kbits: int = 0, xid: int = 0) -> bytes:
+    """OFPT_METER_MOD: one kbit/s drop band at *rate_kbps* with *burst_kbits* (none for a delete)."""
+    band = b"" if command == OFPMC_DELETE else _METER_BAND_DROP.pack(_OFPMBT_DROP, 16, rate_kbps, burst_kbits)
+    return _METER_MOD.pack(ofp.OFP_VERSION, _OFPT_METER_MOD, _METER_MOD.size + len(band), xid, command,
+                           _OFPMF_KBPS_BURST_STATS, meter_id) + band

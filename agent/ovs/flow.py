@@ -44,6 +44,7 @@ class Feature(IntEnum):
     L2_FORWARDING = 8
     OUTPUT = 9
     EPG = 10
+    QOS = 11
 
 
 # Cookie layout: bits 48..63 round number, bits 32..47 feature id, bits 0..31 rule id (0: no rule).
@@ -316,7 +317,7 @@ Action = Output | OutputReg | SetField | Move | PushVlan | PopVlan | DecTtl | Co
 @dataclass(frozen=True, slots=True)
 class Flow:
     """One OpenFlow rule. ``goto`` is the goto_table instruction (None: the packet stops here);
-    no actions and no goto means drop."""
+    no actions and no goto means drop. ``meter`` is the meter instruction (0: none)."""
 
     table: int
     priority: int
@@ -325,6 +326,7 @@ class Flow:
     goto: int | None = None
     feature: Feature = Feature.PIPELINE
     rule: int = 0  # policy rule id (low cookie bits): the flow counts for that rule
+    meter: int = 0  # OpenFlow meter instruction (0: none): the packet passes the meter's bands first
     _key: tuple[int, int, Match] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -336,7 +338,8 @@ class Flow:
         return self._key
 
     def actions_text(self) -> str:
-        parts = [a.text() for a in self.actions]
+        parts = [f"meter:{self.meter}"] if self.meter else []
+        parts += [a.text() for a in self.actions]
         if self.goto is not None:
             parts.append(f"goto_table:{self.goto}")
         return ",".join(parts) or "drop"

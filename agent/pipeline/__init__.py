@@ -18,6 +18,7 @@ from agent.pipeline import (
     l3_forwarding,
     output,
     policy_rules,
+    qos,
     spoof_guard,
 )
 from agent.pipeline.conjunction import MatchRule
@@ -42,6 +43,7 @@ def build(view: DatapathView) -> list[Flow]:
     out += conntrack.state_flows(view.aci)
     out += egress_policy.flows(view, rules)
     out += l3_forwarding.flows(view)
+    out += qos.flows(view)
     out += l2_forwarding.flows(view)
     out += ingress_policy.flows(rules, view.aci)
     out += conntrack.commit_flows(view.aci)

@@ -1,5 +1,11 @@
 """ARP responder: ARP requests from local endpoints are answered by flows, never by packet-in.
 
+Global ``arpMode`` ``proxy`` (the default) answers as below. ``flood`` answers no endpoint: every
+request goes on to L2 forwarding, which floods ARP within the segment (local ports, peer VTEPs, the
+uplink), and the target endpoint answers itself; only the routing fwdMode gateway, which no endpoint
+owns, is still answered with the router MAC. Switching mode only adds or removes the answer flows, so
+established traffic (IPv4, already resolved) is untouched.
+
 Every known endpoint of the requester's network (local or remote) is answered with its MAC, and in
 routing fwdMode the network's gateway with the router MAC. Because the answers live in the switch, a
 stopped agent does not stop address resolution. Requests for unknown addresses, replies, and ARP
@@ -52,8 +58,9 @@ def flows(view: DatapathView) -> Iterator[Flow]:
     if view.aci:
         for ep, ofport in view.local_endpoints:
             yield own_address_flow(ofport, ep.ip)
-    for ep in view.all_endpoints():
-        yield reply_flow(view.network_of(ep), ep.ip, ep.mac)
+    if view.state.arp_mode == "proxy":
+        for ep in view.all_endpoints():
+            yield reply_flow(view.network_of(ep), ep.ip, ep.mac)
     if view.routing:
         for net in view.networks:
             if net.gateway:

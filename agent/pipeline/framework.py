@@ -31,6 +31,7 @@ class Stage(IntEnum):
     CONNTRACK_STATE = 40  # conntrack lookup, invalid dropped
     EGRESS_POLICY = 60  # destination EPG lookup, the sender's out rules
     L3_FORWARDING = 70  # routing fwdMode
+    QOS = 80  # a local endpoint's group netprofile: rate limit (meter) and DSCP marking
     L2_FORWARDING = 90  # switching: the decision where a frame goes (no output here)
     INGRESS_POLICY = 100  # the receiver's in rules
     CONNTRACK_COMMIT = 110  # allowed new connections are committed

@@ -39,6 +39,9 @@ DECLARED: tuple[TableSpec, ...] = (
     # L3 forwarding
     TableSpec("L3_FORWARDING", Stage.L3_FORWARDING, Feature.L3_FORWARDING,
               "routing fwdMode: router MAC + known endpoint -> rewrite MACs, dec_ttl, destination segment"),
+    # QoS
+    TableSpec("QOS", Stage.QOS, Feature.QOS,
+              "IPv4 from a local endpoint whose group has a netprofile: its meter (rate, burst), its DSCP"),
     # L2 forwarding
     TableSpec("L2_FORWARDING_CALC", Stage.L2_FORWARDING, Feature.L2_FORWARDING,
               "destination MAC -> output port, port type and the receiver's EPG in registers; "

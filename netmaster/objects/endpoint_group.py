@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from contiv_api.netprofile import in_force
 from netmaster.alloc import tags
 from netmaster.alloc.rangeset import RangeSet
 from netmaster.errors import ConflictError
@@ -104,6 +105,10 @@ class EndpointGroupHandler(Handler):
             # Contiv's derived tag: the configured one, else "<group>.<tenant>".
             "groupTag": record.config.get("cfgdTag") or f"{name}.{tenant}",
         }
+        if record.config["netProfile"]:
+            profile = await get_record(txn, "netprofile", f"{tenant}:{record.config['netProfile']}")
+            if profile is not None:
+                oper["netProfile"] = {"profileName": profile.config["profileName"], **in_force(profile.config)}
         if name in ipam.pools:
             oper["allocatedIPAddresses"] = ipam.render(ipam.pool_used.get(name, RangeSet()))
             oper["availableIPAddresses"] = ipam.render(ipam.pool_available(name))

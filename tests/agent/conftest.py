@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -33,9 +34,7 @@ class ClusterEnv:
 
     def apply(self, state: DesiredState) -> DesiredState:
         """Apply *state* (with this cluster's hosts and a fresh revision) on every agent."""
-        full = DesiredState(fwd_mode=state.fwd_mode, networks=state.networks, groups=state.groups,
-                            policies=state.policies, endpoints=state.endpoints, hosts=self.hosts,
-                            revision=next_revision())
+        full = replace(state, hosts=self.hosts, revision=next_revision())
         self.cluster.apply(full)
         return full
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from agent.ovs.flow import Conjunction, Flow, Match, cookie_feature, cookie_round, make_cookie
-from agent.pipeline import build, counts_by_stage
+from agent.pipeline import build, counts_by_stage, qos
 from agent.pipeline.conjunction import MatchRule, compile_rules, flow_priority
 from agent.pipeline.tables import ETH_IP, STAGES, Table
 from agent.pipeline.view import DatapathView
-from agent.state import DesiredState, Endpoint, EndpointGroup, Host, Network, Policy, Rule
+from agent.state import DesiredState, Endpoint, EndpointGroup, Host, Network, Policy, Qos, Rule
 from contiv_api.mac import candidates
 
 NET = Network("t1", "n", "vxlan", "10.1.0.0/24", vni=5000, gateway="10.1.0.254")
@@ -251,3 +252,33 @@ def test_policy_verdict_flows_carry_their_rule_id_in_the_cookie() -> None:
     verdicts = [f for f in build(view) if f.feature == Feature.POLICY and f.rule]
     assert sorted(f.rule for f in verdicts) == sorted(ids.values())
     assert {cookie_rule(make_cookie(9, f.feature, f.rule)) for f in verdicts} == set(ids.values())
+
+
+def _with_web_qos(profile: Qos) -> DesiredState:
+    state = _state()
+    return replace(state, groups=tuple(replace(g, qos=profile) if g.name == "web" else g for g in state.groups))
+
+
+def test_qos_table_meters_and_marks_a_profiled_groups_local_endpoints() -> None:
+    gold = Qos("t1:gold", rate_kbps=10_000, dscp=46)
+    view = _view(_with_web_qos(gold))
+    flows = build(view)
+    qos_flows = _table(flows, Table.QOS)
+    assert len(qos_flows) == 2, qos_flows  # a's flow (b is remote) and the miss
+    assert f"dl_type=0x800,in_port=16 actions=meter:16,set_field:46->ip_dscp,goto_table:{int(Table.QOS) + 1}" \
+        in qos_flows[0]
+    assert dict(qos.meters(view)) == {16: (10_000, 2000)}
+    assert Table.QOS > Table.EGRESS_POLICY  # denied packets never use the endpoint's rate
+    marks_only = build(_view(_with_web_qos(Qos("x", dscp=8))))
+    assert "actions=set_field:8->ip_dscp,goto_table" in _table(marks_only, Table.QOS)[0]
+
+
+def test_arp_flood_mode_answers_no_endpoint_in_the_switch() -> None:
+    proxy = _table(build(_view(_state())), Table.ARP_RESPONDER)
+    flood = _table(build(_view(_state(arp_mode="flood"))), Table.ARP_RESPONDER)
+    assert sum("arp_tpa=10.1.0." in f for f in proxy) == 2
+    assert flood == [f for f in proxy if "arp_tpa=" not in f], flood
+    routed = _table(build(_view(_state(arp_mode="flood", fwd_mode="routing"))), Table.ARP_RESPONDER)
+    assert [f for f in routed if "arp_tpa=" in f] == [next(f for f in routed if "arp_tpa=10.1.0.254" in f)]
+    with pytest.raises(ValueError, match="arp_mode"):
+        DesiredState(arp_mode="relay")  # type: ignore[arg-type]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from agent.local_endpoints import LocalEndpoint
 from agent.netmaster_state import NmObject, build_state, with_last_known
-from agent.state import Host, Rule
+from agent.state import Host, Qos, Rule
 from contiv_api.mac import candidates
+from contiv_api.netprofile import bandwidth_kbps
 
 
 def _objects() -> list[NmObject]:
@@ -83,6 +84,30 @@ def test_partial_cache_drops_dangling_references() -> None:
     assert not a.runtime_moves
     assert state.policies == ()
     assert state.fwd_mode == "routing"
+
+
+def test_netprofile_and_arp_mode_map_to_desired_state() -> None:
+    """A group's netProfile becomes its Qos (bandwidth in kbit/s, burst kilobytes -> kbits, DSCP 0 =
+    unmarked); editing the profile changes the group's Qos; arpMode comes from the global object."""
+    objs = [o for o in _objects() if o.kind != "endpointGroup" and o.kind != "global"]
+    objs += [NmObject("global", "global", {"fwdMode": "bridge", "arpMode": "flood"}, {}),
+             NmObject("netprofile", "t:gold", {"tenantName": "t", "profileName": "gold", "bandwidth": "10 mbps",
+                                               "DSCP": 46, "burst": 500}),
+             NmObject("endpointGroup", "t:srv", {"tenantName": "t", "groupName": "srv", "networkName": "web",
+                                                 "policies": ["p"], "netProfile": "gold"}, {"endpointGroupId": 12})]
+    state = build_state(objs, {}, "h1", revision=1)
+    assert state.arp_mode == "flood"
+    grp = state.group("t", "srv")
+    assert grp is not None
+    assert grp.qos == Qos("t:gold", rate_kbps=10_000, burst_kbits=4000, dscp=46)
+    objs[-2] = NmObject("netprofile", "t:gold", {"tenantName": "t", "profileName": "gold", "bandwidth": "1Gb",
+                                                 "DSCP": 0, "burst": 0})
+    grp = build_state(objs, {}, "h1", revision=2).group("t", "srv")
+    assert grp is not None
+    assert grp.qos == Qos("t:gold", rate_kbps=1_000_000)
+    assert grp.qos.burst == 200_000  # no burst given: 200 ms of the rate
+    assert build_state(_objects(), {}, "h1", revision=3).arp_mode == "proxy"
+    assert [bandwidth_kbps(t) for t in ("", "5Mb", "10 kbps", "2g")] == [0, 5000, 10, 2_000_000]
 
 
 def _ep(ep_id: str, host: str, ip: str, network: str = "web") -> NmObject:

@@ -24,6 +24,12 @@ def test_netprofile_lifecycle(netctl: Netctl, tenant: str) -> None:
     netctl("net", "create", "-t", tenant, "-s", "10.3.0.0/24", "net")
     netctl("group", "create", "-t", tenant, "-n", "gold", "net", "g")
     netctl("netprofile", "rm", "-t", tenant, "gold", expect=3)
+    in_force = {"rateKbps": 10_000, "burstKbits": 1600, "rateLimit": "OpenFlow meter per endpoint port (drop band)",
+                "dscpMarking": 5}
+    assert json.loads(netctl("netprofile", "inspect", "-t", tenant, "gold").stdout)["Oper"] == {
+        **in_force, "endpointGroups": [f"{tenant}:g"]}
+    group = json.loads(netctl("group", "inspect", "-t", tenant, "g").stdout)
+    assert group["Oper"]["netProfile"] == {"profileName": "gold", **in_force}
     netctl("group", "rm", "-t", tenant, "g")
     assert netctl("netprofile", "rm", "-t", tenant, "gold").stdout == f"Deleting netprofile {tenant}:gold\n"
     assert netctl("netprofile", "ls", "-t", tenant, "-q").stdout == ""

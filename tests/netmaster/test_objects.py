@@ -496,6 +496,27 @@ def test_netprofile_rules(api: Api) -> None:
     api.ok(api.post("netprofiles", f"{t}:np", bandwidth="20mbps"))  # update is allowed
 
 
+def test_netprofile_and_group_inspect_show_what_is_in_force(api: Api) -> None:
+    t = api.tenant()
+    api.ok(api.post("netprofiles", f"{t}:gold", bandwidth="10 mbps", DSCP=46, burst=500))
+    api.ok(api.post("netprofiles", f"{t}:mark", DSCP=0))
+    api.network(t)
+    api.group(t, "net", "g", netProfile="gold")
+    expected = {"rateKbps": 10_000, "burstKbits": 4000, "rateLimit": "OpenFlow meter per endpoint port (drop band)",
+                "dscpMarking": 46}
+    assert api.inspect("netprofiles", f"{t}:gold")["Oper"] == {**expected, "endpointGroups": [f"{t}:g"]}
+    assert api.inspect("endpointGroups", f"{t}:g")["Oper"]["netProfile"] == {"profileName": "gold", **expected}
+    api.ok(api.post("netprofiles", f"{t}:gold", bandwidth="1g"))  # edited live: inspect follows
+    assert api.inspect("endpointGroups", f"{t}:g")["Oper"]["netProfile"] == {
+        "profileName": "gold", "rateKbps": 1_000_000, "burstKbits": 200_000,
+        "rateLimit": "OpenFlow meter per endpoint port (drop band)", "dscpMarking": "none (the sender's value)"}
+    assert api.inspect("netprofiles", f"{t}:mark")["Oper"] == {
+        "rateKbps": 0, "burstKbits": 0, "rateLimit": "none", "dscpMarking": "none (the sender's value)",
+        "endpointGroups": []}
+    api.group(t, "net", "plain")
+    assert "netProfile" not in api.inspect("endpointGroups", f"{t}:plain")["Oper"]
+
+
 def test_external_contracts_group(api: Api) -> None:
     t = api.tenant()
     expect_error(
