@@ -40,15 +40,6 @@ class InspectCluster(SyncCluster):
             self.start_agent(host)
         return self
 
-    def start_netmaster(self) -> None:
-        from testbed.netmaster import NetmasterProcess
-
-        self.netmaster = NetmasterProcess.spawn(f"sqlite:///{self.root}/netmaster.db", host=self.ctrl_ip,
-                                                port=self.nm_port, log_path=self.root / "netmaster.log",
-                                                args=("--token", TOKEN))
-        self.pids.append(self.netmaster.process.pid)
-        self._record()
-
     def state_source_args(self, host: SimHost) -> list[str]:
         args = super().state_source_args(host)
         args[args.index("--ctrl-ip") + 1] = self.host_ctrl_ip(host)
@@ -57,7 +48,7 @@ class InspectCluster(SyncCluster):
 
 @pytest.fixture(scope="module")
 def ic() -> Iterator[InspectCluster]:
-    yield from running(InspectCluster(n_hosts=2))
+    yield from running(InspectCluster(n_hosts=2, netmaster_args=("--token", TOKEN)))
 
 
 def netctl(ic: InspectCluster, *args: str, expect: int = 0, token: str | None = TOKEN) -> Any:
