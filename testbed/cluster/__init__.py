@@ -11,7 +11,10 @@ cleanup can find everything by name):
   /tmp/P/hi), a ``brphy`` OVS bridge holding the VTEP address on the underlay veth ``ul0`` (userspace
   VXLAN must route through an OVS bridge), the trunk veth ``trunk0`` handed to the agent as its VLAN
   uplink, and an agent process fed by a state file;
-- containers: namespaces ``Pc<name>``, plumbed by the agent of the host their endpoint names.
+- containers: namespaces ``Pc<name>``, plumbed by the agent of the host their endpoint names;
+- on request (``Cluster.outside_server()``), a server outside the cluster: namespace ``Psrv`` on the
+  underlay bridge at ``OUTSIDE_SERVER_IP``, a machine no agent knows (host access and external SNAT
+  are tested against it: it sees whatever source address a host gives the traffic).
 
 Everything created is recorded in /tmp/P/cluster.json, so ``python -m testbed.cluster down`` can clean up
 after a crashed run as well.
@@ -38,6 +41,7 @@ from apic_mock.leaf.ovs import OvsInstance
 
 REPO = Path(__file__).resolve().parents[2]
 UNDERLAY_NET = "192.168.77"
+OUTSIDE_SERVER_IP = f"{UNDERLAY_NET}.200"  # hosts are .1, .2, ...: far from them
 # "as": agents following a netmaster (tests/agent_sync); "fe": front ends; "ac": ACI mode (tests/aci_agent, aci_e2e)
 CLUSTER_PREFIXES = ("ag", "as", "fe", "ac")
 
@@ -224,6 +228,22 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.down()
+
+    def outside_server(self) -> str:
+        """A namespace outside the cluster, on the hosts' underlay at ``OUTSIDE_SERVER_IP`` (created
+        once; idempotent): reachable from every host's underlay address, unknown to every agent, with
+        no route to any container subnet, so a reply to a container's own address cannot come back
+        unless a host translated it. Its name is the prefix + ``srv``, so ``down`` removes it."""
+        ns, root_if = f"{self.prefix}srv", f"{self.prefix}s"
+        if ns in sh("ip", "netns", "list").stdout.split():
+            return ns
+        sh("ip", "netns", "add", ns)
+        in_ns(ns, "ip", "link", "set", "lo", "up")
+        sh("ip", "link", "add", root_if, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        sh("ip", "link", "set", root_if, "master", f"{self.prefix}ul", "up")
+        in_ns(ns, "ip", "addr", "add", f"{OUTSIDE_SERVER_IP}/24", "dev", "eth0")
+        in_ns(ns, "ip", "link", "set", "eth0", "up")
+        return ns
 
     # -- containers and state -------------------------------------------------------------------
 
