@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from testbed.cluster import OUTSIDE_SERVER_IP, Cluster, in_ns, leftovers
-from testbed.netcheck import ping, ping_eventually
+from testbed.netcheck import http_ok, http_server, ping, ping_eventually
 from testbed.traffic import Capture
 from tests.agent.conftest import ClusterEnv, requires_datapath
 
@@ -26,6 +26,18 @@ def test_hosts_reach_the_outside_server_from_their_underlay_address(env: Cluster
     finally:
         seen = capture.stop()
     assert f"{h2.vtep_ip} > {OUTSIDE_SERVER_IP}" in seen, seen
+
+
+def test_tcp_from_the_outside_server_reaches_a_host(env: ClusterEnv, tmp_path: Path) -> None:
+    """TCP both ways: the server's frames cross a host's userspace datapath (brphy), which completes no
+    offloaded checksum, so this fails if the server's TX checksum offload is left on."""
+    server = env.cluster.outside_server()
+    proc = http_server(server, 8080, tmp_path)
+    try:
+        assert http_ok(env.cluster.hosts[0].netns, OUTSIDE_SERVER_IP, 8080)
+    finally:
+        proc.kill()
+        proc.wait(5)
 
 
 def test_the_outside_server_has_no_route_to_containers(env: ClusterEnv) -> None:
