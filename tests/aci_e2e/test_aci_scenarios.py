@@ -133,12 +133,12 @@ def test_in_rules_from_a_open_exactly_what_they_allow(sc: Scenario) -> None:
 
     sc.api.rule(TENANT, "pb", "2", protocol="tcp", port=8000, fromEndpointGroup="a")
     sc.converged()
-    assert eventually(lambda: http_ok(a1, b1, 8000), timeout=10, what="tcp 8000 open")
+    eventually(lambda: http_ok(a1, b1, 8000), timeout=10, what="tcp 8000 open")
     assert not http_ok(a1, b1, 8001, timeout=1)
 
     sc.api.rule(TENANT, "pb", "3", protocol="tcp", port=8001, fromEndpointGroup="a")
     sc.converged()
-    assert eventually(lambda: http_ok(a1, b1, 8001), timeout=10, what="tcp 8001 open")
+    eventually(lambda: http_ok(a1, b1, 8001), timeout=10, what="tcp 8001 open")
     assert http_ok(a1, b1, 8000)
     assert not http_ok(a1, b1, 9000, timeout=1)
     assert not http_ok(sc.ns["d1"], b1, 8000, timeout=1)
@@ -148,7 +148,7 @@ def test_deleting_a_rule_closes_it(sc: Scenario) -> None:
     a1, b1 = sc.ns["a1"], sc.ip("b1")
     sc.api.delete("rules", f"{TENANT}:pb:2")
     sc.converged()
-    assert eventually(lambda: not http_ok(a1, b1, 8000, timeout=1), timeout=10, what="tcp 8000 closed")
+    eventually(lambda: not http_ok(a1, b1, 8000, timeout=1), timeout=10, what="tcp 8000 closed")
     assert http_ok(a1, b1, 8001)
     assert ping(a1, b1)
 
@@ -167,7 +167,7 @@ def test_agent_restart_keeps_traffic_and_later_rules_apply(sc: Scenario) -> None
     assert http_ok(a1, b1, 8001)
     sc.api.rule(TENANT, "pb", "4", protocol="tcp", port=9000, fromEndpointGroup="a")
     sc.converged()
-    assert eventually(lambda: http_ok(a1, b1, 9000), timeout=10, what="tcp 9000 open after the restart")
+    eventually(lambda: http_ok(a1, b1, 9000), timeout=10, what="tcp 9000 open after the restart")
 
 
 def test_gateway_and_netmaster_restarts_keep_traffic_and_later_rules_apply(sc: Scenario) -> None:
@@ -183,10 +183,10 @@ def test_gateway_and_netmaster_restarts_keep_traffic_and_later_rules_apply(sc: S
     assert ping(a1, sc.ip("a2"))
     sc.api.rule(TENANT, "pb", "5", protocol="tcp", port=8000, fromEndpointGroup="a")
     sc.converged()
-    assert eventually(lambda: http_ok(a1, b1, 8000), timeout=10, what="tcp 8000 open after the restarts")
+    eventually(lambda: http_ok(a1, b1, 8000), timeout=10, what="tcp 8000 open after the restarts")
     sc.api.delete("rules", f"{TENANT}:pb:5")
     sc.converged()
-    assert eventually(lambda: not http_ok(a1, b1, 8000, timeout=1), timeout=10, what="tcp 8000 closed again")
+    eventually(lambda: not http_ok(a1, b1, 8000, timeout=1), timeout=10, what="tcp 8000 closed again")
 
 
 def _entry_for_port(sc: Scenario, port: str) -> str:
@@ -215,7 +215,7 @@ def test_drift_made_in_the_apic_is_repaired_and_traffic_recovers(sc: Scenario) -
     assert sc.cluster.leaf is not None
     a1, b1 = sc.ns["a1"], sc.ip("b1")
     sc.converged()
-    assert eventually(lambda: http_ok(a1, b1, 9000), timeout=10, what="tcp 9000 open")
+    eventually(lambda: http_ok(a1, b1, 9000), timeout=10, what="tcp 9000 open")
     with control.apic.client() as apic:
         user_epg = {"fvAEPg": {"attributes": {"name": "ops-probe"}}}
         assert apic.post(f"/api/mo/uni/tn-{TENANT}/ap-app.json", json=user_epg).status_code == 200
@@ -223,12 +223,12 @@ def test_drift_made_in_the_apic_is_repaired_and_traffic_recovers(sc: Scenario) -
         entry = _entry_for_port(sc, "9000")
         assert apic.delete(f"/api/mo/{entry}.json").status_code == 200
         eventually(lambda: control.apic_tree(entry), timeout=5, what="the filter entry back")
-        assert eventually(lambda: http_ok(a1, b1, 9000), timeout=10, what="tcp 9000 open again")
+        eventually(lambda: http_ok(a1, b1, 9000), timeout=10, what="tcp 9000 open again")
         epg_b = f"uni/tn-{TENANT}/ap-app/epg-b"
         assert apic.delete(f"/api/mo/{epg_b}.json").status_code == 200
         eventually(lambda: control.apic_tree(epg_b), timeout=5, what="EPG b back")
         assert ping_eventually(a1, b1, timeout=20)
-        assert eventually(lambda: http_ok(a1, b1, 9000), timeout=10, what="tcp 9000 open to the re-created EPG")
+        eventually(lambda: http_ok(a1, b1, 9000), timeout=10, what="tcp 9000 open to the re-created EPG")
         assert control.apic_tree(f"uni/tn-{TENANT}/ap-app/epg-ops-probe")
         assert _drift_metric(sc) >= repaired_before + 2
         assert apic.delete(f"/api/mo/uni/tn-{TENANT}/ap-app/epg-ops-probe.json").status_code == 200
@@ -267,7 +267,7 @@ def test_apic_outage_during_a_push_converges_once_the_apic_is_back(sc: Scenario)
     finally:
         control.apic.admin.clear_faults()
     sc.converged()
-    assert eventually(lambda: http_ok(a1, b1, 8000), timeout=10, what="tcp 8000 open once the APIC is back")
+    eventually(lambda: http_ok(a1, b1, 8000), timeout=10, what="tcp 8000 open once the APIC is back")
     sc.api.delete("rules", f"{TENANT}:pb:6")
     sc.converged()
 
@@ -290,7 +290,7 @@ def test_deleting_the_app_profile_removes_it_and_a_second_one_reapplies(sc: Scen
     assert control.apic_tree(f"uni/tn-{TENANT}/ap-app2/epg-a")
     assert ping_eventually(a1, sc.ip("a2"), timeout=15)
     assert ping_eventually(a1, sc.ip("b1"), timeout=15)
-    assert eventually(lambda: http_ok(a1, sc.ip("b1"), 8001), timeout=10, what="tcp 8001 open again")
+    eventually(lambda: http_ok(a1, sc.ip("b1"), 8001), timeout=10, what="tcp 8001 open again")
     assert not http_ok(a1, sc.ip("b1"), 8000, timeout=1)
 
 

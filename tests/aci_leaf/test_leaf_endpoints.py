@@ -58,7 +58,7 @@ def test_learnt_endpoints_reported_aged_and_removed(apic: Apic, apic_mock: ApicM
         wiring.garp(quiet)
         wiring.garp(chatty)
         want = {quiet.mac.upper(): quiet.ip, chatty.mac.upper(): chatty.ip}
-        assert eventually(lambda: {m: a["ip"] for m, a in ceps(apic).items()} == want, timeout=3), ceps(apic)
+        eventually(lambda: {m: a["ip"] for m, a in ceps(apic).items()} == want, timeout=3)
         cep = ceps(apic)[quiet.mac.upper()]
         assert cep["dn"] == f"{EPG}/cep-{quiet.mac.upper()}"
         assert cep["encap"] == "vlan-201"
@@ -72,14 +72,14 @@ def test_learnt_endpoints_reported_aged_and_removed(apic: Apic, apic_mock: ApicM
         proc = subprocess.Popen(["ip", "netns", "exec", chatty.ns, "ping", "-q", "-i", "0.3", "-w", "20",
                                  "10.2.0.254"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            assert eventually(lambda: quiet.mac.upper() not in ceps(apic), timeout=AGE + 10), ceps(apic)
+            eventually(lambda: quiet.mac.upper() not in ceps(apic), timeout=AGE + 10)
             assert chatty.mac.upper() in ceps(apic), "an endpoint with traffic does not age out"
         finally:
             proc.kill()
             proc.wait()
 
         apic.delete(f"{EPG}/rsnodeAtt-[topology/pod-1/node-{NODE}]")
-        assert eventually(lambda: not ceps(apic), timeout=3), "endpoints go with their binding"
+        eventually(lambda: not ceps(apic), timeout=3, what='endpoints go with their binding')
     finally:
         gw.stop()
         wiring.cleanup()
@@ -91,9 +91,9 @@ def test_apic_outage_keeps_flows_and_converges(apic: Apic, apic_mock: ApicMock, 
     a = wiring.container(wiring.host("h1", "eth1/3"), "a", 201, "10.2.0.1/24", "10.2.0.254")
     b = wiring.container(wiring.host("h2", "eth1/4"), "b", 201, "10.2.0.2/24", "10.2.0.254")
     leaf.wait_synced()
-    assert eventually(lambda: pings(a, b.ip), timeout=5)
+    eventually(lambda: pings(a, b.ip), timeout=5)
     apic_mock.admin.inject_fault("error", status=503, path="^/api/")
-    assert eventually(lambda: leaf.status().get("apic_error"), timeout=3)
+    eventually(lambda: leaf.status().get("apic_error"), timeout=3)
     assert pings(a, b.ip), "forwarding continues while the APIC is unreachable"
     apic_mock.admin.clear_faults()
     apic.post(EPG, mo("fvAEPg", {"pcEnfPref": "enforced"}))
@@ -110,8 +110,8 @@ def test_stop_leaves_nothing(apic: Apic, apic_mock: ApicMock) -> None:
         host = wiring.host("h1", "eth1/3")
         c = wiring.container(host, "c", 201, "10.2.0.1/24", "10.2.0.254")
         wiring.garp(c)
-        assert eventually(lambda: ceps(apic), timeout=3)
-        assert eventually(lambda: leaf.status().get("subscribed"), timeout=5), "the APIC event subscription is up"
+        eventually(lambda: ceps(apic), timeout=3)
+        eventually(lambda: leaf.status().get("subscribed"), timeout=5, what='the APIC event subscription is up')
         pids = [int(p.read_text()) for p in (leaf.rundir / "ovs").glob("*.pid")]
         assert len(pids) == 2
         leader = leaf.process

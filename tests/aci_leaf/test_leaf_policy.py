@@ -59,7 +59,7 @@ class Lab:
         for c in everyone:
             self.wiring.garp(c)
         macs = {c.mac for c in everyone}
-        assert eventually(lambda: macs <= {e["mac"] for e in self.leaf.endpoints() if e["ip"]}), self.leaf.endpoints()
+        eventually(lambda: macs <= {e["mac"] for e in self.leaf.endpoints() if e["ip"]})
         self.sync()
 
     def consume(self, epg_name: str, name: str) -> None:
@@ -113,7 +113,7 @@ def test_contract_opens_exactly_its_entries_and_closes_on_delete(lab: Lab) -> No
     assert not pings(lab.a1, lab.c1.ip, count=2), "C is not part of the contract"
 
     lab.apic.delete(f"{TENANT}/brc-web")
-    assert eventually(lambda: not pings(lab.a1, lab.b1.ip), timeout=2.5), "closed within 2 s of the delete"
+    eventually(lambda: not pings(lab.a1, lab.b1.ip), timeout=2.5, what='closed within 2 s of the delete')
     assert not connects(lab.a1, lab.b1.ip, 8000)
 
 
