@@ -167,7 +167,7 @@ def test_custom_certificate(tmp_path: Path) -> None:
             assert c.get("/api/mo/uni.json").status_code == 200
 
 
-def test_websocket_tokens_and_cookies_never_reach_the_log(tmp_path: Path) -> None:
+def test_websocket_tokens_and_cookies_never_reach_the_log() -> None:
     """The session token is the websocket path (``/socket<token>``); uvicorn logs that path at info
     level and the request headers (cookies) at debug level. Neither may be written in clear."""
     import ssl
@@ -176,41 +176,23 @@ def test_websocket_tokens_and_cookies_never_reach_the_log(tmp_path: Path) -> Non
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
-    port_file, ca = tmp_path / "port", tmp_path / "ca.pem"
-    log = tmp_path / "stderr.log"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "apic_mock.cli", "--listen", "127.0.0.1:0", "--port-file", str(port_file),
-             "--ca-out", str(ca), "--log-level", "debug"],
-            cwd=ROOT, stderr=err,
-        )
-        try:
-            deadline = time.monotonic() + 20
-            while not (port_file.exists() and port_file.read_text().strip()):
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "apic-mock did not write its port"
-                time.sleep(0.05)
-            url = f"https://127.0.0.1:{port_file.read_text().strip()}"
-            tls = ssl.create_default_context(cafile=str(ca))
-            tls.maximum_version = ssl.TLSVersion.TLSv1_2  # see test_apicmock_subscriptions.ws_ssl
-            with httpx.Client(base_url=url, verify=tls) as client:
-                login = client.post("/api/aaaLogin.json",
-                                    json={"aaaUser": {"attributes": {"name": "admin", "pwd": "password"}}})
-                token = login.json()["imdata"][0]["aaaLogin"]["attributes"]["token"]
-                wss = url.replace("https://", "wss://")
-                with connect(f"{wss}/socket{token}", ssl=tls, open_timeout=10,
-                             additional_headers={"Cookie": f"APIC-cookie={token}"}):
-                    pass
-                with pytest.raises(InvalidStatus):  # a refused token is logged too: also masked
-                    connect(f"{wss}/socketNotAValidTokenButSecretLooking", ssl=tls, open_timeout=10)
-            deadline = time.monotonic() + 10
-            while '"WebSocket /socket<token>\\" 403' not in log.read_text():
-                assert time.monotonic() < deadline, "uvicorn never logged the refused websocket"
-                time.sleep(0.05)
-        finally:
-            proc.terminate()
-            proc.wait(10)
-    text = log.read_text()
+    with ApicMock.start(subprocess=True, extra_args=["--log-level", "debug"]) as apic, apic.client() as client:
+        log = apic.workdir / "stderr.log"
+        token = client.cookies["APIC-cookie"]
+        tls = apic.ssl_context()
+        assert tls is not None
+        tls.maximum_version = ssl.TLSVersion.TLSv1_2  # see test_apicmock_subscriptions.ws_ssl
+        wss = apic.url.replace("https://", "wss://")
+        with connect(f"{wss}/socket{token}", ssl=tls, open_timeout=10,
+                     additional_headers={"Cookie": f"APIC-cookie={token}"}):
+            pass
+        with pytest.raises(InvalidStatus):  # a refused token is logged too: also masked
+            connect(f"{wss}/socketNotAValidTokenButSecretLooking", ssl=tls, open_timeout=10)
+        deadline = time.monotonic() + 10
+        while '"WebSocket /socket<token>\\" 403' not in log.read_text():
+            assert time.monotonic() < deadline, "uvicorn never logged the refused websocket"
+            time.sleep(0.05)
+        text = log.read_text()
     assert token not in text
     assert "NotAValidTokenButSecretLooking" not in text
     assert '"WebSocket /socket<token>\\" [accepted]' in text, text[-2000:]
