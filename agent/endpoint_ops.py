@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -210,9 +210,8 @@ class EndpointOps:
         if gateway and ipaddress.IPv4Address(gateway) not in subnet:
             gateway = ""  # a gateway outside the subnet is not routable from the container
         vxlan = record["encap"] == "vxlan"
-        spec = {f.name: getattr(req, f.name) for f in fields(EndpointSpec)}
         local = LocalEndpoint(
-            **{**spec, "labels": dict(req.labels)},
+            **req.spec_fields(),
             host_ifname=host_ifname(req.endpoint_id),
             container_ifname=req.ifname if req.netns is not None else container_ifname(req.endpoint_id),
             ip=record["ipAddress"], prefix_len=subnet.prefixlen, mac=record["macAddress"], gateway=gateway,
@@ -390,7 +389,7 @@ class EndpointOps:
             local = self.local.get(endpoint_id)
             if local is None:
                 return None
-            spec = {f.name: getattr(local, f.name) for f in fields(EndpointSpec)}
+            spec = local.spec_fields()
             # a Docker IPAM reservation was consumed by the first create; ask for the address itself
             spec["labels"] = {k: v for k, v in local.labels.items() if k != CLAIM_LABEL}
             record = self._created(self._create_started(AddRequest(**spec, requested_ip=local.ip)))

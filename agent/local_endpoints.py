@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
 
 
@@ -30,6 +31,10 @@ class EndpointSpec:
     netns: str | None = None  # None: the container end stays in the host namespace (Docker moves it)
     ifname: str = "eth0"
     labels: dict[str, str] = field(default_factory=dict)
+
+    def spec_fields(self) -> dict[str, Any]:
+        """This object's spec part as keyword arguments (labels copied), to build the other kind from."""
+        return {**{f.name: getattr(self, f.name) for f in fields(EndpointSpec)}, "labels": dict(self.labels)}
 
 
 @dataclass(frozen=True)
