@@ -14,7 +14,8 @@ everything done so far (local record, veth, port, flows, the netmaster endpoint)
 then netmaster releases the endpoint.
 
 Availability: every netmaster call of ``add`` waits at most ``request_wait`` seconds (the source's
-setting, ``--netmaster-wait``, 5 s by default) for an absent netmaster, then fails with kind
+setting, ``--netmaster-wait``, 5 s by default) for an absent netmaster, and as long for the agent's
+first state from netmaster (just started, or netmaster just back), then fails with kind
 ``unavailable``; the runtime retries (CNI and Docker both do), and the call succeeds once netmaster
 is back. Existing endpoints keep working meanwhile. ``delete`` does not need netmaster: the release
 is written to disk first (agent.pending_releases), the host side is removed, and the release is
@@ -141,7 +142,7 @@ class EndpointOps:
                 LOG.info("endpoint %s exists but is incomplete (%s); plumbing it again", req.endpoint_id, problem)
                 with self.reconciler.claim(req.endpoint_id):
                     self.reconciler.remove_endpoint_port(req.endpoint_id)
-            if not self.source.synced:
+            if not self.source.synced and not self.source.wait_synced(self.source.request_wait):
                 raise EndpointError("unavailable", "agent has not synced with netmaster yet")
             if req.endpoint_id in self.releases and not self._release(req.endpoint_id):
                 # the same id again after a DEL whose release netmaster has not confirmed yet: the old

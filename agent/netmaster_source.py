@@ -112,6 +112,7 @@ class NetmasterStateSource:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._informer: Informer | None = None
         self._ops_client: NetmasterClient | None = None
+        self._watch_client: NetmasterClient | None = None
         self._heartbeat_ok: bool | None = None
         self._started = threading.Event()
 
@@ -132,6 +133,7 @@ class NetmasterStateSource:
                                        idle_timeout=self.idle_timeout, local_address=source)
         self._ops_client = NetmasterClient(urls, token=self.token, retry_for=self.request_wait,
                                            timeout=max(1.0, min(5.0, self.request_wait)), local_address=source)
+        self._watch_client = watch_client
         self._informer = Informer(watch_client, kinds=KINDS, on_add=self._mirror, on_update=self._replace,
                                   on_delete=self._forget, on_resync=self._resynced)
         await self._informer.start()
@@ -207,6 +209,8 @@ class NetmasterStateSource:
                 await self._ops_client.request("PUT", path, {**body, "conflicts": conflicts} if conflicts else body)
                 if self._heartbeat_ok is not True:
                     LOG.info("registered with netmaster as %s (vtep %s)", ident.host_label, ident.vtep_ip or "-")
+                    if self._watch_client is not None:
+                        self._watch_client.retry_now()  # netmaster is back: the watch need not wait
                     self.reconnects += 1  # agent.reclaim verifies every local endpoint after each
                 self._heartbeat_ok = True
             except NetmasterError as exc:
@@ -232,6 +236,29 @@ class NetmasterStateSource:
     @property
     def synced(self) -> bool:
         return self._informer is not None and self._informer.synced
+
+    def wait_synced(self, timeout: float) -> bool:
+        """Whether the first snapshot arrives within *timeout* seconds (from another thread).
+
+        An endpoint ADD that finds the agent not yet synced (just started, or netmaster just back)
+        waits this long rather than failing at once: it needs netmaster anyway, and the watch is
+        told to reconnect now instead of at the end of its backoff delay.
+        """
+        if self.synced:
+            return True
+        if self._loop is None or self._informer is None or self._watch_client is None:
+            return False
+        informer, watch = self._informer, self._watch_client
+
+        async def wait() -> bool:
+            watch.retry_now()
+            try:
+                await asyncio.wait_for(informer.wait_synced(), timeout)
+            except TimeoutError:
+                return False
+            return True
+
+        return self.call(wait(), timeout + 5)
 
     @property
     def netmaster_reachable(self) -> bool:

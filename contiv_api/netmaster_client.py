@@ -104,6 +104,7 @@ class NetmasterClient:
         transport = httpx.AsyncHTTPTransport(verify=verify, local_address=local_address) if local_address else None
         self._http = httpx.AsyncClient(headers=headers, timeout=timeout, verify=verify, transport=transport)
         self._current = 0
+        self._retry_now = asyncio.Event()
 
     @property
     def url(self) -> str:
@@ -112,6 +113,23 @@ class NetmasterClient:
 
     def _failover(self) -> None:
         self._current = (self._current + 1) % len(self.urls)
+
+    def retry_now(self) -> None:
+        """Cut short the current retry delay of ``request`` or ``follow`` (call on the client's loop).
+
+        Its backoff grows to seconds during an outage; whoever learns first that netmaster is back (a
+        heartbeat, an endpoint call) says so, and the watch resumes at once instead of at the end of
+        its current delay.
+        """
+        self._retry_now.set()
+
+    async def _pause(self, delay: float) -> None:
+        """Sleep *delay* seconds, or less if ``retry_now`` is called meanwhile."""
+        self._retry_now.clear()
+        try:
+            await asyncio.wait_for(self._retry_now.wait(), delay)
+        except TimeoutError:
+            pass
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -151,8 +169,8 @@ class NetmasterClient:
             delay = backoff.next()
             if loop.time() + delay > deadline:
                 raise NetmasterUnavailableError(f"gave up after {self.retry_for:.0f}s: {problem}")
-            log.info("netmaster request %s %s failed (%s); retrying", method, path, problem)
-            await asyncio.sleep(delay)
+            log.info("netmaster request %s %s failed (%s); retrying in %.1fs", method, path, problem, delay)
+            await self._pause(delay)
 
     async def create_endpoint(
         self,
@@ -239,7 +257,7 @@ class NetmasterClient:
                 self._failover()
                 delay = backoff.next()
                 log.info("watch interrupted (%s); resuming from revision %s in %.1fs", exc, complete, delay)
-                await asyncio.sleep(delay)
+                await self._pause(delay)
 
 
 def _error_message(resp: httpx.Response) -> str:

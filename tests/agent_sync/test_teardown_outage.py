@@ -47,6 +47,11 @@ def sync_cluster() -> Iterator[FeCluster]:
     yield from running(FeCluster(docker=True))
 
 
+def _ready(host: SimHost) -> None:
+    """The agent follows netmaster again (an earlier test of the module stopped and restarted it)."""
+    eventually(lambda: host.get("/status")[0] == 200, 40, f"{host.name} synced with netmaster")
+
+
 def _add(host: SimHost, ep_id: str, ns: str) -> dict:
     status, body = add_endpoint(host, endpoint_id=ep_id, tenant=T, network="net", netns=ns)
     assert status == 200, body
@@ -129,6 +134,7 @@ def test_readd_after_a_pending_release_gets_a_fresh_endpoint(sync_cluster: SyncC
     anyway), then the new one is created and plumbed from a fresh netmaster record."""
     nm.tenant_with_network(T, "vxlan", f"{SUBNET}.0/24")
     h1, _ = sync_cluster.hosts
+    _ready(h1)
     ns = sync_cluster.container(f"{T}r")
     _add(h1, f"{T}-r", ns)
     sync_cluster.stop_netmaster()
@@ -155,6 +161,7 @@ def test_cni_del_and_docker_delete_endpoint_while_netmaster_is_down(sync_cluster
 
     nm.tenant_with_network(T, "vxlan", f"{SUBNET}.0/24")
     h1, _ = sync_cluster.hosts
+    _ready(h1)
     cni = install(tmp_path / "bin")[0]
     conf = {"cniVersion": "1.1.0", "name": "td", "type": "contiv", "tenant": T, "network": "net",
             "agentSocket": sync_cluster.cni_socket(h1)}
@@ -194,3 +201,30 @@ def test_cni_del_and_docker_delete_endpoint_while_netmaster_is_down(sync_cluster
         eventually(lambda e=endpoint_id: not _in_netmaster(nm, e), 40, f"netmaster releasing {endpoint_id}")
     eventually(lambda: _pending(h1) == 0, 20, "no release pending")
     assert driver("DeleteNetwork", NetworkID=net_id) == {}
+
+
+def test_add_right_after_netmaster_returns_waits_for_the_first_state(sync_cluster: FeCluster, nm: Netmaster) -> None:
+    """An agent started while netmaster is down has no state; its watch retries with a backoff that
+    grows to seconds. The ADD that comes the moment netmaster is back does not fail on that delay:
+    it tells the watch to reconnect now and waits (at most --netmaster-wait) for the first state."""
+    nm.tenant_with_network(T, "vxlan", f"{SUBNET}.0/24")
+    h1, _ = sync_cluster.hosts
+    _ready(h1)
+    ns = sync_cluster.container(f"{T}w")
+    sync_cluster.stop_netmaster()
+    sync_cluster.kill_agent(h1)
+    log_before = len(sync_cluster.agent_log(h1))
+    sync_cluster.start_agent(h1)
+
+    def long_retry_delay() -> bool:
+        delays = re.findall(r"(?:snapshot failed|watch interrupted) .* in ([0-9.]+)s$",
+                            sync_cluster.agent_log(h1)[log_before:], re.M)
+        return bool(delays) and float(delays[-1]) >= 1.5
+
+    eventually(long_retry_delay, 60, "the agent's watch backing off by seconds")
+    sync_cluster.start_netmaster()
+    status, body = add_endpoint(h1, endpoint_id=f"{T}-w", tenant=T, network="net", netns=ns)
+    assert status == 200, body
+    assert h1.get(f"/endpoints/{T}-w/check") == (200, {"ok": True})
+    assert delete_endpoint(h1, f"{T}-w") == (200, {"deleted": True})
+    eventually(lambda: not _in_netmaster(nm, f"{T}-w"), 20, "the release")
