@@ -36,13 +36,13 @@ def test_error_fault_for_a_share_of_requests(apic_mock: ApicMock, api: httpx.Cli
 
 
 def test_latency_fault(apic_mock: ApicMock, api: httpx.Client) -> None:
-    apic_mock.admin.inject_fault("latency", delay_ms=300, count=1)
+    apic_mock.admin.inject_fault("latency", delay_ms=1500, count=1)
     started = time.monotonic()
     assert api.get("/api/mo/uni.json").status_code == 200
-    assert time.monotonic() - started >= 0.3
+    assert time.monotonic() - started >= 1.5
     started = time.monotonic()
     api.get("/api/mo/uni.json")
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started < 1.5, "count=1: the next request is not delayed"
 
 
 def test_connection_reset_fault(apic_mock: ApicMock, api: httpx.Client) -> None:
