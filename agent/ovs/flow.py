@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import cache
 from typing import Any
 
 # Pseudo ports (OpenFlow 1.3 numbering) used by the pipeline.
@@ -45,6 +46,7 @@ class Feature(IntEnum):
     OUTPUT = 9
     EPG = 10
     QOS = 11
+    SERVICE = 12
 
 
 # Cookie layout: bits 48..63 round number, bits 32..47 feature id, bits 0..31 rule id (0: no rule).
@@ -262,26 +264,78 @@ class Conjunction:
 @dataclass(frozen=True, slots=True)
 class Ct:
     """Send the packet through conntrack in the zone held in *zone_reg* (the tenant id): tenants with
-    overlapping subnets then never share connection state."""
+    overlapping subnets then never share connection state.
+
+    *nat* applies the connection's NAT on a lookup (a service connection's DNAT on its requests, the
+    reverse on its replies); *nat_dst* (``ip:port``, with *commit*) sets up a new connection's DNAT;
+    *mark* (with *commit*) stores that value in the connection's ct_mark."""
 
     zone_reg: str
     commit: bool = False
     table: int | None = None
+    nat: bool = False
+    nat_dst: str = ""
+    mark: int = 0
 
     def text(self) -> str:
         parts = ["commit"] if self.commit else []
         if self.table is not None:
             parts.append(f"table={self.table}")
         parts.append(f"zone=NXM_NX_{self.zone_reg.upper()}[0..15]")
+        if self.nat_dst:
+            parts.append(f"nat(dst={self.nat_dst})")
+        elif self.nat:
+            parts.append("nat")
+        if self.mark:
+            parts.append(f"exec(set_field:{self.mark:#x}->ct_mark)")
         return f"ct({','.join(parts)})"
 
     def to_ofp(self, parser: Any) -> list[Any]:
         from os_ken.ofproto import nicira_ext
 
+        inner: list[Any] = []
+        if self.nat_dst:
+            ip, port = self.nat_dst.split(":")
+            inner.append(_padded_nat(parser)(flags=_NX_NAT_F_DST, range_ipv4_min=ip, range_ipv4_max=ip,
+                                             range_proto_min=int(port), range_proto_max=int(port)))
+        elif self.nat:
+            inner.append(_padded_nat(parser)(flags=0))
+        if self.mark:
+            inner.append(parser.OFPActionSetField(ct_mark=self.mark))
         return [parser.NXActionCT(flags=1 if self.commit else 0, zone_src=self.zone_reg,
                                   zone_ofs_nbits=nicira_ext.ofs_nbits(0, 15),
                                   recirc_table=0xFF if self.table is None else self.table,
-                                  alg=0, actions=[])]
+                                  alg=0, actions=inner)]
+
+
+_NX_NAT_F_DST = 2  # nicira-ext.h NX_NAT_F_DST
+
+
+@cache
+def _padded_nat(parser: Any) -> Any:
+    """os-ken's NXActionNAT with its padding written out. os-ken declares the padded length but writes
+    only the unpadded body, which goes unnoticed as a flow's last action and corrupts the action after
+    it inside ``ct(...)`` (OVS refuses the message: bad length)."""
+
+    class PaddedNat(parser.NXActionNAT):  # type: ignore[name-defined,misc]
+        def serialize_body(self) -> bytearray:
+            body = super().serialize_body()
+            return body + b"\0" * (-(10 + len(body)) % 8)
+
+    return PaddedNat
+
+
+@dataclass(frozen=True, slots=True)
+class GroupAction:
+    """Hand the packet to an OpenFlow group (a service port's select group picks a provider)."""
+
+    group_id: int
+
+    def text(self) -> str:
+        return f"group:{self.group_id}"
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        return [parser.OFPActionGroup(self.group_id)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +365,46 @@ class Bundle:
         return [parser.NXActionBundle(ofs_nbits=0, dst=0, **common)]
 
 
-Action = Output | OutputReg | SetField | Move | PushVlan | PopVlan | DecTtl | Conjunction | Ct | Bundle
+@dataclass(frozen=True, slots=True)
+class Multipath:
+    """OVS's ``multipath``: a hash of the packet's addresses, protocol and TCP/UDP ports
+    (symmetric_l3l4+udp) picks one of *n_links* (highest random weight) into register *dst*. A service's
+    UDP ports use it: a select group's hash in OVS leaves UDP ports out (it would send every datagram of
+    one client to one provider), and OpenFlow 1.3 cannot ask the group for other fields."""
+
+    n_links: int
+    dst: str
+
+    def text(self) -> str:
+        return f"multipath(symmetric_l3l4+udp,0,hrw,{self.n_links},0,NXM_NX_{self.dst.upper()}[0..15])"
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        from os_ken.ofproto import nicira_ext
+
+        return [parser.NXActionMultipath(fields=_NX_HASH_FIELDS_SYMMETRIC_L3L4_UDP, basis=0,
+                                         algorithm=nicira_ext.NX_MP_ALG_HRW, max_link=self.n_links - 1, arg=0,
+                                         ofs_nbits=nicira_ext.ofs_nbits(0, 15), dst=self.dst)]
+
+
+_NX_HASH_FIELDS_SYMMETRIC_L3L4_UDP = 3  # nicira-ext.h enum nx_hash_fields
+
+
+Action = (Output | OutputReg | SetField | Move | PushVlan | PopVlan | DecTtl | Conjunction | Ct | Bundle | GroupAction
+          | Multipath)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """An OpenFlow select group: the switch picks one bucket per new flow (OVS: dp_hash over the
+    5-tuple for up to 64 hash values, so each connection is balanced on its own). Each bucket is a
+    tuple of actions; no bucket drops."""
+
+    group_id: int
+    buckets: tuple[tuple[Action, ...], ...]
+
+    def text(self) -> str:
+        buckets = "".join(f",bucket=actions={','.join(a.text() for a in b)}" for b in self.buckets)
+        return f"group_id={self.group_id},type=select{buckets}"
 
 
 @dataclass(frozen=True, slots=True)
