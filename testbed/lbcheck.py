@@ -19,7 +19,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from testbed.process import spawn_until_printed
 
@@ -47,11 +47,17 @@ class NameServer:
 def connect(ns: str, ip: str, port: int, proto: str, n: int, wait: float = 3.0) -> tuple[Counter[str], int]:
     """*n* connections from *ns* to *ip*:*port*, each given *wait* seconds for its answer: how many each
     name answered, and how many failed."""
+    result = connect_timed(ns, ip, port, proto, n, wait)
+    return Counter(result["counts"]), int(result["failed"])
+
+
+def connect_timed(ns: str, ip: str, port: int, proto: str, n: int, wait: float = 3.0) -> dict[str, Any]:
+    """``connect`` with the whole result: counts, failed, and ``seconds`` the *n* connections took
+    (measured in the client, one after the other)."""
     out = subprocess.run(_in_ns(ns, "connect", ip, str(port), proto, str(n), "--wait", str(wait)),
                          capture_output=True, text=True, env=_ENV, cwd=REPO, timeout=60 + n * wait,
                          check=True).stdout
-    result = json.loads(out)
-    return Counter(result["counts"]), int(result["failed"])
+    return dict(json.loads(out))
 
 
 class Holder:
@@ -130,12 +136,13 @@ def _one(ip: str, port: int, proto: str, wait: float) -> str:
 def _connect(ip: str, port: int, proto: str, n: int, wait: float) -> None:
     counts: Counter[str] = Counter()
     failed = 0
+    started = time.perf_counter()
     for _ in range(n):
         try:
             counts[_one(ip, port, proto, wait)] += 1
         except OSError:
             failed += 1
-    print(json.dumps({"counts": counts, "failed": failed}))
+    print(json.dumps({"counts": counts, "failed": failed, "seconds": time.perf_counter() - started}))
 
 
 def _hold(ip: str, port: int, seconds: float) -> None:
