@@ -232,7 +232,7 @@ def _endpoint(rec: dict[str, Any], local: Mapping[str, LocalEndpoint], host_labe
     return Endpoint(id=rec["endpointID"], tenant=tenant, network=network, ip=rec["ipAddress"], host=host,
                     mac=rec.get("macAddress", ""), group=group,
                     netns=(mine.netns or "") if mine else "", ifname=mine.ifname if mine else "eth0",
-                    runtime_moves=mine is not None and mine.netns is None)
+                    runtime_moves=mine is not None and mine.netns is None, name=rec.get("containerName", ""))
 
 
 def _valid(make: Any, items: Iterable[Any]) -> list[Any]:

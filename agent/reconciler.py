@@ -23,6 +23,7 @@ from typing import Any
 
 from agent.announce import AnnounceSchedule, announcements, garp_frame
 from agent.config import AgentConfig
+from agent.dns.service import DnsService
 from agent.group_commit import GroupCommit
 from agent.metrics import AgentMetrics
 from agent.ovs.encoder import OFPG_ALL, OFPM_ALL
@@ -54,8 +55,10 @@ def _flushes(old: BalancedPort, new: BalancedPort | None) -> list[ConntrackFlush
 
 class Reconciler:
     def __init__(self, cfg: AgentConfig, ovsdb: Ovsdb, of: OpenFlowController,
-                 plumber: Plumber | None = None, metrics: AgentMetrics | None = None) -> None:
+                 plumber: Plumber | None = None, metrics: AgentMetrics | None = None,
+                 dns: DnsService | None = None) -> None:
         self.cfg = cfg
+        self.dns = dns  # service discovery (agent/dns), when the agent runs with --dns
         self.ovsdb = ovsdb
         self.of = of
         self.plumber = plumber or Plumber()
@@ -465,11 +468,15 @@ class Reconciler:
                 else:
                     ofports = self._named_ofports(self._wanted(state))
                     stale, has_tunnel, has_uplink = [], self.view.has_tunnel, self.view.has_uplink
+                dns_ofport = (self.dns.converge(self.vrf_ids) if full or self.view is None
+                              else self.view.dns_ofport) if self.dns is not None else 0
                 view = DatapathView(state, self.cfg.host_label, dict(self.vrf_ids), ofports,
-                                    has_tunnel, has_uplink, self.uplink_ports)
+                                    has_tunnel, has_uplink, self.uplink_ports, dns_ofport)
                 desired = {f.key: f for f in build(view)}
                 self._sync_flows(desired, dict(qos.meters(view)), service_lb.groups(view))
                 self._flush_removed_providers(service_lb.balanced_ports(view))
+                if self.dns is not None:
+                    self.dns.apply(state)
                 self._remove_ports(stale)
             except Exception:
                 self.metrics.reconcile_errors.inc()

@@ -123,6 +123,7 @@ class Endpoint:
     # Local endpoints without a netns: plumb the veth anyway and leave its container end in the agent's
     # namespace, for a runtime that moves and configures it itself (Docker's remote driver).
     runtime_moves: bool = False
+    name: str = ""  # the container's name (netmaster's containerName), for service discovery
 
     def __post_init__(self) -> None:
         ipaddress.IPv4Address(self.ip)

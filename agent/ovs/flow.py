@@ -47,6 +47,7 @@ class Feature(IntEnum):
     EPG = 10
     QOS = 11
     SERVICE = 12
+    DNS = 13
 
 
 # Cookie layout: bits 48..63 round number, bits 32..47 feature id, bits 0..31 rule id (0: no rule).
@@ -213,7 +214,7 @@ class Move:
 
 
 _NXM = {"eth_src": "NXM_OF_ETH_SRC", "eth_dst": "NXM_OF_ETH_DST", "arp_sha": "NXM_NX_ARP_SHA",
-        "arp_tha": "NXM_NX_ARP_THA", "arp_spa": "NXM_OF_ARP_SPA", "arp_tpa": "NXM_OF_ARP_TPA"}
+        "arp_tha": "NXM_NX_ARP_THA", "arp_spa": "NXM_OF_ARP_SPA", "arp_tpa": "NXM_OF_ARP_TPA", "reg9": "NXM_NX_REG9"}
 
 
 def _nxm_name(field_name: str) -> str:

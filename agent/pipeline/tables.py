@@ -94,6 +94,7 @@ class PortType(IntEnum):
     LOCAL = 3
     UPLINK = 4
     FLOOD = 5  # destination type only: L2 forwarding decided to flood (ARP), OUTPUT replicates
+    DNS = 6  # source type only: the agent's DNS responder answering a container
 
 
 # Routing fwdMode: the MAC that answers for every gateway and sources routed packets (Contiv's value).
@@ -102,8 +103,10 @@ ROUTER_MAC = "00:00:11:11:11:11"
 # The MAC the ARP responder gives for every service VIP (no endpoint owns a VIP; the SERVICE_LB stage
 # takes packets to a VIP by address, whatever their MAC).
 SERVICE_MAC = "00:00:11:11:11:12"
-# ct_mark of a connection a service group DNATed (set by the group's bucket when it commits).
+# ct_mark of a connection a service group DNATed (set by the group's bucket when it commits), and of a
+# container's DNS query redirected to the agent's responder (agent/pipeline/dns_redirect.py).
 CT_MARK_SERVICE = 0x1
+CT_MARK_DNS = 0x2
 
 # Well-known ofports (requested through OVSDB ofport_request); endpoints start at FIRST_ENDPOINT_OFPORT.
 TUNNEL_OFPORT = 1
