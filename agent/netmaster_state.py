@@ -91,7 +91,8 @@ def service_of(obj: NmObject, endpoints: Iterable[dict[str, Any]]) -> Service:
     cfg = obj.object
     ports = tuple(ServicePort(port, target, proto) for port, target, proto in map(parse_port, cfg.get("ports") or ()))
     return Service(cfg["tenantName"], cfg["serviceName"], (obj.status or {})["serviceVip"], ports,
-                   tuple(sorted(ep["endpointID"] for ep in endpoints if provides(cfg, ep))))
+                   tuple(sorted(ep["endpointID"] for ep in endpoints if provides(cfg, ep))),
+                   int(cfg.get("affinityTimeout") or 0))
 
 
 def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint], host_label: str,

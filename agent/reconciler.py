@@ -177,6 +177,8 @@ class Reconciler:
             actual: dict[int, int] = {}
             foreign = 0
             for stat in self.of.flow_stats():
+                if stat.table_id == Table.SERVICE_AFFINITY and cookie_round(stat.cookie) == 0:
+                    continue  # learned by the switch (client-IP affinity), not installed by the agent
                 if cookie_round(stat.cookie) == self.round:
                     actual[stat.table_id] = actual.get(stat.table_id, 0) + 1
                 else:

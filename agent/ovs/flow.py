@@ -313,17 +313,21 @@ _NX_NAT_F_DST = 2  # nicira-ext.h NX_NAT_F_DST
 
 
 @cache
-def _padded_nat(parser: Any) -> Any:
-    """os-ken's NXActionNAT with its padding written out. os-ken declares the padded length but writes
-    only the unpadded body, which goes unnoticed as a flow's last action and corrupts the action after
-    it inside ``ct(...)`` (OVS refuses the message: bad length)."""
+def _padded(action_class: Any) -> Any:
+    """An os-ken Nicira action class with its padding written out. os-ken declares the padded length
+    of NXActionNAT and NXActionLearn but writes only the unpadded body; OVS then refuses the message
+    (bad length), or inside ``ct(...)`` the next action is read from the wrong offset."""
 
-    class PaddedNat(parser.NXActionNAT):  # type: ignore[name-defined,misc]
+    class Padded(action_class):  # type: ignore[misc,valid-type]
         def serialize_body(self) -> bytearray:
             body = super().serialize_body()
-            return body + b"\0" * (-(10 + len(body)) % 8)
+            return body + b"\0" * (-(10 + len(body)) % 8)  # 10: the Nicira action header
 
-    return PaddedNat
+    return Padded
+
+
+def _padded_nat(parser: Any) -> Any:
+    return _padded(parser.NXActionNAT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,8 +394,54 @@ class Multipath:
 _NX_HASH_FIELDS_SYMMETRIC_L3L4_UDP = 3  # nicira-ext.h enum nx_hash_fields
 
 
+@dataclass(frozen=True, slots=True)
+class Resubmit:
+    """``resubmit(,table)``: look the packet up in *table* and come back (the actions of the matching
+    flow run, a goto in it is not followed). Service affinity uses it to consult its learned flows."""
+
+    table: int
+
+    def text(self) -> str:
+        return f"resubmit(,{self.table})"
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        return [parser.NXActionResubmitTable(table_id=self.table)]
+
+
+@dataclass(frozen=True, slots=True)
+class LearnAffinity:
+    """``learn``: a flow in *table* (timing out after *idle_timeout* s without packets) that matches
+    this packet's tenant (reg5), source and destination address, protocol and destination port
+    (*l4_dst*: ``tcp_dst`` or ``udp_dst``), and loads this packet's reg8 (the provider chosen) into
+    reg8: the next connection from that client to that VIP port gets the same provider."""
+
+    table: int
+    idle_timeout: int
+    ip_proto: int
+    l4_dst: str
+    priority: int
+    cookie: int = 0
+
+    def text(self) -> str:
+        port = "NXM_OF_TCP_DST[]" if self.l4_dst == "tcp_dst" else "NXM_OF_UDP_DST[]"
+        return (f"learn(table={self.table},idle_timeout={self.idle_timeout},priority={self.priority},"
+                f"cookie={self.cookie:#x},eth_type=0x800,nw_proto={self.ip_proto},NXM_NX_REG5[],NXM_OF_IP_SRC[],"
+                f"NXM_OF_IP_DST[],{port},load:NXM_NX_REG8[]->NXM_NX_REG8[])")
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        specs = [parser.NXFlowSpecMatch(src=0x800, dst=("eth_type_nxm", 0), n_bits=16),
+                 parser.NXFlowSpecMatch(src=self.ip_proto, dst=("ip_proto_nxm", 0), n_bits=8),
+                 parser.NXFlowSpecMatch(src=("reg5", 0), dst=("reg5", 0), n_bits=32),
+                 parser.NXFlowSpecMatch(src=("ipv4_src_nxm", 0), dst=("ipv4_src_nxm", 0), n_bits=32),
+                 parser.NXFlowSpecMatch(src=("ipv4_dst_nxm", 0), dst=("ipv4_dst_nxm", 0), n_bits=32),
+                 parser.NXFlowSpecMatch(src=(f"{self.l4_dst}_nxm", 0), dst=(f"{self.l4_dst}_nxm", 0), n_bits=16),
+                 parser.NXFlowSpecLoad(src=("reg8", 0), dst=("reg8", 0), n_bits=32)]
+        return [_padded(parser.NXActionLearn)(table_id=self.table, specs=specs, idle_timeout=self.idle_timeout,
+                                              priority=self.priority, cookie=self.cookie)]
+
+
 Action = (Output | OutputReg | SetField | Move | PushVlan | PopVlan | DecTtl | Conjunction | Ct | Bundle | GroupAction
-          | Multipath)
+          | Multipath | Resubmit | LearnAffinity)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,13 @@
   reach one provider) and OpenFlow 1.3 cannot ask for other fields; it uses ``multipath`` over the
   addresses and ports (one provider index into a register), then
 - SERVICE_DNAT: per UDP service port and provider index, the same commit-and-DNAT as a bucket.
+- Client-IP affinity (a service with an affinity timeout, TCP and UDP alike): SERVICE_LB clears reg8,
+  resubmits to SERVICE_AFFINITY, whose ``learn``-ed flows (client, VIP, protocol, port; idle timeout =
+  the affinity) load the provider that client had into reg8, then resubmits to SERVICE_DNAT: a flow
+  per provider address in reg8 learns (refreshes) that flow and commits the DNAT; with no (or a
+  removed) provider in reg8, a lower flow hands the packet to the port's select group, whose bucket
+  loads its provider's address into reg8 and resubmits to SERVICE_DNAT again. Learned flows are
+  per client (that is what affinity is); they go with an agent restart (a new round) or their timeout.
   Later packets of a connection never come back here: the conntrack lookup (CT_ZONE, ``ct(nat)``)
   applies the connection's DNAT to its requests and the reverse to its replies, so they are no longer
   addressed to the VIP.
@@ -32,17 +39,34 @@ both cases the reconciler then flushes its connections through that port from co
 
 from __future__ import annotations
 
+import ipaddress
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from agent.ovs.flow import CT_NEW, CT_RPL, CT_TRK, Ct, Feature, Flow, Group, GroupAction, Match, Multipath, SetField
+from agent.ovs.flow import (
+    CT_NEW,
+    CT_RPL,
+    CT_TRK,
+    Ct,
+    Feature,
+    Flow,
+    Group,
+    GroupAction,
+    LearnAffinity,
+    Match,
+    Multipath,
+    Resubmit,
+    SetField,
+    make_cookie,
+)
 from agent.pipeline import arp_responder
 from agent.pipeline.flow_cache import FLOW_CACHE_SIZE
 from agent.pipeline.tables import (
     CT_MARK_SERVICE,
     ETH_IP,
+    PRIO_LOW,
     PRIO_MISS,
     PRIO_NORMAL,
     SERVICE_MAC,
@@ -76,9 +100,18 @@ class BalancedPort:
     port: ServicePort
     backends: tuple[Backend, ...]
 
+    affinity: int = 0  # client-IP affinity timeout (s); 0: none
+
     @property
     def group(self) -> Group:
+        if self.affinity:
+            return Group(self.group_id, tuple((SetField(Reg.PROVIDER, _ip_int(b.ip)), Resubmit(Table.SERVICE_DNAT))
+                                              for b in self.backends))
         return Group(self.group_id, tuple((_dnat(Reg.TENANT, b),) for b in self.backends))
+
+
+def _ip_int(ip: str) -> int:
+    return int(ipaddress.IPv4Address(ip))
 
 
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
@@ -128,13 +161,13 @@ def balanced_ports(view: DatapathView) -> Mapping[str, BalancedPort]:
             key = _port_key(svc, port)
             if eps:
                 out[key] = BalancedPort(ids[key], view.vrf(svc.tenant), svc.vip, port,
-                                        tuple(Backend(ep.ip, port.target) for ep in eps))
+                                        tuple(Backend(ep.ip, port.target) for ep in eps), svc.affinity)
     return out
 
 
 def groups(view: DatapathView) -> Mapping[int, Group]:
-    """The select groups of the TCP service ports, by group id."""
-    return {b.group_id: b.group for b in balanced_ports(view).values() if b.port.protocol == "tcp"}
+    """The select groups of the TCP service ports and of every port of a service with affinity."""
+    return {b.group_id: b.group for b in balanced_ports(view).values() if b.port.protocol == "tcp" or b.affinity}
 
 
 def _l4(port: ServicePort) -> dict[str, int]:
@@ -145,20 +178,41 @@ def _l4(port: ServicePort) -> dict[str, int]:
 def vip_flow(balanced: BalancedPort) -> Flow:
     """A new connection from a local endpoint to the VIP's port -> a provider: the port's select group
     (TCP), or a provider index by multipath and on to SERVICE_DNAT (UDP)."""
-    match = Match.of(eth_type=ETH_IP, ct_state=(CT_NEW | CT_TRK, CT_NEW | CT_TRK), reg0=int(PortType.LOCAL),
-                     reg5=balanced.zone, ipv4_dst=balanced.vip, **_l4(balanced.port))
+    match = _new_to(balanced.zone, balanced.vip, balanced.port)
+    if balanced.affinity:
+        return Flow(Table.SERVICE_LB, PRIO_NORMAL, match,
+                    (SetField(Reg.PROVIDER, 0), Resubmit(Table.SERVICE_AFFINITY), Resubmit(Table.SERVICE_DNAT)),
+                    feature=Feature.SERVICE)
     if balanced.port.protocol == "tcp":
         return Flow(Table.SERVICE_LB, PRIO_NORMAL, match, (GroupAction(balanced.group_id),), feature=Feature.SERVICE)
     return Flow(Table.SERVICE_LB, PRIO_NORMAL, match, (Multipath(len(balanced.backends), Reg.PROVIDER),),
                 goto=Table.SERVICE_DNAT, feature=Feature.SERVICE)
 
 
+def _new_to(zone: int, vip: str, port: ServicePort, **more: int) -> Match:
+    return Match.of(eth_type=ETH_IP, ct_state=(CT_NEW | CT_TRK, CT_NEW | CT_TRK), reg0=int(PortType.LOCAL), reg5=zone,
+                    ipv4_dst=vip, **_l4(port), **more)
+
+
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
 def udp_dnat_flow(zone: int, vip: str, port: ServicePort, index: int, backend: Backend) -> Flow:
     """The provider multipath picked (by index) for a new UDP connection: commit with its DNAT."""
-    match = Match.of(eth_type=ETH_IP, ct_state=(CT_NEW | CT_TRK, CT_NEW | CT_TRK), reg0=int(PortType.LOCAL), reg5=zone,
-                     reg8=index, ipv4_dst=vip, **_l4(port))
-    return Flow(Table.SERVICE_DNAT, PRIO_NORMAL, match, (_dnat(Reg.TENANT, backend),), feature=Feature.SERVICE)
+    return Flow(Table.SERVICE_DNAT, PRIO_NORMAL, _new_to(zone, vip, port, reg8=index), (_dnat(Reg.TENANT, backend),),
+                feature=Feature.SERVICE)
+
+
+def affinity_flows(balanced: BalancedPort) -> Iterator[Flow]:
+    """SERVICE_DNAT of a port with affinity: per provider address in reg8, learn (refresh) the client's
+    flow and DNAT; anything else (no provider yet, or one since removed) -> the select group."""
+    proto = PROTOCOLS[balanced.port.protocol]
+    learn = LearnAffinity(Table.SERVICE_AFFINITY, balanced.affinity, proto, f"{balanced.port.protocol}_dst",
+                          PRIO_NORMAL, make_cookie(0, Feature.SERVICE))
+    for backend in balanced.backends:
+        yield Flow(Table.SERVICE_DNAT, PRIO_NORMAL,
+                   _new_to(balanced.zone, balanced.vip, balanced.port, reg8=_ip_int(backend.ip)),
+                   (learn, _dnat(Reg.TENANT, backend)), feature=Feature.SERVICE)
+    yield Flow(Table.SERVICE_DNAT, PRIO_LOW, _new_to(balanced.zone, balanced.vip, balanced.port),
+               (GroupAction(balanced.group_id),), feature=Feature.SERVICE)
 
 
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
@@ -174,7 +228,9 @@ def provider_flow(zone: int, ep_ip: str, ep_mac: str, segment: int) -> Flow:
 def flows(view: DatapathView) -> Iterator[Flow]:
     for balanced in balanced_ports(view).values():
         yield vip_flow(balanced)
-        if balanced.port.protocol == "udp":
+        if balanced.affinity:
+            yield from affinity_flows(balanced)
+        elif balanced.port.protocol == "udp":
             for i, backend in enumerate(balanced.backends):
                 yield udp_dnat_flow(balanced.zone, balanced.vip, balanced.port, i, backend)
     if not view.aci:
@@ -183,7 +239,11 @@ def flows(view: DatapathView) -> Iterator[Flow]:
                 continue
             for ep in providers(view, svc):
                 yield provider_flow(view.vrf(svc.tenant), ep.ip, ep.mac, view.network_of(ep).segment)
-    for table in (Table.SERVICE_LB, Table.SERVICE_DNAT, Table.SERVICE_FORWARD):
+    # SERVICE_AFFINITY is reached by resubmit only: its miss does nothing (the resubmit returns), and
+    # SERVICE_LB's miss goes past it.
+    yield Flow(Table.SERVICE_LB, PRIO_MISS, Match(), goto=Table.SERVICE_DNAT)
+    yield Flow(Table.SERVICE_AFFINITY, PRIO_MISS, Match())
+    for table in (Table.SERVICE_DNAT, Table.SERVICE_FORWARD):
         yield Flow(table, PRIO_MISS, Match(), goto=next_table(table))
 
 

@@ -35,6 +35,9 @@ DECLARED: tuple[TableSpec, ...] = (
     # service load balancing
     TableSpec("SERVICE_LB", Stage.SERVICE_LB, Feature.SERVICE,
               "a new connection to a service VIP and port -> that port's select group (DNAT to one provider)"),
+    TableSpec("SERVICE_AFFINITY", Stage.SERVICE_LB, Feature.SERVICE,
+              "client-IP affinity: learned flows (client, VIP, port) -> the provider it had, in reg8 "
+              "(reached by resubmit only)"),
     TableSpec("SERVICE_DNAT", Stage.SERVICE_LB, Feature.SERVICE,
               "a new UDP connection to a service port, its provider picked by multipath -> DNAT to it"),
     TableSpec("SERVICE_FORWARD", Stage.SERVICE_LB, Feature.SERVICE,
@@ -86,7 +89,7 @@ class Reg:
     TENANT = "reg5"  # tenant (VRF) id, also the conntrack zone
     DST_TYPE = "reg6"  # PortType of the egress port
     BOND_ACTIVE = "reg7"  # ofport of the bond member currently active (uplink packets, bonds only)
-    PROVIDER = "reg8"  # a service's UDP port: the index of the provider multipath picked
+    PROVIDER = "reg8"  # a service port's provider: the index multipath picked (UDP), or its address (affinity)
 
 
 class PortType(IntEnum):

@@ -133,3 +133,28 @@ def test_conntrack_flush_is_what_ovs_ofctl_ct_flush_sends(tmp_path: Path) -> Non
     assert len(sent) == 1, switch.messages
     xid = struct.unpack_from("!I", sent[0], 4)[0]
     assert ct_flush(7, 6, "10.8.0.200", 80, "10.8.0.2", 8080, xid=xid) == sent[0]
+
+
+def test_dns_records_answer_within_the_tenant_only() -> None:
+    from agent.dns.records import Records
+    from agent.state import EndpointGroup
+
+    other = Network("t2", "net", "vxlan", "10.8.0.0/24", vni=8200)
+    state = DesiredState(networks=(NET, other), groups=(EndpointGroup("t1", "db", 5, "net"),), services=(WEB,),
+                         endpoints=(Endpoint("p1", "t1", "net", "10.8.0.1", "h1", name="Alpha", group="db"),
+                                    Endpoint("p2", "t1", "net", "10.8.0.2", "h1", group="db"),
+                                    Endpoint("q", "t2", "net", "10.8.0.1", "h1", name="beta")))
+    rec = Records.of(state)
+    assert rec.answer("t1", "web.", "A").addresses == ("10.8.0.200",)
+    assert rec.answer("t1", "WEB.t1.contiv.", "A").addresses == ("10.8.0.200",)
+    assert rec.answer("t1", "alpha.t1", "A").addresses == ("10.8.0.1",)
+    assert rec.answer("t1", "db", "A").addresses == ("10.8.0.1", "10.8.0.2")
+    assert rec.answer("t1", "_53._udp.web.t1.contiv", "SRV").srv == ((53, "web.t1.contiv"),)
+    assert rec.answer("t1", "1.0.8.10.in-addr.arpa", "PTR").ptr == ("alpha.t1.contiv",)
+    assert rec.answer("t2", "1.0.8.10.in-addr.arpa", "PTR").ptr == ("beta.t2.contiv",)
+    assert rec.answer("t1", "beta.t2.contiv", "A").nxdomain
+    assert rec.answer("t2", "web.t1.contiv", "A").nxdomain
+    assert rec.answer("t2", "web", "A").forward  # not t2's: the host's resolvers decide
+    assert rec.answer("t1", "example.org", "A").forward
+    assert rec.answer("t1", "web", "AAAA") == rec.answer("t1", "web", "MX")  # the name exists: no data, no error
+    assert not rec.answer("t1", "web", "AAAA").nxdomain

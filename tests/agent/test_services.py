@@ -40,8 +40,8 @@ class Lab:
     base: DesiredState
 
     def apply(self, providers: tuple[str, ...], groups: tuple[EndpointGroup, ...] = (WEB, BAD),
-              policies: tuple[Policy, ...] = ()) -> None:
-        svc = Service("t1", "web", VIP, PORTS, providers)
+              policies: tuple[Policy, ...] = (), affinity: int = 0) -> None:
+        svc = Service("t1", "web", VIP, PORTS, providers, affinity)
         self.env.apply(replace(self.base, groups=groups, policies=policies, services=(svc,)))
 
 
@@ -175,3 +175,23 @@ def test_policy_judges_the_provider_after_dnat(lab: Lab, direction: str) -> None
     assert _answered(lab, "c2", VIP, 80, n=10) == 10, "the allowed client still gets through"
     lab.apply(("p1", "p2", "p3"))
     eventually(lambda: _reaches(lab, "bad", VIP, 80), timeout=10, what="bad reaches the VIP once allowed")
+
+
+def test_client_ip_affinity_keeps_each_client_on_one_provider(lab: Lab) -> None:
+    """With affinity, every connection of a client (TCP and UDP, 60 each) reaches the same provider;
+    its provider removed, the client's next connections all reach one other provider."""
+    lab.apply(("p1", "p2", "p3"), affinity=60)
+    eventually(lambda: _answered(lab, "c1", VIP, 80) == 1, timeout=10, what="the VIP answers")
+    chosen = {}
+    for client in ("c1", "c2"):
+        for port, proto in ((80, "tcp"), (81, "udp")):
+            counts, failed = connect(lab.spaces[client], VIP, port, proto, 60)
+            assert failed == 0, counts
+            assert len(counts) == 1, f"{client} {proto}: one provider for every connection, got {counts}"
+            chosen[(client, proto)] = next(iter(counts))
+    gone = chosen[("c1", "tcp")]
+    lab.apply(tuple(p for p in ("p1", "p2", "p3") if p != gone), affinity=60)
+    counts, failed = connect(lab.spaces["c1"], VIP, 80, "tcp", 60)
+    assert failed == 0, counts
+    assert len(counts) == 1, counts
+    assert gone not in counts, counts
