@@ -18,28 +18,26 @@ from typing import Any
 
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 
-from testbed.process import spawn_until_printed
+from testbed.process import CHILD_ENV, REPO, python_in_ns, spawn_until_printed
 
-REPO = Path(__file__).resolve().parent.parent
-_ENV = {"PYTHONPATH": str(REPO), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 OUTSIDE_NAME = "outside.example"
 OUTSIDE_ADDRESS = "192.0.2.77"
 
 
 def _in_ns(ns: str, *args: str) -> list[str]:
-    return ["ip", "netns", "exec", ns, sys.executable, "-m", "testbed.dnscheck", *args]
+    return python_in_ns(ns, "testbed.dnscheck", *args)
 
 
 def query(ns: str, name: str, qtype: str = "A", server: str = "10.0.0.1", tcp: bool = False) -> dict[str, Any]:
     """One query from *ns*: its rcode and answers (``{"rcode": "TIMEOUT"}`` when none came)."""
     out = subprocess.run(_in_ns(ns, "query", name, qtype, server, *(["--tcp"] if tcp else [])), capture_output=True,
-                         text=True, env=_ENV, cwd=REPO, timeout=30, check=True).stdout
+                         text=True, env=CHILD_ENV, cwd=REPO, timeout=30, check=True).stdout
     return dict(json.loads(out))
 
 
 def start_upstream(ns: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
     return spawn_until_printed(_in_ns(ns, "upstream", str(port)), workdir / f"upstream-{ns}.log", "serving",
-                               f"upstream resolver in {ns}", env=_ENV, cwd=REPO)
+                               f"upstream resolver in {ns}", env=CHILD_ENV, cwd=REPO)
 
 
 def _query(name: str, qtype: str, server: str, tcp: bool) -> None:

@@ -21,14 +21,11 @@ from collections import Counter
 from pathlib import Path
 from typing import IO, Any
 
-from testbed.process import spawn_until_printed
-
-REPO = Path(__file__).resolve().parent.parent
-_ENV = {"PYTHONPATH": str(REPO), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+from testbed.process import CHILD_ENV, REPO, python_in_ns, spawn_until_printed
 
 
 def _in_ns(ns: str, *args: str) -> list[str]:
-    return ["ip", "netns", "exec", ns, sys.executable, "-m", "testbed.lbcheck", *args]
+    return python_in_ns(ns, "testbed.lbcheck", *args)
 
 
 class NameServer:
@@ -36,7 +33,7 @@ class NameServer:
 
     def __init__(self, ns: str, name: str, port: int, workdir: Path) -> None:
         self.proc = spawn_until_printed(_in_ns(ns, "serve", name, str(port)), workdir / f"serve-{name}-{port}.log",
-                                        "serving", f"name server {name} in {ns}", env=_ENV, cwd=REPO)
+                                        "serving", f"name server {name} in {ns}", env=CHILD_ENV, cwd=REPO)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -55,7 +52,7 @@ def connect_timed(ns: str, ip: str, port: int, proto: str, n: int, wait: float =
     """``connect`` with the whole result: counts, failed, and ``seconds`` the *n* connections took
     (measured in the client, one after the other)."""
     out = subprocess.run(_in_ns(ns, "connect", ip, str(port), proto, str(n), "--wait", str(wait)),
-                         capture_output=True, text=True, env=_ENV, cwd=REPO, timeout=60 + n * wait,
+                         capture_output=True, text=True, env=CHILD_ENV, cwd=REPO, timeout=60 + n * wait,
                          check=True).stdout
     return dict(json.loads(out))
 
@@ -66,7 +63,7 @@ class Holder:
 
     def __init__(self, ns: str, ip: str, port: int, seconds: float) -> None:
         self.proc = subprocess.Popen(_in_ns(ns, "hold", ip, str(port), str(seconds)), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=_ENV, cwd=REPO)
+                                     stderr=subprocess.PIPE, text=True, env=CHILD_ENV, cwd=REPO)
         self.lines: list[dict[str, object]] = []
         self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
         self._reader.start()
