@@ -563,6 +563,12 @@ class Reconciler:
                                             for ep in view.remote_endpoints]
                 info["arp_mode"] = view.state.arp_mode
                 info["qos"] = self._qos_info(view)
+                info["services"] = [{"service": key, "vip": b.vip, "port": b.port.port, "protocol": b.port.protocol,
+                                     "group": b.group_id if b.group_id in self.groups else None,
+                                     "affinity": b.affinity, "providers": [f"{x.ip}:{x.target}" for x in b.backends]}
+                                    for key, b in sorted(self.balanced.items())]
+                if self.dns is not None:
+                    info["dns"] = {**self.dns.info(), "ofport": view.dns_ofport}
                 info["vteps"] = sorted({h.vtep_ip for h in view.state.hosts
                                         if h.vtep_ip and h.name != self.cfg.host_label})
             if with_flows:

@@ -89,6 +89,10 @@ def test_names_resolve_within_the_askers_tenant(dns_cluster: Cluster, spaces: di
     assert _a(x, "www.t1.contiv") == ("NXDOMAIN", [])
     # other names go to the host's resolvers
     assert _a(c, OUTSIDE_NAME) == ("NOERROR", [OUTSIDE_ADDRESS])
+    dns = dns_cluster.hosts[0].get("/inspect/driver")[1]["dns"]
+    assert dns["addresses"] == {"169.254.53.1": "t1", "169.254.53.2": "t2"}
+    assert dns["queries"] > 0
+    assert dns["forwarded"] > 0
     # a standard client (busybox nslookup) gets the same answer
     out = in_ns(c, "busybox", "nslookup", "www.t1.contiv", RESOLVER, check=False).stdout
     assert VIP in out, out

@@ -89,6 +89,10 @@ def test_vip_spreads_tcp_and_udp_over_providers_on_both_hosts(lab: Lab) -> None:
         groups = host.ovs.run("ovs-ofctl", "-O", "OpenFlow13", "dump-groups", "contivbr")
         assert groups.count("type=select") == 1, groups
         assert groups.count("bucket=") == 3, groups
+        shown = {(s["port"], s["protocol"]): s for s in host.get("/inspect/driver")[1]["services"]}
+        assert shown[(80, "tcp")]["providers"] == [f"{PROVIDERS[p][0]}:{TARGET}" for p in ("p1", "p2", "p3")]
+        assert shown[(80, "tcp")]["group"] is not None
+        assert shown[(81, "udp")]["group"] is None  # UDP: multipath, no group
 
 
 def _holder_on_two_providers(lab: Lab) -> tuple[Holder, str, Holder, str]:
