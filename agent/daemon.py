@@ -25,8 +25,10 @@ from agent.pipeline.view import DatapathView
 from agent.state import DesiredState
 
 if TYPE_CHECKING:
+    from agent.dns.service import DnsService
     from agent.endpoint_ops import EndpointOps
     from agent.netmaster_source import NetmasterStateSource
+    from agent.ovs.ovsdb import Ovsdb
     from agent.reconciler import Reconciler
 
 LOG = logging.getLogger("netplugin")
@@ -80,6 +82,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--inspect-listen", default="", metavar="HOST:PORT",
                    help="also serve the read-only inspect API on TCP for netmaster to proxy (default off; host "
                         "127.0.0.1 unless given; 0.0.0.0 publishes --ctrl-ip); the URL goes in the agent record")
+    p.add_argument("--dns", action="store_true",
+                   help="service discovery: answer containers' DNS (port 53, redirected by flows) with the names of "
+                        "their tenant (services, containers, groups; docs/services.md), others forwarded")
+    p.add_argument("--dns-zone", default="contiv", help="the zone of --dns names: NAME.TENANT.ZONE")
+    p.add_argument("--dns-upstream", default="", metavar="IP[:PORT],...",
+                   help="resolvers for names outside the zone (default: the nameservers of /etc/resolv.conf)")
     p.add_argument("--dump-pipeline", action="store_true",
                    help="print the pipeline's tables and flow counts by stage for --state-file and exit")
     p.add_argument("-v", "--verbose", action="store_true", help="with --dump-pipeline: print the flows")
@@ -157,6 +165,15 @@ def netmaster_source(args: argparse.Namespace, reconciler: Reconciler,
     return source, ops
 
 
+def _dns_service(args: argparse.Namespace, ovsdb: Ovsdb, bridge: str) -> DnsService:
+    from agent.dns.port import DnsPort
+    from agent.dns.responder import DnsResponder, resolvers
+    from agent.dns.service import DnsService
+
+    upstreams = [(h, int(p or 53)) for h, _, p in (u.partition(":") for u in args.dns_upstream.split(",") if u)]
+    return DnsService(DnsPort(ovsdb, bridge), DnsResponder(upstreams or resolvers(), args.dns_zone), args.dns_zone)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["install-cni"]:
@@ -219,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:
             LOG.error("OVS not reachable at %s (%s); retrying in 1 s", cfg.ovsdb, exc)
             time.sleep(1)
-    reconciler = Reconciler(cfg, ovsdb, of)
+    reconciler = Reconciler(cfg, ovsdb, of, dns=_dns_service(args, ovsdb, cfg.bridge) if args.dns else None)
     inspect_url = ""
     if listen is not None:
         from agent.inspect_api import published_url, serve_tcp

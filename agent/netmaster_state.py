@@ -16,6 +16,8 @@ Where values come from:
   keeps receiving traffic for its (still plumbed) containers;
 - fwdMode, arpMode and the infrastructure type (``networkInfraType``): the ``global`` object;
 - a group's QoS: the ``netprofile`` its ``netProfile`` names (units: ``contiv_api.netprofile``);
+- a service: a ``serviceLB``'s VIP (``status.serviceVip``) and ports; its providers are the endpoints
+  whose labels hold its selectors (``contiv_api.service_lb``, the rule netmaster's inspect uses too);
 - ACI mode: an EPG's VLAN is its ``status.aciVlan`` (the segment its endpoints use on the uplink), and
   its ``aci_synced`` the latest ``lastSync`` of the push state (``kind: aciSync``) of any app profile
   holding it, so the agent sees when the APIC received the EPG and re-announces its endpoints.
@@ -33,8 +35,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.local_endpoints import LocalEndpoint
-from agent.state import DesiredState, Endpoint, EndpointGroup, Host, Network, Policy, Qos, Rule
+from agent.state import (
+    DesiredState,
+    Endpoint,
+    EndpointGroup,
+    Host,
+    Network,
+    Policy,
+    Qos,
+    Rule,
+    Service,
+    ServicePort,
+)
 from contiv_api.netprofile import bandwidth_kbps
+from contiv_api.service_lb import parse_port, provides
 
 LOG = logging.getLogger(__name__)
 
@@ -70,6 +84,15 @@ def rule_of(cfg: dict[str, Any]) -> Rule:
                 to_group=cfg.get("toEndpointGroup", ""), from_network=cfg.get("fromNetwork", ""),
                 to_network=cfg.get("toNetwork", ""), from_ip=cfg.get("fromIpAddress", ""),
                 to_ip=cfg.get("toIpAddress", ""), protocol=cfg.get("protocol", ""), port=int(cfg.get("port") or 0))
+
+
+def service_of(obj: NmObject, endpoints: Iterable[dict[str, Any]]) -> Service:
+    """A serviceLB with its providers among *endpoints* (records as netmaster stores them)."""
+    cfg = obj.object
+    ports = tuple(ServicePort(port, target, proto) for port, target, proto in map(parse_port, cfg.get("ports") or ()))
+    return Service(cfg["tenantName"], cfg["serviceName"], (obj.status or {})["serviceVip"], ports,
+                   tuple(sorted(ep["endpointID"] for ep in endpoints if provides(cfg, ep))),
+                   int(cfg.get("affinityTimeout") or 0))
 
 
 def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint], host_label: str,
@@ -120,7 +143,11 @@ def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint],
         if ep.host and vtep and ep.host not in hosts:
             hosts[ep.host] = Host(ep.host, vtep)
 
-    return DesiredState(fwd_mode=fwd_mode, infra=infra, arp_mode=arp_mode,
+    ids = {e.id for e in endpoints}
+    records = [o.object for o in by_kind.get("endpoint", ()) if o.object.get("endpointID") in ids]
+    services = tuple(_valid(lambda o: service_of(o, records),
+                            sorted(by_kind.get("serviceLB", ()), key=lambda o: o.key)))
+    return DesiredState(fwd_mode=fwd_mode, infra=infra, arp_mode=arp_mode, services=services,
                         networks=tuple(sorted(networks.values(), key=lambda n: n.key)),
                         groups=tuple(sorted(groups.values(), key=lambda g: g.key)), policies=policies,
                         endpoints=tuple(endpoints), hosts=tuple(sorted(hosts.values(), key=lambda h: h.name)),
@@ -172,7 +199,8 @@ def _address(rec: Mapping[str, Any]) -> tuple[str, str, str]:
 def _local_record(rec: LocalEndpoint, host_label: str) -> dict[str, Any]:
     """The endpoint record netmaster would hold for a local record (as far as the state needs it)."""
     return {"endpointID": rec.endpoint_id, "tenantName": rec.tenant, "networkName": rec.network,
-            "groupName": rec.group, "host": host_label, "ipAddress": rec.ip, "macAddress": rec.mac}
+            "groupName": rec.group, "host": host_label, "ipAddress": rec.ip, "macAddress": rec.mac,
+            "labels": dict(rec.labels)}
 
 
 def _aci_synced_groups(by_kind: Mapping[str, list[NmObject]]) -> dict[str, float]:
@@ -205,7 +233,7 @@ def _endpoint(rec: dict[str, Any], local: Mapping[str, LocalEndpoint], host_labe
     return Endpoint(id=rec["endpointID"], tenant=tenant, network=network, ip=rec["ipAddress"], host=host,
                     mac=rec.get("macAddress", ""), group=group,
                     netns=(mine.netns or "") if mine else "", ifname=mine.ifname if mine else "eth0",
-                    runtime_moves=mine is not None and mine.netns is None)
+                    runtime_moves=mine is not None and mine.netns is None, name=rec.get("containerName", ""))
 
 
 def _valid(make: Any, items: Iterable[Any]) -> list[Any]:

@@ -134,7 +134,7 @@ class Plumber:
                      peer={"ifname": tmp_if, "mtu": link.mtu, "address": link.mac})
             try:
                 if not link.tx_offload:
-                    _tx_checksum_off(tmp_if)
+                    tx_checksum_off(tmp_if)
                 for name in (tmp_if, host_if):
                     ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
             except Exception:
@@ -154,7 +154,7 @@ class Plumber:
                     closing(rtnl.open_socket()) as nl:
                 index = rtnl.ifindex(inet, link.ifname)
                 if not link.tx_offload:
-                    _tx_checksum_off(link.ifname, inet)
+                    tx_checksum_off(link.ifname, inet)
                 rtnl.request(nl, [rtnl.link_message(index, up=True, mac=link.mac, mtu=link.mtu),
                                   rtnl.address_message(index, link.ip, link.prefixlen), *rest])
 
@@ -187,7 +187,7 @@ def _has_link(ifname: str) -> bool:
     return True
 
 
-def _tx_checksum_off(ifname: str, sock: socket.socket | None = None) -> None:
+def tx_checksum_off(ifname: str, sock: socket.socket | None = None) -> None:
     """Switch TX checksum offload off on *ifname*: ethtool's ETHTOOL_STXCSUM, which clears every
     ``tx-checksum-*`` feature (IP, IPv6, generic and SCTP; what ``ethtool -K IF tx off`` changes) in
     one ioctl. *sock* decides the namespace the name is looked up in (default: the agent's; the

@@ -17,24 +17,26 @@ import ipaddress
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from agent.announce import AnnounceSchedule, announcements, garp_frame
 from agent.config import AgentConfig
+from agent.dns.service import DnsService
 from agent.group_commit import GroupCommit
 from agent.metrics import AgentMetrics
-from agent.ovs.encoder import OFPM_ALL
-from agent.ovs.flow import Feature, Flow, cookie_feature, cookie_round, cookie_rule, make_cookie
-from agent.ovs.ofcontroller import FlowProgrammingError, OpenFlowController, datapath_id_for
+from agent.ovs.encoder import OFPG_ALL, OFPM_ALL
+from agent.ovs.flow import Feature, Flow, Group, cookie_feature, cookie_round, cookie_rule, make_cookie
+from agent.ovs.ofcontroller import ConntrackFlush, FlowProgrammingError, OpenFlowController, datapath_id_for
 from agent.ovs.ovsdb import EXT_ENDPOINT, EXT_ROLE, EXT_ROUND, Ovsdb, PortInfo, PortSpec
-from agent.pipeline import build, counts_by_stage, qos, rules_of, stage_of
+from agent.pipeline import build, counts_by_stage, qos, rules_of, service_lb, stage_of
 from agent.pipeline.conjunction import rule_ids
+from agent.pipeline.service_lb import BalancedPort
 from agent.pipeline.tables import FIRST_ENDPOINT_OFPORT, TUNNEL_OFPORT, UPLINK_OFPORT, Table
 from agent.pipeline.view import DatapathView
 from agent.plumbing import EndpointLink, Plumber, host_ifname, prefixlen_of
-from agent.state import DesiredState, Endpoint
+from agent.state import PROTOCOLS, DesiredState, Endpoint
 
 LOG = logging.getLogger(__name__)
 
@@ -43,10 +45,20 @@ EXT_VRF_PREFIX = "contiv-vrf-"
 VXLAN_OVERHEAD = 50
 
 
+def _flushes(old: BalancedPort, new: BalancedPort | None) -> list[ConntrackFlush]:
+    """The conntrack flushes for the providers *old* had and *new* (None: the port is gone) has not."""
+    kept = set(new.backends) if new is not None else set()
+    proto = PROTOCOLS[old.port.protocol]
+    return [ConntrackFlush(old.zone, proto, old.vip, old.port.port, b.ip, b.target)
+            for b in old.backends if b not in kept]
+
+
 class Reconciler:
     def __init__(self, cfg: AgentConfig, ovsdb: Ovsdb, of: OpenFlowController,
-                 plumber: Plumber | None = None, metrics: AgentMetrics | None = None) -> None:
+                 plumber: Plumber | None = None, metrics: AgentMetrics | None = None,
+                 dns: DnsService | None = None) -> None:
         self.cfg = cfg
+        self.dns = dns  # service discovery (agent/dns), when the agent runs with --dns
         self.ovsdb = ovsdb
         self.of = of
         self.plumber = plumber or Plumber()
@@ -54,6 +66,8 @@ class Reconciler:
         self.round = 0
         self.installed: dict[tuple, Flow] = {}
         self.meters: dict[int, tuple[int, int]] = {}  # QoS meters installed: id -> (rate kbit/s, burst kbits)
+        self.groups: dict[int, Group] = {}  # service select groups installed, by group id
+        self.balanced: dict[str, BalancedPort] = {}  # service ports programmed, by key (conntrack flushes)
         self.state: DesiredState | None = None
         self.view: DatapathView | None = None
         self.applied_revision = -1
@@ -163,6 +177,8 @@ class Reconciler:
             actual: dict[int, int] = {}
             foreign = 0
             for stat in self.of.flow_stats():
+                if stat.table_id == Table.SERVICE_AFFINITY and cookie_round(stat.cookie) == 0:
+                    continue  # learned by the switch (client-IP affinity), not installed by the agent
                 if cookie_round(stat.cookie) == self.round:
                     actual[stat.table_id] = actual.get(stat.table_id, 0) + 1
                 else:
@@ -369,17 +385,22 @@ class Reconciler:
         self.metrics.flow_ops.labels("add").inc(len(adds))
         self.metrics.flow_ops.labels("delete").inc(len(deletes) + len(delete_rounds))
 
-    def _sync_flows(self, desired: dict[tuple, Flow], meters: dict[int, tuple[int, int]]) -> None:
-        """Flows (one bundle) and the QoS meters they use: new and changed meters before the bundle,
-        unused ones deleted after it (a flow cannot refer to a missing meter, and deleting a meter in
-        use would delete its flows)."""
+    def _sync_flows(self, desired: dict[tuple, Flow], meters: dict[int, tuple[int, int]],
+                    groups: Mapping[int, Group]) -> None:
+        """Flows (one bundle) and the QoS meters and service groups they use: new and changed meters
+        and groups before the bundle, unused ones deleted after it (a flow cannot refer to a missing
+        meter or group, and deleting one in use would delete its flows)."""
         connects = self._connects
         if connects != self._synced_connects:
             self._next_round()
-            # The switch may hold any meters (an earlier agent process's): delete them all and add
-            # the desired ones. Deleting a meter deletes the QOS flows using it, so until the bundle
-            # below re-adds them those endpoints pass unmetered (QOS misses go on): nothing is dropped.
+            # The switch may hold any meters and groups (an earlier agent process's): delete them all
+            # and add the desired ones. Deleting a meter deletes the QOS flows using it, so until the
+            # bundle below re-adds them those endpoints pass unmetered (QOS misses go on): nothing is
+            # dropped. Deleting a group deletes its VIP flows: for those milliseconds a new connection
+            # to a VIP finds no provider (established ones keep their conntrack DNAT).
             self.of.set_meters(meters, {}, [OFPM_ALL])
+            self.of.set_groups(list(groups.values()), [], [OFPG_ALL])
+            self.groups = dict(groups)
             present = {cookie_round(s.cookie) for s in self.of.flow_stats()}
             old_rounds = sorted(present - {self.round})
             self._apply(list(desired.values()), [], old_rounds)
@@ -397,6 +418,10 @@ class Reconciler:
         self.of.set_meters(new, changed)
         self.meters.update(new)
         self.meters.update(changed)
+        new_groups = [g for gid, g in groups.items() if gid not in self.groups]
+        changed_groups = [g for gid, g in groups.items() if gid in self.groups and self.groups[gid] != g]
+        self.of.set_groups(new_groups, changed_groups)
+        self.groups.update((g.group_id, g) for g in (*new_groups, *changed_groups))
         if adds or deletes:
             self._apply(adds, deletes, [])
             for f in deletes:
@@ -406,6 +431,21 @@ class Reconciler:
         self.of.set_meters({}, {}, unused)
         for m in unused:
             del self.meters[m]
+        gone = sorted(set(self.groups) - set(groups))
+        self.of.set_groups([], [], gone)
+        for gid in gone:
+            del self.groups[gid]
+
+    def _flush_removed_providers(self, balanced: Mapping[str, BalancedPort]) -> None:
+        """Flush from conntrack the connections of each provider that left a service port (or whose
+        port is gone), once the flows and groups no longer send new connections to it: the provider
+        gets nothing more from them, the other providers' connections are untouched. Not on a full
+        sync: an earlier process's service ports are not known (its connections keep their DNAT)."""
+        flushes = [f for key, old in self.balanced.items() for f in _flushes(old, balanced.get(key))]
+        self.of.flush_conntrack(flushes)
+        self.balanced = dict(balanced)
+        if flushes:
+            LOG.info("service providers removed: %d conntrack flushes", len(flushes))
 
     # -- the entry point --------------------------------------------------------------------------
 
@@ -430,10 +470,15 @@ class Reconciler:
                 else:
                     ofports = self._named_ofports(self._wanted(state))
                     stale, has_tunnel, has_uplink = [], self.view.has_tunnel, self.view.has_uplink
+                dns_ofport = (self.dns.converge(self.vrf_ids) if full or self.view is None
+                              else self.view.dns_ofport) if self.dns is not None else 0
                 view = DatapathView(state, self.cfg.host_label, dict(self.vrf_ids), ofports,
-                                    has_tunnel, has_uplink, self.uplink_ports)
+                                    has_tunnel, has_uplink, self.uplink_ports, dns_ofport)
                 desired = {f.key: f for f in build(view)}
-                self._sync_flows(desired, dict(qos.meters(view)))
+                self._sync_flows(desired, dict(qos.meters(view)), service_lb.groups(view))
+                self._flush_removed_providers(service_lb.balanced_ports(view))
+                if self.dns is not None:
+                    self.dns.apply(state)
                 self._remove_ports(stale)
             except Exception:
                 self.metrics.reconcile_errors.inc()
@@ -518,6 +563,12 @@ class Reconciler:
                                             for ep in view.remote_endpoints]
                 info["arp_mode"] = view.state.arp_mode
                 info["qos"] = self._qos_info(view)
+                info["services"] = [{"service": key, "vip": b.vip, "port": b.port.port, "protocol": b.port.protocol,
+                                     "group": b.group_id if b.group_id in self.groups else None,
+                                     "affinity": b.affinity, "providers": [f"{x.ip}:{x.target}" for x in b.backends]}
+                                    for key, b in sorted(self.balanced.items())]
+                if self.dns is not None:
+                    info["dns"] = {**self.dns.info(), "ofport": view.dns_ofport}
                 info["vteps"] = sorted({h.vtep_ip for h in view.state.hosts
                                         if h.vtep_ip and h.name != self.cfg.host_label})
             if with_flows:

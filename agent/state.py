@@ -123,6 +123,7 @@ class Endpoint:
     # Local endpoints without a netns: plumb the veth anyway and leave its container end in the agent's
     # namespace, for a runtime that moves and configures it itself (Docker's remote driver).
     runtime_moves: bool = False
+    name: str = ""  # the container's name (netmaster's containerName), for service discovery
 
     def __post_init__(self) -> None:
         ipaddress.IPv4Address(self.ip)
@@ -178,6 +179,44 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class ServicePort:
+    """One port of a service: the VIP's *port* goes to each provider's *target* port."""
+
+    port: int
+    target: int
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("tcp", "udp"):
+            raise ValueError(f"service port {self.port}: protocol must be tcp or udp")
+        if not (0 < self.port < 65536 and 0 < self.target < 65536):
+            raise ValueError(f"service port {self.port}:{self.target}: out of 1-65535")
+
+
+@dataclass(frozen=True)
+class Service:
+    """A load-balanced service (netmaster's serviceLB): a VIP of the tenant, its ports, and the
+    endpoints that provide it (ids, resolved from labels by whoever feeds the state). *affinity* is
+    the client-IP affinity timeout in seconds (0: every new connection is balanced on its own)."""
+
+    tenant: str
+    name: str
+    vip: str
+    ports: tuple[ServicePort, ...] = ()
+    providers: tuple[str, ...] = ()
+    affinity: int = 0
+
+    def __post_init__(self) -> None:
+        ipaddress.IPv4Address(self.vip)
+        if not 0 <= self.affinity <= 65535:
+            raise ValueError(f"service {self.key}: affinity timeout out of 0-65535 s")
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}:{self.name}"
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     vtep_ip: str = ""
@@ -196,6 +235,7 @@ class DesiredState:
     policies: tuple[Policy, ...] = ()
     endpoints: tuple[Endpoint, ...] = ()
     hosts: tuple[Host, ...] = ()
+    services: tuple[Service, ...] = ()
     revision: int = 0  # the feeder's revision, echoed by the inspect API once applied
     _index: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
@@ -264,6 +304,7 @@ class DesiredState:
                            for p in data.get("policies", ())),
             endpoints=tuple(Endpoint(**e) for e in data.get("endpoints", ())),
             hosts=tuple(Host(**h) for h in data.get("hosts", ())),
+            services=tuple(_service_from_dict(s) for s in data.get("services", ())),
             revision=int(data.get("revision", 0)),
         )
 
@@ -283,6 +324,11 @@ def _group_from_dict(data: dict[str, Any]) -> EndpointGroup:
     qos = data.get("qos")
     return EndpointGroup(**{**data, "policies": tuple(data.get("policies", ())),
                             "qos": Qos(**qos) if qos else None})
+
+
+def _service_from_dict(data: dict[str, Any]) -> Service:
+    return Service(**{**data, "ports": tuple(ServicePort(**p) for p in data.get("ports", ())),
+                      "providers": tuple(data.get("providers", ()))})
 
 
 def _with_macs(endpoints: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:

@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
                       "reach each part; remove it with `scripts/demo down`")
     mode.add_argument("--basic", action="store_true",
                       help="the netctl-only walkthrough on SQLite instead (python -m demo.basic; no root)")
+    mode.add_argument("--services", action="store_true",
+                      help="the services walkthrough instead: a VIP spreading connections over providers on two "
+                      "hosts, a provider removed without breaking the others, names resolving in a container")
     args = parser.parse_args(argv)
     if args.action == "down":
         from demo import keep
@@ -37,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scripts/demo: cannot run the ACI walkthrough: {reason} (scripts/demo --basic needs neither)",
               file=sys.stderr)
         return 2
+    if args.services:
+        from demo import services
+
+        return services.run()
     from demo import aci
 
     return aci.run(keep_running=args.keep)

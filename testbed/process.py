@@ -17,6 +17,16 @@ from typing import Any, Self
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
+# The environment of a testbed helper run as a module inside a namespace (``python_in_ns``).
+CHILD_ENV = {"PYTHONPATH": str(REPO), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+def python_in_ns(ns: str, module: str, *args: str) -> list[str]:
+    """The command running ``python -m module args`` (this interpreter) in network namespace *ns*;
+    run it with ``env=CHILD_ENV, cwd=REPO``."""
+    import sys
+
+    return ["ip", "netns", "exec", ns, sys.executable, "-m", module, *args]
 
 
 def stop_process(process: subprocess.Popen[Any], sig: int = signal.SIGTERM, grace: float = 10.0) -> None:

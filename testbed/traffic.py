@@ -13,19 +13,16 @@ import argparse
 import json
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from testbed.process import spawn_until_printed
+from testbed.process import CHILD_ENV, REPO, python_in_ns, spawn_until_printed
 
-REPO = Path(__file__).resolve().parent.parent
 INTERVAL = 0.25  # seconds per figure
-_ENV = {"PYTHONPATH": str(REPO), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
 def _in_ns(ns: str, *args: str) -> list[str]:
-    return ["ip", "netns", "exec", ns, sys.executable, "-m", "testbed.traffic", *args]
+    return python_in_ns(ns, "testbed.traffic", *args)
 
 
 class Stream:
@@ -34,9 +31,9 @@ class Stream:
     def __init__(self, src: str, dst: str, dst_ip: str, port: int, seconds: float) -> None:
         self.started = time.monotonic()
         self.receiver = subprocess.Popen(_in_ns(dst, "recv", str(port), str(seconds + 10)), stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, text=True, env=_ENV, cwd=REPO)
+                                         stderr=subprocess.PIPE, text=True, env=CHILD_ENV, cwd=REPO)
         self.sender = subprocess.Popen(_in_ns(src, "send", dst_ip, str(port), str(seconds)), stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, text=True, env=_ENV, cwd=REPO)
+                                       stderr=subprocess.PIPE, text=True, env=CHILD_ENV, cwd=REPO)
 
     def intervals(self, timeout: float = 60) -> list[int]:
         """Bytes received per INTERVAL, from the first byte on (waits for the stream to end)."""

@@ -20,7 +20,7 @@ from typing import Any
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from agent.ovs.flow import Action, Flow, Match, SetField
+from agent.ovs.flow import Action, Flow, Group, Match, SetField
 
 _FLOW_MOD = struct.Struct("!BBHIQQBBHHHIIIH2x")  # header + ofp_flow_mod body up to the match
 _OFPT_FLOW_MOD = 14
@@ -139,3 +139,88 @@ def meter_mod(command: int, meter_id: int, rate_kbps: int = 0, burst_kbits: int 
     band = b"" if command == OFPMC_DELETE else _METER_BAND_DROP.pack(_OFPMBT_DROP, 16, rate_kbps, burst_kbits)
     return _METER_MOD.pack(ofp.OFP_VERSION, _OFPT_METER_MOD, _METER_MOD.size + len(band), xid, command,
                            _OFPMF_KBPS_BURST_STATS, meter_id) + band
+
+
+_OFPT_GROUP_MOD = 15
+OFPGC_ADD, OFPGC_MODIFY, OFPGC_DELETE = 0, 1, 2
+OFPG_ALL = 0xFFFFFFFC  # a delete of every group
+_OFPGT_SELECT = 1
+_GROUP_MOD = struct.Struct("!BBHIHBxI")
+_BUCKET = struct.Struct("!HHII4x")
+_BUCKET_WEIGHT = 100
+
+
+def group_mod(command: int, group: Group | int, xid: int = 0) -> bytes:
+    """OFPT_GROUP_MOD for a select *group* (a group id alone for a delete). OpenFlow 1.3 carries no
+    selection method: OVS then uses dp_hash with a symmetric L4 hash while there are at most 64 hash
+    values, and its slow-path hash beyond; either picks per connection."""
+    if isinstance(group, int):
+        group_id, body = group, b""
+    else:
+        group_id, parts = group.group_id, []
+        for actions in group.buckets:
+            acts = b"".join(_action_bytes(a) for a in actions)
+            parts.append(_BUCKET.pack(_BUCKET.size + len(acts), _BUCKET_WEIGHT, ofp.OFPP_ANY, ofp.OFPG_ANY) + acts)
+        body = b"".join(parts)
+    return _GROUP_MOD.pack(ofp.OFP_VERSION, _OFPT_GROUP_MOD, _GROUP_MOD.size + len(body), xid, command,
+                           _OFPGT_SELECT, group_id) + body
+
+
+def _action_bytes(action: Action) -> bytes:
+    buf = bytearray()
+    offset = 0
+    for ofp_action in action.to_ofp(parser):
+        ofp_action.serialize(buf, offset)
+        offset += ofp_action.len
+    return bytes(buf)
+
+
+# NXT_CT_FLUSH (OVS 3.1; byte for byte what `ovs-ofctl ct-flush` sends): nicira header, ip_proto,
+# family, 6 zero bytes, then OVS properties (type, length, value, padding to 8): 0 original tuple and
+# 1 reply tuple, each nested (an 8-byte header) holding 0 source and 1 destination address (IPv4-mapped
+# IPv6), 2 source and 3 destination port (16 bits + 2 zero bytes, counted in the length); 2 zone
+# (like a port). Fields left out match anything.
+_NXT_CT_FLUSH = 32
+_NX_VENDOR = 0x2320
+_OFPT_EXPERIMENTER = 4
+_CT_FLUSH_HEAD = struct.Struct("!BBHIIIBB6x")
+
+
+def _tlv(kind: int, value: bytes) -> bytes:
+    return struct.pack("!HH", kind, 4 + len(value)) + value + b"\0" * _pad8(4 + len(value))
+
+
+def _tlv16(kind: int, value: int) -> bytes:
+    return struct.pack("!HHH2x", kind, 8, value)
+
+
+def _nested(kind: int, inner: bytes) -> bytes:
+    return struct.pack("!HH4x", kind, 8 + len(inner)) + inner
+
+
+def _tuple(src: str = "", dst: str = "", sport: int = 0, dport: int = 0) -> bytes:
+    out = b""
+    for kind, addr in ((0, src), (1, dst)):
+        if addr:
+            out += _tlv(kind, b"\0" * 10 + b"\xff\xff" + socket.inet_aton(addr))
+    for kind, port in ((2, sport), (3, dport)):
+        if port:
+            out += _tlv16(kind, port)
+    return out
+
+
+def ct_flush(zone: int, ip_proto: int, orig_dst: str = "", orig_dport: int = 0, reply_src: str = "",
+             reply_sport: int = 0, xid: int = 0) -> bytes:
+    """NXT_CT_FLUSH: delete the connections of *zone* and *ip_proto* whose original direction went to
+    *orig_dst*:*orig_dport* and whose replies come from *reply_src*:*reply_sport* (a service's VIP and
+    port, and one provider): exactly that provider's connections through that VIP."""
+    body = b""
+    orig = _tuple(dst=orig_dst, dport=orig_dport)
+    reply = _tuple(src=reply_src, sport=reply_sport)
+    if orig:
+        body += _nested(0, orig)
+    if reply:
+        body += _nested(1, reply)
+    body += _tlv16(2, zone)
+    return _CT_FLUSH_HEAD.pack(ofp.OFP_VERSION, _OFPT_EXPERIMENTER, _CT_FLUSH_HEAD.size + len(body), xid,
+                               _NX_VENDOR, _NXT_CT_FLUSH, ip_proto, 0) + body

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import cache
 from typing import Any
 
 # Pseudo ports (OpenFlow 1.3 numbering) used by the pipeline.
@@ -45,6 +46,8 @@ class Feature(IntEnum):
     OUTPUT = 9
     EPG = 10
     QOS = 11
+    SERVICE = 12
+    DNS = 13
 
 
 # Cookie layout: bits 48..63 round number, bits 32..47 feature id, bits 0..31 rule id (0: no rule).
@@ -211,7 +214,7 @@ class Move:
 
 
 _NXM = {"eth_src": "NXM_OF_ETH_SRC", "eth_dst": "NXM_OF_ETH_DST", "arp_sha": "NXM_NX_ARP_SHA",
-        "arp_tha": "NXM_NX_ARP_THA", "arp_spa": "NXM_OF_ARP_SPA", "arp_tpa": "NXM_OF_ARP_TPA"}
+        "arp_tha": "NXM_NX_ARP_THA", "arp_spa": "NXM_OF_ARP_SPA", "arp_tpa": "NXM_OF_ARP_TPA", "reg9": "NXM_NX_REG9"}
 
 
 def _nxm_name(field_name: str) -> str:
@@ -262,26 +265,82 @@ class Conjunction:
 @dataclass(frozen=True, slots=True)
 class Ct:
     """Send the packet through conntrack in the zone held in *zone_reg* (the tenant id): tenants with
-    overlapping subnets then never share connection state."""
+    overlapping subnets then never share connection state.
+
+    *nat* applies the connection's NAT on a lookup (a service connection's DNAT on its requests, the
+    reverse on its replies); *nat_dst* (``ip:port``, with *commit*) sets up a new connection's DNAT;
+    *mark* (with *commit*) stores that value in the connection's ct_mark."""
 
     zone_reg: str
     commit: bool = False
     table: int | None = None
+    nat: bool = False
+    nat_dst: str = ""
+    mark: int = 0
 
     def text(self) -> str:
         parts = ["commit"] if self.commit else []
         if self.table is not None:
             parts.append(f"table={self.table}")
         parts.append(f"zone=NXM_NX_{self.zone_reg.upper()}[0..15]")
+        if self.nat_dst:
+            parts.append(f"nat(dst={self.nat_dst})")
+        elif self.nat:
+            parts.append("nat")
+        if self.mark:
+            parts.append(f"exec(set_field:{self.mark:#x}->ct_mark)")
         return f"ct({','.join(parts)})"
 
     def to_ofp(self, parser: Any) -> list[Any]:
         from os_ken.ofproto import nicira_ext
 
+        inner: list[Any] = []
+        if self.nat_dst:
+            ip, port = self.nat_dst.split(":")
+            inner.append(_padded_nat(parser)(flags=_NX_NAT_F_DST, range_ipv4_min=ip, range_ipv4_max=ip,
+                                             range_proto_min=int(port), range_proto_max=int(port)))
+        elif self.nat:
+            inner.append(_padded_nat(parser)(flags=0))
+        if self.mark:
+            inner.append(parser.OFPActionSetField(ct_mark=self.mark))
         return [parser.NXActionCT(flags=1 if self.commit else 0, zone_src=self.zone_reg,
                                   zone_ofs_nbits=nicira_ext.ofs_nbits(0, 15),
                                   recirc_table=0xFF if self.table is None else self.table,
-                                  alg=0, actions=[])]
+                                  alg=0, actions=inner)]
+
+
+_NX_NAT_F_DST = 2  # nicira-ext.h NX_NAT_F_DST
+
+
+@cache
+def _padded(action_class: Any) -> Any:
+    """An os-ken Nicira action class with its padding written out. os-ken declares the padded length
+    of NXActionNAT and NXActionLearn but writes only the unpadded body; OVS then refuses the message
+    (bad length), or inside ``ct(...)`` the next action is read from the wrong offset."""
+
+    class Padded(action_class):  # type: ignore[misc,valid-type]
+        def serialize_body(self) -> bytearray:
+            body = super().serialize_body()
+            return body + b"\0" * (-(10 + len(body)) % 8)  # 10: the Nicira action header
+
+    return Padded
+
+
+def _padded_nat(parser: Any) -> Any:
+    return _padded(parser.NXActionNAT)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupAction:
+    """Hand the packet to an OpenFlow group (a service port's select group picks a provider)."""
+
+    group_id: int
+
+    def text(self) -> str:
+        return f"group:{self.group_id}"
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        return [parser.OFPActionGroup(self.group_id)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +370,92 @@ class Bundle:
         return [parser.NXActionBundle(ofs_nbits=0, dst=0, **common)]
 
 
-Action = Output | OutputReg | SetField | Move | PushVlan | PopVlan | DecTtl | Conjunction | Ct | Bundle
+@dataclass(frozen=True, slots=True)
+class Multipath:
+    """OVS's ``multipath``: a hash of the packet's addresses, protocol and TCP/UDP ports
+    (symmetric_l3l4+udp) picks one of *n_links* (highest random weight) into register *dst*. A service's
+    UDP ports use it: a select group's hash in OVS leaves UDP ports out (it would send every datagram of
+    one client to one provider), and OpenFlow 1.3 cannot ask the group for other fields."""
+
+    n_links: int
+    dst: str
+
+    def text(self) -> str:
+        return f"multipath(symmetric_l3l4+udp,0,hrw,{self.n_links},0,NXM_NX_{self.dst.upper()}[0..15])"
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        from os_ken.ofproto import nicira_ext
+
+        return [parser.NXActionMultipath(fields=_NX_HASH_FIELDS_SYMMETRIC_L3L4_UDP, basis=0,
+                                         algorithm=nicira_ext.NX_MP_ALG_HRW, max_link=self.n_links - 1, arg=0,
+                                         ofs_nbits=nicira_ext.ofs_nbits(0, 15), dst=self.dst)]
+
+
+_NX_HASH_FIELDS_SYMMETRIC_L3L4_UDP = 3  # nicira-ext.h enum nx_hash_fields
+
+
+@dataclass(frozen=True, slots=True)
+class Resubmit:
+    """``resubmit(,table)``: look the packet up in *table* and come back (the actions of the matching
+    flow run, a goto in it is not followed). Service affinity uses it to consult its learned flows."""
+
+    table: int
+
+    def text(self) -> str:
+        return f"resubmit(,{self.table})"
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        return [parser.NXActionResubmitTable(table_id=self.table)]
+
+
+@dataclass(frozen=True, slots=True)
+class LearnAffinity:
+    """``learn``: a flow in *table* (timing out after *idle_timeout* s without packets) that matches
+    this packet's tenant (reg5), source and destination address, protocol and destination port
+    (*l4_dst*: ``tcp_dst`` or ``udp_dst``), and loads this packet's reg8 (the provider chosen) into
+    reg8: the next connection from that client to that VIP port gets the same provider."""
+
+    table: int
+    idle_timeout: int
+    ip_proto: int
+    l4_dst: str
+    priority: int
+    cookie: int = 0
+
+    def text(self) -> str:
+        port = "NXM_OF_TCP_DST[]" if self.l4_dst == "tcp_dst" else "NXM_OF_UDP_DST[]"
+        return (f"learn(table={self.table},idle_timeout={self.idle_timeout},priority={self.priority},"
+                f"cookie={self.cookie:#x},eth_type=0x800,nw_proto={self.ip_proto},NXM_NX_REG5[],NXM_OF_IP_SRC[],"
+                f"NXM_OF_IP_DST[],{port},load:NXM_NX_REG8[]->NXM_NX_REG8[])")
+
+    def to_ofp(self, parser: Any) -> list[Any]:
+        specs = [parser.NXFlowSpecMatch(src=0x800, dst=("eth_type_nxm", 0), n_bits=16),
+                 parser.NXFlowSpecMatch(src=self.ip_proto, dst=("ip_proto_nxm", 0), n_bits=8),
+                 parser.NXFlowSpecMatch(src=("reg5", 0), dst=("reg5", 0), n_bits=32),
+                 parser.NXFlowSpecMatch(src=("ipv4_src_nxm", 0), dst=("ipv4_src_nxm", 0), n_bits=32),
+                 parser.NXFlowSpecMatch(src=("ipv4_dst_nxm", 0), dst=("ipv4_dst_nxm", 0), n_bits=32),
+                 parser.NXFlowSpecMatch(src=(f"{self.l4_dst}_nxm", 0), dst=(f"{self.l4_dst}_nxm", 0), n_bits=16),
+                 parser.NXFlowSpecLoad(src=("reg8", 0), dst=("reg8", 0), n_bits=32)]
+        return [_padded(parser.NXActionLearn)(table_id=self.table, specs=specs, idle_timeout=self.idle_timeout,
+                                              priority=self.priority, cookie=self.cookie)]
+
+
+Action = (Output | OutputReg | SetField | Move | PushVlan | PopVlan | DecTtl | Conjunction | Ct | Bundle | GroupAction
+          | Multipath | Resubmit | LearnAffinity)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """An OpenFlow select group: the switch picks one bucket per new flow (OVS: dp_hash over the
+    5-tuple for up to 64 hash values, so each connection is balanced on its own). Each bucket is a
+    tuple of actions; no bucket drops."""
+
+    group_id: int
+    buckets: tuple[tuple[Action, ...], ...]
+
+    def text(self) -> str:
+        buckets = "".join(f",bucket=actions={','.join(a.text() for a in b)}" for b in self.buckets)
+        return f"group_id={self.group_id},type=select{buckets}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,12 +17,25 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from agent.ovs import ofchannel
-from agent.ovs.encoder import OFPMC_ADD, OFPMC_DELETE, OFPMC_MODIFY, FlowModEncoder, meter_mod
-from agent.ovs.flow import COOKIE_ROUND_MASK, COOKIE_ROUND_SHIFT, Flow, Match
+from agent.ovs.encoder import (
+    OFPGC_ADD,
+    OFPGC_DELETE,
+    OFPGC_MODIFY,
+    OFPMC_ADD,
+    OFPMC_DELETE,
+    OFPMC_MODIFY,
+    FlowModEncoder,
+    ct_flush,
+    group_mod,
+    meter_mod,
+)
+from agent.ovs.flow import COOKIE_ROUND_MASK, COOKIE_ROUND_SHIFT, Flow, Group, Match
 
 LOG = logging.getLogger(__name__)
 
@@ -37,6 +50,31 @@ _OFPFC_ADD = 0
 _OFPFC_DELETE = 3
 _OFPFC_DELETE_STRICT = 4
 _ANY_FLOW = Flow(0, 0, Match())
+
+
+@dataclass(frozen=True)
+class ConntrackFlush:
+    """The connections of *zone* and *ip_proto* that went to *vip*:*port* and were answered from
+    *provider*:*target*: one provider's connections through one service port."""
+
+    zone: int
+    ip_proto: int
+    vip: str
+    port: int
+    provider: str
+    target: int
+
+
+def _meter_mod_xid(command: int, meter_id: int, rate: int, burst: int, xid: int) -> bytes:
+    return meter_mod(command, meter_id, rate, burst, xid)
+
+
+def _group_mod_xid(command: int, group: Group | int, xid: int) -> bytes:
+    return group_mod(command, group, xid)
+
+
+def _ct_flush_xid(f: ConntrackFlush, xid: int) -> bytes:
+    return ct_flush(f.zone, f.ip_proto, f.vip, f.port, f.provider, f.target, xid)
 
 
 class FlowProgrammingError(RuntimeError):
@@ -175,6 +213,20 @@ class OpenFlowController:
             raise FlowProgrammingError("; ".join(errors))
         return count
 
+    def _send_checked(self, messages: Sequence[Callable[[int], bytes]], timeout: float) -> None:
+        """Send one message per builder (each given a fresh xid), then a barrier; raise
+        FlowProgrammingError if the switch refused any. Nothing to send needs no switch."""
+        if not messages:
+            return
+        conn = self.channel.connection()
+        with self._send_lock:
+            first = next(self._xids)
+            parts = [build(next(self._xids)) for build in messages]
+            last = self._send_with_barrier(conn, parts, timeout)
+            errors = self.channel.take_errors(range(first, last + 1))
+        if errors:
+            raise FlowProgrammingError("; ".join(errors))
+
     def set_meters(self, adds: Mapping[int, tuple[int, int]], modifies: Mapping[int, tuple[int, int]],
                    deletes: Iterable[int] = (), timeout: float = 30.0) -> None:
         """Delete, then add, then modify (in place: flows using a meter are not touched) meters (id ->
@@ -182,21 +234,27 @@ class OpenFlowController:
         meter. Meters cannot go into a bundle (OVS bundles take flow and port mods only), so the
         reconciler sends new and changed meters before the flow bundle that uses them, and deletes
         after the bundle that stopped using them. Raises FlowProgrammingError if the switch refused
-        any; nothing to do needs no switch."""
-        deletes = list(deletes)
-        if not (adds or modifies or deletes):
-            return
-        conn = self.channel.connection()
-        with self._send_lock:
-            first = next(self._xids)
-            parts = [meter_mod(OFPMC_DELETE, meter_id, xid=next(self._xids)) for meter_id in deletes]
-            for command, meters in ((OFPMC_ADD, adds), (OFPMC_MODIFY, modifies)):
-                parts += [meter_mod(command, meter_id, rate, burst, next(self._xids))
-                          for meter_id, (rate, burst) in meters.items()]
-            last = self._send_with_barrier(conn, parts, timeout)
-            errors = self.channel.take_errors(range(first, last + 1))
-        if errors:
-            raise FlowProgrammingError("; ".join(errors))
+        any."""
+        messages = [partial(_meter_mod_xid, OFPMC_DELETE, meter_id, 0, 0) for meter_id in deletes]
+        for command, meters in ((OFPMC_ADD, adds), (OFPMC_MODIFY, modifies)):
+            messages += [partial(_meter_mod_xid, command, meter_id, rate, burst)
+                         for meter_id, (rate, burst) in meters.items()]
+        self._send_checked(messages, timeout)
+
+    def set_groups(self, adds: Iterable[Group], modifies: Iterable[Group], deletes: Iterable[int] = (),
+                   timeout: float = 30.0) -> None:
+        """Delete, then add, then modify (in place: the flows that use a group are not touched, nor
+        the connections its old buckets made) select groups. Like meters, groups stay out of the
+        flow bundle: new and changed ones go before it, unused ones after. ``OFPG_ALL`` in *deletes*
+        deletes every group (and OVS deletes the flows using them)."""
+        messages = [partial(_group_mod_xid, OFPGC_DELETE, group_id) for group_id in deletes]
+        messages += [partial(_group_mod_xid, OFPGC_ADD, g) for g in adds]
+        messages += [partial(_group_mod_xid, OFPGC_MODIFY, g) for g in modifies]
+        self._send_checked(messages, timeout)
+
+    def flush_conntrack(self, flushes: Iterable[ConntrackFlush], timeout: float = 30.0) -> None:
+        """Delete conntrack entries (NXT_CT_FLUSH, OVS 3.1's ``ovs-ofctl ct-flush``), one message each."""
+        self._send_checked([partial(_ct_flush_xid, f) for f in flushes], timeout)
 
     def flow_stats(self, timeout: float = 10.0) -> list[ofchannel.FlowStat]:
         """All flows on the switch (table_id, priority, cookie and counters of each)."""

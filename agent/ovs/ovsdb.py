@@ -179,6 +179,13 @@ class Ovsdb:
                 txn.add(self.api.add_port(bridge, spec.name, may_exist=True))
                 txn.add(self.api.db_set("Interface", spec.name, *attrs))
 
+    def add_internal_port(self, bridge: str, name: str, mac: str, external_ids: dict[str, str]) -> None:
+        """An internal port (a device in the agent's namespace) with a fixed MAC; OVS picks the ofport."""
+        with self.api.transaction(check_error=True) as txn:
+            txn.add(self.api.add_port(bridge, name, may_exist=True))
+            txn.add(self.api.db_set("Interface", name, ("type", "internal"), ("mac", mac),
+                                    ("external_ids", external_ids)))
+
     def ensure_bond(self, bridge: str, name: str, members: dict[str, int], lacp: str,
                     external_ids: dict[str, str]) -> bool:
         """Converge an active-backup bond port *name* with *members* (interface name -> ofport).

@@ -12,6 +12,7 @@ from agent.pipeline import (
     arp_responder,
     classifier,
     conntrack,
+    dns_redirect,
     egress_policy,
     ingress_policy,
     l2_forwarding,
@@ -19,6 +20,7 @@ from agent.pipeline import (
     output,
     policy_rules,
     qos,
+    service_lb,
     spoof_guard,
 )
 from agent.pipeline.conjunction import MatchRule
@@ -40,7 +42,10 @@ def build(view: DatapathView) -> list[Flow]:
     out += classifier.flows(view)
     out += spoof_guard.flows(view)
     out += arp_responder.flows(view)
+    out += service_lb.arp_flows(view)
     out += conntrack.state_flows(view.aci)
+    out += service_lb.flows(view)
+    out += dns_redirect.flows(view)
     out += egress_policy.flows(view, rules)
     out += l3_forwarding.flows(view)
     out += qos.flows(view)

@@ -28,7 +28,8 @@ class Stage(IntEnum):
     CLASSIFIER = 10  # where from: ingress port -> source type, segment, tenant, source EPG
     SPOOF_GUARD = 20  # validation: a local endpoint sends only from its own addresses
     ARP_RESPONDER = 30  # ARP answered in the switch
-    CONNTRACK_STATE = 40  # conntrack lookup, invalid dropped
+    CONNTRACK_STATE = 40  # conntrack lookup (with the NAT of service connections), invalid dropped
+    SERVICE_LB = 50  # a new connection to a service VIP: a provider picked and DNATed; DNATed packets' L2
     EGRESS_POLICY = 60  # destination EPG lookup, the sender's out rules
     L3_FORWARDING = 70  # routing fwdMode
     QOS = 80  # a local endpoint's group netprofile: rate limit (meter) and DSCP marking

@@ -32,6 +32,16 @@ DECLARED: tuple[TableSpec, ...] = (
     # conntrack
     TableSpec("CT_ZONE", Stage.CONNTRACK_STATE, Feature.CONNTRACK, "IPv4 through ct(zone=tenant)"),
     TableSpec("CT_STATE", Stage.CONNTRACK_STATE, Feature.CONNTRACK, "invalid connections dropped"),
+    # service load balancing
+    TableSpec("SERVICE_LB", Stage.SERVICE_LB, Feature.SERVICE,
+              "a new connection to a service VIP and port -> that port's select group (DNAT to one provider)"),
+    TableSpec("SERVICE_AFFINITY", Stage.SERVICE_LB, Feature.SERVICE,
+              "client-IP affinity: learned flows (client, VIP, port) -> the provider it had, in reg8 "
+              "(reached by resubmit only)"),
+    TableSpec("SERVICE_DNAT", Stage.SERVICE_LB, Feature.SERVICE,
+              "a new UDP connection to a service port, its provider picked by multipath -> DNAT to it"),
+    TableSpec("SERVICE_FORWARD", Stage.SERVICE_LB, Feature.SERVICE,
+              "a DNATed request (service ct_mark) -> the provider's MAC and segment, for L2 forwarding"),
     # egress policy
     TableSpec("DST_EPG", Stage.EGRESS_POLICY, Feature.EPG,
               "destination EPG from the destination address (out rules with a to-group)"),
@@ -79,6 +89,7 @@ class Reg:
     TENANT = "reg5"  # tenant (VRF) id, also the conntrack zone
     DST_TYPE = "reg6"  # PortType of the egress port
     BOND_ACTIVE = "reg7"  # ofport of the bond member currently active (uplink packets, bonds only)
+    PROVIDER = "reg8"  # a service port's provider: the index multipath picked (UDP), or its address (affinity)
 
 
 class PortType(IntEnum):
@@ -86,10 +97,19 @@ class PortType(IntEnum):
     LOCAL = 3
     UPLINK = 4
     FLOOD = 5  # destination type only: L2 forwarding decided to flood (ARP), OUTPUT replicates
+    DNS = 6  # source type only: the agent's DNS responder answering a container
 
 
 # Routing fwdMode: the MAC that answers for every gateway and sources routed packets (Contiv's value).
 ROUTER_MAC = "00:00:11:11:11:11"
+
+# The MAC the ARP responder gives for every service VIP (no endpoint owns a VIP; the SERVICE_LB stage
+# takes packets to a VIP by address, whatever their MAC).
+SERVICE_MAC = "00:00:11:11:11:12"
+# ct_mark of a connection a service group DNATed (set by the group's bucket when it commits), and of a
+# container's DNS query redirected to the agent's responder (agent/pipeline/dns_redirect.py).
+CT_MARK_SERVICE = 0x1
+CT_MARK_DNS = 0x2
 
 # Well-known ofports (requested through OVSDB ofport_request); endpoints start at FIRST_ENDPOINT_OFPORT.
 TUNNEL_OFPORT = 1

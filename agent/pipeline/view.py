@@ -30,6 +30,7 @@ class DatapathView:
     has_tunnel: bool = False
     has_uplink: bool = False
     uplink_ports: tuple[int, ...] = (UPLINK_OFPORT,)  # ofports of the uplink; several: a bond's members
+    dns_ofport: int = 0  # the DNS responder's port (agent/dns); 0: no service discovery on this host
 
     @property
     def bonded(self) -> bool:

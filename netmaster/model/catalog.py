@@ -193,6 +193,10 @@ SERVICE_LB = ObjectType(
         Field("ipAddress", str, f.IPV4_OR_EMPTY_RE, 15),
         Field("selectors", list, None, 256),
         Field("ports", list, None, 64),
+        # Not in Contiv's model: client-IP affinity, seconds a client keeps its provider after its last
+        # new connection (0: none). The agents learn it in flows (docs/services.md).
+        Field("affinityTimeout", int, min=0, max=65535,
+              description="client-IP affinity: seconds a client keeps its provider (0: none)"),
     ),
 )
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from contiv_api.service_lb import parse_port, parse_selectors, provides
 from netmaster.errors import InvalidError
 from netmaster.model.catalog import SERVICE_LB
 from netmaster.objects.base import Handler, Record, require
@@ -12,28 +12,28 @@ from netmaster.objects.endpoint_list import endpoints_of
 from netmaster.objects.network import load_ipam, store_ipam
 from netmaster.store.txn import Txn
 
-_PORT_RE = re.compile(r"^([0-9]{1,5}):([0-9]{1,5}):(tcp|udp)$", re.IGNORECASE)
-
 
 def _selectors(config: dict[str, Any]) -> dict[str, str]:
     if not config["selectors"]:
         raise InvalidError("a service needs at least one selector")
-    out = {}
-    for sel in config["selectors"]:
-        if sel.count("=") != 1 or sel.startswith("=") or sel.endswith("="):
-            raise InvalidError(f"invalid selector {sel!r}: expected key=value")
-        k, v = sel.split("=")
-        out[k] = v
-    return out
+    try:
+        return parse_selectors(config["selectors"])
+    except ValueError as exc:
+        raise InvalidError(str(exc)) from None
 
 
 def _check_ports(config: dict[str, Any]) -> None:
     if not config["ports"]:
         raise InvalidError("a service needs at least one port")
+    seen = set()
     for port in config["ports"]:
-        m = _PORT_RE.match(port)
-        if not m or not (0 < int(m[1]) < 65536 and 0 < int(m[2]) < 65536):
-            raise InvalidError(f"invalid port {port!r}: expected svcPort:provPort:tcp|udp")
+        try:
+            svc_port, _, proto = parse_port(port)
+        except ValueError as exc:
+            raise InvalidError(str(exc)) from None
+        if (svc_port, proto) in seen:
+            raise InvalidError(f"port {svc_port}/{proto} is given twice")
+        seen.add((svc_port, proto))
 
 
 class ServiceLBHandler(Handler):
@@ -73,16 +73,15 @@ class ServiceLBHandler(Handler):
             store_ipam(txn, network.key, ipam)
 
     async def oper(self, txn: Txn, record: Record) -> dict[str, Any]:
-        selectors = _selectors(record.config)
-        tenant = record.config["tenantName"]
-        providers = await endpoints_of(
-            txn,
-            lambda ep: (
-                ep["tenantName"] == tenant and all(ep.get("labels", {}).get(k) == v for k, v in selectors.items())
-            ),
-        )
+        """VIP, ports and providers: the endpoints the agents balance over (contiv_api.service_lb's rule,
+        the same the agents apply to the watch stream)."""
+        providers = sorted(await endpoints_of(txn, lambda ep: provides(record.config, ep)),
+                           key=lambda ep: ep["endpointID"])
         return {
             "serviceVip": record.status["serviceVip"],
+            "ports": list(record.config["ports"]),
             "numProviders": len(providers),
-            "providers": [{"ipAddress": ep["ipAddress"], "containerID": ep.get("containerID", "")} for ep in providers],
+            "providers": [{"endpointID": ep["endpointID"], "ipAddress": ep["ipAddress"], "host": ep.get("host", ""),
+                           "network": ep.get("networkName", ""), "containerID": ep.get("containerID", "")}
+                          for ep in providers],
         }

@@ -222,13 +222,13 @@ def test_framework_numbers_tables_by_stage_and_a_new_table_renumbers_nothing_by_
     stages = [Table(t) for t in Table]
     assert [_stage(t) for t in stages] == sorted(_stage(t) for t in stages)
     assert next_table(Table.EGRESS_POLICY) == Table.L3_FORWARDING
-    # A later feature (say service load balancing) declares a table in an existing stage (after that
-    # stage's tables, declaration order): it lands there, and the goto chain runs through it.
-    lb = TableSpec("SERVICE_LB", Stage.CONNTRACK_STATE, Feature.PIPELINE, "virtual IP -> backend")
-    grown = Pipeline((*DECLARED, lb))
-    assert grown.next(grown.table["CT_STATE"]) == grown.table["SERVICE_LB"]
-    assert grown.next(grown.table["SERVICE_LB"]) == grown.table["DST_EPG"]
-    assert [t.name for t in grown.table if t.name != "SERVICE_LB"] == [t.name for t in Table]
+    # A later feature declares a table in an existing stage (after that stage's tables, declaration
+    # order): it lands there, and the goto chain runs through it.
+    later = TableSpec("LATER_FEATURE", Stage.CONNTRACK_STATE, Feature.PIPELINE, "a later feature's job")
+    grown = Pipeline((*DECLARED, later))
+    assert grown.next(grown.table["CT_STATE"]) == grown.table["LATER_FEATURE"]
+    assert grown.next(grown.table["LATER_FEATURE"]) == grown.table[Table(next_table(Table.CT_STATE)).name]
+    assert [t.name for t in grown.table if t.name != "LATER_FEATURE"] == [t.name for t in Table]
     with pytest.raises(ValueError, match="declared twice"):
         Pipeline((*DECLARED, DECLARED[0]))
     with pytest.raises(ValueError, match="last table"):

@@ -122,3 +122,15 @@ def test_keep_leaves_it_running_and_down_removes_it() -> None:
     again = demo("down")
     assert again.returncode == 0
     assert "no demo is running" in again.stdout
+
+
+def test_services_walkthrough_runs_and_leaves_nothing() -> None:
+    """``scripts/demo --services``: every narrated check ok (spread, a provider removed without breaking
+    another's connection, names), exit 0, and nothing of the run left behind (the demo checks its own
+    cluster prefix last)."""
+    result = demo("--services")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    checks = re.findall(r"^  (.+?)\s+(ok|FAILED)  ", out, re.M)
+    assert len(checks) == 8, out
+    assert all(verdict == "ok" for _, verdict in checks), out

@@ -546,9 +546,16 @@ def test_service_lb(api: Api) -> None:
     assert api.inspect("serviceLBs", f"{t}:s")["Oper"]["serviceVip"] == "10.8.8.1"
     api.ok(api.post("serviceLBs", f"{t}:s2", {**base, "ipAddress": "10.8.8.100"}))
     expect_error(api.endpoint(f"{t}-x", t, "net", ipAddress="10.8.8.100"), 409, "already in use")
+    expect_error(api.post("serviceLBs", f"{t}:s3", {**base, "ports": ["80:8080:TCP", "80:9090:tcp"]}), 400,
+                 "given twice")
+    expect_error(api.post("serviceLBs", f"{t}:s3", {**base, "affinityTimeout": 70000}), 400, "Out of bound")
     api.ok(api.endpoint(f"{t}-w", t, "net", labels={"app": "web"}))
+    api.ok(api.endpoint(f"{t}-v", t, "net", labels={"app": "web", "tier": "1"}))
+    api.ok(api.endpoint(f"{t}-n", t, "net", labels={"app": "db"}))
     oper = api.inspect("serviceLBs", f"{t}:s")["Oper"]
-    assert oper["numProviders"] == 1
+    assert oper["numProviders"] == 2
+    assert [p["endpointID"] for p in oper["providers"]] == [f"{t}-v", f"{t}-w"]
+    assert oper["ports"] == ["80:8080:TCP"]
     expect_error(api.delete("networks", f"{t}:net"), 409, "has services")
 
 

@@ -46,6 +46,8 @@ add_delete_command(cli, SERVICE, "SERVICE", "Delete a service.")
 @click.option("-l", "--selector", "selectors", multiple=True, help="Provider label selector key=value (repeatable).")
 @click.option("-p", "--port", "ports", multiple=True, help="svcPort:provPort:protocol (repeatable).")
 @click.option("-ip", "--preferred-ip", help="Preferred VIP address.")
+@click.option("--affinity", type=click.IntRange(0, 65535), default=0,
+              help="Client-IP affinity: seconds a client keeps its provider (0: none; not in Contiv).")
 def create(
     name: str,
     tenant: str,
@@ -53,6 +55,7 @@ def create(
     selectors: tuple[str, ...],
     ports: tuple[str, ...],
     preferred_ip: str | None,
+    affinity: int,
 ) -> None:
     """Create a service (re-running it on an existing service updates it, keeping its VIP)."""
     SERVICE.create(
@@ -65,5 +68,6 @@ def create(
             "selectors": list(selectors),
             "ports": list(ports),
             "ipAddress": preferred_ip,
+            **({"affinityTimeout": affinity} if affinity else {}),
         },
     )
