@@ -45,6 +45,7 @@ class Feature(IntEnum):
     OUTPUT = 9
     EPG = 10
     QOS = 11
+    HOST_ACCESS = 12
 
 
 # Cookie layout: bits 48..63 round number, bits 32..47 feature id, bits 0..31 rule id (0: no rule).

@@ -13,6 +13,7 @@ from agent.pipeline import (
     classifier,
     conntrack,
     egress_policy,
+    host_access,
     ingress_policy,
     l2_forwarding,
     l3_forwarding,
@@ -38,6 +39,7 @@ def build(view: DatapathView) -> list[Flow]:
     rules = rules_of(view)
     out: list[Flow] = []
     out += classifier.flows(view)
+    out += host_access.flows(view)
     out += spoof_guard.flows(view)
     out += arp_responder.flows(view)
     out += conntrack.state_flows(view.aci)
