@@ -51,6 +51,9 @@ LOG = logging.getLogger(__name__)
 TUNNEL_PORT = "vxtun0"
 EXT_VRF_PREFIX = "contiv-vrf-"
 VXLAN_OVERHEAD = 50
+# A full reconcile re-converges the host side of host access when its plan changed, after an error, and
+# otherwise at most this often (repairing a route or rule removed behind the agent).
+HOST_RECHECK_SECONDS = 30.0
 
 
 class Reconciler:
@@ -92,6 +95,7 @@ class Reconciler:
         self.host_plan = HostAccessPlan()  # host access as last converged (agent.host_access)
         self.host_error = ""  # why the host side of host access did not converge, if it did not
         self._has_host_port = False  # the host port exists (its flows are installed with it)
+        self._host_converged = float("-inf")  # when the host side was last converged (monotonic)
         self._active_uplink: str | None = None
 
     # -- start-up -------------------------------------------------------------------------------
@@ -239,8 +243,14 @@ class Reconciler:
 
     def _converge_host(self, plan: HostAccessPlan, had_port: bool) -> None:
         """The host side of *plan* (address, routes, forwarding, NAT), after the flows; or, with
-        nothing to serve, its removal and then the port's. A failure is reported (inspect, log) and
+        nothing to serve, its removal and then the port's. Skipped when the plan is the one converged
+        less than HOST_RECHECK_SECONDS ago. A failure is reported (inspect, log) and
         retried by the next full reconcile; it does not fail the flows, which are right either way."""
+        recent = time.monotonic() - self._host_converged < HOST_RECHECK_SECONDS
+        if plan == self.host_plan and recent and not self.host_error and had_port == plan.active:
+            # nothing changed (a port that had to be re-added is a change: its device is new): the ~30 ms
+            # of iptables and netlink are not spent on every reconcile
+            return
         try:
             if plan.active:
                 self.ovsdb.wait_ofport(HOST_PORT)
@@ -253,6 +263,7 @@ class Reconciler:
                 LOG.info("host access: serving %s%s", ", ".join(n.key for n in plan.networks) or "nothing",
                          f"; refused {dict(plan.refused)}" if plan.refused else "")
             self.host_plan, self.host_error = plan, ""
+            self._host_converged = time.monotonic()
         except Exception as exc:
             LOG.error("host access: host side not converged: %s", exc)
             self.host_error = str(exc)
