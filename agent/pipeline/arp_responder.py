@@ -7,7 +7,9 @@ owns, is still answered with the router MAC. Switching mode only adds or removes
 established traffic (IPv4, already resolved) is untouched.
 
 Every known endpoint of the requester's network (local or remote) is answered with its MAC, and in
-routing fwdMode the network's gateway with the router MAC. Because the answers live in the switch, a
+routing fwdMode, or on a host-access network in either fwdMode, the network's gateway with the router
+MAC. The host port's requests for a local endpoint of a host-access network are answered with the
+endpoint's MAC (``host_reply_flow``, owned by host access). Because the answers live in the switch, a
 stopped agent does not stop address resolution. Requests for unknown addresses, replies, and ARP
 arriving from the tunnel or uplink continue to L2 forwarding, so an endpoint still answers for itself.
 
