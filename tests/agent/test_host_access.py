@@ -169,3 +169,21 @@ def test_restart_keeps_connections_and_switch_off_and_delete_leave_nothing(env: 
     for host in env.cluster.hosts:
         assert _host_side(host) == {"port": False, "routes": [], "rules": []}
     assert FORWARD_CHAIN not in in_ns(h1.netns, "iptables", "-w", "5", "-S").stdout
+
+
+def test_the_hosts_connections_pass_the_containers_ingress_policy(env: ClusterEnv) -> None:
+    """The host reaches its containers through ingress policy like anyone: an ``in deny`` group's
+    member does not answer the host, an open container does; the member's own connections out still
+    work (replies are established)."""
+    net = MODES["vxlan"][1]
+    a, x = env.container("a"), env.container("x")
+    env.apply(DesiredState(
+        networks=(net,), groups=(EndpointGroup("t1", "closed", 332, "n", ("p-closed",)),),
+        policies=(Policy("t1", "p-closed", (Rule("1", "in", "deny"),)),),
+        endpoints=(Endpoint("a", "t1", "n", "10.30.0.1", "h1", netns=a),
+                   Endpoint("x", "t1", "n", "10.30.0.2", "h1", group="closed", netns=x))))
+    h1 = env.cluster.hosts[0]
+    env.cluster.outside_server()
+    assert ping_eventually(h1.netns, "10.30.0.1")
+    assert ping_eventually(x, SERVER, 10), "the closed member's own connections go out and come back"
+    assert not ping(h1.netns, "10.30.0.2", count=2), "the host passed an in deny rule"
