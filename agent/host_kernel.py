@@ -15,7 +15,9 @@ what a deleted network needed goes:
   subnet (Calico's natOutgoing: traffic to the host's own addresses and back into the switch keeps
   the container's address); ``CONTIV-HOST-FWD`` in filter FORWARD accepts what comes from the host
   port and what returns to it on an established connection (hosts whose FORWARD policy is DROP, as
-  Docker sets it). With no served network both chains and their jumps are removed.
+  Docker sets it) and drops any other forwarded packet to it: a machine that routes a container
+  subnet to this host cannot open connections to containers (the host's own can: they are not
+  forwarded). With no served network both chains and their jumps are removed.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def iptables_rules(subnets: list[str], port: str = HOST_PORT) -> str:
     """The agent's chains for *subnets*, as iptables-restore input (declaring a chain flushes it)."""
     nat = [f"-A {SNAT_CHAIN} -s {s} ! -o {port} -j MASQUERADE" for s in subnets]
     fwd = [f"-A {FORWARD_CHAIN} -i {port} -j ACCEPT",
-           f"-A {FORWARD_CHAIN} -o {port} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"]
+           f"-A {FORWARD_CHAIN} -o {port} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+           f"-A {FORWARD_CHAIN} -o {port} -j DROP"]
     return "\n".join(["*nat", f":{SNAT_CHAIN} - [0:0]", *nat, "COMMIT",
                       "*filter", f":{FORWARD_CHAIN} - [0:0]", *fwd, "COMMIT", ""])
 

@@ -187,3 +187,30 @@ def test_the_hosts_connections_pass_the_containers_ingress_policy(env: ClusterEn
     assert ping_eventually(h1.netns, "10.30.0.1")
     assert ping_eventually(x, SERVER, 10), "the closed member's own connections go out and come back"
     assert not ping(h1.netns, "10.30.0.2", count=2), "the host passed an in deny rule"
+
+
+def test_the_outside_cannot_open_connections_to_containers_through_the_host(env: ClusterEnv, tmp_path: Path) -> None:
+    """An underlay neighbour that routes the container subnet to the host (the server, given a route by
+    hand) is not forwarded in: SNAT is for what containers open. The host itself still reaches them."""
+    net = MODES["vxlan"][1]
+    a = env.container("a")
+    env.apply(DesiredState(networks=(net,), endpoints=(Endpoint("a", "t1", "n", "10.30.0.1", "h1", netns=a),)))
+    h1 = env.cluster.hosts[0]
+    server = env.cluster.outside_server()
+    echo = EchoServer(a, 7003, tmp_path)
+    in_ns(server, "ip", "route", "add", "10.30.0.0/24", "via", h1.vtep_ip)
+    try:
+        assert ping_eventually(a, SERVER, 10)
+        assert not ping(server, "10.30.0.1", count=2)
+        client = EchoClient(server, "10.30.0.1", 7003, connect_timeout=3)
+        client.close()
+        assert not client.connected
+        host_client = EchoClient(h1.netns, "10.30.0.1", 7003)
+        try:
+            assert host_client.say("from the host") == "from the host"
+        finally:
+            host_client.close()
+        assert eventually(echo.peers, what="the host's connection") == ["172.19.255.254"]
+    finally:
+        in_ns(server, "ip", "route", "del", "10.30.0.0/24", check=False)
+        echo.stop()

@@ -73,7 +73,8 @@ def test_iptables_rules_are_the_agents_own_chains() -> None:
     assert text.splitlines() == [
         "*nat", ":CONTIV-HOST-SNAT - [0:0]", "-A CONTIV-HOST-SNAT -s 10.30.0.0/24 ! -o contivh0 -j MASQUERADE",
         "COMMIT", "*filter", ":CONTIV-HOST-FWD - [0:0]", "-A CONTIV-HOST-FWD -i contivh0 -j ACCEPT",
-        "-A CONTIV-HOST-FWD -o contivh0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", "COMMIT"]
+        "-A CONTIV-HOST-FWD -o contivh0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        "-A CONTIV-HOST-FWD -o contivh0 -j DROP", "COMMIT"]
 
 
 def test_netmaster_status_decides_host_access() -> None:
