@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,13 @@ SNAT_CHAIN = "CONTIV-HOST-SNAT"
 FORWARD_CHAIN = "CONTIV-HOST-FWD"
 _JUMPS = (("nat", "POSTROUTING", SNAT_CHAIN), ("filter", "FORWARD", FORWARD_CHAIN))
 _RTPROT_KERNEL = 2
+_RTPROT_STATIC = 4
 _RT_SCOPE_LINK = 253
 _IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+
+
+def _addresses(ipr: IPRoute, index: int) -> set[str]:
+    return {f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(family=socket.AF_INET, index=index)}
 
 
 def iptables_rules(subnets: list[str], port: str = HOST_PORT) -> str:
@@ -94,7 +100,7 @@ class HostKernel:
     def _routes(self, ipr: IPRoute, index: int) -> set[str]:
         """The routes the agent owns on the port: every one but the kernel's for the private subnet."""
         out = set()
-        for route in ipr.get_routes(family=2, oif=index, table=254):
+        for route in ipr.get_routes(family=socket.AF_INET, oif=index, table=254):
             if route["proto"] != _RTPROT_KERNEL and route.get_attr("RTA_DST"):
                 out.add(f"{route.get_attr('RTA_DST')}/{route['dst_len']}")
         return out
@@ -102,7 +108,7 @@ class HostKernel:
     def _converge_link(self, ipr: IPRoute, index: int, address: str, subnets: list[str]) -> None:
         iface = ipaddress.IPv4Interface(address)
         ipr.link("set", index=index, state="up")
-        have = {f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(family=2, index=index)}
+        have = _addresses(ipr, index)
         for other in have - {address}:
             ip, plen = other.split("/")
             ipr.addr("del", index=index, address=ip, prefixlen=int(plen))
@@ -116,7 +122,7 @@ class HostKernel:
             if subnet not in routes:
                 net = ipaddress.IPv4Network(subnet)
                 ipr.route("replace", dst=str(net.network_address), dst_len=net.prefixlen, oif=index,
-                          scope=_RT_SCOPE_LINK, proto=4)
+                          scope=_RT_SCOPE_LINK, proto=_RTPROT_STATIC)
 
     # -- the entry points -------------------------------------------------------------------------
 
@@ -140,7 +146,6 @@ class HostKernel:
         with IPRoute() as ipr:
             found = ipr.link_lookup(ifname=self.port)
             routes = sorted(self._routes(ipr, found[0])) if found else []
-            addrs = [f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(family=2, index=found[0])] \
-                if found else []
+            addrs = sorted(_addresses(ipr, found[0])) if found else []
         return {"port": self.port if found else None, "addresses": addrs, "routes": routes,
                 "snat_rules": self.snat_rules(), "ip_forward": _IP_FORWARD.read_text().strip() == "1"}

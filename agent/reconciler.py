@@ -267,7 +267,9 @@ class Reconciler:
         except Exception as exc:
             LOG.error("host access: host side not converged: %s", exc)
             self.host_error = str(exc)
-            self.metrics.reconcile_errors.inc()
+            self.metrics.host_access_errors.inc()
+        self.metrics.host_access_networks.labels("served").set(len(plan.networks))
+        self.metrics.host_access_networks.labels("refused").set(len(plan.refused))
 
     def _infra_ports(self, existing: dict[str, PortInfo]) -> tuple[bool, bool]:
         br = self.cfg.bridge
