@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.config import AgentConfig
+from agent.host_access import plan as host_access_plan
 from agent.pipeline import build, counts_by_stage, stage_of
 from agent.pipeline.tables import FIRST_ENDPOINT_OFPORT, MAX_UPLINKS, UPLINK_OFPORT, Table
 from agent.pipeline.view import DatapathView
@@ -104,7 +105,7 @@ def dump_pipeline(args: argparse.Namespace) -> int:
     vrfs = {t: i for i, t in enumerate(state.tenants, start=1)}
     uplinks = [x for x in args.vlan_uplinks.split(",") if x]
     view = DatapathView(state, args.host_label, vrfs, ofports, bool(args.vtep_ip), bool(uplinks),
-                        tuple(UPLINK_OFPORT + i for i in range(max(1, len(uplinks)))))
+                        tuple(UPLINK_OFPORT + i for i in range(max(1, len(uplinks)))), host_access_plan(state).networks)
     flows = build(view)
     print(f"{'stage':<18}{'table':<16}{'id':>4}{'flows':>7}")
     for stage, tables in counts_by_stage(flows).items():

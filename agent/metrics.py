@@ -49,6 +49,12 @@ class AgentMetrics:
         self.pending_releases = Gauge("contiv_agent_pending_endpoint_releases",
                                       "Endpoints deleted on this host whose release netmaster has not confirmed "
                                       "yet (retried until it does)", registry=r)
+        self.host_access_networks = Gauge("contiv_agent_host_access_networks",
+                                          "Networks by host-access state on this host (served, refused)",
+                                          ["state"], registry=r)
+        self.host_access_errors = Counter("contiv_agent_host_access_error_count",
+                                          "Times the host side of host access (address, routes, NAT) failed "
+                                          "to converge", registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

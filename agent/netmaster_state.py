@@ -14,7 +14,9 @@ Where values come from:
 - hosts and VTEPs: agent records (``kind: agent``, on a lease); an endpoint's own ``vtepIP`` stands in
   for a host whose agent record has expired, so a peer agent that is down for longer than its lease
   keeps receiving traffic for its (still plumbed) containers;
-- fwdMode, arpMode and the infrastructure type (``networkInfraType``): the ``global`` object;
+- a network's host access: its ``status.hostAccess`` (netmaster's decision: ``enabled``, ``disabled``
+  or ``refused: <why>``), only ``enabled`` serves it;
+- fwdMode, arpMode, pvtSubnet and the infrastructure type (``networkInfraType``): the ``global`` object;
 - a group's QoS: the ``netprofile`` its ``netProfile`` names (units: ``contiv_api.netprofile``);
 - a service: a ``serviceLB``'s VIP (``status.serviceVip``) and ports; its providers are the endpoints
   whose labels hold its selectors (``contiv_api.service_lb``, the rule netmaster's inspect uses too);
@@ -69,7 +71,13 @@ def network_of(obj: NmObject) -> Network:
     return Network(tenant=cfg["tenantName"], name=cfg["networkName"], encap=encap, subnet=cfg["subnet"],
                    vlan=int(status.get("pktTag", 0)) if encap == "vlan" else 0,
                    vni=int(status.get("externalPktTag", 0)) if encap == "vxlan" else 0,
-                   gateway=cfg.get("gateway", ""))
+                   gateway=cfg.get("gateway", ""), host_access=host_access_of(cfg, status))
+
+
+def host_access_of(cfg: dict[str, Any], status: dict[str, Any]) -> bool:
+    """netmaster decides (``status.hostAccess``: enabled, disabled or refused: why); a record from
+    before that status existed follows its config (default enabled)."""
+    return (status.get("hostAccess") or cfg.get("hostAccess") or "enabled") == "enabled"
 
 
 def qos_of(obj: NmObject) -> Qos:
@@ -103,8 +111,9 @@ def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint],
         if obj.object is not None:
             by_kind.setdefault(obj.kind, []).append(obj)
 
-    fwd_mode, infra, arp_mode = "bridge", "default", "proxy"
+    fwd_mode, infra, arp_mode, pvt_subnet = "bridge", "default", "proxy", "172.19.0.0/16"
     for obj in by_kind.get("global", ()):
+        pvt_subnet = obj.object.get("pvtSubnet") or pvt_subnet
         fwd_mode = obj.object.get("fwdMode") or "bridge"
         arp_mode = "flood" if obj.object.get("arpMode") == "flood" else "proxy"
         infra = "aci" if obj.object.get("networkInfraType") == "aci" else "default"
@@ -147,7 +156,7 @@ def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint],
     records = [o.object for o in by_kind.get("endpoint", ()) if o.object.get("endpointID") in ids]
     services = tuple(_valid(lambda o: service_of(o, records),
                             sorted(by_kind.get("serviceLB", ()), key=lambda o: o.key)))
-    return DesiredState(fwd_mode=fwd_mode, infra=infra, arp_mode=arp_mode, services=services,
+    return DesiredState(fwd_mode=fwd_mode, infra=infra, arp_mode=arp_mode, services=services, pvt_subnet=pvt_subnet,
                         networks=tuple(sorted(networks.values(), key=lambda n: n.key)),
                         groups=tuple(sorted(groups.values(), key=lambda g: g.key)), policies=policies,
                         endpoints=tuple(endpoints), hosts=tuple(sorted(hosts.values(), key=lambda h: h.name)),

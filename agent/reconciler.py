@@ -25,6 +25,9 @@ from agent.announce import AnnounceSchedule, announcements, garp_frame
 from agent.config import AgentConfig
 from agent.dns.service import DnsService
 from agent.group_commit import GroupCommit
+from agent.host_access import HOST_PORT, HostAccessPlan
+from agent.host_access import plan as host_access_plan
+from agent.host_kernel import HostKernel
 from agent.metrics import AgentMetrics
 from agent.ovs.encoder import OFPG_ALL, OFPM_ALL
 from agent.ovs.flow import Feature, Flow, Group, cookie_feature, cookie_round, cookie_rule, make_cookie
@@ -33,7 +36,14 @@ from agent.ovs.ovsdb import EXT_ENDPOINT, EXT_ROLE, EXT_ROUND, Ovsdb, PortInfo, 
 from agent.pipeline import build, counts_by_stage, qos, rules_of, service_lb, stage_of
 from agent.pipeline.conjunction import rule_ids
 from agent.pipeline.service_lb import BalancedPort
-from agent.pipeline.tables import FIRST_ENDPOINT_OFPORT, TUNNEL_OFPORT, UPLINK_OFPORT, Table
+from agent.pipeline.tables import (
+    FIRST_ENDPOINT_OFPORT,
+    HOST_OFPORT,
+    ROUTER_MAC,
+    TUNNEL_OFPORT,
+    UPLINK_OFPORT,
+    Table,
+)
 from agent.pipeline.view import DatapathView
 from agent.plumbing import EndpointLink, Plumber, host_ifname, prefixlen_of
 from agent.state import PROTOCOLS, DesiredState, Endpoint
@@ -43,6 +53,9 @@ LOG = logging.getLogger(__name__)
 TUNNEL_PORT = "vxtun0"
 EXT_VRF_PREFIX = "contiv-vrf-"
 VXLAN_OVERHEAD = 50
+# A full reconcile re-converges the host side of host access when its plan changed, after an error, and
+# otherwise at most this often (repairing a route or rule removed behind the agent).
+HOST_RECHECK_SECONDS = 30.0
 
 
 def _flushes(old: BalancedPort, new: BalancedPort | None) -> list[ConntrackFlush]:
@@ -56,7 +69,7 @@ def _flushes(old: BalancedPort, new: BalancedPort | None) -> list[ConntrackFlush
 class Reconciler:
     def __init__(self, cfg: AgentConfig, ovsdb: Ovsdb, of: OpenFlowController,
                  plumber: Plumber | None = None, metrics: AgentMetrics | None = None,
-                 dns: DnsService | None = None) -> None:
+                 dns: DnsService | None = None, host_kernel: HostKernel | None = None) -> None:
         self.cfg = cfg
         self.dns = dns  # service discovery (agent/dns), when the agent runs with --dns
         self.ovsdb = ovsdb
@@ -91,6 +104,11 @@ class Reconciler:
         self.on_resync_needed: list[Callable[[], None]] = []
         self.info_sources: dict[str, Callable[[], Any]] = {}  # more sections of driver_info (the state source's)
         self._bond_converged = False  # the bond is checked once per process (its config is fixed)
+        self.host_kernel = host_kernel or HostKernel()
+        self.host_plan = HostAccessPlan()  # host access as last converged (agent.host_access)
+        self.host_error = ""  # why the host side of host access did not converge, if it did not
+        self._has_host_port = False  # the host port exists (its flows are installed with it)
+        self._host_converged = float("-inf")  # when the host side was last converged (monotonic)
         self._active_uplink: str | None = None
 
     # -- start-up -------------------------------------------------------------------------------
@@ -227,6 +245,47 @@ class Reconciler:
         return EndpointLink(ep.id, ep.netns, ep.ifname, ep.mac, ep.ip, prefixlen_of(net.subnet),
                             self._mtu(state, ep), gateway, tx_offload=not self.cfg.userspace)
 
+    def _ensure_host_port(self, existing: dict[str, PortInfo], plan: HostAccessPlan) -> bool:
+        """The host-access port exists (added now if *plan* needs it and it is missing); its removal
+        waits until its flows are gone (``_converge_host``)."""
+        port = existing.get(HOST_PORT)
+        if not plan.active:
+            return False
+        if port is None or port.ofport != HOST_OFPORT or port.type != "internal":
+            self.ovsdb.add_port(self.cfg.bridge, HOST_PORT, HOST_OFPORT, "internal", external_ids={EXT_ROLE: "host"},
+                                mac=ROUTER_MAC, mtu=self.cfg.underlay_mtu - VXLAN_OVERHEAD)
+        return True
+
+    def _converge_host(self, plan: HostAccessPlan, had_port: bool) -> None:
+        """The host side of *plan* (address, routes, forwarding, NAT), after the flows; or, with
+        nothing to serve, its removal and then the port's. Skipped when the plan is the one converged
+        less than HOST_RECHECK_SECONDS ago. A failure is reported (inspect, log) and
+        retried by the next full reconcile; it does not fail the flows, which are right either way."""
+        recent = time.monotonic() - self._host_converged < HOST_RECHECK_SECONDS
+        if plan == self.host_plan and recent and not self.host_error and had_port == plan.active:
+            # nothing changed (a port that had to be re-added is a change: its device is new): the ~30 ms
+            # of iptables and netlink are not spent on every reconcile
+            return
+        try:
+            if plan.active:
+                self.ovsdb.wait_ofport(HOST_PORT)
+                self.host_kernel.converge(plan)
+            elif had_port:
+                self.host_kernel.remove()
+                self.ovsdb.del_port(self.cfg.bridge, HOST_PORT)
+                LOG.info("host access: no network served, %s and its NAT rules removed", HOST_PORT)
+            if plan != self.host_plan:
+                LOG.info("host access: serving %s%s", ", ".join(n.key for n in plan.networks) or "nothing",
+                         f"; refused {dict(plan.refused)}" if plan.refused else "")
+            self.host_plan, self.host_error = plan, ""
+            self._host_converged = time.monotonic()
+        except Exception as exc:
+            LOG.error("host access: host side not converged: %s", exc)
+            self.host_error = str(exc)
+            self.metrics.host_access_errors.inc()
+        self.metrics.host_access_networks.labels("served").set(len(plan.networks))
+        self.metrics.host_access_networks.labels("refused").set(len(plan.refused))
+
     def _infra_ports(self, existing: dict[str, PortInfo]) -> tuple[bool, bool]:
         br = self.cfg.bridge
         has_tunnel = bool(self.cfg.vtep_ip)
@@ -270,7 +329,8 @@ class Reconciler:
         return {names[name]: ofport for name, ofport in self.ovsdb.interface_ofports(list(names)).items()
                 if ofport > 0 and name in names}
 
-    def _converge_ports(self, state: DesiredState) -> tuple[dict[str, int], list[str], bool, bool]:
+    def _converge_ports(self, state: DesiredState, plan: HostAccessPlan
+                        ) -> tuple[dict[str, int], list[str], bool, bool, bool]:
         """Create missing endpoint ports; return ofports, endpoints whose ports must go (after the
         flow update), and whether tunnel and uplink ports exist. Claimed endpoints are left to the
         endpoint call that claimed them (their claim is read after the port snapshot: a port in the
@@ -280,6 +340,8 @@ class Reconciler:
         with self._claims_lock:
             claimed = set(self._claims)
         has_tunnel, has_uplink = self._infra_ports(existing)
+        had_host_port = HOST_PORT in existing
+        self._has_host_port = self._ensure_host_port(existing, plan)
         by_ep = {p.external_ids[EXT_ENDPOINT]: p for p in existing.values() if EXT_ENDPOINT in p.external_ids}
         wanted = self._wanted(state)
         created: set[str] = set()
@@ -298,7 +360,7 @@ class Reconciler:
                 self.endpoint_errors[ep_id] = str(exc)
         ports = self.ovsdb.wait_ofports(br, created) if created else self.ovsdb.ports(br)
         stale = [ep_id for ep_id in by_ep if ep_id not in wanted and ep_id not in claimed]
-        return self._endpoint_ofports(ports, wanted), stale, has_tunnel, has_uplink
+        return self._endpoint_ofports(ports, wanted), stale, has_tunnel, has_uplink, had_host_port
 
     def _add_endpoint_port(self, ep_id: str, name: str) -> None:
         """Add (or converge) an endpoint's port, together with those other threads add meanwhile."""
@@ -465,20 +527,25 @@ class Reconciler:
             started = time.monotonic()
             try:
                 self._ensure_vrfs(state)
-                if full or self.view is None:
-                    ofports, stale, has_tunnel, has_uplink = self._converge_ports(state)
+                plan = host_access_plan(state)
+                converge = full or self.view is None
+                if converge:
+                    ofports, stale, has_tunnel, has_uplink, had_host_port = self._converge_ports(state, plan)
                 else:
                     ofports = self._named_ofports(self._wanted(state))
                     stale, has_tunnel, has_uplink = [], self.view.has_tunnel, self.view.has_uplink
                 dns_ofport = (self.dns.converge(self.vrf_ids) if full or self.view is None
                               else self.view.dns_ofport) if self.dns is not None else 0
                 view = DatapathView(state, self.cfg.host_label, dict(self.vrf_ids), ofports,
-                                    has_tunnel, has_uplink, self.uplink_ports, dns_ofport)
+                                    has_tunnel, has_uplink, self.uplink_ports, dns_ofport,
+                                    plan.networks if self._has_host_port else ())
                 desired = {f.key: f for f in build(view)}
                 self._sync_flows(desired, dict(qos.meters(view)), service_lb.groups(view))
                 self._flush_removed_providers(service_lb.balanced_ports(view))
                 if self.dns is not None:
                     self.dns.apply(state)
+                if converge:
+                    self._converge_host(plan, had_host_port)
                 self._remove_ports(stale)
             except Exception:
                 self.metrics.reconcile_errors.inc()
@@ -569,6 +636,7 @@ class Reconciler:
                                     for key, b in sorted(self.balanced.items())]
                 if self.dns is not None:
                     info["dns"] = {**self.dns.info(), "ofport": view.dns_ofport}
+                info["host_access"] = self._host_access_info(view)
                 info["vteps"] = sorted({h.vtep_ip for h in view.state.hosts
                                         if h.vtep_ip and h.name != self.cfg.host_label})
             if with_flows:
@@ -576,6 +644,18 @@ class Reconciler:
                 info["flows"] = {name: [f.ofctl() for f in ordered if stage_of(f.table) == name]
                                  for name in info["flows_by_stage"]}
             return info
+
+    def _host_access_info(self, view: DatapathView) -> dict[str, Any]:
+        """Which networks the host serves (and which it refuses, why), and the host side as found."""
+        plan = host_access_plan(view.state)
+        info: dict[str, Any] = {"networks": [n.key for n in view.host_networks], "refused": dict(plan.refused),
+                                "address": plan.address or None, "error": self.host_error or None}
+        if self._has_host_port:
+            try:
+                info.update(self.host_kernel.info())
+            except Exception as exc:  # inspect answers anyway
+                info["error"] = info["error"] or f"cannot read the host side: {exc}"
+        return info
 
     def _qos_info(self, view: DatapathView) -> list[dict[str, Any]]:
         """Per local endpoint with a netprofile: what is in force on its port (the meter as

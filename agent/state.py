@@ -39,6 +39,10 @@ class Network:
     vlan: int = 0  # 802.1Q tag on the trunk (vlan encap)
     vni: int = 0  # VXLAN network identifier (vxlan encap)
     gateway: str = ""
+    # Host access and external SNAT (docs/host-access.md): the host reaches the network's containers
+    # and routes (and masquerades) what they send to addresses outside the cluster. Off unless asked
+    # for here; netmaster's networks have it on unless their ``hostAccess`` is "disabled".
+    host_access: bool = False
 
     def __post_init__(self) -> None:
         if self.encap not in ("vlan", "vxlan"):
@@ -230,6 +234,8 @@ class DesiredState:
     # "proxy": the switch answers ARP for known endpoints; "flood": ARP is flooded within the segment
     # and the target answers itself (docs/pipeline.md, ARP_RESPONDER)
     arp_mode: ArpMode = "proxy"
+    # netmaster's global pvtSubnet: the host-access port of every host takes its last address
+    pvt_subnet: str = "172.19.0.0/16"
     networks: tuple[Network, ...] = ()
     groups: tuple[EndpointGroup, ...] = ()
     policies: tuple[Policy, ...] = ()
@@ -246,6 +252,7 @@ class DesiredState:
             raise ValueError("infra must be default or aci")
         if self.arp_mode not in ("proxy", "flood"):
             raise ValueError("arp_mode must be proxy or flood")
+        ipaddress.IPv4Network(self.pvt_subnet)
         if any(not ep.mac for ep in self.endpoints):
             object.__setattr__(self, "endpoints", _with_macs(self.endpoints))
         idx = self._index
@@ -298,6 +305,7 @@ class DesiredState:
             fwd_mode=data.get("fwd_mode", "bridge"),
             infra=data.get("infra", "default"),
             arp_mode=data.get("arp_mode", "proxy"),
+            pvt_subnet=data.get("pvt_subnet", "172.19.0.0/16"),
             networks=tuple(Network(**n) for n in data.get("networks", ())),
             groups=tuple(_group_from_dict(g) for g in data.get("groups", ())),
             policies=tuple(Policy(p["tenant"], p["name"], tuple(Rule(**r) for r in p.get("rules", ())))

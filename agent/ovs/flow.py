@@ -48,6 +48,7 @@ class Feature(IntEnum):
     QOS = 11
     SERVICE = 12
     DNS = 13
+    HOST_ACCESS = 14
 
 
 # Cookie layout: bits 48..63 round number, bits 32..47 feature id, bits 0..31 rule id (0: no rule).

@@ -58,6 +58,8 @@ class PortSpec:
     type: str = ""
     options: dict[str, str] = field(default_factory=dict)
     external_ids: dict[str, str] = field(default_factory=dict)
+    mac: str = ""  # internal ports: the MAC OVS gives the device
+    mtu: int = 0  # the interface's mtu_request (OVS owns an internal port's MTU)
 
 
 class Ovsdb:
@@ -164,9 +166,10 @@ class Ovsdb:
             time.sleep(0.005)
 
     def add_port(self, bridge: str, name: str, ofport: int, type_: str = "",
-                 options: dict[str, str] | None = None, external_ids: dict[str, str] | None = None) -> None:
+                 options: dict[str, str] | None = None, external_ids: dict[str, str] | None = None,
+                 mac: str = "", mtu: int = 0) -> None:
         """Add a port with its interface; converge the interface columns if it already exists."""
-        self.add_ports(bridge, [PortSpec(name, ofport, type_, options or {}, external_ids or {})])
+        self.add_ports(bridge, [PortSpec(name, ofport, type_, options or {}, external_ids or {}, mac, mtu)])
 
     def add_ports(self, bridge: str, specs: list[PortSpec]) -> None:
         """``add_port`` for several ports in one transaction (a burst of endpoint adds)."""
@@ -176,6 +179,10 @@ class Ovsdb:
                                                 ("external_ids", spec.external_ids)]
                 if spec.options:
                     attrs.append(("options", spec.options))
+                if spec.mac:
+                    attrs.append(("mac", spec.mac))
+                if spec.mtu:
+                    attrs.append(("mtu_request", spec.mtu))
                 txn.add(self.api.add_port(bridge, spec.name, may_exist=True))
                 txn.add(self.api.db_set("Interface", spec.name, *attrs))
 

@@ -14,6 +14,7 @@ from agent.pipeline import (
     conntrack,
     dns_redirect,
     egress_policy,
+    host_access,
     ingress_policy,
     l2_forwarding,
     l3_forwarding,
@@ -40,6 +41,7 @@ def build(view: DatapathView) -> list[Flow]:
     rules = rules_of(view)
     out: list[Flow] = []
     out += classifier.flows(view)
+    out += host_access.flows(view)
     out += spoof_guard.flows(view)
     out += arp_responder.flows(view)
     out += service_lb.arp_flows(view)

@@ -7,7 +7,9 @@ owns, is still answered with the router MAC. Switching mode only adds or removes
 established traffic (IPv4, already resolved) is untouched.
 
 Every known endpoint of the requester's network (local or remote) is answered with its MAC, and in
-routing fwdMode the network's gateway with the router MAC. Because the answers live in the switch, a
+routing fwdMode, or on a host-access network in either fwdMode, the network's gateway with the router
+MAC. The host port's requests for a local endpoint of a host-access network are answered with the
+endpoint's MAC (``host_reply_flow``, owned by host access). Because the answers live in the switch, a
 stopped agent does not stop address resolution. Requests for unknown addresses, replies, and ARP
 arriving from the tunnel or uplink continue to L2 forwarding, so an endpoint still answers for itself.
 
@@ -23,17 +25,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import lru_cache
 
-from agent.ovs.flow import OFPP_IN_PORT, Feature, Flow, Match, Move, Output, SetField
+from agent.ovs.flow import OFPP_IN_PORT, Action, Feature, Flow, Match, Move, Output, SetField
 from agent.pipeline.flow_cache import FLOW_CACHE_SIZE
 from agent.pipeline.tables import ETH_ARP, PRIO_HIGH, PRIO_MISS, PRIO_NORMAL, ROUTER_MAC, PortType, Table
 from agent.pipeline.view import DatapathView
 from agent.state import Network
 
 
-@lru_cache(maxsize=FLOW_CACHE_SIZE)
-def reply_flow(net: Network, ip: str, mac: str) -> Flow:
+def _reply(ip: str, mac: str) -> tuple[Action, ...]:
     """Turn a request for *ip* into the reply "ip is at mac" and send it back where it came from."""
-    actions = (
+    return (
         Move("eth_src", "eth_dst", 48),
         SetField("eth_src", mac),
         SetField("arp_op", 2),
@@ -43,8 +44,21 @@ def reply_flow(net: Network, ip: str, mac: str) -> Flow:
         SetField("arp_spa", ip),
         Output(OFPP_IN_PORT),
     )
+
+
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def reply_flow(net: Network, ip: str, mac: str) -> Flow:
+    """A local endpoint of *net* asks for *ip*: answered with *mac*."""
     match = Match.of(eth_type=ETH_ARP, arp_op=1, arp_tpa=ip, reg0=int(PortType.LOCAL), reg4=net.segment)
-    return Flow(Table.ARP_RESPONDER, PRIO_NORMAL, match, actions, feature=Feature.ARP_RESPONDER)
+    return Flow(Table.ARP_RESPONDER, PRIO_NORMAL, match, _reply(ip, mac), feature=Feature.ARP_RESPONDER)
+
+
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def host_reply_flow(ip: str, mac: str) -> Flow:
+    """The host (its host-access port) asks for a local endpoint's *ip*: answered with its *mac*, so
+    the host needs no static neighbour entries and resolution works while the agent is down."""
+    match = Match.of(eth_type=ETH_ARP, arp_op=1, arp_tpa=ip, reg0=int(PortType.HOST))
+    return Flow(Table.ARP_RESPONDER, PRIO_NORMAL, match, _reply(ip, mac), feature=Feature.HOST_ACCESS)
 
 
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
@@ -61,8 +75,7 @@ def flows(view: DatapathView) -> Iterator[Flow]:
     if view.state.arp_mode == "proxy":
         for ep in view.all_endpoints():
             yield reply_flow(view.network_of(ep), ep.ip, ep.mac)
-    if view.routing:
-        for net in view.networks:
-            if net.gateway:
-                yield reply_flow(net, net.gateway, ROUTER_MAC)
+    for net in view.networks:  # the gateway of a routed or host-access network is the switch's router
+        if net.gateway and (view.routing or view.host_access(net)):
+            yield reply_flow(net, net.gateway, ROUTER_MAC)
     yield Flow(Table.ARP_RESPONDER, PRIO_MISS, Match(), goto=Table.L2_FORWARDING_CALC)

@@ -51,12 +51,13 @@ from agent.state import Endpoint, Network
 _TABLE = Table.L2_FORWARDING_CALC
 
 
-def _decide(match: Match, port: int, port_type: PortType, extra: tuple[Action, ...] = (),
-            priority: int = PRIO_NORMAL) -> Flow:
-    """One decision: output port and its type in registers, then on (ingress policy comes next)."""
+def decide(match: Match, port: int, port_type: PortType, extra: tuple[Action, ...] = (),
+           priority: int = PRIO_NORMAL, feature: Feature = Feature.L2_FORWARDING) -> Flow:
+    """One decision: output port and its type in registers, then on (ingress policy comes next).
+    Other features (host access) decide their destinations here too, with their own cookie."""
     return Flow(_TABLE, priority, match,
                 (*extra, SetField(Reg.OUT_PORT, port), SetField(Reg.DST_TYPE, int(port_type))),
-                goto=next_table(_TABLE), feature=Feature.L2_FORWARDING)
+                goto=next_table(_TABLE), feature=feature)
 
 
 def _to_endpoint(net: Network, ep: Endpoint) -> Match:
@@ -66,7 +67,7 @@ def _to_endpoint(net: Network, ep: Endpoint) -> Match:
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
 def local_flow(ep: Endpoint, ofport: int, net: Network, epg: int) -> Flow:
     """To a local endpoint: its port, and its EPG for ingress policy."""
-    return _decide(_to_endpoint(net, ep), ofport, PortType.LOCAL, (SetField(Reg.DST_EPG, epg),))
+    return decide(_to_endpoint(net, ep), ofport, PortType.LOCAL, (SetField(Reg.DST_EPG, epg),))
 
 
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
@@ -74,25 +75,25 @@ def remote_flow(ep: Endpoint, net: Network, vtep: str, uplink: int = UPLINK_OFPO
     match = _to_endpoint(net, ep)
     if net.encap == "vxlan":
         tunnel = (SetField("tunnel_id", net.vni), SetField("tun_ipv4_dst", vtep))
-        return _decide(match, TUNNEL_OFPORT, PortType.TUNNEL, tunnel)
-    return _decide(match, uplink, PortType.UPLINK)  # the output stage picks a bond's member
+        return decide(match, TUNNEL_OFPORT, PortType.TUNNEL, tunnel)
+    return decide(match, uplink, PortType.UPLINK)  # the output stage picks a bond's member
 
 
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
 def via_fabric_flow(mac: str, segment: Network, uplink: int = UPLINK_OFPORT) -> Flow:
     """ACI mode: to *mac*, an endpoint of another EPG, from *segment*: up to the fabric."""
-    return _decide(Match.of(reg4=segment.segment, eth_dst=mac), uplink, PortType.UPLINK)
+    return decide(Match.of(reg4=segment.segment, eth_dst=mac), uplink, PortType.UPLINK)
 
 
 def arp_flood_flow(net: Network) -> Flow:
     """ARP, whatever its destination MAC: flood (ACI: ARP to another EPG's endpoint goes to the fabric,
     by MAC, at a higher priority)."""
-    return _decide(Match.of(reg4=net.segment, eth_type=ETH_ARP), 0, PortType.FLOOD, priority=PRIO_LOW)
+    return decide(Match.of(reg4=net.segment, eth_type=ETH_ARP), 0, PortType.FLOOD, priority=PRIO_LOW)
 
 
 def ip_to_uplink_flow(net: Network, uplink: int) -> Flow:
     """IPv4 from a local endpoint to a MAC no endpoint owns, on a VLAN segment: the uplink only."""
-    return _decide(Match.of(reg4=net.segment, reg0=int(PortType.LOCAL), eth_type=ETH_IP), uplink, PortType.UPLINK,
+    return decide(Match.of(reg4=net.segment, reg0=int(PortType.LOCAL), eth_type=ETH_IP), uplink, PortType.UPLINK,
                    priority=PRIO_LOW)
 
 

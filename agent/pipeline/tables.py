@@ -23,6 +23,10 @@ DECLARED: tuple[TableSpec, ...] = (
               "bonded uplink: admit the active member's packets only, pop the VLAN tag"),
     TableSpec("SRC_EPG", Stage.CLASSIFIER, Feature.EPG,
               "tunnel/uplink packets: source EPG from the source address"),
+    # host access
+    TableSpec("HOST_IN", Stage.CLASSIFIER, Feature.HOST_ACCESS,
+              "IPv4 from the host port: per local endpoint of a host-access network, its segment, tenant "
+              "and MACs; container-subnet sources (hairpins, spoofs) and anything else dropped"),
     # spoof guard
     TableSpec("SPOOF_GUARD", Stage.SPOOF_GUARD, Feature.SPOOF_GUARD,
               "a local endpoint's IPv4 and ARP must carry its port, MAC and IP; the rest is dropped"),
@@ -94,6 +98,7 @@ class Reg:
 
 class PortType(IntEnum):
     TUNNEL = 1
+    HOST = 2  # the host-access port (contivh0): the host's own stack, and the way out of the cluster
     LOCAL = 3
     UPLINK = 4
     FLOOD = 5  # destination type only: L2 forwarding decided to flood (ARP), OUTPUT replicates
@@ -114,8 +119,9 @@ CT_MARK_DNS = 0x2
 # Well-known ofports (requested through OVSDB ofport_request); endpoints start at FIRST_ENDPOINT_OFPORT.
 TUNNEL_OFPORT = 1
 UPLINK_OFPORT = 2  # a bond's members take UPLINK_OFPORT, UPLINK_OFPORT + 1, ...
+HOST_OFPORT = 15  # the host-access port (docs/host-access.md)
 FIRST_ENDPOINT_OFPORT = 16
-MAX_UPLINKS = FIRST_ENDPOINT_OFPORT - UPLINK_OFPORT
+MAX_UPLINKS = HOST_OFPORT - UPLINK_OFPORT
 
 ETH_IP = 0x0800
 ETH_ARP = 0x0806

@@ -31,6 +31,15 @@ class DatapathView:
     has_uplink: bool = False
     uplink_ports: tuple[int, ...] = (UPLINK_OFPORT,)  # ofports of the uplink; several: a bond's members
     dns_ofport: int = 0  # the DNS responder's port (agent/dns); 0: no service discovery on this host
+    host_networks: tuple[Network, ...] = ()  # networks served through the host port (agent.host_access)
+
+    @cached_property
+    def host_network_keys(self) -> frozenset[str]:
+        return frozenset(n.key for n in self.host_networks)
+
+    def host_access(self, net: Network) -> bool:
+        """Whether *net*'s containers reach the host and the world through the host port."""
+        return net.key in self.host_network_keys
 
     @property
     def bonded(self) -> bool:

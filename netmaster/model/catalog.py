@@ -106,6 +106,9 @@ NETWORK = ObjectType(
         Field("ipv6Subnet", str, f.IPV6_SUBNET_RE),
         Field("ipv6Gateway", str, f.IPV6_OR_EMPTY_RE),
         f.optional_name("cfgdTag", 128),
+        Field("hostAccess", str, r"^(enabled|disabled)$", default="enabled",
+              description="not in Contiv: containers reach their host and, source-NATed, the outside "
+              "(docs/host-access.md); the one field an update may change"),
     ),
 )
 

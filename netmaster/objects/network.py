@@ -45,9 +45,40 @@ def _ipv6_subnet(text: str) -> ipaddress.IPv6Network | None:
     return subnet
 
 
+async def host_access_state(txn: Txn, config: dict[str, Any], settings: dict[str, Any]) -> str:
+    """What host access the agents give the network (``status.hostAccess``, shown by inspect): "enabled",
+    "disabled" (the user's choice), or "refused: <why>". A host has one routing table, so a subnet that
+    overlaps a network of another tenant already served, or the private subnet, is refused; the
+    network that had it first keeps it (docs/host-access.md)."""
+    if config.get("hostAccess") == "disabled":
+        return "disabled"
+    if (settings.get("networkInfraType") or "default") == "aci":
+        return "refused: ACI mode, the fabric routes"
+    mine = ipaddress.IPv4Network(Subnet.parse(config["subnet"]).cidr)
+    pvt = settings.get("pvtSubnet") or ""
+    if pvt and mine.overlaps(ipaddress.IPv4Network(pvt)):
+        return f"refused: subnet {mine} overlaps the private subnet {pvt}"
+    for other in await list_records(txn, "network"):
+        if other.config["tenantName"] == config["tenantName"] or other.status.get("hostAccess") != "enabled":
+            continue
+        theirs = ipaddress.IPv4Network(Subnet.parse(other.config["subnet"]).cidr)
+        if mine.overlaps(theirs):
+            return (f"refused: subnet {mine} overlaps network {other.key} ({theirs}) of another tenant, "
+                    "which has host access")
+    return "enabled"
+
+
 class NetworkHandler(Handler):
     otype = NETWORK
     immutable_message = "Cant change network parameters after its created"
+
+    async def update(self, txn: Txn, old: Record, config: dict[str, Any]) -> dict[str, Any]:
+        """Contiv's networks are immutable; ``hostAccess`` (ours) may be switched, which re-decides it."""
+        if {k: v for k, v in old.config.items() if k != "hostAccess"} != \
+                {k: v for k, v in config.items() if k != "hostAccess"}:
+            raise ConflictError(self.immutable_message)
+        settings = await global_settings(txn) or {}
+        return {**old.status, "hostAccess": await host_access_state(txn, config, settings)}
 
     async def create(self, txn: Txn, config: dict[str, Any]) -> dict[str, Any]:
         settings = await global_settings(txn)
@@ -86,6 +117,7 @@ class NetworkHandler(Handler):
             local = await tags.allocate(txn, tags.LOCAL_VLAN, *tags.LOCAL_VLAN_RANGE)
             status.update(pktTag=local, externalPktTag=vni)
         store_ipam(txn, f"{tenant}:{name}", NetworkIpam.new(subnet, config["gateway"]))
+        status["hostAccess"] = await host_access_state(txn, config, settings)
         return status
 
     async def delete(self, txn: Txn, record: Record) -> None:
@@ -124,4 +156,5 @@ class NetworkHandler(Handler):
             "endpoints": [endpoint_oper(ep) for ep in endpoints],
             # Contiv's derived tag: the configured one, else "<network>.<tenant>".
             "networkTag": record.config.get("cfgdTag") or f"{name}.{tenant}",
+            "hostAccess": record.status.get("hostAccess", "enabled"),
         }

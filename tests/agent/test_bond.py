@@ -177,8 +177,8 @@ def test_lacp_without_a_partner_falls_back_to_active_backup(env: ClusterEnv) -> 
 
 
 @pytest.mark.parametrize(("uplinks", "message"), [
-    ("eth1,eth1", "at most 14 distinct interfaces"),
-    (",".join(f"eth{i}" for i in range(15)), "at most 14 distinct interfaces"),
+    ("eth1,eth1", "at most 13 distinct interfaces"),
+    (",".join(f"eth{i}" for i in range(14)), "at most 13 distinct interfaces"),  # ofport 15 is the host port
 ])
 def test_bad_uplink_lists_are_refused_at_start(tmp_path: Path, uplinks: str, message: str) -> None:
     state = tmp_path / "state.json"

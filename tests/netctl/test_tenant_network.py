@@ -104,3 +104,23 @@ def test_network_rest_errors_exit_3(netctl: Netctl, tenant: str) -> None:
     netctl("net", "create", "-t", "no-such-tenant", "-s", "50.1.3.0/24", "d", expect=3)
     unknown_tenant = netctl("net", "ls", "-t", "no-such-tenant", expect=3)
     assert unknown_tenant.stderr.startswith("ERROR: ")
+
+
+def test_network_host_access_switch(netctl: Netctl, tenant: str) -> None:
+    """``--host-access`` on create (not in Contiv), ``net update`` switches it, inspect shows netmaster's
+    decision; a bad value is a usage error (exit 1, as Contiv) and creates nothing."""
+    netctl("net", "create", "-t", tenant, "-s", "10.9.5.0/24", "on")
+    netctl("net", "create", "-t", tenant, "-s", "10.9.6.0/24", "--host-access", "disabled", "off")
+    netctl("net", "create", "-t", tenant, "-s", "10.9.7.0/24", "--host-access", "yes", "bad", expect=1)
+    assert "bad" not in netctl("net", "ls", "-t", tenant, "-q").stdout.split()
+
+    def decided(name: str) -> str:
+        return json.loads(netctl("net", "inspect", "-t", tenant, name).stdout)["Oper"]["hostAccess"]
+
+    assert (decided("on"), decided("off")) == ("enabled", "disabled")
+    assert netctl("net", "update", "-t", tenant, "--host-access", "disabled", "on").stdout == \
+        f"Updating network {tenant}:on\n"
+    assert decided("on") == "disabled"
+    netctl("net", "update", "-t", tenant, "--host-access", "enabled", "on")
+    assert decided("on") == "enabled"
+    netctl("net", "update", "-t", tenant, "--host-access", "enabled", "ghost", expect=3)

@@ -12,6 +12,7 @@ from netmaster.cli.framework import (
     add_delete_command,
     add_inspect_command,
     add_list_command,
+    get_client,
     tenant_option,
     usage_error,
 )
@@ -69,6 +70,8 @@ def _check_gateway(value: str | None, version: int, message: str) -> None:
 @click.option("-s6", "--subnetv6", help="IPv6 subnet CIDR.")
 @click.option("-g6", "--gatewayv6", help="IPv6 gateway address.")
 @click.option("--nw-tag", "--tag", "nw_tag", help="Configured network tag.")
+@click.option("--host-access", type=click.Choice(["enabled", "disabled"]), default=None,
+              help="Containers reach their host and, source-NATed, the outside (default enabled; not in Contiv).")
 def create(
     name: str,
     tenant: str,
@@ -80,6 +83,7 @@ def create(
     subnetv6: str | None,
     gatewayv6: str | None,
     nw_tag: str | None,
+    host_access: str | None,
 ) -> None:
     """Create a network."""
     if not subnet:
@@ -100,5 +104,21 @@ def create(
             "ipv6Subnet": subnetv6,
             "ipv6Gateway": gatewayv6,
             "cfgdTag": nw_tag,
+            "hostAccess": host_access,
         },
     )
+
+
+@cli.command("update")
+@click.argument("name", metavar="NETWORK")
+@tenant_option
+@click.option("--host-access", type=click.Choice(["enabled", "disabled"]), required=True,
+              help="Switch host access and external SNAT on or off for the network's containers.")
+def update(name: str, tenant: str, host_access: str) -> None:
+    """Switch a network's host access (the one setting a network may change; not in Contiv)."""
+    client = get_client()
+    key = NETWORK.key(tenant, name)
+    current = client.get(NETWORK.plural, key)
+    body = {k: v for k, v in current.items() if k not in ("key", "link-sets", "links")}
+    client.post(NETWORK.plural, key, {**body, "hostAccess": host_access})
+    click.echo(f"Updating {NETWORK.label} {key}")
