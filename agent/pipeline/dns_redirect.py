@@ -72,7 +72,9 @@ def flows(view: DatapathView) -> Iterator[Flow]:
                feature=Feature.DNS)
     if not view.routing:
         for net in view.networks:
-            if net.encap == "vxlan" and net.gateway:
+            # a host-access network's gateway is answered with the router MAC already (the redirect
+            # matches port 53 whatever the MAC); only an otherwise unanswered gateway needs one
+            if net.encap == "vxlan" and net.gateway and not view.host_access(net):
                 yield arp_responder.reply_flow(net, net.gateway, SERVICE_MAC)
     new = (CT_NEW | CT_TRK, CT_NEW | CT_TRK)
     for vrf in sorted(view.vrf_ids.values()):

@@ -89,3 +89,16 @@ def test_netmaster_status_decides_host_access() -> None:
                         {}, "h1", 1)
     assert {n.name: n.host_access for n in state.networks} == {"on": True, "off": False, "no": False, "old": True}
     assert state.pvt_subnet == "172.20.0.0/16"
+
+
+def test_with_dns_too_the_gateway_has_one_answer_and_no_two_flows_share_a_match() -> None:
+    """Host access and service discovery both answer a VXLAN bridge network's gateway: one flow per
+    (table, priority, match), or the switch would keep whichever came last. The router MAC wins (the
+    DNS redirect matches port 53 whatever the MAC; the way out needs the router MAC)."""
+    state = DesiredState(networks=(NET,), endpoints=(Endpoint("a", "t1", "n", "10.30.0.1", "h1", netns="x"),))
+    view = DatapathView(state, "h1", {"t1": 1}, {"a": 16}, True, True, dns_ofport=14, host_networks=(NET,))
+    flows = list(build(view))
+    keys = [f.key for f in flows]
+    assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
+    answers = [f.ofctl() for f in flows if f.table == Table.ARP_RESPONDER and "arp_tpa=10.30.0.254" in f.ofctl()]
+    assert len(answers) == 1 and ROUTER_MAC in answers[0], answers
