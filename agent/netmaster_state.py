@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.local_endpoints import LocalEndpoint
-from agent.state import DesiredState, Endpoint, EndpointGroup, Host, Network, Policy, Qos, Rule
+from agent.state import DesiredState, Endpoint, EndpointGroup, Host, KubeObject, Network, Policy, Qos, Rule
+from contiv_api.k8s_netpol import KIND_NAMESPACE, KIND_POD, KIND_POLICY, spec_text
 from contiv_api.netprofile import bandwidth_kbps
 
 LOG = logging.getLogger(__name__)
@@ -70,6 +71,13 @@ def rule_of(cfg: dict[str, Any]) -> Rule:
                 to_group=cfg.get("toEndpointGroup", ""), from_network=cfg.get("fromNetwork", ""),
                 to_network=cfg.get("toNetwork", ""), from_ip=cfg.get("fromIpAddress", ""),
                 to_ip=cfg.get("toIpAddress", ""), protocol=cfg.get("protocol", ""), port=int(cfg.get("port") or 0))
+
+
+def kube_object_of(obj: NmObject) -> KubeObject:
+    cfg = obj.object
+    return KubeObject(obj.kind, cfg["tenantName"], cfg["namespace"], cfg.get("name", ""),
+                      tuple(sorted((str(k), str(v)) for k, v in (cfg.get("labels") or {}).items())),
+                      spec_text(cfg["spec"]) if obj.kind == KIND_POLICY else "")
 
 
 def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint], host_label: str,
@@ -120,7 +128,9 @@ def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint],
         if ep.host and vtep and ep.host not in hosts:
             hosts[ep.host] = Host(ep.host, vtep)
 
-    return DesiredState(fwd_mode=fwd_mode, infra=infra, arp_mode=arp_mode,
+    kube = _valid(kube_object_of, sorted((o for kind in (KIND_POLICY, KIND_NAMESPACE, KIND_POD)
+                                          for o in by_kind.get(kind, ())), key=lambda o: (o.kind, o.key)))
+    return DesiredState(fwd_mode=fwd_mode, infra=infra, arp_mode=arp_mode, kube=tuple(kube),
                         networks=tuple(sorted(networks.values(), key=lambda n: n.key)),
                         groups=tuple(sorted(groups.values(), key=lambda g: g.key)), policies=policies,
                         endpoints=tuple(endpoints), hosts=tuple(sorted(hosts.values(), key=lambda h: h.name)),
@@ -205,7 +215,14 @@ def _endpoint(rec: dict[str, Any], local: Mapping[str, LocalEndpoint], host_labe
     return Endpoint(id=rec["endpointID"], tenant=tenant, network=network, ip=rec["ipAddress"], host=host,
                     mac=rec.get("macAddress", ""), group=group,
                     netns=(mine.netns or "") if mine else "", ifname=mine.ifname if mine else "eth0",
-                    runtime_moves=mine is not None and mine.netns is None)
+                    runtime_moves=mine is not None and mine.netns is None, pod=_pod(rec))
+
+
+def _pod(rec: Mapping[str, Any]) -> str:
+    """A Kubernetes pod's "namespace/name" from the labels the CNI plugin recorded, else ""."""
+    labels = rec.get("labels") or {}
+    namespace, name = labels.get("K8S_POD_NAMESPACE"), labels.get("K8S_POD_NAME")
+    return f"{namespace}/{name}" if namespace and name else ""
 
 
 def _valid(make: Any, items: Iterable[Any]) -> list[Any]:

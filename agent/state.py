@@ -123,6 +123,7 @@ class Endpoint:
     # Local endpoints without a netns: plumb the veth anyway and leave its container end in the agent's
     # namespace, for a runtime that moves and configures it itself (Docker's remote driver).
     runtime_moves: bool = False
+    pod: str = ""  # Kubernetes pods: "namespace/name" (CNI_ARGS K8S_POD_NAMESPACE, K8S_POD_NAME)
 
     def __post_init__(self) -> None:
         ipaddress.IPv4Address(self.ip)
@@ -178,6 +179,19 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class KubeObject:
+    """A Kubernetes object netmaster holds for a tenant (contiv_api.k8s_netpol): a NetworkPolicy (its
+    spec as canonical JSON text), or a namespace's or a pod's labels."""
+
+    kind: str  # k8sNetworkPolicy | k8sNamespace | k8sPod
+    tenant: str
+    namespace: str
+    name: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+    spec: str = ""
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     vtep_ip: str = ""
@@ -196,6 +210,7 @@ class DesiredState:
     policies: tuple[Policy, ...] = ()
     endpoints: tuple[Endpoint, ...] = ()
     hosts: tuple[Host, ...] = ()
+    kube: tuple[KubeObject, ...] = ()  # NetworkPolicies and the labels they select on
     revision: int = 0  # the feeder's revision, echoed by the inspect API once applied
     _index: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
@@ -264,6 +279,8 @@ class DesiredState:
                            for p in data.get("policies", ())),
             endpoints=tuple(Endpoint(**e) for e in data.get("endpoints", ())),
             hosts=tuple(Host(**h) for h in data.get("hosts", ())),
+            kube=tuple(KubeObject(**{**k, "labels": tuple(tuple(x) for x in k.get("labels", ()))})
+                       for k in data.get("kube", ())),
             revision=int(data.get("revision", 0)),
         )
 

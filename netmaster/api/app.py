@@ -30,6 +30,7 @@ from netmaster.aci.contracts import ExternalContractCheck
 from netmaster.aci.controller import AciController, AciSettings
 from netmaster.api.agent_inspect import add_agent_inspect_routes
 from netmaster.api.agents import AgentRegistry, add_agent_routes
+from netmaster.api.kubernetes import add_kubernetes_routes
 from netmaster.api.metrics import ApiMetrics
 from netmaster.api.watch import RING_EVENTS, WATCHER_BUFFER, WatchHub, add_watch_routes
 from netmaster.backup.state import export_state
@@ -37,6 +38,7 @@ from netmaster.errors import ApiError, InvalidError, PayloadTooLargeError
 from netmaster.ha.cluster import ClusterNode
 from netmaster.ha.endpoint_gc import DEFAULT_GRACE, EndpointCollector
 from netmaster.ha.leader import DEFAULT_TTL
+from netmaster.kubernetes.service import KubernetesService
 from netmaster.model.catalog import OBJECT_TYPES, ObjectType
 from netmaster.objects.endpoints import EndpointService, ReservationService
 from netmaster.objects.service import ObjectService
@@ -183,6 +185,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     hub = WatchHub(store, ring=settings.watch_history, buffer=settings.watch_buffer)
     metrics.track_watchers(lambda: len(hub.subscribers), lambda: hub.buffered, lambda: hub.overflows)
     add_watch_routes(app, store, hub)
+    add_kubernetes_routes(app, KubernetesService(store), store, read_json)
 
     @app.get("/version", tags=["daemon"])
     async def version() -> dict[str, Any]:

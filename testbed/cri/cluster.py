@@ -37,17 +37,14 @@ class Pod:
     ip: str
     netns: str  # the pod's network namespace (a path)
 
-    def run(self, *cmd: str, timeout: float = 30, check: bool = False) -> subprocess.CompletedProcess[str]:
+    def run(self, *cmd: str, timeout: float = 30, check: bool = False, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run *cmd* in the pod's network namespace (the sandbox's, where its containers would live)."""
         proc = subprocess.run(["nsenter", f"--net={self.netns}", *cmd], capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, cwd=cwd, env=env)
         if check and proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} in pod {self.spec.namespace}/{self.spec.name}: {proc.stderr}")
         return proc
-
-    def popen(self, *cmd: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(["nsenter", f"--net={self.netns}", *cmd], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
 
 
 class CriCluster(FeCluster):

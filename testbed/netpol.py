@@ -1,0 +1,170 @@
+"""Kubernetes' NetworkPolicy e2e truth tables, run against CRI pods on simulated hosts.
+
+The cases are data (``tests/kubernetes/netpol_cases.yaml``: manifests + expected reachability, see
+its header). :class:`NetpolLab` runs pods x/a..z/c through containerd's CRI on the hosts of a
+:class:`~testbed.cri.cluster.CriCluster`, registers their labels and namespaces with netmaster (as a
+Kubernetes adapter would), starts the probe servers in every pod, and for each case applies the
+manifests through netmaster's API, waits for every agent to apply the revision, and probes every
+pair with real connections (``testbed.netpol_probe``). A matrix that differs is probed again a few
+times (flows are applied asynchronously), then reported with the pairs that differ.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from testbed.cri.client import PodSpec
+from testbed.cri.cluster import CriCluster, Pod
+from testbed.sync_cluster import Netmaster, wait_revision
+
+REPO = Path(__file__).resolve().parent.parent
+NAMESPACES = ("x", "y", "z")
+POD_NAMES = ("a", "b", "c")
+PORTS = (80, 81)
+_IP_REF = re.compile(r"\{ip:([a-z]/[a-z])\}")
+
+
+@dataclass
+class CaseResult:
+    name: str
+    probes: int = 0
+    passed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.passed == self.probes and not self.failures
+
+
+def expected_matrix(pods: list[str], ops: list[list[Any]]) -> dict[tuple[str, str], bool]:
+    """Every ordered pair of distinct pods -> reachable, after applying *ops* ([from, to, bool],
+    shell patterns over "ns/pod") to an all-reachable matrix."""
+    matrix = {(a, b): True for a in pods for b in pods if a != b}
+    for src, dst, allow in ops:
+        for a, b in matrix:
+            if fnmatch.fnmatchcase(a, src) and fnmatch.fnmatchcase(b, dst):
+                matrix[(a, b)] = bool(allow)
+    return matrix
+
+
+def load_cases(path: Path) -> list[dict[str, Any]]:
+    return yaml.safe_load(path.read_text())
+
+
+class NetpolLab:
+    def __init__(self, cluster: CriCluster, nm: Netmaster, tenant: str) -> None:
+        self.cluster, self.nm, self.tenant = cluster, nm, tenant
+        self.pods: dict[str, Pod] = {}
+        self.servers: list[subprocess.Popen[bytes]] = []
+
+    # -- set-up -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Namespaces and pods (spread over the hosts, so pairs cross hosts and stay on one), their
+        labels in netmaster, and the probe servers."""
+        hosts = self.cluster.hosts
+        for i, (ns, name) in enumerate((ns, n) for ns in NAMESPACES for n in POD_NAMES):
+            pod = self.cluster.run_pod(hosts[i % len(hosts)], PodSpec(name, ns, labels={"pod": name}))
+            self.pods[f"{ns}/{name}"] = pod
+            self.servers.append(subprocess.Popen(
+                ["nsenter", f"--net={pod.netns}", sys.executable, "-m", "testbed.netpol_probe", "serve",
+                 *map(str, PORTS)], cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/sbin:/usr/bin:/bin"},
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
+        for proc in self.servers:
+            assert proc.stdout is not None
+            proc.stdout.readline()  # "serving"
+        self.reset()
+
+    def stop(self) -> None:
+        for proc in self.servers:
+            proc.kill()
+            proc.wait(10)
+
+    def post(self, manifest: dict[str, Any]) -> int:
+        resp = self.nm.http.post("/api/v1/kubernetes/", params={"tenant": self.tenant}, json=manifest)
+        self.nm.ok(resp)
+        return int(resp.headers["X-Revision"])
+
+    def reset(self) -> None:
+        """No NetworkPolicy; namespaces and pods with their base labels."""
+        revision = 0
+        for item in self.nm.ok(self.nm.http.get("/api/v1/kubernetes/networkpolicies/")):
+            resp = self.nm.http.delete(f"/api/v1/kubernetes/networkpolicies/{item['key']}/")
+            revision = max(revision, int(self.nm.ok(resp) and resp.headers["X-Revision"]))
+        for ns in NAMESPACES:
+            revision = max(revision, self.post({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+        for key in self.pods:
+            ns, name = key.split("/")
+            revision = max(revision, self.post({"apiVersion": "v1", "kind": "Pod",
+                                                "metadata": {"name": name, "namespace": ns, "labels": {"pod": name}}}))
+        wait_revision(self.cluster, revision, timeout=30)
+
+    # -- cases --------------------------------------------------------------------------------------
+
+    def _resolve(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        text = _IP_REF.sub(lambda m: self.pods[m.group(1)].ip, json.dumps(manifest))
+        return json.loads(text)
+
+    def observe(self, protocol: str, port: int) -> dict[tuple[str, str], bool]:
+        names = sorted(self.pods)
+
+        def from_pod(src: str) -> dict[tuple[str, str], bool]:
+            targets = {self.pods[d].ip: d for d in names if d != src}
+            proc = self.pods[src].run(sys.executable, "-m", "testbed.netpol_probe", "probe", protocol.lower(),
+                                      str(port), *targets, timeout=60, cwd=REPO, env={"PYTHONPATH": str(REPO)})
+            seen = json.loads(proc.stdout) if proc.returncode == 0 else {}
+            return {(src, d): bool(seen.get(ip)) for ip, d in targets.items()}
+
+        out: dict[tuple[str, str], bool] = {}
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            for part in pool.map(from_pod, names):
+                out.update(part)
+        return out
+
+    def check(self, protocol: str, port: int, ops: list[list[Any]], attempts: int = 3) -> list[str]:
+        """Probe until the matrix is as expected (a few attempts); the differing pairs, or []."""
+        want = expected_matrix(sorted(self.pods), ops)
+        wrong: list[str] = []
+        for attempt in range(attempts):
+            got = self.observe(protocol, port)
+            wrong = [f"{a}->{b} {protocol}/{port}: expected {'allowed' if v else 'denied'}"
+                     for (a, b), v in sorted(want.items()) if got[(a, b)] != v]
+            if not wrong:
+                return []
+            if attempt + 1 < attempts:
+                time.sleep(1.0)
+        return wrong
+
+    def run_case(self, case: dict[str, Any]) -> CaseResult:
+        result = CaseResult(case["name"])
+        self.reset()
+        for step in case["steps"]:
+            revision = 0
+            for manifest in step.get("apply", ()):
+                revision = max(revision, self.post(self._resolve(manifest)))
+            for manifest in step.get("delete", ()):
+                meta = manifest["metadata"]
+                key = f"{self.tenant}:{meta.get('namespace', 'default')}:{meta['name']}"
+                resp = self.nm.http.delete(f"/api/v1/kubernetes/networkpolicies/{key}/")
+                self.nm.ok(resp)
+                revision = max(revision, int(resp.headers["X-Revision"]))
+            wait_revision(self.cluster, revision, timeout=30)
+            for probe in step["probes"]:
+                result.probes += 1
+                wrong = self.check(probe["protocol"], probe["port"], probe["expect"])
+                if wrong:
+                    result.failures += wrong
+                else:
+                    result.passed += 1
+        return result
