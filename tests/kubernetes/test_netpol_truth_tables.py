@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from contiv_api.mac import candidates
+from testbed.attacks import Case, Member, Sniffer, leaked_attempts
 from testbed.cluster import leftovers
 from testbed.cluster.prereq import requires
 from testbed.cri.cluster import CriCluster, missing_cri
@@ -54,3 +56,35 @@ def test_truth_table(lab: NetpolLab, case: dict) -> None:
     result = lab.run_case(case)
     RESULTS.append(result)
     assert result.ok, "\n".join(result.failures[:20])
+
+
+BYPASS = {  # attacker -> target, pretending to be a pod the target admits; the decoy is not isolated
+    "same-host": Case("x/c", "x/a", "x/b", "x/b", ("x/a",), "y/a"),
+    "cross-host": Case("y/b", "x/b", "x/a", "x/a", ("x/b",), "y/a"),
+}
+
+
+@pytest.mark.parametrize("case", list(BYPASS))
+def test_isolation_cannot_be_bypassed_with_crafted_frames(lab: NetpolLab, case: str, tmp_path: Path) -> None:
+    """x/a admits only x/b, x/b only x/a: crafted frames (broadcast, multicast, unknown and gateway
+    MACs, spoofed source IP and/or MAC of the admitted pod, a decoy destination IP) reach neither."""
+    lab.reset()
+    revision = 0
+    for target, peer in (("a", "b"), ("b", "a")):
+        revision = max(revision, lab.post({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": f"{target}-from-{peer}", "namespace": "x"},
+            "spec": {"podSelector": {"matchLabels": {"pod": target}}, "policyTypes": ["Ingress"],
+                     "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": peer}}}]}]}}))
+    wait_revision(lab.cluster, revision, timeout=30)
+    records = {ep["containerID"]: ep for ep in lab.nm.ok(lab.nm.http.get("/api/v1/endpoints/"))}
+    members = {name: Member(name.replace("/", "-"), Path(pod.netns).name, pod.ip, records[pod.id]["macAddress"])
+               for name, pod in lab.pods.items()}
+    spec = BYPASS[case]
+    sniffers = {name: Sniffer(members[name], tmp_path) for name in {spec.target, *spec.protected}}
+    try:
+        leaked = leaked_attempts(f"np-{case}", spec, members, sniffers, next(candidates("10.65.0.254")))
+    finally:
+        for sniffer in sniffers.values():
+            sniffer.stop()
+    assert leaked == {name: set() for name in spec.protected}
