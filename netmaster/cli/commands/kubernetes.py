@@ -42,15 +42,22 @@ def read_manifests(path: str, tenant: str) -> list[tuple[dict[str, Any], str, st
     return out
 
 
+def _send(path: str, tenant: str, deleting: bool) -> None:
+    client = get_client()
+    for doc, kind, key in read_manifests(path, tenant):
+        if deleting:
+            client.request("DELETE", f"/api/v1/kubernetes/{_PLURAL[kind]}/{key}/")
+        else:
+            client.request("POST", f"/api/v1/kubernetes/?tenant={tenant}", doc)
+        click.echo(f"{_PLURAL[kind]}/{key} {'deleted' if deleting else 'configured'}")
+
+
 @click.command("apply", cls=NetctlCommand)
 @file_option
 @tenant_option
 def apply_cli(path: str, tenant: str) -> None:
     """Create or replace Kubernetes objects (NetworkPolicy, Namespace, Pod labels)."""
-    client = get_client()
-    for doc, kind, key in read_manifests(path, tenant):
-        client.request("POST", f"/api/v1/kubernetes/?tenant={tenant}", doc)
-        click.echo(f"{_PLURAL[kind]}/{key} configured")
+    _send(path, tenant, deleting=False)
 
 
 @click.command("delete", cls=NetctlCommand)
@@ -58,7 +65,4 @@ def apply_cli(path: str, tenant: str) -> None:
 @tenant_option
 def delete_cli(path: str, tenant: str) -> None:
     """Delete the Kubernetes objects a file names."""
-    client = get_client()
-    for _, kind, key in read_manifests(path, tenant):
-        client.request("DELETE", f"/api/v1/kubernetes/{_PLURAL[kind]}/{key}/")
-        click.echo(f"{_PLURAL[kind]}/{key} deleted")
+    _send(path, tenant, deleting=True)
