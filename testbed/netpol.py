@@ -101,7 +101,8 @@ class NetpolLab:
         revision = 0
         for item in self.nm.ok(self.nm.http.get("/api/v1/kubernetes/networkpolicies/")):
             resp = self.nm.http.delete(f"/api/v1/kubernetes/networkpolicies/{item['key']}/")
-            revision = max(revision, int(self.nm.ok(resp) and resp.headers["X-Revision"]))
+            self.nm.ok(resp)
+            revision = max(revision, int(resp.headers["X-Revision"]))
         for ns in NAMESPACES:
             revision = max(revision, self.post({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
         for key in self.pods:

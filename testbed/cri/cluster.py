@@ -63,8 +63,9 @@ class CriCluster(FeCluster):
         ctd.network(conflist, {"contiv": str(ctd.dir / "contiv-bin" / "contiv")})
         self.runtimes[host.name] = ctd
         ctd.start()
-        self.pids.append(ctd.proc.pid if ctd.proc else 0)
-        self._record()
+        if ctd.proc is not None:  # a crashed run's cleanup (testbed.cluster.down) kills it by pid
+            self.pids.append(ctd.proc.pid)
+            self._record()
         return ctd
 
     def up(self, start_agents: bool = True) -> CriCluster:
