@@ -182,7 +182,8 @@ def _address(rec: Mapping[str, Any]) -> tuple[str, str, str]:
 def _local_record(rec: LocalEndpoint, host_label: str) -> dict[str, Any]:
     """The endpoint record netmaster would hold for a local record (as far as the state needs it)."""
     return {"endpointID": rec.endpoint_id, "tenantName": rec.tenant, "networkName": rec.network,
-            "groupName": rec.group, "host": host_label, "ipAddress": rec.ip, "macAddress": rec.mac}
+            "groupName": rec.group, "host": host_label, "ipAddress": rec.ip, "macAddress": rec.mac,
+            "labels": dict(rec.labels)}  # a pod's identity, so its NetworkPolicies hold through a partition
 
 
 def _aci_synced_groups(by_kind: Mapping[str, list[NmObject]]) -> dict[str, float]:

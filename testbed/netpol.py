@@ -96,13 +96,16 @@ class NetpolLab:
         self.nm.ok(resp)
         return int(resp.headers["X-Revision"])
 
+    def delete_policy(self, key: str) -> int:
+        resp = self.nm.http.delete(f"/api/v1/kubernetes/networkpolicies/{key}/")
+        self.nm.ok(resp)
+        return int(resp.headers["X-Revision"])
+
     def reset(self) -> None:
         """No NetworkPolicy; namespaces and pods with their base labels."""
         revision = 0
         for item in self.nm.ok(self.nm.http.get("/api/v1/kubernetes/networkpolicies/")):
-            resp = self.nm.http.delete(f"/api/v1/kubernetes/networkpolicies/{item['key']}/")
-            self.nm.ok(resp)
-            revision = max(revision, int(resp.headers["X-Revision"]))
+            revision = max(revision, self.delete_policy(item["key"]))
         for ns in NAMESPACES:
             revision = max(revision, self.post({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
         for key in self.pods:
@@ -156,10 +159,8 @@ class NetpolLab:
                 revision = max(revision, self.post(self._resolve(manifest)))
             for manifest in step.get("delete", ()):
                 meta = manifest["metadata"]
-                key = f"{self.tenant}:{meta.get('namespace', 'default')}:{meta['name']}"
-                resp = self.nm.http.delete(f"/api/v1/kubernetes/networkpolicies/{key}/")
-                self.nm.ok(resp)
-                revision = max(revision, int(resp.headers["X-Revision"]))
+                revision = max(revision, self.delete_policy(
+                    f"{self.tenant}:{meta.get('namespace', 'default')}:{meta['name']}"))
             wait_revision(self.cluster, revision, timeout=30)
             for probe in step["probes"]:
                 result.probes += 1

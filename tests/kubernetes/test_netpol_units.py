@@ -139,3 +139,29 @@ def test_policies_compile_into_the_pipeline() -> None:
     assert len(allowed) == 8
     assert not any(ipaddress.IPv4Address("10.9.0.3") in net for net in allowed)  # the except
     assert any(ipaddress.IPv4Address("10.9.0.2") in net for net in allowed)
+
+
+def test_state_from_netmaster_objects_carries_pods_and_kubernetes_objects() -> None:
+    from agent.local_endpoints import LocalEndpoint
+    from agent.netmaster_state import NmObject, build_state, with_last_known
+
+    pod_labels = {"K8S_POD_NAMESPACE": "x", "K8S_POD_NAME": "a"}
+    objects = [
+        NmObject("network", "t:pods", {"tenantName": "t", "networkName": "pods", "encap": "vxlan",
+                                       "subnet": "10.9.0.0/24"}, {"externalPktTag": 5}),
+        NmObject("endpoint", "p1:eth0", {"endpointID": "p1:eth0", "tenantName": "t", "networkName": "pods",
+                                         "host": "h2", "ipAddress": "10.9.0.1", "macAddress": "02:02:0a:09:00:01",
+                                         "labels": pod_labels}),
+        NmObject("k8sNetworkPolicy", "t:x:p", {"tenantName": "t", "namespace": "x", "name": "p",
+                                               "spec": {"podSelector": {}}}),
+        NmObject("k8sPod", "t:x:a", {"tenantName": "t", "namespace": "x", "name": "a", "labels": {"pod": "a"}}),
+    ]
+    state = build_state(objects, {}, "h1", 3)
+    assert state.endpoint("p1:eth0").pod == "x/a"
+    assert [(k.kind, k.labels, k.spec) for k in state.kube] == [
+        ("k8sNetworkPolicy", (), '{"podSelector":{}}'), ("k8sPod", (("pod", "a"),), "")]
+    # a local pod that netmaster does not list (a partition) keeps its identity, and so its policies
+    local = {"p2:eth0": LocalEndpoint("p2:eth0", "t", "pods", ip="10.9.0.2", mac="02:02:0a:09:00:02",
+                                      labels={"K8S_POD_NAMESPACE": "x", "K8S_POD_NAME": "b"})}
+    merged, _ = with_last_known(objects, local, [], "h1")
+    assert build_state(merged, local, "h1", 4).endpoint("p2:eth0").pod == "x/b"
