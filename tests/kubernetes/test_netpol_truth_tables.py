@@ -48,6 +48,9 @@ def lab() -> Iterator[NetpolLab]:
         passed = sum(r.ok for r in RESULTS)
         print(f"\nNetworkPolicy truth tables: {passed}/{len(RESULTS)} cases passed, "
               f"{sum(r.passed for r in RESULTS)}/{sum(r.probes for r in RESULTS)} matrices")
+        for r in RESULTS:
+            for late in r.late:
+                print(f"  late: {r.name}: {late}")
     assert leftovers(cluster.prefix) == []
 
 
@@ -55,7 +58,7 @@ def lab() -> Iterator[NetpolLab]:
 def test_truth_table(lab: NetpolLab, case: dict) -> None:
     result = lab.run_case(case)
     RESULTS.append(result)
-    assert result.ok, "\n".join(result.failures[:20])
+    assert result.ok, "\n".join(result.failures)
 
 
 BYPASS = {  # attacker -> target, pretending to be a pod the target admits; the decoy is not isolated
