@@ -21,8 +21,13 @@ PROTO = Path(__file__).with_name("api.proto")
 
 
 def _cache_dir() -> Path:
-    digest = hashlib.sha256(PROTO.read_bytes()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"contiv-cri-stubs-{digest}"
+    """Keyed by the proto and by the protobuf and gRPC runtimes: generated code must match the
+    runtime that loads it, and another environment on the machine may have other versions."""
+    import grpc
+    from google.protobuf import __version__ as protobuf_version
+
+    key = PROTO.read_bytes() + f"{protobuf_version} {grpc.__version__}".encode()
+    return Path(tempfile.gettempdir()) / f"contiv-cri-stubs-{hashlib.sha256(key).hexdigest()[:16]}"
 
 
 def load() -> tuple[ModuleType, ModuleType]:
