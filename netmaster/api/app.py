@@ -437,8 +437,9 @@ def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService, cache: Cached
         return _json({"endpointID": endpoint_id, "deleted": deleted}, revision)
 
     async def inspect_endpoint(endpoint_id: str) -> JSONResponse:
+        # a path parameter: a pod's container name is "namespace/name" (its "/" arrives decoded)
         await cache.fresh()
-        return _json(await endpoints.inspect(endpoint_id))
+        return _json(await endpoints.inspect(endpoint_id.rstrip("/")))
 
     body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": ENDPOINT_SCHEMA}}}}
     _add_routes(
@@ -449,7 +450,7 @@ def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService, cache: Cached
             ("/api/v1/endpoints", create_endpoint, "POST", "create endpoint", body_doc),
             ("/api/v1/endpoints/{endpoint_id}", get_endpoint, "GET", "get endpoint", None),
             ("/api/v1/endpoints/{endpoint_id}", delete_endpoint, "DELETE", "delete endpoint", None),
-            ("/api/v1/inspect/endpoints/{endpoint_id}", inspect_endpoint, "GET", "inspect endpoint", None),
+            ("/api/v1/inspect/endpoints/{endpoint_id:path}", inspect_endpoint, "GET", "inspect endpoint", None),
         ],
     )
 

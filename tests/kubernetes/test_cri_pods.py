@@ -88,14 +88,15 @@ def test_pods_in_two_namespaces_on_two_hosts(env: tuple[CriCluster, Netmaster]) 
         "h1", T, "pods", "default-group", a.ip)
     assert ep["containerName"] == "x/a"
     assert {"K8S_POD_NAMESPACE": "x", "K8S_POD_NAME": "a"}.items() <= ep["labels"].items()
-    # netctl's inspect finds the pod by its sandbox id (what crictl shows) and shows namespace/pod
-    out = subprocess.run([sys.executable, "-m", "netmaster.cli.netctl", "--netmaster", cluster.netmaster_url,
-                          "endpoint", "inspect", a.id[:12]], capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0, out.stderr
-    oper = json.loads(out.stdout)["Oper"]
-    assert oper["containerName"] == "x/a"
-    assert "'K8S_POD_NAMESPACE': 'x'" in oper["labels"]
-    assert "'K8S_POD_NAME': 'a'" in oper["labels"]
+    # netctl's inspect finds the pod by its sandbox id (what crictl shows) or namespace/name
+    for pattern in (a.id[:12], "x/a"):
+        out = subprocess.run([sys.executable, "-m", "netmaster.cli.netctl", "--netmaster", cluster.netmaster_url,
+                              "endpoint", "inspect", pattern], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        oper = json.loads(out.stdout)["Oper"]
+        assert (oper["endpointID"], oper["containerName"]) == (f"{a.id}:eth0", "x/a")
+        assert "'K8S_POD_NAMESPACE': 'x'" in oper["labels"]
+        assert "'K8S_POD_NAME': 'a'" in oper["labels"]
     eventually(lambda: pings(a, b.ip), timeout=30, what="x/a on h1 reaching y/b on h2")
     assert pings(b, a.ip)
 
