@@ -91,6 +91,20 @@ class NetpolLab:
             assert proc.stdout is not None
             proc.stdout.readline()  # "serving"
         self.reset()
+        self.warm_up()
+
+    def warm_up(self, timeout: float = 60.0) -> None:
+        """Every pair reachable without policy before the first case: the first packets toward a new
+        VXLAN peer may be lost while the underlay resolves, which is not what the tables test."""
+        deadline = time.monotonic() + timeout
+        while True:
+            down = sorted(pair for proto in ("TCP", "UDP") for pair, ok in self.observe(proto, PORTS[0]).items()
+                          if not ok)
+            if not down:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"pods cannot reach each other without any policy: {down[:10]}")
+            time.sleep(0.5)
 
     def stop(self) -> None:
         for proc in self.servers:
