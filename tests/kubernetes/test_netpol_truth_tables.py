@@ -55,7 +55,9 @@ def lab() -> Iterator[NetpolLab]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_truth_table(lab: NetpolLab, case: dict) -> None:
+def test_truth_table(lab: NetpolLab, case: dict, request: pytest.FixtureRequest) -> None:
+    if case.get("known_issue"):
+        request.applymarker(pytest.mark.xfail(reason=case["known_issue"], strict=False))
     result = lab.run_case(case)
     RESULTS.append(result)
     assert result.ok, "\n".join(result.failures)
