@@ -185,6 +185,11 @@ class NetpolLab:
         out = [f"pods: {' '.join(f'{k}={p.ip}@{p.host.name}' for k, p in sorted(self.pods.items()))}"]
         for host in self.cluster.hosts:
             out += [f"{host.name}: {f}" for f in host.flows() if any(t in f for t in tables)]
+            # the switch's side: cached datapath flows after conntrack, and tracked connections
+            datapath = host.ovs.run("ovs-appctl", "dpctl/dump-flows").splitlines()
+            out += [f"{host.name} dp: {f}" for f in datapath if "ct_state" in f][:60]
+            conns = host.ovs.run("ovs-appctl", "dpctl/dump-conntrack").splitlines()
+            out += [f"{host.name} ct: {c}" for c in conns if "ESTABLISHED" in c][:40]
         return out
 
     def run_case(self, case: dict[str, Any]) -> CaseResult:

@@ -51,6 +51,8 @@ def lab() -> Iterator[NetpolLab]:
         for r in RESULTS:
             for late in r.late:
                 print(f"  late: {r.name}: {late}")
+            if r.failures:  # also for the known issue, whose assertion pytest does not show
+                print(f"  failed: {r.name}:\n    " + "\n    ".join(r.failures))
     assert leftovers(cluster.prefix) == []
 
 
