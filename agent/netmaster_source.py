@@ -46,6 +46,7 @@ from agent.netmaster_state import NmObject, build_state, with_last_known
 from agent.retained import RetainedEndpoints
 from agent.state import DesiredState
 from contiv_api.informer import Informer
+from contiv_api.k8s_netpol import KIND_NAMESPACE, KIND_POD, KIND_POLICY
 from contiv_api.netmaster_client import NetmasterClient, NetmasterError
 from contiv_api.watch_format import ObjectState
 
@@ -53,7 +54,7 @@ LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
 KINDS = ("global", "network", "endpointGroup", "policy", "rule", "endpoint", "agent", "appProfile", "aciSync",
-         "netprofile", "serviceLB")
+         "netprofile", "serviceLB", KIND_POLICY, KIND_NAMESPACE, KIND_POD)
 _DELETED = None  # overlay value of an endpoint this agent deleted
 SETTLE = 0.5  # seconds without endpoint calls before the background full apply runs
 SETTLE_MAX = 2.0  # ... but no later than this after the first call of a burst

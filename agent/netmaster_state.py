@@ -42,6 +42,7 @@ from agent.state import (
     Endpoint,
     EndpointGroup,
     Host,
+    KubeObject,
     Network,
     Policy,
     Qos,
@@ -49,6 +50,7 @@ from agent.state import (
     Service,
     ServicePort,
 )
+from contiv_api.k8s_netpol import KIND_NAMESPACE, KIND_POD, KIND_POLICY, spec_text
 from contiv_api.netprofile import bandwidth_kbps
 from contiv_api.service_lb import parse_port, provides
 
@@ -101,6 +103,13 @@ def service_of(obj: NmObject, endpoints: Iterable[dict[str, Any]]) -> Service:
     return Service(cfg["tenantName"], cfg["serviceName"], (obj.status or {})["serviceVip"], ports,
                    tuple(sorted(ep["endpointID"] for ep in endpoints if provides(cfg, ep))),
                    int(cfg.get("affinityTimeout") or 0))
+
+
+def kube_object_of(obj: NmObject) -> KubeObject:
+    cfg = obj.object
+    return KubeObject(obj.kind, cfg["tenantName"], cfg["namespace"], cfg.get("name", ""),
+                      tuple(sorted((str(k), str(v)) for k, v in (cfg.get("labels") or {}).items())),
+                      spec_text(cfg["spec"]) if obj.kind == KIND_POLICY else "")
 
 
 def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint], host_label: str,
@@ -156,7 +165,10 @@ def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint],
     records = [o.object for o in by_kind.get("endpoint", ()) if o.object.get("endpointID") in ids]
     services = tuple(_valid(lambda o: service_of(o, records),
                             sorted(by_kind.get("serviceLB", ()), key=lambda o: o.key)))
-    return DesiredState(fwd_mode=fwd_mode, infra=infra, arp_mode=arp_mode, services=services, pvt_subnet=pvt_subnet,
+    kube = _valid(kube_object_of, sorted((o for kind in (KIND_POLICY, KIND_NAMESPACE, KIND_POD)
+                                          for o in by_kind.get(kind, ())), key=lambda o: (o.kind, o.key)))
+    return DesiredState(fwd_mode=fwd_mode, infra=infra, arp_mode=arp_mode, services=services, kube=tuple(kube),
+                        pvt_subnet=pvt_subnet,
                         networks=tuple(sorted(networks.values(), key=lambda n: n.key)),
                         groups=tuple(sorted(groups.values(), key=lambda g: g.key)), policies=policies,
                         endpoints=tuple(endpoints), hosts=tuple(sorted(hosts.values(), key=lambda h: h.name)),
@@ -209,7 +221,7 @@ def _local_record(rec: LocalEndpoint, host_label: str) -> dict[str, Any]:
     """The endpoint record netmaster would hold for a local record (as far as the state needs it)."""
     return {"endpointID": rec.endpoint_id, "tenantName": rec.tenant, "networkName": rec.network,
             "groupName": rec.group, "host": host_label, "ipAddress": rec.ip, "macAddress": rec.mac,
-            "labels": dict(rec.labels)}
+            "labels": dict(rec.labels)}  # a pod's identity, so its NetworkPolicies hold through a partition
 
 
 def _aci_synced_groups(by_kind: Mapping[str, list[NmObject]]) -> dict[str, float]:
@@ -242,7 +254,15 @@ def _endpoint(rec: dict[str, Any], local: Mapping[str, LocalEndpoint], host_labe
     return Endpoint(id=rec["endpointID"], tenant=tenant, network=network, ip=rec["ipAddress"], host=host,
                     mac=rec.get("macAddress", ""), group=group,
                     netns=(mine.netns or "") if mine else "", ifname=mine.ifname if mine else "eth0",
-                    runtime_moves=mine is not None and mine.netns is None, name=rec.get("containerName", ""))
+                    runtime_moves=mine is not None and mine.netns is None, name=rec.get("containerName", ""),
+                    pod=_pod(rec))
+
+
+def _pod(rec: Mapping[str, Any]) -> str:
+    """A Kubernetes pod's "namespace/name" from the labels the CNI plugin recorded, else ""."""
+    labels = rec.get("labels") or {}
+    namespace, name = labels.get("K8S_POD_NAMESPACE"), labels.get("K8S_POD_NAME")
+    return f"{namespace}/{name}" if namespace and name else ""
 
 
 def _valid(make: Any, items: Iterable[Any]) -> list[Any]:

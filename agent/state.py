@@ -128,6 +128,7 @@ class Endpoint:
     # namespace, for a runtime that moves and configures it itself (Docker's remote driver).
     runtime_moves: bool = False
     name: str = ""  # the container's name (netmaster's containerName), for service discovery
+    pod: str = ""  # Kubernetes pods: "namespace/name" (CNI_ARGS K8S_POD_NAMESPACE, K8S_POD_NAME)
 
     def __post_init__(self) -> None:
         ipaddress.IPv4Address(self.ip)
@@ -221,6 +222,19 @@ class Service:
 
 
 @dataclass(frozen=True)
+class KubeObject:
+    """A Kubernetes object netmaster holds for a tenant (contiv_api.k8s_netpol): a NetworkPolicy (its
+    spec as canonical JSON text), or a namespace's or a pod's labels."""
+
+    kind: str  # k8sNetworkPolicy | k8sNamespace | k8sPod
+    tenant: str
+    namespace: str
+    name: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+    spec: str = ""
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     vtep_ip: str = ""
@@ -242,6 +256,7 @@ class DesiredState:
     endpoints: tuple[Endpoint, ...] = ()
     hosts: tuple[Host, ...] = ()
     services: tuple[Service, ...] = ()
+    kube: tuple[KubeObject, ...] = ()  # NetworkPolicies and the labels they select on
     revision: int = 0  # the feeder's revision, echoed by the inspect API once applied
     _index: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
@@ -313,6 +328,8 @@ class DesiredState:
             endpoints=tuple(Endpoint(**e) for e in data.get("endpoints", ())),
             hosts=tuple(Host(**h) for h in data.get("hosts", ())),
             services=tuple(_service_from_dict(s) for s in data.get("services", ())),
+            kube=tuple(KubeObject(**{**k, "labels": tuple(tuple(x) for x in k.get("labels", ()))})
+                       for k in data.get("kube", ())),
             revision=int(data.get("revision", 0)),
         )
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.cni import plugin
+from agent.cni.protocol import POD_ANNOTATIONS
 
 EXAMPLE_NAME = "contiv-net"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -30,7 +31,9 @@ MIN_PYTHON = (3, 10)  # the plugin's syntax (``X | Y`` in isinstance)
 
 def example_conflist(name: str = EXAMPLE_NAME, tenant: str = "default", network: str = "",
                      group: str = "", socket: str = plugin.DEFAULT_SOCKET) -> dict[str, Any]:
-    entry: dict[str, Any] = {"type": "contiv", "tenant": tenant, "network": network or name}
+    # The capability makes containerd and CRI-O pass the pod's annotations (Contiv's io.contiv.* labels).
+    entry: dict[str, Any] = {"type": "contiv", "tenant": tenant, "network": network or name,
+                             "capabilities": {POD_ANNOTATIONS: True}}
     if group:
         entry["group"] = group
     if socket != plugin.DEFAULT_SOCKET:

@@ -36,6 +36,9 @@ _IFNAME_BAD = re.compile(r"[/\s:]")
 LABEL_TENANT = "io.contiv.tenant"
 LABEL_NETWORK = "io.contiv.network"
 LABEL_GROUP = "io.contiv.net-group"
+# The capability containerd and CRI-O fill in runtimeConfig with the pod's annotations (declared in
+# the conflist; kubelet has no other way to hand a pod's metadata to a plugin).
+POD_ANNOTATIONS = "io.kubernetes.cri.pod-annotations"
 
 
 class CniError(Exception):
@@ -181,6 +184,19 @@ def _cni_labels(conf: dict[str, Any]) -> dict[str, str]:
     return {x["key"]: x["value"] for x in labels}
 
 
+def _pod_annotations(conf: dict[str, Any]) -> dict[str, str]:
+    """Contiv's labels among the pod's annotations (``runtimeConfig``, :data:`POD_ANNOTATIONS`).
+    Only ``io.contiv.*`` keys are kept: other annotations are the pod's business, and can be large."""
+    runtime = conf.get("runtimeConfig")
+    annotations = runtime.get(POD_ANNOTATIONS) if isinstance(runtime, dict) else None
+    if annotations is None:
+        return {}
+    if not isinstance(annotations, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                    for k, v in annotations.items()):
+        raise CniError(ERR_INVALID_CONFIG, f"runtimeConfig {POD_ANNOTATIONS} must be an object of strings")
+    return {k: v for k, v in annotations.items() if k.startswith("io.contiv.")}
+
+
 def _requested_ips(conf: dict[str, Any], cni_args: dict[str, str]) -> list[str]:
     """Static addresses: runtimeConfig.ips (capability), args.cni.ips, legacy CNI_ARGS IP=."""
     candidates: list[Any] = []
@@ -208,9 +224,10 @@ def _requested_ips(conf: dict[str, Any], cni_args: dict[str, str]) -> list[str]:
 def placement(req: Request) -> Placement:
     """Tenant, network and group come from the network configuration (``tenant``, ``network``,
     ``group``; the network defaults to the configuration's name) unless the pod overrides them with
-    Contiv's labels, given as ``args.cni.labels`` or as CNI_ARGS."""
+    Contiv's labels, given as pod annotations (``runtimeConfig``), ``args.cni.labels`` or CNI_ARGS;
+    a label that is absent falls back to the configuration, as in Contiv."""
     conf, cni_args = req.conf, req.cni_args
-    labels = _cni_labels(conf)
+    labels = {**_pod_annotations(conf), **_cni_labels(conf)}
     for key in ("K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID"):
         if cni_args.get(key):
             labels[key] = cni_args[key]

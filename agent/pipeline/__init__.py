@@ -18,6 +18,7 @@ from agent.pipeline import (
     ingress_policy,
     l2_forwarding,
     l3_forwarding,
+    network_policy,
     output,
     policy_rules,
     qos,
@@ -30,10 +31,13 @@ from agent.pipeline.view import DatapathView
 
 
 def rules_of(view: DatapathView) -> list[MatchRule]:
-    """The policy rules this host enforces: those of groups with local endpoints (none in ACI mode,
-    where the fabric enforces policy and the policy stages only pass packets on)."""
+    """The policy rules this host enforces: those of groups with local endpoints and the Kubernetes
+    NetworkPolicies selecting local pods (none in ACI mode, where the fabric enforces policy and the
+    policy stages only pass packets on)."""
+    if view.aci:
+        return []
     local_groups = {view.epg(ep) for ep, _ in view.local_endpoints if view.epg(ep)}
-    return [] if view.aci else list(policy_rules.match_rules(view.state, local_groups))
+    return [*policy_rules.match_rules(view.state, local_groups), *network_policy.match_rules(view)]
 
 
 def build(view: DatapathView) -> list[Flow]:

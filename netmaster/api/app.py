@@ -30,6 +30,7 @@ from netmaster.aci.contracts import ExternalContractCheck
 from netmaster.aci.controller import AciController, AciSettings
 from netmaster.api.agent_inspect import add_agent_inspect_routes
 from netmaster.api.agents import AgentRegistry, add_agent_routes
+from netmaster.api.kubernetes import add_kubernetes_routes
 from netmaster.api.metrics import ApiMetrics
 from netmaster.api.watch import RING_EVENTS, WATCHER_BUFFER, WatchHub, add_watch_routes
 from netmaster.backup.state import export_state
@@ -37,6 +38,7 @@ from netmaster.errors import ApiError, InvalidError, PayloadTooLargeError
 from netmaster.ha.cluster import ClusterNode
 from netmaster.ha.endpoint_gc import DEFAULT_GRACE, EndpointCollector
 from netmaster.ha.leader import DEFAULT_TTL
+from netmaster.kubernetes.service import KubernetesService
 from netmaster.model.catalog import OBJECT_TYPES, ObjectType
 from netmaster.objects.endpoints import EndpointService, ReservationService
 from netmaster.objects.service import ObjectService
@@ -183,6 +185,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     hub = WatchHub(store, ring=settings.watch_history, buffer=settings.watch_buffer)
     metrics.track_watchers(lambda: len(hub.subscribers), lambda: hub.buffered, lambda: hub.overflows)
     add_watch_routes(app, store, hub)
+    add_kubernetes_routes(app, KubernetesService(store), store, read_json)
 
     @app.get("/version", tags=["daemon"])
     async def version() -> dict[str, Any]:
@@ -434,8 +437,9 @@ def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService, cache: Cached
         return _json({"endpointID": endpoint_id, "deleted": deleted}, revision)
 
     async def inspect_endpoint(endpoint_id: str) -> JSONResponse:
+        # a path parameter: a pod's container name is "namespace/name" (its "/" arrives decoded)
         await cache.fresh()
-        return _json(await endpoints.inspect(endpoint_id))
+        return _json(await endpoints.inspect(endpoint_id.rstrip("/")))
 
     body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": ENDPOINT_SCHEMA}}}}
     _add_routes(
@@ -446,7 +450,7 @@ def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService, cache: Cached
             ("/api/v1/endpoints", create_endpoint, "POST", "create endpoint", body_doc),
             ("/api/v1/endpoints/{endpoint_id}", get_endpoint, "GET", "get endpoint", None),
             ("/api/v1/endpoints/{endpoint_id}", delete_endpoint, "DELETE", "delete endpoint", None),
-            ("/api/v1/inspect/endpoints/{endpoint_id}", inspect_endpoint, "GET", "inspect endpoint", None),
+            ("/api/v1/inspect/endpoints/{endpoint_id:path}", inspect_endpoint, "GET", "inspect endpoint", None),
         ],
     )
 

@@ -24,6 +24,7 @@ from netmaster.cli.commands import (
     ext_contracts,
     global_settings,
     group,
+    kubernetes,
     netprofile,
     network,
     policy,
@@ -80,6 +81,8 @@ COMMAND_GROUPS: tuple[tuple[str, click.Command], ...] = (
     ("service", service.cli),
     ("export", export.cli),
     ("agent", agent.cli),
+    ("apply", kubernetes.apply_cli),
+    ("delete", kubernetes.delete_cli),
 )
 for _name, _command in COMMAND_GROUPS:
     cli.add_command(_command, _name)

@@ -101,4 +101,5 @@ def test_with_dns_too_the_gateway_has_one_answer_and_no_two_flows_share_a_match(
     keys = [f.key for f in flows]
     assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
     answers = [f.ofctl() for f in flows if f.table == Table.ARP_RESPONDER and "arp_tpa=10.30.0.254" in f.ofctl()]
-    assert len(answers) == 1 and ROUTER_MAC in answers[0], answers
+    assert len(answers) == 1, answers
+    assert ROUTER_MAC in answers[0], answers

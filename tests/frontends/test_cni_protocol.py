@@ -147,6 +147,28 @@ def test_pod_args_and_labels_override_the_config(run, fake_ops: FakeEndpointOps)
     assert req.labels["K8S_POD_INFRA_CONTAINER_ID"] == CID
 
 
+def test_pod_annotations_choose_the_network_and_absent_ones_fall_back(run, fake_ops: FakeEndpointOps) -> None:
+    """containerd passes the pod's annotations in runtimeConfig (the io.kubernetes.cri.pod-annotations
+    capability); Contiv's io.contiv.* among them override the configuration, one by one."""
+    fake_ops.networks["red:web"] = "10.7.0.0/24"
+    annotations = {"io.contiv.tenant": "red", "io.contiv.net-group": "backend", "team": "payments"}
+    reply = run("ADD", conf(tenant="blue", network="web", group="front",
+                            runtimeConfig={"io.kubernetes.cri.pod-annotations": annotations}))
+    assert reply.code == 0, reply
+    (_, req), = fake_ops.mutations()
+    assert (req.tenant, req.network, req.group) == ("red", "web", "backend")
+    assert "team" not in req.labels  # only Contiv's own annotations are recorded
+
+
+def test_args_labels_win_over_pod_annotations(run, fake_ops: FakeEndpointOps) -> None:
+    fake_ops.networks["default:db"] = "10.7.0.0/24"
+    args = {"cni": {"labels": [{"key": "io.contiv.network", "value": "db"}]}}
+    runtime = {"io.kubernetes.cri.pod-annotations": {"io.contiv.network": "web"}}
+    assert run("ADD", conf(args=args, runtimeConfig=runtime)).code == 0
+    (_, req), = fake_ops.mutations()
+    assert req.network == "db"
+
+
 @pytest.mark.parametrize("where", ["runtimeConfig", "args", "CNI_ARGS"])
 def test_static_address(run, fake_ops: FakeEndpointOps, where: str) -> None:
     kw: dict[str, Any] = {}
@@ -275,6 +297,11 @@ BAD = [
     ("bad labels", "ADD", json.dumps(conf(args={"cni": {"labels": ["x"]}})), {}, 7,
      "args.cni.labels must be a list of {key, value} strings"),
     ("bad tenant", "ADD", json.dumps(conf(tenant="a b")), {}, 7, "tenant 'a b' is not a valid name"),
+    ("bad annotations", "ADD", json.dumps(conf(runtimeConfig={"io.kubernetes.cri.pod-annotations": ["x"]})), {},
+     7, "runtimeConfig io.kubernetes.cri.pod-annotations must be an object of strings"),
+    ("bad annotated group", "ADD",
+     json.dumps(conf(runtimeConfig={"io.kubernetes.cri.pod-annotations": {"io.contiv.net-group": "a b"}})), {},
+     7, "group 'a b' is not a valid name"),
     ("unknown network", "ADD", json.dumps(conf(network="nope")), {}, 7,
      f"ADD {CID}:eth0: network default:nope not found"),
     ("netns gone", "ADD", json.dumps(conf()), {"netns": "/run/netns/fe-no-such-ns"}, 8,
@@ -402,7 +429,8 @@ def test_install_cni_command(tmp_path: Path) -> None:
     conf = json.loads((tmp_path / "net.d" / "10-contiv.conflist").read_text())
     assert conf == {"cniVersion": "1.0.0", "cniVersions": ["1.0.0", "1.1.0"], "name": "blue-web",
                     "plugins": [{"type": "contiv", "tenant": "blue", "network": "blue-web", "group": "web",
-                                 "agentSocket": "/run/x.sock"}]}
+                                 "agentSocket": "/run/x.sock",
+                                 "capabilities": {"io.kubernetes.cri.pod-annotations": True}}]}
     # a runtime's minimal environment: no PYTHONPATH, no virtualenv
     reply = invoke(tmp_path / "bin" / "contiv", "VERSION", {"cniVersion": "1.1.0"})
     assert reply.out == {"cniVersion": "1.1.0", "supportedVersions": list(VERSIONS)}
