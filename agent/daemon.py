@@ -76,6 +76,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--garp-interval", type=float, default=300.0,
                    help="ACI mode: seconds between gratuitous ARPs re-announcing every local endpoint to the "
                         "fabric (besides those on endpoint add and after an app-profile push; 0: off)")
+    p.add_argument("--bgp-api", default="127.0.0.1:50051",
+                   help="L3 mode: gRPC address of this host's gobgpd (started here if nothing answers; it "
+                        "outlives the agent so a restart does not drop the BGP sessions)")
+    p.add_argument("--gobgpd", default="gobgpd", help="L3 mode: the gobgpd binary")
     p.add_argument("--inspect", default="", help="inspect API address: unix:/path or 127.0.0.1:PORT")
     p.add_argument("--inspect-listen", default="", metavar="HOST:PORT",
                    help="also serve the read-only inspect API on TCP for netmaster to proxy (default off; host "
@@ -155,6 +159,23 @@ def netmaster_source(args: argparse.Namespace, reconciler: Reconciler,
     ops = EndpointOps(source, reconciler, local, PendingReleases(args.state_dir / "releases"))
     Reclaimer(ops).start()
     return source, ops
+
+
+def bgp_speaker(args: argparse.Namespace, reconciler: Reconciler) -> None:
+    """L3 mode: the host's BGP speaker, fed by every program and feeding learned routes back. A
+    gobgpd left running by an earlier agent is adopted now, so the first full sync has its routes."""
+    from agent.bgp.gobgpd import Gobgpd
+    from agent.bgp.speaker import BgpSpeaker
+    from agent.pipeline import bgp_routes
+
+    daemon = Gobgpd(args.bgp_api, args.state_dir, args.gobgpd)
+    speaker = BgpSpeaker(daemon)
+    if daemon.pidfile.exists():
+        reconciler.learned_routes = speaker.prime()
+    speaker.on_routes.append(reconciler.set_learned_routes)
+    reconciler.after_program.append(
+        lambda view: speaker.desire(view.state.bgp if view.bgp is not None else None, bgp_routes.prefixes(view)))
+    reconciler.bgp_inspect = speaker.info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         source = FileStateSource(args.state_file)
     reconciler.on_resync_needed.append(source.poke)
+    bgp_speaker(args, reconciler)
     reconciler.start()
     if not of.wait_connected(30):
         LOG.error("bridge %s did not connect to the controller at %s", cfg.bridge, of.target)

@@ -53,7 +53,7 @@ LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
 KINDS = ("global", "network", "endpointGroup", "policy", "rule", "endpoint", "agent", "appProfile", "aciSync",
-         "netprofile")
+         "netprofile", "Bgp")
 _DELETED = None  # overlay value of an endpoint this agent deleted
 SETTLE = 0.5  # seconds without endpoint calls before the background full apply runs
 SETTLE_MAX = 2.0  # ... but no later than this after the first call of a burst

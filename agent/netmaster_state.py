@@ -16,6 +16,8 @@ Where values come from:
   keeps receiving traffic for its (still plumbed) containers;
 - fwdMode, arpMode and the infrastructure type (``networkInfraType``): the ``global`` object;
 - a group's QoS: the ``netprofile`` its ``netProfile`` names (units: ``contiv_api.netprofile``);
+- BGP peering: the ``Bgp`` object named after this host, in routing fwdMode outside ACI mode (netmaster
+  refuses Bgp objects in ACI mode; one left from before a mode change is ignored here);
 - ACI mode: an EPG's VLAN is its ``status.aciVlan`` (the segment its endpoints use on the uplink), and
   its ``aci_synced`` the latest ``lastSync`` of the push state (``kind: aciSync``) of any app profile
   holding it, so the agent sees when the APIC received the EPG and re-announces its endpoints.
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.local_endpoints import LocalEndpoint
-from agent.state import DesiredState, Endpoint, EndpointGroup, Host, Network, Policy, Qos, Rule
+from agent.state import BgpConfig, DesiredState, Endpoint, EndpointGroup, Host, Network, Policy, Qos, Rule
 from contiv_api.netprofile import bandwidth_kbps
 
 LOG = logging.getLogger(__name__)
@@ -70,6 +72,14 @@ def rule_of(cfg: dict[str, Any]) -> Rule:
                 to_group=cfg.get("toEndpointGroup", ""), from_network=cfg.get("fromNetwork", ""),
                 to_network=cfg.get("toNetwork", ""), from_ip=cfg.get("fromIpAddress", ""),
                 to_ip=cfg.get("toIpAddress", ""), protocol=cfg.get("protocol", ""), port=int(cfg.get("port") or 0))
+
+
+def bgp_of(obj: NmObject) -> BgpConfig:
+    """Contiv's Bgp fields; ``neighbor`` may list several neighbours, comma-separated."""
+    cfg = obj.object
+    neighbors = tuple(n.strip() for n in (cfg.get("neighbor") or "").split(",") if n.strip())
+    return BgpConfig(router_ip=cfg["routerip"], asn=int(cfg["as"]), neighbor_asn=int(cfg.get("neighbor-as") or 0),
+                     neighbors=neighbors)
 
 
 def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint], host_label: str,
@@ -120,7 +130,11 @@ def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint],
         if ep.host and vtep and ep.host not in hosts:
             hosts[ep.host] = Host(ep.host, vtep)
 
-    return DesiredState(fwd_mode=fwd_mode, infra=infra, arp_mode=arp_mode,
+    bgp = None
+    if fwd_mode == "routing" and infra != "aci":
+        mine = [o for o in by_kind.get("Bgp", ()) if o.key == host_label]
+        bgp = next(iter(_valid(bgp_of, mine)), None)
+    return DesiredState(fwd_mode=fwd_mode, infra=infra, arp_mode=arp_mode, bgp=bgp,
                         networks=tuple(sorted(networks.values(), key=lambda n: n.key)),
                         groups=tuple(sorted(groups.values(), key=lambda g: g.key)), policies=policies,
                         endpoints=tuple(endpoints), hosts=tuple(sorted(hosts.values(), key=lambda h: h.name)),

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from agent.announce import AnnounceSchedule, announcements, garp_frame
+from agent.bgp import router_port
 from agent.config import AgentConfig
 from agent.group_commit import GroupCommit
 from agent.metrics import AgentMetrics
@@ -31,8 +32,15 @@ from agent.ovs.ofcontroller import FlowProgrammingError, OpenFlowController, dat
 from agent.ovs.ovsdb import EXT_ENDPOINT, EXT_ROLE, EXT_ROUND, Ovsdb, PortInfo, PortSpec
 from agent.pipeline import build, counts_by_stage, qos, rules_of, stage_of
 from agent.pipeline.conjunction import rule_ids
-from agent.pipeline.tables import FIRST_ENDPOINT_OFPORT, TUNNEL_OFPORT, UPLINK_OFPORT, Table
-from agent.pipeline.view import DatapathView
+from agent.pipeline.tables import (
+    FIRST_ENDPOINT_OFPORT,
+    ROUTER_OFPORT,
+    ROUTER_PORT,
+    TUNNEL_OFPORT,
+    UPLINK_OFPORT,
+    Table,
+)
+from agent.pipeline.view import BgpView, DatapathView, LearnedRoute
 from agent.plumbing import EndpointLink, Plumber, host_ifname, prefixlen_of
 from agent.state import DesiredState, Endpoint
 
@@ -78,6 +86,12 @@ class Reconciler:
         self.info_sources: dict[str, Callable[[], Any]] = {}  # more sections of driver_info (the state source's)
         self._bond_converged = False  # the bond is checked once per process (its config is fixed)
         self._active_uplink: str | None = None
+        # L3 mode (BGP): the router IP the router port carries ('' none), the routes the speaker learned,
+        # and who hears what each program wants announced (the speaker: agent.bgp.speaker)
+        self._router_ip = ""
+        self.learned_routes: tuple[LearnedRoute, ...] = ()
+        self.after_program: list[Callable[[DatapathView], None]] = []
+        self.bgp_inspect: Callable[[], dict[str, Any]] | None = None  # GET /inspect/bgp (live from the daemon)
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -233,6 +247,43 @@ class Reconciler:
             self._bond_converged = True
         return has_tunnel, bool(uplinks)
 
+    def _converge_router_port(self, state: DesiredState, existing: dict[str, PortInfo], has_uplink: bool) -> None:
+        """L3 mode: the router port (an OVS internal port holding the router IP, through which the BGP
+        speaker peers on the uplink) exists exactly while the host has a Bgp object and an uplink."""
+        bgp = state.bgp if has_uplink else None
+        port = existing.get(ROUTER_PORT)
+        if bgp is None:
+            if port is not None:
+                self.ovsdb.del_port(self.cfg.bridge, ROUTER_PORT)
+                LOG.info("router port %s removed", ROUTER_PORT)
+            self._router_ip = ""
+            return
+        if port is None or port.ofport != ROUTER_OFPORT:
+            self.ovsdb.add_port(self.cfg.bridge, ROUTER_PORT, ROUTER_OFPORT, "internal",
+                                external_ids={EXT_ROLE: "router"})
+            self.ovsdb.wait_ofport(ROUTER_PORT)
+            self._router_ip = ""
+        if self._router_ip != bgp.router_ip:
+            router_port.configure(ROUTER_PORT, bgp.router_ip, router_port.router_mac(bgp.address),
+                                  tx_offload=not self.cfg.userspace)
+            self._router_ip = bgp.router_ip
+            LOG.info("router port %s: %s", ROUTER_PORT, bgp.router_ip)
+
+    def _bgp_view(self, state: DesiredState) -> BgpView | None:
+        bgp = state.bgp
+        if bgp is None or self._router_ip != bgp.router_ip:
+            return None
+        return BgpView(bgp.address, router_port.router_mac(bgp.address), self.learned_routes)
+
+    def set_learned_routes(self, routes: tuple[LearnedRoute, ...]) -> None:
+        """The speaker learned (or lost) routes: re-program the flows of the current state with them."""
+        with self._lock:
+            if routes == self.learned_routes:
+                return
+            self.learned_routes = routes
+            if self.state is not None and self.view is not None:
+                self._program(self.state, full=False)
+
     def _wanted(self, state: DesiredState) -> dict[str, Endpoint]:
         """This host's endpoints that get a veth and a port."""
         return {ep.id: ep for ep in state.endpoints
@@ -264,6 +315,7 @@ class Reconciler:
         with self._claims_lock:
             claimed = set(self._claims)
         has_tunnel, has_uplink = self._infra_ports(existing)
+        self._converge_router_port(state, existing, has_uplink)
         by_ep = {p.external_ids[EXT_ENDPOINT]: p for p in existing.values() if EXT_ENDPOINT in p.external_ids}
         wanted = self._wanted(state)
         created: set[str] = set()
@@ -431,7 +483,7 @@ class Reconciler:
                     ofports = self._named_ofports(self._wanted(state))
                     stale, has_tunnel, has_uplink = [], self.view.has_tunnel, self.view.has_uplink
                 view = DatapathView(state, self.cfg.host_label, dict(self.vrf_ids), ofports,
-                                    has_tunnel, has_uplink, self.uplink_ports)
+                                    has_tunnel, has_uplink, self.uplink_ports, self._bgp_view(state))
                 desired = {f.key: f for f in build(view)}
                 self._sync_flows(desired, dict(qos.meters(view)))
                 self._remove_ports(stale)
@@ -444,6 +496,8 @@ class Reconciler:
             self._update_gauges()
             self.metrics.reconcile.observe(time.monotonic() - started)
             self._announce(announcements(previous, view))
+            for hook in self.after_program:
+                hook(view)
 
     # -- ACI mode: gratuitous ARPs ------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ class Feature(IntEnum):
     OUTPUT = 9
     EPG = 10
     QOS = 11
+    BGP = 13  # L3 mode: the router port, routed frames from the uplink, learned routes (12 left to host access)
 
 
 # Cookie layout: bits 48..63 round number, bits 32..47 feature id, bits 0..31 rule id (0: no rule).
@@ -140,7 +141,7 @@ def _match_text(k: str, v: MatchValue) -> str:
         return f"ct_state={_ct_state_text(value, mask)}"
     if k == "vlan_vid":
         value = v[0] if isinstance(v, tuple) else v
-        return f"dl_vlan={int(value) & 0xFFF}"
+        return f"dl_vlan={int(value) & 0xFFF}" if value else "vlan_tci=0x0000/0x1fff"  # 0: untagged
     name = _OFCTL_FIELD.get(k, k)
     if isinstance(v, tuple):
         return f"{name}={v[0]:#x}/{v[1]:#x}"
