@@ -3,8 +3,9 @@
 The ToR sits on the hosts' uplink segment (the cluster's trunk bridge, untagged: the VLAN networks'
 frames are tagged and never reach it) at ``UPLINK_NET.254`` (a second one at ``.253``), peers with
 every host through ``bgp listen range`` (any number of hosts, no per-host configuration; the hosts
-connect, the ToR is passive) and has an "external" network behind it: a namespace standing for a
-server outside the cluster at ``EXTERNAL_SERVER_IP`` on ``EXTERNAL_NET``, announced by the ToR.
+connect, the ToR is passive), is the next hop of every route it passes on (``next-hop-self``: host to
+host traffic crosses the ToR, so two ToRs are two paths) and has an "external" network behind it: a
+namespace standing for a server outside the cluster (``EXTERNAL_SERVER_IP`` behind the first ToR).
 
 FRR's daemons run as ``zebra``/``bgpd`` processes in the namespace, with their vty sockets, zserv
 socket, pid files and logs under the cluster's directory (``--vty_socket``, ``-z``, ``-i``), so
@@ -127,7 +128,8 @@ class Tor:
                    "no bgp network import-check", "neighbor hosts peer-group", "neighbor hosts remote-as external",
                    "neighbor hosts timers 3 9", "neighbor hosts timers connect 1",
                    f"bgp listen range {UPLINK_NET}.0/{UPLINK_PREFIX} peer-group hosts",
-                   "address-family ipv4 unicast", f"network {self.external_net}.0/24", "exit-address-family")
+                   "address-family ipv4 unicast", "neighbor hosts next-hop-self force",
+                   f"network {self.external_net}.0/24", "exit-address-family")
 
     def vtysh(self, *commands: str) -> str:
         args = ["vtysh", "--vty_socket", str(self._run_dir())]
