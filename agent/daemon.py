@@ -176,6 +176,7 @@ def bgp_speaker(args: argparse.Namespace, reconciler: Reconciler) -> None:
     reconciler.after_program.append(
         lambda view: speaker.desire(view.state.bgp if view.bgp is not None else None, bgp_routes.prefixes(view)))
     reconciler.bgp_inspect = speaker.info
+    reconciler.before_router_port_removal.append(speaker.shutdown)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,6 +92,7 @@ class Reconciler:
         self.learned_routes: tuple[LearnedRoute, ...] = ()
         self.after_program: list[Callable[[DatapathView], None]] = []
         self.bgp_inspect: Callable[[], dict[str, Any]] | None = None  # GET /inspect/bgp (live from the daemon)
+        self.before_router_port_removal: list[Callable[[], None]] = []  # the speaker says goodbye first
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -254,6 +255,8 @@ class Reconciler:
         port = existing.get(ROUTER_PORT)
         if bgp is None:
             if port is not None:
+                for hook in self.before_router_port_removal:
+                    hook()
                 self.ovsdb.del_port(self.cfg.bridge, ROUTER_PORT)
                 LOG.info("router port %s removed", ROUTER_PORT)
             self._router_ip = ""

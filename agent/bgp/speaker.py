@@ -58,6 +58,7 @@ class BgpSpeaker:
         self._installed: tuple[LearnedRoute, ...] = ()
         self._unresolved: set[str] = set()
         self._routes_dirty = threading.Event()
+        self._ops = threading.Lock()  # one conversation with gobgpd at a time (converge or shutdown)
         self.error = ""
         self._started = False
 
@@ -71,6 +72,17 @@ class BgpSpeaker:
             self._cond.notify_all()
         if config is not None and not self._started:
             self.start()
+
+    def shutdown(self) -> None:
+        """Stop BGP now, before the router port goes: the peers get a Cease notification and drop our
+        routes at once (after the port is gone they would wait for their hold timer)."""
+        with self._cond:
+            self._config, self._prefixes = None, frozenset()
+        with self._ops:
+            try:
+                self._converge(None, frozenset())
+            except _ERRORS as exc:
+                LOG.warning("bgp: stopping gobgpd failed: %s", exc)
 
     def start(self) -> None:
         with self._cond:
@@ -112,7 +124,8 @@ class BgpSpeaker:
                     self._cond.wait(RESOLVE_RETRY if self._unresolved else RETRY)
                 config, prefixes, self._dirty = self._config, self._prefixes, False
             try:
-                self._converge(config, prefixes)
+                with self._ops:
+                    self._converge(config, prefixes)
                 if self._unresolved:
                     self._refresh_routes()
                 self.error = ""
