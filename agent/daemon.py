@@ -25,6 +25,7 @@ from agent.pipeline.view import DatapathView
 from agent.state import DesiredState
 
 if TYPE_CHECKING:
+    from agent.bgp.speaker import BgpSpeaker
     from agent.endpoint_ops import EndpointOps
     from agent.netmaster_source import NetmasterStateSource
     from agent.reconciler import Reconciler
@@ -161,7 +162,7 @@ def netmaster_source(args: argparse.Namespace, reconciler: Reconciler,
     return source, ops
 
 
-def bgp_speaker(args: argparse.Namespace, reconciler: Reconciler) -> None:
+def bgp_speaker(args: argparse.Namespace, reconciler: Reconciler) -> BgpSpeaker:
     """L3 mode: the host's BGP speaker, fed by every program and feeding learned routes back. A
     gobgpd left running by an earlier agent is adopted now, so the first full sync has its routes."""
     from agent.bgp.gobgpd import Gobgpd
@@ -177,6 +178,7 @@ def bgp_speaker(args: argparse.Namespace, reconciler: Reconciler) -> None:
         lambda view: speaker.desire(view.state.bgp if view.bgp is not None else None, bgp_routes.prefixes(view)))
     reconciler.bgp_inspect = speaker.info
     reconciler.before_router_port_removal.append(speaker.shutdown)
+    return speaker
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,14 +255,16 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         inspect_url = published_url(tcp, args.ctrl_ip)
         LOG.info("inspect API for netmaster on %s", inspect_url)
+    speaker = bgp_speaker(args, reconciler)
     source: StateSource
     ops = None
     if args.netmaster:
-        source, ops = netmaster_source(args, reconciler, inspect_url)
+        followed, ops = netmaster_source(args, reconciler, inspect_url)
+        followed.bgp_neighbors = speaker.neighbor_states  # in the agent record (netctl bgp inspect's fallback)
+        source = followed
     else:
         source = FileStateSource(args.state_file)
     reconciler.on_resync_needed.append(source.poke)
-    bgp_speaker(args, reconciler)
     reconciler.start()
     if not of.wait_connected(30):
         LOG.error("bridge %s did not connect to the controller at %s", cfg.bridge, of.target)

@@ -89,6 +89,8 @@ class NetmasterStateSource:
         self._returned: dict[str, float] = {}  # host -> monotonic time its agent record came back
         self._unlisted: dict[str, str] = {}  # local endpoints netmaster does not list -> holder ('' none)
         self.conflicts: dict[str, dict[str, str]] = {}  # endpoint id -> conflict report (agent.reclaim)
+        # L3 mode: the speaker's neighbour -> session state, sent with each heartbeat (docs/bgp.md)
+        self.bgp_neighbors: Callable[[], dict[str, str]] | None = None
         self.reconnects = 0  # times the heartbeat succeeded after failing (or for the first time)
         self.metrics = metrics or AgentMetrics()
         self._overlay: dict[str, dict[str, Any] | None] = {}
@@ -204,7 +206,9 @@ class NetmasterStateSource:
             assert self._ops_client is not None
             conflicts = sorted(self.conflicts.values(), key=lambda c: c["endpointID"])
             try:
-                await self._ops_client.request("PUT", path, {**body, "conflicts": conflicts} if conflicts else body)
+                bgp = self.bgp_neighbors() if self.bgp_neighbors else None
+                extra = {**({"conflicts": conflicts} if conflicts else {}), **({"bgp": bgp} if bgp else {})}
+                await self._ops_client.request("PUT", path, {**body, **extra})
                 if self._heartbeat_ok is not True:
                     LOG.info("registered with netmaster as %s (vtep %s)", ident.host_label, ident.vtep_ip or "-")
                     self.reconnects += 1  # agent.reclaim verifies every local endpoint after each

@@ -183,9 +183,12 @@ class GobgpClient:
                                  family=pb.Family(afi=pb.Family.AFI_IP, safi=pb.Family.SAFI_UNICAST))
         out = []
         for resp in self.stub.ListPath(req, timeout=CALL_TIMEOUT):
-            for path in resp.destination.paths:
-                if path.best:
-                    out.append(self.route_of(path))
+            paths = [p for p in resp.destination.paths if not p.is_withdraw]
+            # gobgpd lists a destination's paths best first; a listing taken while it re-ranks them
+            # may flag none: the first is still the one in use, and dropping the prefix would cut traffic
+            best = next((p for p in paths if p.best), paths[0] if paths else None)
+            if best is not None:
+                out.append(self.route_of(best))
         return sorted(out, key=lambda r: ipaddress.IPv4Network(r.prefix))
 
     def watch_best(self) -> Iterator[list[Any]]:

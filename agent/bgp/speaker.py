@@ -61,16 +61,19 @@ class BgpSpeaker:
         self._ops = threading.Lock()  # one conversation with gobgpd at a time (converge or shutdown)
         self.error = ""
         self._started = False
+        self._neighbor_states: dict[str, str] = {}  # refreshed every converge round (the agent record's)
 
     # -- what the reconciler calls --------------------------------------------------------------------
 
     def desire(self, config: BgpConfig | None, prefixes: frozenset[str]) -> None:
         with self._cond:
-            if (config, prefixes) == (self._config, self._prefixes):
+            if self._started and (config, prefixes) == (self._config, self._prefixes):
                 return
             self._config, self._prefixes, self._dirty = config, prefixes, True
             self._cond.notify_all()
-        if config is not None and not self._started:
+        # Nothing runs before the first wish: a daemon adopted at start-up (``prime``) must not be
+        # stopped for want of a configuration the agent has not read yet.
+        if (config is not None or self._running is not None) and not self._started:
             self.start()
 
     def shutdown(self) -> None:
@@ -101,8 +104,6 @@ class BgpSpeaker:
                 return ()
             self._adopt(client)
             self._refresh_routes(notify=False)
-            if self._running is not None:
-                self.start()
         except _ERRORS as exc:
             LOG.warning("bgp: could not read the running gobgpd: %s", exc)
         return self._installed
@@ -142,6 +143,7 @@ class BgpSpeaker:
                 self._client.stop()
                 LOG.info("bgp: stopped (no Bgp object for this host)")
             self._running, self._announced = None, set()
+            self._neighbor_states = {}
             self._publish(())
             return
         if self._client is None:
@@ -172,6 +174,7 @@ class BgpSpeaker:
         for prefix in sorted(self._announced - prefixes):
             client.delete_path(prefix, config.address)
             self._announced.discard(prefix)
+        self._neighbor_states = {p.address: p.state for p in client.peers()}
 
     # -- routes in -------------------------------------------------------------------------------------
 
@@ -223,6 +226,10 @@ class BgpSpeaker:
             hook(routes)
 
     # -- inspect ----------------------------------------------------------------------------------------
+
+    def neighbor_states(self) -> dict[str, str]:
+        """Neighbour -> session state as of the last converge round (at most a second old; no gRPC)."""
+        return dict(self._neighbor_states)
 
     def info(self) -> dict[str, Any]:
         """Live from gobgpd: neighbours (state, uptime, prefixes) and the best routes; plus what the

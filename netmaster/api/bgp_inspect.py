@@ -5,7 +5,8 @@ does this one, through the inspect API the agent publishes (``--inspect-listen``
 ``netctl agent inspect``). ``Oper`` carries Contiv's fields (``neighborStatus``, ``adminStatus``,
 ``numRoutes``, ``routes``) and, per neighbour, its state, uptime and prefixes received, accepted and
 advertised. A host whose agent is absent, publishes no inspect API or does not answer still gets its
-``Config``, with the reason in ``Oper.error`` instead of a failed request: the object exists either way.
+``Config``, with the reason in ``Oper.error`` instead of a failed request (the object exists either
+way), and the neighbours' session states from its agent record if the agent sent them.
 """
 
 from __future__ import annotations
@@ -39,6 +40,19 @@ def bgp_oper(agent: dict[str, Any]) -> dict[str, Any]:
             "announced": agent.get("announced", []), "error": agent.get("error", "")}
 
 
+async def _from_record(registry: AgentRegistry, host: str) -> dict[str, Any]:
+    """What the agent record says (neighbour states, from the last heartbeat) when the agent cannot be
+    asked: better than nothing, and says where it comes from."""
+    try:
+        states = (await registry.get(host)).get("bgp") or {}
+    except ApiError:
+        return {}
+    if not states:
+        return {}
+    oper = bgp_oper({"neighbors": [{"address": a, "state": s} for a, s in states.items()]})
+    return {"neighborStatus": oper["neighborStatus"], "neighbors": oper["neighbors"], "source": "agent record"}
+
+
 def add_bgp_inspect_route(app: FastAPI, objects: ObjectService, registry: AgentRegistry, token: str | None) -> None:
     """Register before the generic object routes, so this one answers the Bgp inspect."""
 
@@ -48,7 +62,7 @@ def add_bgp_inspect_route(app: FastAPI, objects: ObjectService, registry: AgentR
             status, agent = await agent_get(registry, key, "/inspect/bgp", {}, token)
             oper = bgp_oper(agent) if status == 200 else {**found["Oper"], "error": f"agent answered {status}"}
         except ApiError as exc:
-            oper = {**found["Oper"], "error": str(exc)}
+            oper = {**found["Oper"], **await _from_record(registry, key), "error": str(exc)}
         return JSONResponse({"Config": found["Config"], "Oper": oper})
 
     for suffix in ("", "/"):

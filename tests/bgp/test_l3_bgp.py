@@ -127,10 +127,17 @@ def test_agent_sigkill_keeps_the_sessions_and_the_traffic(cluster: BgpCluster,
     tor = cluster.tors[0]
     eventually(lambda: ping(a, b_ip) and ping(a, tor.server_ip), 30, "traffic before")
     before = tor.peers()["50.1.1.1"]
+    record = eventually(lambda: (r := cluster.nm.ok(cluster.nm.http.get("/api/v1/agents/h1/"))).get("bgp") and r,
+                        20, "neighbour states in h1's agent record")
+    assert record["bgp"] == {t.ip: "established" for t in cluster.tors}
     pinger = Pinger(a, b_ip)
     time.sleep(0.5)
     cluster.kill_agent(h1)
-    time.sleep(1.0)
+    # while no agent answers, netctl bgp inspect falls back to the agent record's neighbour states
+    oper = cluster.nm.ok(cluster.nm.http.get("/api/v1/inspect/Bgps/h1/"))["Oper"]
+    assert oper["source"] == "agent record"
+    assert oper["neighborStatus"] == "Established"
+    assert "unreachable" in oper["error"]
     cluster.start_agent(h1)
     eventually(lambda: _bgp(cluster, 0)["state"] == "running" and _only_remote(cluster, 0, [b_ip]), 20,
                "the new agent adopted gobgpd")
