@@ -170,7 +170,7 @@ def bgp_speaker(args: argparse.Namespace, reconciler: Reconciler) -> BgpSpeaker:
     from agent.pipeline import bgp_routes
 
     daemon = Gobgpd(args.bgp_api, args.state_dir, args.gobgpd)
-    speaker = BgpSpeaker(daemon)
+    speaker = BgpSpeaker(daemon, reconciler.metrics)
     if daemon.pidfile.exists():
         reconciler.learned_routes = speaker.prime()
     speaker.on_routes.append(reconciler.set_learned_routes)

@@ -50,5 +50,13 @@ class AgentMetrics:
                                       "Endpoints deleted on this host whose release netmaster has not confirmed "
                                       "yet (retried until it does)", registry=r)
 
+        self.bgp_established = Gauge("contiv_agent_bgp_neighbors_established",
+                                     "L3 mode: BGP neighbours in session (of contiv_agent_bgp_neighbors)", registry=r)
+        self.bgp_neighbors = Gauge("contiv_agent_bgp_neighbors", "L3 mode: BGP neighbours configured", registry=r)
+        self.bgp_announced = Gauge("contiv_agent_bgp_announced_routes",
+                                   "L3 mode: local endpoints announced as /32", registry=r)
+        self.bgp_learned = Gauge("contiv_agent_bgp_learned_routes",
+                                 "L3 mode: learned routes installed as flows (next hop resolved)", registry=r)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

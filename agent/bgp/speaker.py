@@ -26,9 +26,10 @@ from typing import Any
 import grpc
 
 from agent.bgp import router_port
-from agent.bgp.gobgp import GlobalConfig, GobgpClient, PeerConfig, Route
+from agent.bgp.gobgp import GlobalConfig, GobgpClient, PeerConfig
 from agent.bgp.gobgpd import Gobgpd, GobgpdError
 from agent.bgp.stubs import StubsUnavailableError
+from agent.metrics import AgentMetrics
 from agent.pipeline.tables import ROUTER_PORT
 from agent.pipeline.view import LearnedRoute
 from agent.state import BgpConfig
@@ -42,8 +43,10 @@ _ERRORS = (grpc.RpcError, OSError, GobgpdError, StubsUnavailableError)
 
 
 class BgpSpeaker:
-    def __init__(self, daemon: Gobgpd, port: str = ROUTER_PORT, hold_time: int = HOLD_TIME) -> None:
+    def __init__(self, daemon: Gobgpd, metrics: AgentMetrics, port: str = ROUTER_PORT,
+                 hold_time: int = HOLD_TIME) -> None:
         self.daemon = daemon
+        self.metrics = metrics
         self.port = port
         self.hold_time = hold_time
         self.on_routes: list[Callable[[tuple[LearnedRoute, ...]], None]] = []
@@ -54,10 +57,8 @@ class BgpSpeaker:
         self._client: GobgpClient | None = None
         self._running: GlobalConfig | None = None
         self._announced: set[str] = set()
-        self._learned: tuple[Route, ...] = ()
         self._installed: tuple[LearnedRoute, ...] = ()
         self._unresolved: set[str] = set()
-        self._routes_dirty = threading.Event()
         self._ops = threading.Lock()  # one conversation with gobgpd at a time (converge or shutdown)
         self.error = ""
         self._started = False
@@ -133,6 +134,9 @@ class BgpSpeaker:
             except _ERRORS as exc:
                 self.error = f"{type(exc).__name__}: {exc}"
                 LOG.warning("bgp: converging gobgpd failed (retrying): %s", self.error)
+                # The next round adopts the daemon again (reading back what runs), or starts a new one
+                # if it died: a dead channel is never retried for ever.
+                self._client = None
                 with self._cond:
                     self._dirty = True
                 time.sleep(RETRY)
@@ -145,6 +149,7 @@ class BgpSpeaker:
             self._running, self._announced = None, set()
             self._neighbor_states = {}
             self._publish(())
+            self._gauges(config)
             return
         if self._client is None:
             self._adopt(self.daemon.ensure())
@@ -157,7 +162,6 @@ class BgpSpeaker:
             client.start(want)
             self._running, self._announced = want, set()
             LOG.info("bgp: started, AS %d, router id %s", want.asn, want.router_id)
-            self._routes_dirty.set()
         have = client.peer_configs()
         peers = {n: PeerConfig(n, config.neighbor_asn, config.address, self.hold_time) for n in config.neighbors}
         for address, peer in have.items():
@@ -175,6 +179,13 @@ class BgpSpeaker:
             client.delete_path(prefix, config.address)
             self._announced.discard(prefix)
         self._neighbor_states = {p.address: p.state for p in client.peers()}
+        self._gauges(config)
+
+    def _gauges(self, config: BgpConfig | None) -> None:
+        self.metrics.bgp_neighbors.set(len(config.neighbors) if config else 0)
+        self.metrics.bgp_established.set(sum(s == "established" for s in self._neighbor_states.values()))
+        self.metrics.bgp_announced.set(len(self._announced))
+        self.metrics.bgp_learned.set(len(self._installed))
 
     # -- routes in -------------------------------------------------------------------------------------
 
@@ -184,8 +195,6 @@ class BgpSpeaker:
             client = self._client
             if client is None or self._running is None:
                 time.sleep(RETRY / 4)
-                if self._routes_dirty.is_set() and self._running is None:
-                    self._routes_dirty.clear()
                 continue
             try:
                 for _ in client.watch_best():
@@ -201,7 +210,6 @@ class BgpSpeaker:
         if client is None or self._running is None:
             return
         learned = tuple(r for r in client.routes() if r.learned)
-        self._learned = learned
         resolved, unresolved = [], set()
         for route in learned:
             mac = router_port.neighbor_mac(self.port, route.next_hop)

@@ -8,6 +8,8 @@ the hosts' containers, and to the server, is a route learned over BGP.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -84,6 +86,10 @@ def test_endpoints_announced_learned_and_withdrawn(cluster: BgpCluster,
     eventually(lambda: _only_remote(cluster, 0, [b_ip]) and _only_remote(cluster, 1, [a_ip]), 20,
                "each host installed the other's /32")
     eventually(lambda: f"{tor.external_net}.0/24" in _installed(cluster, 0), 20, "the external prefix on h1")
+    metrics = eventually(lambda: (m := cluster.hosts[0].get("/metrics")[1])
+                         and "contiv_agent_bgp_neighbors_established 2.0" in m and m, 20, "BGP metrics")
+    assert "contiv_agent_bgp_neighbors 2.0" in metrics
+    assert "contiv_agent_bgp_announced_routes 1.0" in metrics
     assert ping(a, b_ip, count=3)
     assert ping(b, a_ip, count=3)
     assert ping(a, tor.server_ip, count=3), "the server behind the ToR, through the learned route"
@@ -148,6 +154,17 @@ def test_agent_sigkill_keeps_the_sessions_and_the_traffic(cluster: BgpCluster,
     assert after["peerUptimeMsec"] > before["peerUptimeMsec"], f"the session was reset: {before} -> {after}"
     assert result.lost == 0, f"{result.lost} of {max(result.replies)} pings lost across the agent restart"
     assert ping(a, tor.server_ip, count=2)
+
+
+def test_a_dead_gobgpd_is_started_again(cluster: BgpCluster, pair: tuple[str, str, str, str]) -> None:
+    a, a_ip, b, b_ip = pair
+    eventually(lambda: ping(b, a_ip), 30, "traffic before")
+    pid = _bgp(cluster, 0)["daemon_pid"]
+    os.kill(pid, signal.SIGKILL)
+    eventually(lambda: _bgp(cluster, 0)["daemon_pid"] not in (pid, None) and _bgp(cluster, 0)["state"] == "running",
+               30, "a new gobgpd on h1")
+    eventually(lambda: f"{a_ip}/32" in cluster.tors[0].kernel_routes() and ping(b, a_ip) and ping(a, b_ip),
+               SESSION + 20, "sessions, routes and traffic back")
 
 
 def test_tor_restart_routes_come_back(cluster: BgpCluster, pair: tuple[str, str, str, str]) -> None:
