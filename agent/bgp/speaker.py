@@ -228,10 +228,10 @@ class BgpSpeaker:
     def _publish(self, routes: tuple[LearnedRoute, ...]) -> None:
         if routes == self._installed:
             return
+        for hook in self.on_routes:  # the flows first: what inspect calls installed is on the switch
+            hook(routes)
         self._installed = routes
         LOG.info("bgp: %d learned route(s) installed", len(routes))
-        for hook in self.on_routes:
-            hook(routes)
 
     # -- inspect ----------------------------------------------------------------------------------------
 
