@@ -162,6 +162,13 @@ class BgpSpeaker:
             client.start(want)
             self._running, self._announced = want, set()
             LOG.info("bgp: started, AS %d, router id %s", want.asn, want.router_id)
+        # paths first: an endpoint add waits for its announcement, not for the neighbour check
+        for prefix in sorted(prefixes - self._announced):
+            client.add_path(prefix, config.address)
+            self._announced.add(prefix)
+        for prefix in sorted(self._announced - prefixes):
+            client.delete_path(prefix, config.address)
+            self._announced.discard(prefix)
         have = client.peer_configs()
         peers = {n: PeerConfig(n, config.neighbor_asn, config.address, self.hold_time) for n in config.neighbors}
         for address, peer in have.items():
@@ -172,12 +179,6 @@ class BgpSpeaker:
             if have.get(address) != peer:
                 client.add_peer(peer)
                 LOG.info("bgp: neighbor %s AS %d added", address, peer.asn)
-        for prefix in sorted(prefixes - self._announced):
-            client.add_path(prefix, config.address)
-            self._announced.add(prefix)
-        for prefix in sorted(self._announced - prefixes):
-            client.delete_path(prefix, config.address)
-            self._announced.discard(prefix)
         self._neighbor_states = {p.address: p.state for p in client.peers()}
         self._gauges(config)
 
