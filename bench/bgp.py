@@ -10,6 +10,7 @@ A 2-host simulated cluster in routing fwdMode with an FRR ToR (testbed.bgp_clust
   explicit neighbour (the ToR connects at once);
 - announce: from an endpoint add request to the agent until its /32 is in the ToR's kernel table
   (``ip monitor route`` in the ToR's namespace, timestamped as each line arrives), over N endpoints;
+  and the part of it after the add call returned (the agent's add path itself excluded);
 - withdraw: from the delete request until the route is gone;
 - reference for both, same run: the same /32s added and deleted straight in the host's gobgpd with its
   own CLI (``gobgp global rib add``), i.e. the daemons' floor without the agent.
@@ -115,14 +116,17 @@ def main() -> int:
         tor.vtysh("conf t", f"router bgp {tor.asn}", "no neighbor 50.1.1.2")
 
         monitor = RouteMonitor(tor)
-        announce, withdraw = [], []
+        announce, after_add, withdraw = [], [], []
         containers = [cluster.container(f"e{i}") for i in range(args.endpoints)]
         for i, ns in enumerate(containers):
             started = time.monotonic()
             status, rec = add_endpoint(h1, endpoint_id=f"e{i}", tenant="t", network="net", netns=ns)
+            returned = time.monotonic()
             if status != 200:
                 raise RuntimeError(rec)
-            announce.append(monitor.wait(monitor.added, rec["ip"]) - started)
+            seen = monitor.wait(monitor.added, rec["ip"])
+            announce.append(seen - started)
+            after_add.append(seen - returned)
         ips = [ep["ip"] for ep in h1.get("/inspect/driver")[1]["endpoints"]]
         for i in range(args.endpoints):
             ip = next(e["ip"] for e in h1.get("/inspect/driver")[1]["endpoints"] if e["id"] == f"e{i}")
@@ -150,6 +154,7 @@ def main() -> int:
               + ", ".join(f"{s:.2f} s" for s in active) + f"  (median {statistics.median(active):.2f} s)"
               f"  ratio {statistics.median(passive) / statistics.median(active):.1f}")
         print(line("endpoint add -> /32 in the ToR's kernel", announce, ref_add))
+        print(line("  of which after the add call returned", after_add))
         print(line("endpoint delete -> /32 gone from the ToR", withdraw, ref_del))
     return 0
 
