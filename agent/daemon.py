@@ -26,6 +26,7 @@ from agent.pipeline.view import DatapathView
 from agent.state import DesiredState
 
 if TYPE_CHECKING:
+    from agent.bgp.speaker import BgpSpeaker
     from agent.dns.service import DnsService
     from agent.endpoint_ops import EndpointOps
     from agent.netmaster_source import NetmasterStateSource
@@ -79,6 +80,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--garp-interval", type=float, default=300.0,
                    help="ACI mode: seconds between gratuitous ARPs re-announcing every local endpoint to the "
                         "fabric (besides those on endpoint add and after an app-profile push; 0: off)")
+    p.add_argument("--bgp-api", default="127.0.0.1:50051",
+                   help="L3 mode: gRPC address of this host's gobgpd (started here if nothing answers; it "
+                        "outlives the agent so a restart does not drop the BGP sessions)")
+    p.add_argument("--gobgpd", default="gobgpd", help="L3 mode: the gobgpd binary")
     p.add_argument("--inspect", default="", help="inspect API address: unix:/path or 127.0.0.1:PORT")
     p.add_argument("--inspect-listen", default="", metavar="HOST:PORT",
                    help="also serve the read-only inspect API on TCP for netmaster to proxy (default off; host "
@@ -105,7 +110,8 @@ def dump_pipeline(args: argparse.Namespace) -> int:
     vrfs = {t: i for i, t in enumerate(state.tenants, start=1)}
     uplinks = [x for x in args.vlan_uplinks.split(",") if x]
     view = DatapathView(state, args.host_label, vrfs, ofports, bool(args.vtep_ip), bool(uplinks),
-                        tuple(UPLINK_OFPORT + i for i in range(max(1, len(uplinks)))), host_access_plan(state).networks)
+                        tuple(UPLINK_OFPORT + i for i in range(max(1, len(uplinks)))),
+                        host_networks=host_access_plan(state).networks)
     flows = build(view)
     print(f"{'stage':<18}{'table':<16}{'id':>4}{'flows':>7}")
     for stage, tables in counts_by_stage(flows).items():
@@ -173,6 +179,25 @@ def _dns_service(args: argparse.Namespace, ovsdb: Ovsdb, bridge: str) -> DnsServ
 
     upstreams = [(h, int(p or 53)) for h, _, p in (u.partition(":") for u in args.dns_upstream.split(",") if u)]
     return DnsService(DnsPort(ovsdb, bridge), DnsResponder(upstreams or resolvers(), args.dns_zone), args.dns_zone)
+
+
+def bgp_speaker(args: argparse.Namespace, reconciler: Reconciler) -> BgpSpeaker:
+    """L3 mode: the host's BGP speaker, fed by every program and feeding learned routes back. A
+    gobgpd left running by an earlier agent is adopted now, so the first full sync has its routes."""
+    from agent.bgp.gobgpd import Gobgpd
+    from agent.bgp.speaker import BgpSpeaker
+    from agent.pipeline import bgp_routes
+
+    daemon = Gobgpd(args.bgp_api, args.state_dir, args.gobgpd)
+    speaker = BgpSpeaker(daemon, reconciler.metrics)
+    if daemon.pidfile.exists():
+        reconciler.learned_routes = speaker.prime()
+    speaker.on_routes.append(reconciler.set_learned_routes)
+    reconciler.after_program.append(
+        lambda view: speaker.desire(view.state.bgp if view.bgp is not None else None, bgp_routes.prefixes(view)))
+    reconciler.bgp_inspect = speaker.info
+    reconciler.before_router_port_removal.append(speaker.shutdown)
+    return speaker
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,10 +274,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         inspect_url = published_url(tcp, args.ctrl_ip)
         LOG.info("inspect API for netmaster on %s", inspect_url)
+    speaker = bgp_speaker(args, reconciler)
     source: StateSource
     ops = None
     if args.netmaster:
-        source, ops = netmaster_source(args, reconciler, inspect_url)
+        followed, ops = netmaster_source(args, reconciler, inspect_url)
+        followed.bgp_neighbors = speaker.neighbor_states  # in the agent record (netctl bgp inspect's fallback)
+        source = followed
     else:
         source = FileStateSource(args.state_file)
     reconciler.on_resync_needed.append(source.poke)

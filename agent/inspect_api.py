@@ -10,7 +10,9 @@ same one netmaster sends. Its URL is published in the agent's netmaster record (
 
 Routes: ``GET /inspect/driver`` (add ``?flows=1`` for the flows of every stage, ``?rules=1`` for
 packets and bytes per policy rule, read from the switch by the rule id in the flow cookies),
-``GET /inspect/endpoint/<id>``, ``GET /metrics``, ``GET /healthz``.
+``GET /inspect/endpoint/<id>``, ``GET /inspect/bgp`` (L3 mode: neighbours, their state and prefixes,
+the routes, live from the BGP daemon; Contiv's netplugin served the same path), ``GET /metrics``,
+``GET /healthz``.
 
 With netmaster sync the same socket also serves the local endpoint API (EndpointOps, the path the CNI
 plugin and the Docker driver take): ``POST /endpoints`` with an AddRequest as JSON, ``DELETE
@@ -86,6 +88,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path.startswith("/inspect/endpoint/"):
             info = rec.endpoint_info(unquote(url.path[len("/inspect/endpoint/") :]))
             self._json(200 if info else 404, info or {"error": "endpoint not found"})
+        elif url.path == "/inspect/bgp":
+            inspect_bgp = rec.bgp_inspect
+            self._json(200, inspect_bgp() if inspect_bgp else {"state": "not configured", "neighbors": [],
+                                                                 "routes": []})
         elif url.path == "/metrics":
             self._send(200, rec.metrics.render(), "text/plain; version=0.0.4")
         elif url.path == "/healthz":

@@ -56,5 +56,13 @@ class AgentMetrics:
                                           "Times the host side of host access (address, routes, NAT) failed "
                                           "to converge", registry=r)
 
+        self.bgp_established = Gauge("contiv_agent_bgp_neighbors_established",
+                                     "L3 mode: BGP neighbours in session (of contiv_agent_bgp_neighbors)", registry=r)
+        self.bgp_neighbors = Gauge("contiv_agent_bgp_neighbors", "L3 mode: BGP neighbours configured", registry=r)
+        self.bgp_announced = Gauge("contiv_agent_bgp_announced_routes",
+                                   "L3 mode: local endpoints announced as /32", registry=r)
+        self.bgp_learned = Gauge("contiv_agent_bgp_learned_routes",
+                                 "L3 mode: learned routes installed as flows (next hop resolved)", registry=r)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

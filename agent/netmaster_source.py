@@ -54,7 +54,7 @@ LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
 KINDS = ("global", "network", "endpointGroup", "policy", "rule", "endpoint", "agent", "appProfile", "aciSync",
-         "netprofile", "serviceLB", KIND_POLICY, KIND_NAMESPACE, KIND_POD)
+         "netprofile", "serviceLB", "Bgp", KIND_POLICY, KIND_NAMESPACE, KIND_POD)
 _DELETED = None  # overlay value of an endpoint this agent deleted
 SETTLE = 0.5  # seconds without endpoint calls before the background full apply runs
 SETTLE_MAX = 2.0  # ... but no later than this after the first call of a burst
@@ -90,6 +90,8 @@ class NetmasterStateSource:
         self._returned: dict[str, float] = {}  # host -> monotonic time its agent record came back
         self._unlisted: dict[str, str] = {}  # local endpoints netmaster does not list -> holder ('' none)
         self.conflicts: dict[str, dict[str, str]] = {}  # endpoint id -> conflict report (agent.reclaim)
+        # L3 mode: the speaker's neighbour -> session state, sent with each heartbeat (docs/bgp.md)
+        self.bgp_neighbors: Callable[[], dict[str, str]] | None = None
         self.reconnects = 0  # times the heartbeat succeeded after failing (or for the first time)
         self.metrics = metrics or AgentMetrics()
         self._overlay: dict[str, dict[str, Any] | None] = {}
@@ -207,7 +209,9 @@ class NetmasterStateSource:
             assert self._ops_client is not None
             conflicts = sorted(self.conflicts.values(), key=lambda c: c["endpointID"])
             try:
-                await self._ops_client.request("PUT", path, {**body, "conflicts": conflicts} if conflicts else body)
+                bgp = self.bgp_neighbors() if self.bgp_neighbors else None
+                extra = {**({"conflicts": conflicts} if conflicts else {}), **({"bgp": bgp} if bgp else {})}
+                await self._ops_client.request("PUT", path, {**body, **extra})
                 if self._heartbeat_ok is not True:
                     LOG.info("registered with netmaster as %s (vtep %s)", ident.host_label, ident.vtep_ip or "-")
                     if self._watch_client is not None:

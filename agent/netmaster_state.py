@@ -20,6 +20,8 @@ Where values come from:
 - a group's QoS: the ``netprofile`` its ``netProfile`` names (units: ``contiv_api.netprofile``);
 - a service: a ``serviceLB``'s VIP (``status.serviceVip``) and ports; its providers are the endpoints
   whose labels hold its selectors (``contiv_api.service_lb``, the rule netmaster's inspect uses too);
+- BGP peering: the ``Bgp`` object named after this host, in routing fwdMode outside ACI mode (netmaster
+  refuses Bgp objects in ACI mode; one left from before a mode change is ignored here);
 - ACI mode: an EPG's VLAN is its ``status.aciVlan`` (the segment its endpoints use on the uplink), and
   its ``aci_synced`` the latest ``lastSync`` of the push state (``kind: aciSync``) of any app profile
   holding it, so the agent sees when the APIC received the EPG and re-announces its endpoints.
@@ -38,6 +40,7 @@ from typing import Any
 
 from agent.local_endpoints import LocalEndpoint
 from agent.state import (
+    BgpConfig,
     DesiredState,
     Endpoint,
     EndpointGroup,
@@ -112,6 +115,14 @@ def kube_object_of(obj: NmObject) -> KubeObject:
                       spec_text(cfg["spec"]) if obj.kind == KIND_POLICY else "")
 
 
+def bgp_of(obj: NmObject) -> BgpConfig:
+    """Contiv's Bgp fields; ``neighbor`` may list several neighbours, comma-separated."""
+    cfg = obj.object
+    neighbors = tuple(n.strip() for n in (cfg.get("neighbor") or "").split(",") if n.strip())
+    return BgpConfig(router_ip=cfg["routerip"], asn=int(cfg["as"]), neighbor_asn=int(cfg.get("neighbor-as") or 0),
+                     neighbors=neighbors)
+
+
 def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint], host_label: str,
                 revision: int) -> DesiredState:
     """The desired state of host *host_label* for netmaster's *objects* and its *local* records."""
@@ -167,7 +178,11 @@ def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint],
                             sorted(by_kind.get("serviceLB", ()), key=lambda o: o.key)))
     kube = _valid(kube_object_of, sorted((o for kind in (KIND_POLICY, KIND_NAMESPACE, KIND_POD)
                                           for o in by_kind.get(kind, ())), key=lambda o: (o.kind, o.key)))
-    return DesiredState(fwd_mode=fwd_mode, infra=infra, arp_mode=arp_mode, services=services, kube=tuple(kube),
+    bgp = None
+    if fwd_mode == "routing" and infra != "aci":
+        mine = [o for o in by_kind.get("Bgp", ()) if o.key == host_label]
+        bgp = next(iter(_valid(bgp_of, mine)), None)
+    return DesiredState(fwd_mode=fwd_mode, infra=infra, arp_mode=arp_mode, services=services, kube=tuple(kube), bgp=bgp,
                         pvt_subnet=pvt_subnet,
                         networks=tuple(sorted(networks.values(), key=lambda n: n.key)),
                         groups=tuple(sorted(groups.values(), key=lambda g: g.key)), policies=policies,

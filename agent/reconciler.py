@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from agent.announce import AnnounceSchedule, announcements, garp_frame
+from agent.bgp import router_port
 from agent.config import AgentConfig
 from agent.dns.service import DnsService
 from agent.group_commit import GroupCommit
@@ -40,11 +41,13 @@ from agent.pipeline.tables import (
     FIRST_ENDPOINT_OFPORT,
     HOST_OFPORT,
     ROUTER_MAC,
+    ROUTER_OFPORT,
+    ROUTER_PORT,
     TUNNEL_OFPORT,
     UPLINK_OFPORT,
     Table,
 )
-from agent.pipeline.view import DatapathView
+from agent.pipeline.view import BgpView, DatapathView, LearnedRoute
 from agent.plumbing import EndpointLink, Plumber, host_ifname, prefixlen_of
 from agent.state import PROTOCOLS, DesiredState, Endpoint
 
@@ -110,6 +113,13 @@ class Reconciler:
         self._has_host_port = False  # the host port exists (its flows are installed with it)
         self._host_converged = float("-inf")  # when the host side was last converged (monotonic)
         self._active_uplink: str | None = None
+        # L3 mode (BGP): the router IP the router port carries ('' none), the routes the speaker learned,
+        # and who hears what each program wants announced (the speaker: agent.bgp.speaker)
+        self._router_ip = ""
+        self.learned_routes: tuple[LearnedRoute, ...] = ()
+        self.after_program: list[Callable[[DatapathView], None]] = []
+        self.bgp_inspect: Callable[[], dict[str, Any]] | None = None  # GET /inspect/bgp (live from the daemon)
+        self.before_router_port_removal: list[Callable[[], None]] = []  # the speaker says goodbye first
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -308,6 +318,45 @@ class Reconciler:
             self._bond_converged = True
         return has_tunnel, bool(uplinks)
 
+    def _converge_router_port(self, state: DesiredState, existing: dict[str, PortInfo], has_uplink: bool) -> None:
+        """L3 mode: the router port (an OVS internal port holding the router IP, through which the BGP
+        speaker peers on the uplink) exists exactly while the host has a Bgp object and an uplink."""
+        bgp = state.bgp if has_uplink else None
+        port = existing.get(ROUTER_PORT)
+        if bgp is None:
+            if port is not None:
+                for hook in self.before_router_port_removal:
+                    hook()
+                self.ovsdb.del_port(self.cfg.bridge, ROUTER_PORT)
+                LOG.info("router port %s removed", ROUTER_PORT)
+            self._router_ip = ""
+            return
+        if port is None or port.ofport != ROUTER_OFPORT:
+            self.ovsdb.add_port(self.cfg.bridge, ROUTER_PORT, ROUTER_OFPORT, "internal",
+                                external_ids={EXT_ROLE: "router"})
+            self.ovsdb.wait_ofport(ROUTER_PORT)
+            self._router_ip = ""
+        if self._router_ip != bgp.router_ip:
+            router_port.configure(ROUTER_PORT, bgp.router_ip, router_port.router_mac(bgp.address),
+                                  tx_offload=not self.cfg.userspace)
+            self._router_ip = bgp.router_ip
+            LOG.info("router port %s: %s", ROUTER_PORT, bgp.router_ip)
+
+    def _bgp_view(self, state: DesiredState) -> BgpView | None:
+        bgp = state.bgp
+        if bgp is None or self._router_ip != bgp.router_ip:
+            return None
+        return BgpView(bgp.address, router_port.router_mac(bgp.address), self.learned_routes)
+
+    def set_learned_routes(self, routes: tuple[LearnedRoute, ...]) -> None:
+        """The speaker learned (or lost) routes: re-program the flows of the current state with them."""
+        with self._lock:
+            if routes == self.learned_routes:
+                return
+            self.learned_routes = routes
+            if self.state is not None and self.view is not None:
+                self._program(self.state, full=False)
+
     def _wanted(self, state: DesiredState) -> dict[str, Endpoint]:
         """This host's endpoints that get a veth and a port."""
         return {ep.id: ep for ep in state.endpoints
@@ -342,6 +391,7 @@ class Reconciler:
         has_tunnel, has_uplink = self._infra_ports(existing)
         had_host_port = HOST_PORT in existing
         self._has_host_port = self._ensure_host_port(existing, plan)
+        self._converge_router_port(state, existing, has_uplink)
         by_ep = {p.external_ids[EXT_ENDPOINT]: p for p in existing.values() if EXT_ENDPOINT in p.external_ids}
         wanted = self._wanted(state)
         created: set[str] = set()
@@ -538,7 +588,8 @@ class Reconciler:
                               else self.view.dns_ofport) if self.dns is not None else 0
                 view = DatapathView(state, self.cfg.host_label, dict(self.vrf_ids), ofports,
                                     has_tunnel, has_uplink, self.uplink_ports, dns_ofport,
-                                    plan.networks if self._has_host_port else ())
+                                    plan.networks if self._has_host_port else (),
+                                    bgp=self._bgp_view(state))
                 desired = {f.key: f for f in build(view)}
                 self._sync_flows(desired, dict(qos.meters(view)), service_lb.groups(view))
                 self._flush_removed_providers(service_lb.balanced_ports(view))
@@ -556,6 +607,8 @@ class Reconciler:
             self._update_gauges()
             self.metrics.reconcile.observe(time.monotonic() - started)
             self._announce(announcements(previous, view))
+            for hook in self.after_program:
+                hook(view)
 
     # -- ACI mode: gratuitous ARPs ------------------------------------------------------------------
 

@@ -241,6 +241,34 @@ class Host:
 
 
 @dataclass(frozen=True)
+class BgpConfig:
+    """This host's BGP peering: netmaster's ``Bgp`` object named after the host (Contiv's fields
+    ``routerip``, ``as``, ``neighbor-as``, ``neighbor``; several neighbours, comma-separated, all of
+    the one ``neighbor-as``). Only routing fwdMode outside ACI mode carries one (docs/bgp.md)."""
+
+    router_ip: str  # "50.1.1.1/24": the router port's address and prefix on the uplink segment
+    asn: int
+    neighbor_asn: int
+    neighbors: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        iface = ipaddress.IPv4Interface(self.router_ip)
+        if "/" not in self.router_ip:
+            raise ValueError(f"bgp: routerip {self.router_ip} needs a prefix length")
+        for asn in (self.asn, self.neighbor_asn):
+            if not 1 <= asn <= 0xFFFFFFFF:
+                raise ValueError(f"bgp: AS {asn} out of 1-4294967295")
+        for n in self.neighbors:
+            if ipaddress.IPv4Address(n) == iface.ip:
+                raise ValueError(f"bgp: neighbor {n} is the router IP")
+
+    @property
+    def address(self) -> str:
+        """The router IP without its prefix length (the BGP router id and next hop)."""
+        return str(ipaddress.IPv4Interface(self.router_ip).ip)
+
+
+@dataclass(frozen=True)
 class DesiredState:
     fwd_mode: FwdMode = "bridge"
     # "aci": the fabric classifies by EPG VLAN and enforces policy (see docs/agent.md, ACI mode)
@@ -258,6 +286,7 @@ class DesiredState:
     services: tuple[Service, ...] = ()
     kube: tuple[KubeObject, ...] = ()  # NetworkPolicies and the labels they select on
     revision: int = 0  # the feeder's revision, echoed by the inspect API once applied
+    bgp: BgpConfig | None = None  # this host's BGP peering (routing fwdMode; docs/bgp.md)
     _index: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -331,6 +360,8 @@ class DesiredState:
             kube=tuple(KubeObject(**{**k, "labels": tuple(tuple(x) for x in k.get("labels", ()))})
                        for k in data.get("kube", ())),
             revision=int(data.get("revision", 0)),
+            bgp=BgpConfig(**{**data["bgp"], "neighbors": tuple(data["bgp"].get("neighbors", ()))})
+            if data.get("bgp") else None,
         )
 
     @classmethod

@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--services", action="store_true",
                       help="the services walkthrough instead: a VIP spreading connections over providers on two "
                       "hosts, a provider removed without breaking the others, names resolving in a container")
+    mode.add_argument("--bgp", action="store_true",
+                      help="the L3 mode walkthrough instead: two hosts peering over BGP with an FRR ToR, pings "
+                           "routed through it, netctl bgp inspect, a peering removed and restored (docs/bgp.md)")
     args = parser.parse_args(argv)
     if args.action == "down":
         from demo import keep
@@ -36,6 +39,16 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = [sys.argv[0]]
         return basic.main()
     reason = missing_prerequisites()
+    if args.bgp:
+        from testbed.bgp_cluster import missing_bgp_prerequisites
+
+        reason = reason or missing_bgp_prerequisites()
+        if reason:
+            print(f"scripts/demo --bgp: cannot run: {reason}", file=sys.stderr)
+            return 2
+        from demo import bgp
+
+        return bgp.run()
     if reason:
         print(f"scripts/demo: cannot run the ACI walkthrough: {reason} (scripts/demo --basic needs neither)",
               file=sys.stderr)

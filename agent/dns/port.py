@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 from agent.dns.addresses import DNS_PORT, DNS_PORT_MAC, DNS_PREFIX, DNS_ROUTE_TABLE, tenant_address
 from agent.ovs.ovsdb import EXT_ROLE, Ovsdb
+from agent.pipeline.tables import DNS_OFPORT
 from agent.plumbing import tx_checksum_off
 
 LOG = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class DnsPort:
         OVS has not given one) and the addresses to listen on (address -> tenant)."""
         ofport = self.ovsdb.interface_ofports([DNS_PORT]).get(DNS_PORT, -1)
         if ofport <= 0:
-            self.ovsdb.add_internal_port(self.bridge, DNS_PORT, DNS_PORT_MAC, {EXT_ROLE: "dns"})
+            self.ovsdb.add_internal_port(self.bridge, DNS_PORT, DNS_PORT_MAC, {EXT_ROLE: "dns"}, DNS_OFPORT)
             ofport = self.ovsdb.wait_ofport(DNS_PORT)
             self._routed = False
         wanted = {tenant_address(v): t for t, v in vrf_ids.items() if tenant_address(v)}

@@ -49,6 +49,7 @@ class Feature(IntEnum):
     SERVICE = 12
     DNS = 13
     HOST_ACCESS = 14
+    BGP = 15  # L3 mode: the router port, routed frames from the uplink, learned routes
 
 
 # Cookie layout: bits 48..63 round number, bits 32..47 feature id, bits 0..31 rule id (0: no rule).
@@ -144,7 +145,7 @@ def _match_text(k: str, v: MatchValue) -> str:
         return f"ct_state={_ct_state_text(value, mask)}"
     if k == "vlan_vid":
         value = v[0] if isinstance(v, tuple) else v
-        return f"dl_vlan={int(value) & 0xFFF}"
+        return f"dl_vlan={int(value) & 0xFFF}" if value else "vlan_tci=0x0000/0x1fff"  # 0: untagged
     name = _OFCTL_FIELD.get(k, k)
     if isinstance(v, tuple):
         return f"{name}={v[0]:#x}/{v[1]:#x}"

@@ -186,12 +186,16 @@ class Ovsdb:
                 txn.add(self.api.add_port(bridge, spec.name, may_exist=True))
                 txn.add(self.api.db_set("Interface", spec.name, *attrs))
 
-    def add_internal_port(self, bridge: str, name: str, mac: str, external_ids: dict[str, str]) -> None:
-        """An internal port (a device in the agent's namespace) with a fixed MAC; OVS picks the ofport."""
+    def add_internal_port(self, bridge: str, name: str, mac: str, external_ids: dict[str, str],
+                          ofport: int | None = None) -> None:
+        """An internal port (a device in the agent's namespace) with a fixed MAC, at *ofport* (else OVS
+        picks one: the lowest free number, which a bond member or the host port may want later)."""
+        attrs: list[tuple[str, Any]] = [("type", "internal"), ("mac", mac), ("external_ids", external_ids)]
+        if ofport is not None:
+            attrs.append(("ofport_request", ofport))
         with self.api.transaction(check_error=True) as txn:
             txn.add(self.api.add_port(bridge, name, may_exist=True))
-            txn.add(self.api.db_set("Interface", name, ("type", "internal"), ("mac", mac),
-                                    ("external_ids", external_ids)))
+            txn.add(self.api.db_set("Interface", name, *attrs))
 
     def ensure_bond(self, bridge: str, name: str, members: dict[str, int], lacp: str,
                     external_ids: dict[str, str]) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from agent.ovs.flow import Flow
 from agent.pipeline import (
     arp_responder,
+    bgp_routes,
     classifier,
     conntrack,
     dns_redirect,
@@ -59,6 +60,7 @@ def build(view: DatapathView) -> list[Flow]:
     out += ingress_policy.flows(rules, view.aci)
     out += conntrack.commit_flows(view.aci)
     out += output.flows(view)
+    out += bgp_routes.flows(view)
     seen: dict[tuple, Flow] = {}
     for flow in out:
         other = seen.setdefault(flow.key, flow)

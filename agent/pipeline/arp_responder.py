@@ -18,6 +18,10 @@ for other EPGs' endpoints and for the bridge domain's gateway go to the fabric (
 gateway answers for the gateway). An endpoint's request for its own address (a gratuitous ARP, which
 the agent sends for every endpoint so the leaf learns it) is not answered either but flooded, so it
 reaches the fabric.
+
+L3 mode (BGP): a remote endpoint of a VLAN network is answered with the router MAC, so traffic to it
+is routed through the learned routes (``bgp_routes.via_bgp``) rather than bridged on the trunk, in
+both ARP modes.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 
 from agent.ovs.flow import OFPP_IN_PORT, Action, Feature, Flow, Match, Move, Output, SetField
+from agent.pipeline.bgp_routes import via_bgp
 from agent.pipeline.flow_cache import FLOW_CACHE_SIZE
 from agent.pipeline.tables import ETH_ARP, PRIO_HIGH, PRIO_MISS, PRIO_NORMAL, ROUTER_MAC, PortType, Table
 from agent.pipeline.view import DatapathView
@@ -72,8 +77,10 @@ def flows(view: DatapathView) -> Iterator[Flow]:
     if view.aci:
         for ep, ofport in view.local_endpoints:
             yield own_address_flow(ofport, ep.ip)
-    if view.state.arp_mode == "proxy":
-        for ep in view.all_endpoints():
+    for ep in view.all_endpoints():
+        if via_bgp(view, ep):  # in both ARP modes: the route is the only way there
+            yield reply_flow(view.network_of(ep), ep.ip, ROUTER_MAC)
+        elif view.state.arp_mode == "proxy":
             yield reply_flow(view.network_of(ep), ep.ip, ep.mac)
     for net in view.networks:  # the gateway of a routed or host-access network is the switch's router
         if net.gateway and (view.routing or view.host_access(net)):

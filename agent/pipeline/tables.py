@@ -21,6 +21,9 @@ DECLARED: tuple[TableSpec, ...] = (
               "ingress port -> source type, segment, tenant (and a local endpoint's EPG); others dropped"),
     TableSpec("UPLINK", Stage.CLASSIFIER, Feature.CLASSIFIER,
               "bonded uplink: admit the active member's packets only, pop the VLAN tag"),
+    TableSpec("ROUTER_PORT", Stage.CLASSIFIER, Feature.BGP,
+              "L3 mode (BGP): the router port's frames to the uplink, the uplink's untagged frames to it, "
+              "routed frames for announced local endpoints in"),
     TableSpec("SRC_EPG", Stage.CLASSIFIER, Feature.EPG,
               "tunnel/uplink packets: source EPG from the source address"),
     # host access
@@ -122,6 +125,12 @@ UPLINK_OFPORT = 2  # a bond's members take UPLINK_OFPORT, UPLINK_OFPORT + 1, ...
 HOST_OFPORT = 15  # the host-access port (docs/host-access.md)
 FIRST_ENDPOINT_OFPORT = 16
 MAX_UPLINKS = HOST_OFPORT - UPLINK_OFPORT
+ROUTER_OFPORT = 65000  # L3 mode: the router port (``inb01``, the BGP speaker's address), far above endpoints
+ROUTER_PORT = "inb01"  # Contiv's name for it
+DNS_OFPORT = 65001  # the agent's DNS responder port (``contivdns``, --dns), clear of uplinks and endpoints
+
+# reg4 of a packet routed to the uplink through a BGP-learned route: no segment, sent untagged.
+ROUTED_SEGMENT = 0
 
 ETH_IP = 0x0800
 ETH_ARP = 0x0806

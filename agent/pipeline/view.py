@@ -22,6 +22,24 @@ from agent.state import DesiredState, Endpoint, Network
 
 
 @dataclass(frozen=True)
+class LearnedRoute:
+    """A best path the host's BGP speaker learned from a peer, with its next hop resolved on the uplink."""
+
+    prefix: str  # "172.30.1.0/24", "10.1.1.6/32"
+    next_hop: str
+    next_hop_mac: str
+
+
+@dataclass(frozen=True)
+class BgpView:
+    """L3 mode on this host: the router port's address and MAC, and the routes learned (docs/bgp.md)."""
+
+    router_ip: str  # the address alone
+    router_mac: str
+    routes: tuple[LearnedRoute, ...] = ()
+
+
+@dataclass(frozen=True)
 class DatapathView:
     state: DesiredState
     host: str
@@ -40,6 +58,7 @@ class DatapathView:
     def host_access(self, net: Network) -> bool:
         """Whether *net*'s containers reach the host and the world through the host port."""
         return net.key in self.host_network_keys
+    bgp: BgpView | None = None  # L3 mode: this host peers with the ToR over its router port
 
     @property
     def bonded(self) -> bool:

@@ -30,6 +30,14 @@ class AgentUnreachableError(ApiError):
 
 async def _forward(registry: AgentRegistry, host: str, path: str, params: dict[str, str],
                    token: str | None) -> JSONResponse:
+    status, body = await agent_get(registry, host, path, params, token)
+    return JSONResponse(body, status_code=status)
+
+
+async def agent_get(registry: AgentRegistry, host: str, path: str, params: dict[str, str],
+                    token: str | None) -> tuple[int, Any]:
+    """GET *path* of *host*'s published inspect API: (status, JSON body). NotFoundError without an
+    agent record or a published URL, AgentUnreachableError when it does not answer with JSON."""
     record = await registry.get(host)
     base = record.get("inspectURL") or ""
     if not base:
@@ -45,7 +53,7 @@ async def _forward(registry: AgentRegistry, host: str, path: str, params: dict[s
         body: Any = resp.json()
     except ValueError:
         raise AgentUnreachableError(f"agent {host} at {base} answered {resp.status_code} without JSON") from None
-    return JSONResponse(body, status_code=resp.status_code)
+    return resp.status_code, body
 
 
 def add_agent_inspect_routes(app: FastAPI, registry: AgentRegistry, token: str | None) -> None:

@@ -35,6 +35,8 @@ MIN_TTL, MAX_TTL = 3, 300
 _FIELDS = ("vtepIP", "ctrlIP", "version", "inspectURL")
 _CONFLICT_FIELDS = ("endpointID", "ipAddress", "network", "reason")
 MAX_CONFLICTS = 1000
+MAX_BGP_NEIGHBORS = 16
+_SESSION_STATES = ("unknown", "idle", "connect", "active", "opensent", "openconfirm", "established")
 
 AGENT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -50,6 +52,9 @@ AGENT_SCHEMA: dict[str, Any] = {
                                      "while the host was cut off (kept running, not re-claimed)",
                       "items": {"type": "object", "additionalProperties": False,
                                 "properties": {f: {"type": "string"} for f in _CONFLICT_FIELDS}}},
+        "bgp": {"type": "object", "maxProperties": MAX_BGP_NEIGHBORS,
+                "description": "L3 mode: the host's BGP neighbours and their session states (docs/bgp.md)",
+                "additionalProperties": {"type": "string", "enum": list(_SESSION_STATES)}},
     },
     "additionalProperties": False,
 }
@@ -61,7 +66,7 @@ def parse_record(host: str, body: Any) -> dict[str, Any]:
         raise InvalidError("hostLabel invalid format")
     if not isinstance(body, dict):
         raise InvalidError("agent: request body must be a JSON object")
-    unknown = sorted(set(body) - set(_FIELDS) - {"ttl", "conflicts"})
+    unknown = sorted(set(body) - set(_FIELDS) - {"ttl", "conflicts", "bgp"})
     if unknown:
         raise InvalidError(f"agent: unknown field(s): {', '.join(unknown)}")
     record: dict[str, Any] = {"hostLabel": host}
@@ -91,7 +96,24 @@ def parse_record(host: str, body: Any) -> dict[str, Any]:
     conflicts = _conflicts(body.get("conflicts", []))
     if conflicts:
         record["conflicts"] = conflicts
+    if "bgp" in body:
+        record["bgp"] = _bgp(body["bgp"])
     return record
+
+
+def _bgp(value: Any) -> dict[str, str]:
+    """Neighbour address -> session state (only states change the record: it is rewritten, and sent to
+    every agent, when a session changes, not on every heartbeat)."""
+    if not isinstance(value, dict) or len(value) > MAX_BGP_NEIGHBORS:
+        raise InvalidError(f"bgp must be an object of at most {MAX_BGP_NEIGHBORS} neighbours")
+    for address, state in value.items():
+        try:
+            ipaddress.IPv4Address(address)
+        except ValueError:
+            raise InvalidError(f"bgp: invalid neighbour address {address!r}") from None
+        if state not in _SESSION_STATES:
+            raise InvalidError(f"bgp: neighbour {address}: state must be one of {', '.join(_SESSION_STATES)}")
+    return dict(sorted(value.items()))
 
 
 def _conflicts(value: Any) -> list[dict[str, str]]:

@@ -30,6 +30,7 @@ from netmaster.aci.contracts import ExternalContractCheck
 from netmaster.aci.controller import AciController, AciSettings
 from netmaster.api.agent_inspect import add_agent_inspect_routes
 from netmaster.api.agents import AgentRegistry, add_agent_routes
+from netmaster.api.bgp_inspect import add_bgp_inspect_route
 from netmaster.api.kubernetes import add_kubernetes_routes
 from netmaster.api.metrics import ApiMetrics
 from netmaster.api.watch import RING_EVENTS, WATCHER_BUFFER, WatchHub, add_watch_routes
@@ -175,11 +176,12 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(MinRevisionMiddleware, cache=store)
     app.add_middleware(GuardMiddleware, token=settings.token, metrics=metrics)  # outermost: token first
 
+    registry = AgentRegistry(raw_store)
+    add_bgp_inspect_route(app, objects, registry, settings.token)  # before the generic inspect route
     for otype in OBJECT_TYPES:
         _add_object_routes(app, objects, otype)
     _add_endpoint_routes(app, endpoints, store)
     _add_reservation_routes(app, ReservationService(store, pools=pools), store)
-    registry = AgentRegistry(raw_store)
     add_agent_routes(app, registry, read_json)
     add_agent_inspect_routes(app, registry, settings.token)
     hub = WatchHub(store, ring=settings.watch_history, buffer=settings.watch_buffer)

@@ -212,7 +212,8 @@ BGP = ObjectType(
         Field("routerip", str, rf"^{f.IPV4}/([0-9]|[12][0-9]|3[0-2])$", required=True),
         Field("as", str, r"^[0-9]*$", 64),
         Field("neighbor-as", str, r"^[0-9]*$", 64),
-        Field("neighbor", str, f.IPV4_OR_EMPTY_RE),
+        # Contiv's regex takes one address; a comma-separated list (several ToRs, docs/bgp.md) is ours.
+        Field("neighbor", str, rf"^({f.IPV4}(,{f.IPV4})*)?$"),
     ),
 )
 

@@ -22,5 +22,6 @@ class BgpHandler(Handler):
         return await self.create(txn, config)
 
     async def oper(self, txn: Txn, record: Record) -> dict[str, Any]:
-        # Filled by the host's agent once routed mode peers (a later stage); nothing is peered here.
+        # The state lives on the host: netmaster.api.bgp_inspect fills it from the host's agent. This is
+        # what an inspect shows when the agent cannot be asked.
         return {"numRoutes": 0, "neighborStatus": "", "adminStatus": "", "routes": []}

@@ -310,6 +310,10 @@ def down(prefix: str) -> None:
     for ns in sh("ip", "netns", "list", check=False).stdout.split("\n"):
         name = ns.split(" ")[0]
         if name.startswith(prefix):
+            # what still runs inside (a BGP daemon outliving its agent, a ToR's FRR) would outlive the
+            # namespace's name: end it first
+            for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
+                _kill_pid(int(pid))
             sh("ip", "netns", "del", name, check=False)
     links = sh("ip", "-o", "link", "show", check=False).stdout.splitlines()
     for line in links:

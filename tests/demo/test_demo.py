@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from testbed.bgp_cluster import missing_bgp_prerequisites
 from testbed.cluster import REPO, leftovers
 from testbed.cluster.prereq import missing_prerequisites, requires
 from testbed.netcheck import ping
@@ -134,3 +135,22 @@ def test_services_walkthrough_runs_and_leaves_nothing() -> None:
     checks = re.findall(r"^  (.+?)\s+(ok|FAILED)  ", out, re.M)
     assert len(checks) == 8, out
     assert all(verdict == "ok" for _, verdict in checks), out
+
+
+@requires(missing_bgp_prerequisites())
+def test_bgp_walkthrough_routes_through_the_tor_and_leaves_nothing_behind() -> None:
+    run = demo("--bgp")
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-6000:]
+    verdicts = re.findall(r"^  (\S+ -> \S+) ping  (reached|unreachable)\s+(as expected|UNEXPECTED)$", out, re.M)
+    assert [(c, o) for c, o, _ in verdicts] == [
+        ("a -> b", "reached"), ("b -> a", "reached"), ("a -> server", "reached"),  # over BGP routes
+        ("a -> b", "unreachable"), ("a -> server", "unreachable"),  # h1's Bgp object removed
+        ("a -> b", "reached"), ("a -> server", "reached"),  # restored
+    ]
+    assert all(mark == "as expected" for _, _, mark in verdicts)
+    assert re.search(r"^B>\* 10\.60\.0\.1/32 .* via 50\.1\.1\.1, eth0", out, re.M), "a's /32 at the ToR, via h1"
+    assert '"neighborStatus": "Established"' in out
+    prefix = re.search(r"simulated cluster prefix (as[0-9a-f]+)", out)[1]  # type: ignore[index]
+    assert leftovers(prefix) == []
+    assert processes_mentioning(prefix) == []

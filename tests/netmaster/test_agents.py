@@ -76,3 +76,13 @@ def test_conflicts_reported_by_an_agent_are_stored_and_validated(api: Api) -> No
         expect_error(_put(api, "agh5", conflicts=[bad]), 400, "conflicts")
     expect_error(_put(api, "agh5", conflicts={"c1": conflict}), 400, "conflicts")
     expect_error(_put(api, "agh5", conflicts=[conflict] * 1001), 400, "conflicts")
+
+
+def test_bgp_neighbour_states_in_the_agent_record(api: Api) -> None:
+    states = {"50.1.1.254": "established", "50.1.1.253": "active"}
+    record = api.ok(_put(api, "agh6", vtepIP="192.168.9.6", bgp=states))
+    assert record["bgp"] == dict(sorted(states.items()))
+    assert "bgp" not in api.ok(_put(api, "agh6", vtepIP="192.168.9.6"))  # no longer peering
+    for bad in ({"50.1.1.254": "up"}, {"x": "established"}, ["50.1.1.254"],
+                {f"50.1.1.{i}": "idle" for i in range(17)}):
+        expect_error(_put(api, "agh6", bgp=bad), 400, "bgp")

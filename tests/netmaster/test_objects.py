@@ -570,6 +570,15 @@ def test_bgp(api: Api) -> None:
     )
     assert bgp["hostname"] == "host1"
     assert api.ok(api.get("Bgps", "host1"))["as"] == "65001"
+    # the state lives on the host: without an agent the inspect says why and still shows the object
+    inspected = api.inspect("Bgps", "host1")
+    assert inspected["Config"]["routerip"] == "10.1.1.1/24"
+    assert inspected["Oper"]["numRoutes"] == 0
+    assert "agent host1 not found" in inspected["Oper"]["error"]
+    # several neighbours (two ToRs), comma-separated; anything else in the list is refused
+    api.ok(api.post("Bgps", "host1", {"routerip": "10.1.1.1/24", "neighbor": "10.1.1.254,10.1.1.253"}))
+    expect_error(api.post("Bgps", "host1", routerip="10.1.1.1/24", neighbor="10.1.1.254,x"), 400,
+                 "neighbor string invalid format")
     api.ok(api.delete("Bgps", "host1"))
 
 

@@ -46,7 +46,7 @@ add_delete_command(cli, BGP, "HOSTNAME", "Delete the BGP configuration of a host
 @click.option("--router-ip", help="This host's router address in x.x.x.x/len form (required).")
 @click.option("--as", "as_id", help="Local AS number (required).")
 @click.option("--neighbor-as", help="Neighbor AS number (required).")
-@click.option("--neighbor", help="Neighbor IPv4 address (required).")
+@click.option("--neighbor", help="Neighbor IPv4 address (required); several, comma-separated, for more ToRs.")
 def create(
     hostname: str, router_ip: str | None, as_id: str | None, neighbor_as: str | None, neighbor: str | None
 ) -> None:
@@ -60,7 +60,8 @@ def create(
     except ValueError:
         raise usage_error("Wrong CIDR format. Enter in x.x.x.x/len format") from None
     try:
-        ipaddress.ip_address(neighbor)
+        for address in neighbor.split(","):
+            ipaddress.ip_address(address)
     except ValueError:
         raise usage_error("Wrong IP format. Enter in x.x.x.x format") from None
     BGP.create(

@@ -1,0 +1,254 @@
+"""L3 mode with BGP, end to end: real gobgpd per host driven by the agent, real FRR ToRs, real packets.
+
+Two hosts in routing fwdMode on one VLAN network, two ToRs on the uplink segment (each with its own
+"external" network; a server behind the first). No tunnels and no static routes: every path between
+the hosts' containers, and to the server, is a route learned over BGP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from testbed.bgp_cluster import BgpCluster, missing_bgp_prerequisites
+from testbed.cluster.prereq import requires, running
+from testbed.netcheck import Pinger, ping
+from testbed.sync_cluster import add_endpoint, delete_endpoint, wait_revision
+from testbed.tor import Tor
+from testbed.waiting import eventually
+
+pytestmark = [pytest.mark.slow, requires(missing_bgp_prerequisites())]
+
+# gobgpd's first connect waits 5-10 s (its fixed retry interval; after a session failure 5 s idle first);
+# the ToR is passive. Generous: CI is a loaded machine.
+SESSION = 60.0
+HOLD = 9.0
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[BgpCluster]:
+    c = BgpCluster(n_hosts=2, n_tors=2)
+    for ready in running(c):
+        c.routing_mode()
+        c.nm.tenant_with_network("t", "vlan", "10.60.0.0/24", gateway="10.60.0.254")
+        for host in c.hosts:
+            wait_revision(c, c.peer(host))
+        for tor in c.tors:
+            _both_established(tor)
+        yield ready
+
+
+def _both_established(tor: Tor) -> None:
+    """Both hosts in session with *tor*; on a timeout the ToR's view of its peers is in the message."""
+    try:
+        eventually(lambda: tor.established() == ["50.1.1.1", "50.1.1.2"], SESSION, f"both hosts on {tor.ns}")
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}: {tor.peers()}") from None
+
+
+def _bgp(cluster: BgpCluster, i: int) -> dict:
+    status, info = cluster.hosts[i].get("/inspect/bgp")
+    assert status == 200, info
+    return info
+
+
+def _installed(cluster: BgpCluster, i: int) -> set[str]:
+    return {r["prefix"] for r in _bgp(cluster, i)["installed"]}
+
+
+@pytest.fixture
+def pair(cluster: BgpCluster) -> Iterator[tuple[str, str, str, str]]:
+    """Container a on h1 and b on h2: (a's namespace, a's IP, b's namespace, b's IP)."""
+    h1, h2 = cluster.hosts
+    name = f"{time.monotonic_ns() % 100000}"
+    a, b = cluster.container(f"a{name}"), cluster.container(f"b{name}")
+    status, ra = add_endpoint(h1, endpoint_id=f"a{name}", tenant="t", network="net", netns=a)
+    assert status == 200, ra
+    status, rb = add_endpoint(h2, endpoint_id=f"b{name}", tenant="t", network="net", netns=b)
+    assert status == 200, rb
+    yield a, ra["ip"], b, rb["ip"]
+    delete_endpoint(h1, f"a{name}")
+    delete_endpoint(h2, f"b{name}")
+    cluster.remove_container(a)
+    cluster.remove_container(b)
+
+
+def _only_remote(cluster: BgpCluster, i: int, ips: list[str]) -> bool:
+    """Host i installs the /32s of the other host's endpoints (its own are local, not learned)."""
+    mine = {ep["ip"] for ep in cluster.hosts[i].get("/inspect/driver")[1].get("endpoints", [])}
+    return all(f"{ip}/32" in _installed(cluster, i) for ip in ips if ip not in mine)
+
+
+def test_endpoints_announced_learned_and_withdrawn(cluster: BgpCluster,
+                                                   pair: tuple[str, str, str, str]) -> None:
+    a, a_ip, b, b_ip = pair
+    tor = cluster.tors[0]
+    routes = eventually(lambda: (r := tor.kernel_routes()) and f"{a_ip}/32" in r and f"{b_ip}/32" in r and r,
+                        20, "both /32s in the ToR's kernel table")
+    assert routes[f"{a_ip}/32"] == "50.1.1.1"
+    assert routes[f"{b_ip}/32"] == "50.1.1.2"
+    eventually(lambda: _only_remote(cluster, 0, [b_ip]) and _only_remote(cluster, 1, [a_ip]), 20,
+               "each host installed the other's /32")
+    eventually(lambda: f"{tor.external_net}.0/24" in _installed(cluster, 0), 20, "the external prefix on h1")
+    metrics = eventually(lambda: (m := cluster.hosts[0].get("/metrics")[1])
+                         and "contiv_agent_bgp_neighbors_established 2.0" in m and m, 20, "BGP metrics")
+    assert "contiv_agent_bgp_neighbors 2.0" in metrics
+    assert "contiv_agent_bgp_announced_routes 1.0" in metrics
+    assert ping(a, b_ip, count=3)
+    assert ping(b, a_ip, count=3)
+    assert ping(a, tor.server_ip, count=3), "the server behind the ToR, through the learned route"
+    # the flows: h1 has no direct route to b (only the learned one), and answers b's ARP with the router MAC
+    flows = cluster.hosts[0].get("/inspect/driver?flows=1")[1]["flows"]
+    l3 = "\n".join(flows["l3_forwarding"])
+    assert f"nw_dst={b_ip}," in l3
+    assert "02:fe:32:01:01:01" in l3
+
+    # endpoint delete -> withdrawn from the ToR and from h2's flows
+    extra = cluster.container(f"x{time.monotonic_ns() % 100000}")
+    status, rx = add_endpoint(cluster.hosts[0], endpoint_id=extra, tenant="t", network="net", netns=extra)
+    assert status == 200, rx
+    eventually(lambda: f"{rx['ip']}/32" in tor.kernel_routes(), 20, "the new endpoint's /32 at the ToR")
+    assert delete_endpoint(cluster.hosts[0], extra)[0] == 200
+    cluster.remove_container(extra)
+    eventually(lambda: f"{rx['ip']}/32" not in tor.kernel_routes(), 20, "the deleted endpoint's /32 withdrawn")
+    eventually(lambda: f"{rx['ip']}/32" not in _installed(cluster, 1), 20, "and gone from h2's routes")
+
+
+def test_removing_the_peer_stops_traffic_and_restoring_brings_it_back(
+        cluster: BgpCluster, pair: tuple[str, str, str, str]) -> None:
+    a, a_ip, b, b_ip = pair
+    h1 = cluster.hosts[0]
+    server = cluster.tors[0].server_ip
+    eventually(lambda: ping(a, b_ip) and ping(a, server), 30, "traffic before")
+    wait_revision(cluster, cluster.unpeer(h1))
+    for tor in cluster.tors:
+        eventually(lambda tor=tor: f"{a_ip}/32" not in tor.kernel_routes(), 20, f"a's /32 gone from {tor.ns}")
+    eventually(lambda: not _installed(cluster, 0), 20, "h1's learned routes removed")
+    eventually(lambda: not ping(a, b_ip) and not ping(a, server), 20, "traffic stopped without the peer")
+    assert not ping(b, a_ip, count=2), "nor from the other host: nothing routes to a without BGP"
+    wait_revision(cluster, cluster.peer(h1))
+    eventually(lambda: ping(a, b_ip) and ping(a, server) and ping(b, a_ip), SESSION + 20, "traffic back")
+
+
+def test_agent_sigkill_keeps_the_sessions_and_the_traffic(cluster: BgpCluster,
+                                                          pair: tuple[str, str, str, str]) -> None:
+    a, _, _, b_ip = pair
+    h1 = cluster.hosts[0]
+    tor = cluster.tors[0]
+    eventually(lambda: ping(a, b_ip) and ping(a, tor.server_ip), 30, "traffic before")
+    before = tor.peers()["50.1.1.1"]
+    established = {t.ip: "established" for t in cluster.tors}
+    eventually(lambda: cluster.nm.ok(cluster.nm.http.get("/api/v1/agents/h1/")).get("bgp") == established, 20,
+               "the neighbours' states in h1's agent record (sent with each heartbeat)")
+    pinger = Pinger(a, b_ip)
+    time.sleep(0.5)
+    cluster.kill_agent(h1)
+    # while no agent answers, netctl bgp inspect falls back to the agent record's neighbour states
+    oper = cluster.nm.ok(cluster.nm.http.get("/api/v1/inspect/Bgps/h1/"))["Oper"]
+    assert oper["source"] == "agent record"
+    assert oper["neighborStatus"] == "Established"
+    assert "unreachable" in oper["error"]
+    cluster.start_agent(h1)
+    eventually(lambda: _bgp(cluster, 0)["state"] == "running" and _only_remote(cluster, 0, [b_ip]), 20,
+               "the new agent adopted gobgpd")
+    time.sleep(1.0)
+    result = pinger.stop()
+    after = tor.peers()["50.1.1.1"]
+    assert after["state"] == "Established"
+    assert after["peerUptimeMsec"] > before["peerUptimeMsec"], f"the session was reset: {before} -> {after}"
+    assert result.lost == 0, f"{result.lost} of {max(result.replies)} pings lost across the agent restart"
+    assert ping(a, tor.server_ip, count=2)
+
+
+def test_a_dead_gobgpd_is_started_again(cluster: BgpCluster, pair: tuple[str, str, str, str]) -> None:
+    a, a_ip, b, b_ip = pair
+    eventually(lambda: ping(b, a_ip), 30, "traffic before")
+    pid = _bgp(cluster, 0)["daemon_pid"]
+    os.kill(pid, signal.SIGKILL)
+    eventually(lambda: _bgp(cluster, 0)["daemon_pid"] not in (pid, None) and _bgp(cluster, 0)["state"] == "running",
+               30, "a new gobgpd on h1")
+    eventually(lambda: f"{a_ip}/32" in cluster.tors[0].kernel_routes() and ping(b, a_ip) and ping(a, b_ip),
+               SESSION + 20, "sessions, routes and traffic back")
+
+
+def test_tor_restart_routes_come_back(cluster: BgpCluster, pair: tuple[str, str, str, str]) -> None:
+    a, a_ip, _, _ = pair
+    tor = cluster.tors[0]
+    eventually(lambda: f"{a_ip}/32" in tor.kernel_routes() and ping(a, tor.server_ip), 30, "before")
+    tor.kill()
+    eventually(lambda: f"{tor.external_net}.0/24" not in _installed(cluster, 0), HOLD + 20,
+               "the dead ToR's prefix withdrawn within the hold time")
+    assert not ping(a, tor.server_ip, count=2)
+    assert cluster.agent_log(cluster.hosts[0]).count("Traceback") == 0
+    tor.start()
+    _both_established(tor)
+    eventually(lambda: f"{a_ip}/32" in tor.kernel_routes(), 20, "a's /32 back in the restarted ToR")
+    eventually(lambda: ping(a, tor.server_ip), 20, "the server reachable again")
+
+
+def test_one_tor_goes_away_traffic_continues(cluster: BgpCluster, pair: tuple[str, str, str, str]) -> None:
+    """Both neighbours up; the ToRs set themselves as next hop, so host-to-host traffic crosses one of
+    them, and each host learns the other's /32 from both: losing one ToR leaves the other path."""
+    a, _, _b, b_ip = pair
+    first, second = cluster.tors
+    for i in (0, 1):
+        peers = {n["address"]: n["state"] for n in _bgp(cluster, i)["neighbors"]}
+        assert peers == {first.ip: "established", second.ip: "established"}, peers
+    eventually(lambda: ping(a, b_ip) and ping(a, second.server_ip), 30, "traffic before")
+    first.kill()
+    try:
+        eventually(lambda: first.ip not in {r["peer"] for r in _bgp(cluster, 0)["routes"]}, HOLD + 20,
+                   "h1 dropped the first ToR's routes")
+        eventually(lambda: ping(a, b_ip) and ping(a, second.server_ip), 20, "traffic through the second ToR")
+        states = {n["address"]: n["state"] for n in _bgp(cluster, 0)["neighbors"]}
+        assert states[second.ip] == "established", states
+        assert states[first.ip] != "established", states
+    finally:
+        first.start()
+        _both_established(first)
+
+
+def test_a_peer_that_never_comes_up_shows_in_inspect(cluster: BgpCluster, pair: tuple[str, str, str, str]) -> None:
+    a, _, _, b_ip = pair
+    h2 = cluster.hosts[1]
+    config = cluster.bgp_config(h2)
+    wait_revision(cluster, cluster.peer(h2, neighbor=config["neighbor"] + ",50.1.1.99"))
+    try:
+        ghost = eventually(lambda: next((n for n in _bgp(cluster, 1)["neighbors"] if n["address"] == "50.1.1.99"
+                                         and n.get("asn")), None), 20, "the unreachable neighbour listed")
+        assert ghost["state"] != "established"
+        assert ghost["uptime"] == 0
+        assert _bgp(cluster, 1)["error"] == ""
+        assert ping(a, b_ip, count=2), "the other neighbours still carry the traffic"
+        assert cluster.hosts[1].agent is not None
+        assert cluster.hosts[1].agent.poll() is None
+    finally:
+        wait_revision(cluster, cluster.peer(h2))
+
+
+def test_netctl_bgp_inspect_shows_live_state(cluster: BgpCluster, pair: tuple[str, str, str, str]) -> None:
+    _, a_ip, _, b_ip = pair
+    assert cluster.netmaster is not None
+    eventually(lambda: _only_remote(cluster, 0, [b_ip]), 20, "b's route on h1")
+
+    def inspect() -> dict:
+        out = subprocess.run(["netctl", "--netmaster", cluster.netmaster_url, "bgp", "inspect", "h1"],
+                             capture_output=True, text=True, timeout=30, check=True)
+        return json.loads(out.stdout)
+
+    got = eventually(lambda: (d := inspect())["Oper"].get("neighborStatus") == "Established" and d, 20,
+                     "neighborStatus Established")
+    oper = got["Oper"]
+    assert got["Config"]["routerip"] == "50.1.1.1/24"
+    prefixes = {r["prefix"] for r in oper["routes"]}
+    assert {f"{a_ip}/32", f"{b_ip}/32", "172.30.1.0/24", "172.30.2.0/24"} <= prefixes
+    assert oper["numRoutes"] == len(oper["routes"])
+    assert {n["address"] for n in oper["neighbors"]} == {t.ip for t in cluster.tors}
+    assert all(n["prefixes"]["received"] > 0 for n in oper["neighbors"])
+
