@@ -20,7 +20,7 @@ from contextlib import closing
 
 from pyroute2 import IPRoute
 
-from agent.plumbing import _tx_checksum_off
+from agent.plumbing import tx_checksum_off
 
 _NUD_USABLE = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80  # REACHABLE STALE DELAY PROBE NOARP PERMANENT
 
@@ -46,7 +46,7 @@ def configure(ifname: str, router_ip: str, mac: str, tx_offload: bool) -> None:
         if (str(iface.ip), iface.network.prefixlen) not in have:
             ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
     if not tx_offload:
-        _tx_checksum_off(ifname)
+        tx_checksum_off(ifname)
 
 
 def neighbor_mac(ifname: str, ip: str) -> str:
