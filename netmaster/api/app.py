@@ -181,7 +181,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     add_agent_routes(app, registry, read_json)
     add_agent_inspect_routes(app, registry, settings.token)
     hub = WatchHub(store, ring=settings.watch_history, buffer=settings.watch_buffer)
-    metrics.track_watchers(lambda: len(hub.subscribers), lambda: hub.buffered, lambda: hub.overflows)
+    metrics.track_watchers(hub)
     add_watch_routes(app, store, hub)
 
     @app.get("/version", tags=["daemon"])
