@@ -110,6 +110,9 @@ class Subscriber:
         self.overflowed = False
         self.closed_reason: str | None = None
         self.wake = asyncio.Event()
+        self.sent = 0  # the revision every change up to which the stream has sent (a line or a bookmark)
+        self.written = 0.0  # loop time of the stream's last line
+        self.bookmark_due = False  # set by the hub's ticker: send a bookmark when nothing is queued
 
     def offer(self, entry: _Entry) -> bool:
         """Queue ``entry``; False (and the subscriber is done) once its buffer would exceed the limit.
@@ -176,6 +179,7 @@ class WatchHub:
         self.described: dict[str, bytes] = {}  # store key -> its encoded description, once per change
         self._snapshots: dict[Span | None, bytes] = {}  # at _snapshot_revision, per span (None: all)
         self._snapshot_revision = -1
+        self._ticker: asyncio.Task[None] | None = None
         self._load_index()
         cache.add_listener(self._on_event)
 
@@ -312,6 +316,20 @@ class WatchHub:
                 del self.by_host[sub.host]
             self._route(sub, Span())
 
+    async def _tick(self) -> None:
+        """Bookmarks for idle streams, from one task instead of a timer per stream: a stream with
+        nothing queued that has not sent the cache's revision yet (an agent's skips the events outside
+        its span) gets one within PROGRESS_INTERVAL, so its client can tell it is current; any stream
+        silent for BOOKMARK_INTERVAL gets one, so its client can tell it is alive."""
+        loop = asyncio.get_running_loop()
+        while self.subscribers:
+            await asyncio.sleep(PROGRESS_INTERVAL)
+            now, revision = loop.time(), self.cache.at_revision
+            for sub in list(self.subscribers):
+                if not sub.queue and (sub.sent < revision or now - sub.written >= BOOKMARK_INTERVAL):
+                    sub.bookmark_due = True
+                    sub.wake.set()
+
     def subscribe(self, since: int, host: str | None = None) -> Subscriber | None:
         """A subscriber with every event after ``since`` queued (of ``host``'s span, for an agent's);
         None if the ring does not reach back. An agent's whose span changed after ``since`` is closed
@@ -332,7 +350,10 @@ class WatchHub:
             if not sub.offer(entry):
                 self.overflows += 1
                 return sub  # already too far behind: it answers 410 at once
+        sub.sent, sub.written = since, asyncio.get_running_loop().time()
         self.subscribers.add(sub)
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.get_running_loop().create_task(self._tick(), name="watch-bookmarks")
         if host is None:
             self.unfiltered.add(sub)
         else:
@@ -400,7 +421,7 @@ def add_watch_routes(app: FastAPI, store: CachedStore, hub: WatchHub) -> None:
         if sub is not None and sub.closed_reason is not None:
             return JSONResponse({"error": sub.closed_reason}, status_code=410)
         if sub is not None:
-            return StreamingResponse(_hub_lines(hub, sub, since), media_type="application/x-ndjson")
+            return StreamingResponse(_hub_lines(hub, sub), media_type="application/x-ndjson")
         if host is not None:
             # The store's own watch knows nothing of spans: an agent re-lists instead.
             return JSONResponse({"error": f"revision {since} is older than this netmaster's recent events; "
@@ -418,15 +439,16 @@ def add_watch_routes(app: FastAPI, store: CachedStore, hub: WatchHub) -> None:
         return StreamingResponse(_lines(since, queue, pump), media_type="application/x-ndjson")
 
 
-async def _hub_lines(hub: WatchHub, sub: Subscriber, since: int) -> AsyncIterator[bytes]:
-    last = since
-    idle = 0.0
+async def _hub_lines(hub: WatchHub, sub: Subscriber) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
     try:
         while True:
             entry = sub.take()
             if entry is not None:
-                last = max(last, entry.revision)  # a span's added endpoints carry their own, older revisions
+                # A span's added endpoints carry their own, older revisions: ``sent`` never goes back.
+                sub.sent = max(sub.sent, entry.revision)
                 if entry.line:
+                    sub.written = loop.time()
                     yield entry.line
                 continue
             if sub.overflowed:
@@ -435,20 +457,14 @@ async def _hub_lines(hub: WatchHub, sub: Subscriber, since: int) -> AsyncIterato
             if sub.closed_reason is not None:
                 yield error_line(sub.closed_reason, 410)
                 return
+            if sub.bookmark_due:
+                # Nothing queued: every event up to the cache's revision has been offered (and sent).
+                sub.bookmark_due = False
+                sub.sent, sub.written = max(sub.sent, hub.cache.at_revision), loop.time()
+                yield bookmark_line(sub.sent)
+                continue
             sub.wake.clear()
-            try:
-                await asyncio.wait_for(sub.wake.wait(), PROGRESS_INTERVAL)
-                idle = 0.0
-            except TimeoutError:
-                # Nothing queued: every event up to the cache's revision has been sent. An agent's
-                # watcher skips the events outside its span: it learns within PROGRESS_INTERVAL that
-                # the state moved on (so it can report being current), every watcher within
-                # BOOKMARK_INTERVAL that it is alive.
-                idle += PROGRESS_INTERVAL
-                if hub.cache.at_revision > last or idle >= BOOKMARK_INTERVAL:
-                    idle = 0.0
-                    last = max(last, hub.cache.at_revision)
-                    yield bookmark_line(last)
+            await sub.wake.wait()
     finally:
         hub.unsubscribe(sub)
 
