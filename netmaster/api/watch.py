@@ -35,7 +35,8 @@ from netmaster.store.base import CompactedError, Event, EventType, Store, StoreE
 from netmaster.store.cache import CachedStore
 
 BOOKMARK_INTERVAL = 5.0  # seconds: an idle watch stream sends a bookmark at least this often ...
-PROGRESS_INTERVAL = 1.0  # ... and within this long after the state moved on without an event for it
+PROGRESS_INTERVAL = 2.0  # ... and within this long after the state moved on without an event for it
+CHUNK = 64 << 10  # bytes of queued lines a stream sends in one write
 RING_EVENTS = 10_000  # recent events kept for watchers resuming from a recent revision ...
 RING_BYTES = 8 << 20  # ... within this many bytes of encoded lines
 WATCHER_BUFFER = 8 << 20  # bytes of encoded events one watcher may have waiting before it is cut off
@@ -180,6 +181,7 @@ class WatchHub:
         self._snapshots: dict[Span | None, bytes] = {}  # at _snapshot_revision, per span (None: all)
         self._snapshot_revision = -1
         self._ticker: asyncio.Task[None] | None = None
+        self._bookmark = (-1, b"")
         self._load_index()
         cache.add_listener(self._on_event)
 
@@ -316,6 +318,12 @@ class WatchHub:
                 del self.by_host[sub.host]
             self._route(sub, Span())
 
+    def bookmark(self, revision: int) -> bytes:
+        """The bookmark line of ``revision``, encoded once for every stream the ticker wakes."""
+        if self._bookmark[0] != revision:
+            self._bookmark = (revision, bookmark_line(revision))
+        return self._bookmark[1]
+
     async def _tick(self) -> None:
         """Bookmarks for idle streams, from one task instead of a timer per stream: a stream with
         nothing queued that has not sent the cache's revision yet (an agent's skips the events outside
@@ -443,13 +451,18 @@ async def _hub_lines(hub: WatchHub, sub: Subscriber) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     try:
         while True:
-            entry = sub.take()
-            if entry is not None:
-                # A span's added endpoints carry their own, older revisions: ``sent`` never goes back.
-                sub.sent = max(sub.sent, entry.revision)
-                if entry.line:
+            if sub.queue:
+                # Whatever is queued goes in one write (up to CHUNK bytes): every write passes the whole
+                # ASGI stack, and a burst (a span's added endpoints) would otherwise cost one per line.
+                lines, size = [], 0
+                while size < CHUNK and (entry := sub.take()) is not None:
+                    # A span's added endpoints carry their own, older revisions: ``sent`` never goes back.
+                    sub.sent = max(sub.sent, entry.revision)
+                    lines.append(entry.line)
+                    size += len(entry.line)
+                if size:
                     sub.written = loop.time()
-                    yield entry.line
+                    yield b"".join(lines)
                 continue
             if sub.overflowed:
                 yield error_line("this watcher fell too far behind (its buffer is full); take a new snapshot", 410)
@@ -461,7 +474,7 @@ async def _hub_lines(hub: WatchHub, sub: Subscriber) -> AsyncIterator[bytes]:
                 # Nothing queued: every event up to the cache's revision has been offered (and sent).
                 sub.bookmark_due = False
                 sub.sent, sub.written = max(sub.sent, hub.cache.at_revision), loop.time()
-                yield bookmark_line(sub.sent)
+                yield hub.bookmark(sub.sent)
                 continue
             sub.wake.clear()
             await sub.wake.wait()
