@@ -178,8 +178,7 @@ class WatchHub:
         self.span_adds = 0  # endpoints sent to watchers because their span widened
         self.index = SpanIndex()
         self.described: dict[str, bytes] = {}  # store key -> its encoded description, once per change
-        self._snapshots: dict[Span | None, bytes] = {}  # at _snapshot_revision, per span (None: all)
-        self._snapshot_revision = -1
+        self._snapshots: dict[Span | None, bytes] = {}  # per span (None: all), until the next event
         self._ticker: asyncio.Task[None] | None = None
         self._bookmark = (-1, b"")
         self._load_index()
@@ -213,6 +212,7 @@ class WatchHub:
             self._load_index()
             return
         key = event.key
+        self._snapshots.clear()  # even within a revision: a transaction's events come one by one
         put = event.type is EventType.PUT and event.value
         value = json.loads(event.value) if put and key.startswith(PARSED) else None
         described = describe(key, value) if key.startswith(SHOWN) else None
@@ -345,7 +345,12 @@ class WatchHub:
         if since < self.oldest:
             return None
         sub = Subscriber(self.buffer, host)
-        backlog = [entry for entry in self.ring if entry.revision > since]
+        backlog = []
+        for entry in reversed(self.ring):  # from the newest: a watch resumes near the present
+            if entry.revision <= since:
+                break
+            backlog.append(entry)
+        backlog.reverse()
         if host is not None:
             if any(e.span is not None and (e.span.every or host in e.span.hosts) for e in backlog):
                 self.span_resyncs += 1
@@ -381,9 +386,6 @@ class WatchHub:
         """(revision, body) of ``GET /api/v1/snapshot`` at the cache's revision: every object, and the
         endpoints of ``host``'s span (every endpoint without a host). Built once per revision and span."""
         revision = self.cache.at_revision
-        if revision != self._snapshot_revision:
-            self._snapshots.clear()
-            self._snapshot_revision = revision
         span = self.index.span(host) if host is not None else None
         body = self._snapshots.get(span)
         if body is None:
