@@ -270,7 +270,8 @@ async def run_round(cluster: EtcdCluster, nms_count: int, args: argparse.Namespa
     await asyncio.to_thread(cluster.wipe)
     layout = Layout(args.tenants, args.networks, args.endpoints, args.per_host, args.seed, args.steady)
     agents = min(args.agents, layout.hosts)
-    nms = [await asyncio.to_thread(NetmasterProcess.spawn, cluster.url) for _ in range(nms_count)]
+    span = ["--agent-span", args.agent_span]
+    nms = [await asyncio.to_thread(NetmasterProcess.spawn, cluster.url, args=span) for _ in range(nms_count)]
     urls = [nm.url for nm in nms]
     procs: list[asyncio.subprocess.Process] = []
     try:
@@ -359,7 +360,7 @@ async def main(args: argparse.Namespace) -> None:
             layout = Layout(args.tenants, args.networks, args.endpoints, args.per_host, args.seed)
             print(f"etcd 1 member; {os.cpu_count()} CPUs (shared); {args.tenants} tenants, {args.networks} networks,"
                   f" {args.endpoints} endpoints, {args.per_host} per host ({layout.hosts} hosts),"
-                  f" {min(args.agents, layout.hosts)} agents")  # fmt: skip
+                  f" {min(args.agents, layout.hosts)} agents; netmaster --agent-span {args.agent_span}")  # fmt: skip
             for n in args.netmasters:
                 print(f"{n} netmaster(s):")
                 await run_round(cluster, n, args)
@@ -385,4 +386,6 @@ if __name__ == "__main__":
     parser.add_argument("--drain", type=float, default=5.0, help="seconds to wait for deliveries after the last create")
     parser.add_argument("--netmasters", type=int, nargs="+", default=[1, 2], help="rounds to run (default 1 2)")
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--agent-span", choices=("network", "tenant"), default="network",
+                        help="netmaster's --agent-span (the figures in docs/performance.md: network)")
     asyncio.run(main(parser.parse_args()))

@@ -92,7 +92,11 @@ class SpanIndex:
     """The endpoints by network and host, the hosts' span records and which tenants are wide; fed
     event by event (by :class:`netmaster.api.watch.WatchHub`) at the cache's revision."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, network_grain: bool = True) -> None:
+        # False (netmaster's default, --agent-span tenant): every tenant is wide, because agent features
+        # netmaster cannot see (DNS names of the tenant's containers, service providers and Kubernetes
+        # policies by label) need the whole tenant.
+        self.network_grain = network_grain
         self.clear()
 
     def clear(self) -> None:
@@ -106,7 +110,7 @@ class SpanIndex:
         self.global_wide = False  # fwdMode routing or ACI infra: every tenant is wide
 
     def wide(self, tenant: str) -> bool:
-        return self.global_wide or self.wide_tenants[tenant] > 0
+        return not self.network_grain or self.global_wide or self.wide_tenants[tenant] > 0
 
     def span(self, host: str) -> Span:
         networks = self.kept.get(host, frozenset()) | {n for n, c in self.local.get(host, Counter()).items() if c > 0}

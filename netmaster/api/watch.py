@@ -161,7 +161,13 @@ class WatchHub:
     """
 
     def __init__(
-        self, cache: CachedStore, *, ring: int = RING_EVENTS, ring_bytes: int = RING_BYTES, buffer: int = WATCHER_BUFFER
+        self,
+        cache: CachedStore,
+        *,
+        ring: int = RING_EVENTS,
+        ring_bytes: int = RING_BYTES,
+        buffer: int = WATCHER_BUFFER,
+        network_grain: bool = False,
     ) -> None:
         self.cache = cache
         self.buffer = buffer
@@ -176,7 +182,7 @@ class WatchHub:
         self.overflows = 0
         self.span_resyncs = 0  # agents' watchers sent to re-list because their span narrowed
         self.span_adds = 0  # endpoints sent to watchers because their span widened
-        self.index = SpanIndex()
+        self.index = SpanIndex(network_grain=network_grain)
         self.described: dict[str, bytes] = {}  # store key -> its encoded description, once per change
         self._snapshots: dict[Span | None, bytes] = {}  # per span (None: all), until the next event
         self._ticker: asyncio.Task[None] | None = None

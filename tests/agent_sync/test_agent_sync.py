@@ -140,28 +140,27 @@ def _remote_ids(host: SimHost) -> set[str]:
     return {ep["id"] for ep in host.get("/inspect/driver")[1].get("remote_endpoints", [])}
 
 
-def test_a_host_gets_a_networks_endpoints_once_it_has_one_there(sync_cluster: SyncCluster, nm: Netmaster) -> None:
-    """Per-host span (netmaster.api.span): h1, without an endpoint on n2, is not sent h2's endpoint there
-    (not in its state at a revision after its creation); h1's first endpoint on n2 brings it, and the two
-    containers talk."""
+def test_a_host_gets_a_tenants_endpoints_once_it_has_one_there(sync_cluster: SyncCluster, nm: Netmaster) -> None:
+    """Per-host span (netmaster.api.span, tenant grain by default): h1, without an endpoint in tenant u,
+    is not sent h2's endpoint there (not in its state at a revision after its creation); h1's first
+    endpoint in u brings it, and the two containers talk."""
     t, i = _tenant()
+    u, j = _tenant()
     nm.tenant_with_network(t, "vxlan", f"10.{i}.0.0/24")
-    nm.post("networks", f"{t}:n2", tenantName=t, networkName="n2", encap="vxlan", subnet=f"10.{i}.1.0/24")
+    nm.tenant_with_network(u, "vxlan", f"10.{j}.0.0/24")
     h1, h2 = sync_cluster.hosts
     a, b, c, d = (sync_cluster.container(f"{t}{x}") for x in "abcd")
     try:
         _add(h1, f"{t}-a", t, a)
         _add(h2, f"{t}-b", t, b)
-        status, rc = add_endpoint(h2, endpoint_id=f"{t}-c", tenant=t, network="n2", netns=c)
-        assert status == 200, rc
+        rc = _add(h2, f"{t}-c", u, c)
         wait_revision(sync_cluster, int(nm.http.get("/healthz").json()["revision"]))
-        assert f"{t}-b" in _remote_ids(h1), "an endpoint of a network h1 has an endpoint on"
+        assert f"{t}-b" in _remote_ids(h1), "an endpoint of a tenant h1 has an endpoint in"
         assert f"{t}-c" not in _remote_ids(h1)
         assert h1.get(f"/inspect/endpoint/{t}-c")[0] == 404, "h1 does not know c at all"
 
-        status, rd = add_endpoint(h1, endpoint_id=f"{t}-d", tenant=t, network="n2", netns=d)
-        assert status == 200, rd
-        eventually(lambda: f"{t}-c" in _remote_ids(h1), what="c on h1 after h1's first endpoint on n2")
+        rd = _add(h1, f"{t}-d", u, d)
+        eventually(lambda: f"{t}-c" in _remote_ids(h1), what="c on h1 after h1's first endpoint in u")
         assert ping_eventually(d, rc["ip"])
         assert ping(c, rd["ip"])
     finally:

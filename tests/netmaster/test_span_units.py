@@ -59,3 +59,15 @@ def test_a_rule_naming_a_group_or_routing_makes_the_tenant_wide() -> None:
     assert index.apply(glob, {"config": {"fwdMode": "routing"}, "status": {}}).every
     assert index.span("hB").tenants == {"t", "u"}
     assert not index.apply(rule, {"config": {"tenantName": "t", "toEndpointGroup": "g"}, "status": {}}).every
+
+
+def test_at_tenant_grain_every_tenant_is_wide() -> None:
+    """netmaster's default (--agent-span tenant): DNS, services and Kubernetes policies need the tenant."""
+    index = SpanIndex(network_grain=False)
+    _ep(index, "a1", "hA", "n1")
+    _ep(index, "b1", "hB", "n2")
+    _ep(index, "c1", "hB", "n1", tenant="u")
+    assert index.span("hA").tenants == {"t"}
+    assert set(index.covered(index.span("hA"))) == {"a1", "b1"}
+    assert _ep(index, "a2", "hA", "n2") == {"hA"}, "a new network of the tenant is a new span all the same"
+    assert set(index.newly_covered(Span(frozenset({"t:n1"}), frozenset({"t"})), index.span("hA"))) == set()

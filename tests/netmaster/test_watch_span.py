@@ -2,7 +2,8 @@
 endpoints its host needs, and the endpoints a host newly needs reach its watch as soon as it does.
 
 A request names its agent's host in ``X-Contiv-Agent`` (contiv_api.netmaster_client.AGENT_HEADER);
-requests without it get everything, as before.
+requests without it get everything, as before. These tests run netmaster with ``--agent-span network``
+(the default, tenant grain, is what tests/agent_sync's agents see).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from testbed.waiting import eventually
 
 @pytest.fixture
 def nm(tmp_path: Path) -> Iterator[NetmasterProcess]:
-    with NetmasterProcess.start("memory://", log_path=tmp_path / "nm.log") as proc:
+    with NetmasterProcess.start("memory://", args=["--agent-span", "network"], log_path=tmp_path / "nm.log") as proc:
         yield proc
 
 
