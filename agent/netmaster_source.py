@@ -190,11 +190,18 @@ class NetmasterStateSource:
             if old.kind == "agent":
                 self._returned.pop(old.key, None)
             elif (old.kind == "endpoint" and host and host != self.identity.host_label
-                  and ("agent", host) not in self._objects):
+                  and ("agent", host) not in self._objects and self._serves_tenant(old)):
                 LOG.info("endpoint %s of absent host %s deleted in netmaster; forwarding to it is kept "
                          "until its host re-claims it or its address is reused", old.key, host)
                 self._retained.keep(NmObject(old.kind, old.key, old.object or {}, old.status))
         self._wake.set()
+
+    def _serves_tenant(self, endpoint: ObjectState) -> bool:
+        """Whether this host runs an endpoint of *endpoint*'s tenant: only then can it need forwarding to
+        it. netmaster sends a host only the endpoints of its span (netmaster.api.span), and a re-list
+        after the span narrowed drops the rest, which is no reason to retain them."""
+        tenant = (endpoint.object or {}).get("tenantName", "default")
+        return any(rec.tenant == tenant for rec in self.local.all().values())
 
     def _resynced(self, revision: int) -> None:
         LOG.info("netmaster snapshot at revision %d: %d objects", revision, len(self._objects))

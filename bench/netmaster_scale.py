@@ -12,10 +12,10 @@ Phases, for 1 and then 2 netmasters on one etcd (agents spread over the netmaste
 2. every agent takes a snapshot (bytes and objects per agent printed) and starts watching;
 3. steady: ``--steady`` endpoint creates at ``--rate`` per second, each on a host with an agent;
    printed: endpoint create (POST sent) -> event received by every *interested* agent (one whose host
-   has an endpoint on the endpoint's network; netmaster sends every event to every agent today, so
-   deliveries to the other agents are counted too), p50/p99 over (endpoint, agent) pairs and p50/p99
-   of "the last interested agent has it" per endpoint; agents that had to re-list (410: their buffer
-   overflowed); netmaster RSS after the run.
+   has a preloaded endpoint on the endpoint's network: netmaster sends an agent only its host's span,
+   netmaster.api.span, and a steady create may widen a span; lines of steady endpoints delivered to
+   any agent are counted too), p50/p99 over (endpoint, agent) pairs and p50/p99 of "the last
+   interested agent has it" per endpoint; agents that had to re-list (410); netmaster RSS after the run.
 
 The agents parse only what they need of each line (the key, found by a byte search): the client side
 shares the machine with netmaster and etcd, and a full JSON decode per line per agent would measure
@@ -66,6 +66,7 @@ class Layout:
     endpoints: int
     per_host: int
     seed: int
+    steady: int = 0  # of the endpoints, the last ``steady`` are created during the steady phase
 
     @property
     def hosts(self) -> int:
@@ -83,9 +84,9 @@ class Layout:
         return [(i % self.hosts, rnd.randrange(self.networks)) for i in range(self.endpoints)]
 
     def interest(self) -> dict[int, set[int]]:
-        """host -> the networks its endpoints are on."""
+        """host -> the networks its preloaded endpoints are on (its span when the steady phase starts)."""
         out: dict[int, set[int]] = {}
-        for host, net in self.placements():
+        for host, net in self.placements()[: self.endpoints - self.steady]:
             out.setdefault(host, set()).add(net)
         return out
 
@@ -267,9 +268,10 @@ async def steady(urls: list[str], layout: Layout, agent_hosts: int, count: int, 
 
 async def run_round(cluster: EtcdCluster, nms_count: int, args: argparse.Namespace) -> None:
     await asyncio.to_thread(cluster.wipe)
-    layout = Layout(args.tenants, args.networks, args.endpoints, args.per_host, args.seed)
+    layout = Layout(args.tenants, args.networks, args.endpoints, args.per_host, args.seed, args.steady)
     agents = min(args.agents, layout.hosts)
-    nms = [await asyncio.to_thread(NetmasterProcess.spawn, cluster.url) for _ in range(nms_count)]
+    span = ["--agent-span", args.agent_span]
+    nms = [await asyncio.to_thread(NetmasterProcess.spawn, cluster.url, args=span) for _ in range(nms_count)]
     urls = [nm.url for nm in nms]
     procs: list[asyncio.subprocess.Process] = []
     try:
@@ -282,7 +284,7 @@ async def run_round(cluster: EtcdCluster, nms_count: int, args: argparse.Namespa
               f" {args.writers} clients)")  # fmt: skip
         t0 = time.perf_counter()
         spec = json.dumps({"tenants": layout.tenants, "networks": layout.networks, "endpoints": layout.endpoints,
-                           "per_host": layout.per_host, "seed": layout.seed})  # fmt: skip
+                           "per_host": layout.per_host, "seed": layout.seed, "steady": layout.steady})  # fmt: skip
         for p in range(args.agent_procs):
             hosts = list(range(p, agents, args.agent_procs))
             procs.append(await asyncio.create_subprocess_exec(
@@ -358,7 +360,7 @@ async def main(args: argparse.Namespace) -> None:
             layout = Layout(args.tenants, args.networks, args.endpoints, args.per_host, args.seed)
             print(f"etcd 1 member; {os.cpu_count()} CPUs (shared); {args.tenants} tenants, {args.networks} networks,"
                   f" {args.endpoints} endpoints, {args.per_host} per host ({layout.hosts} hosts),"
-                  f" {min(args.agents, layout.hosts)} agents")  # fmt: skip
+                  f" {min(args.agents, layout.hosts)} agents; netmaster --agent-span {args.agent_span}")  # fmt: skip
             for n in args.netmasters:
                 print(f"{n} netmaster(s):")
                 await run_round(cluster, n, args)
@@ -384,4 +386,6 @@ if __name__ == "__main__":
     parser.add_argument("--drain", type=float, default=5.0, help="seconds to wait for deliveries after the last create")
     parser.add_argument("--netmasters", type=int, nargs="+", default=[1, 2], help="rounds to run (default 1 2)")
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--agent-span", choices=("network", "tenant"), default="network",
+                        help="netmaster's --agent-span (the figures in docs/performance.md: network)")
     asyncio.run(main(parser.parse_args()))

@@ -20,6 +20,13 @@ def encode_line(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
 
 
+def change_line(change: str, revision: int, described: bytes) -> bytes:
+    """A put or delete line from the object's part already encoded (``{"kind":...,"key":...}``, compact):
+    netmaster encodes an object once and stamps it with each line's type and revision. The same bytes
+    as :func:`encode_line` of ``{"type": change, "revision": revision, **described}``."""
+    return b'{"type":"%s","revision":%d,%s\n' % (change.encode(), revision, described[1:])
+
+
 def bookmark_line(revision: int) -> bytes:
     return encode_line({"type": "bookmark", "revision": revision})
 

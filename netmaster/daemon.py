@@ -145,6 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
         "recent events kept in memory (at most 8 MiB of them) so that a watcher resuming from a recent "
         "revision is served without a watch of the store of its own",
     )
+    p.add_argument(
+        "--agent-span",
+        choices=("tenant", "network"),
+        default=_env("agent-span", "tenant"),
+        help=(
+            "which endpoints an agent is sent (netmaster.api.span): 'tenant' (default), every endpoint of the "
+            "tenants its host has endpoints in, which every agent feature needs (DNS names, service providers "
+            "and Kubernetes policies are per tenant); 'network', only those of the networks its host has "
+            "endpoints on, widened to the tenant for routing, ACI and rules naming a group: fewer lines per "
+            "endpoint change, for clusters whose agents run without --dns, services or NetworkPolicies"
+        ),
+    )
     _seconds_flag(
         p,
         "--read-staleness",
@@ -220,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         compat_errors=args.compat_errors,
         watch_buffer=max(args.watch_buffer, 1024),
         watch_history=max(args.watch_history, 1),
+        agent_span=args.agent_span,
         read_staleness=max(args.read_staleness, 0.0),
         aci=AciSettings(
             gw_url=args.aci_gw_url,

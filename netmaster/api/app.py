@@ -71,6 +71,7 @@ class ApiSettings:
     compat_errors: bool = False
     watch_buffer: int = WATCHER_BUFFER  # bytes a watcher may fall behind before it is cut off (410)
     watch_history: int = RING_EVENTS  # recent events kept for resuming watchers
+    agent_span: str = "tenant"  # the grain of an agent's span: "tenant" or "network" (netmaster.api.span)
     read_staleness: float = STALENESS  # seconds another netmaster's write may take to show in reads
 
 
@@ -184,8 +185,9 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     _add_reservation_routes(app, ReservationService(store, pools=pools), store)
     add_agent_routes(app, registry, read_json)
     add_agent_inspect_routes(app, registry, settings.token)
-    hub = WatchHub(store, ring=settings.watch_history, buffer=settings.watch_buffer)
-    metrics.track_watchers(lambda: len(hub.subscribers), lambda: hub.buffered, lambda: hub.overflows)
+    hub = WatchHub(store, ring=settings.watch_history, buffer=settings.watch_buffer,
+                   network_grain=settings.agent_span == "network")
+    metrics.track_watchers(hub)
     add_watch_routes(app, store, hub)
     add_kubernetes_routes(app, KubernetesService(store), store, read_json)
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sized
+from typing import Protocol
 
 from fastapi import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -28,9 +29,9 @@ class ApiMetrics:
             registry=self.registry,
         )
 
-    def track_watchers(self, watchers: Callable[[], int], buffered: Callable[[], int], cut: Callable[[], int]) -> None:
+    def track_watchers(self, hub: WatchStats) -> None:
         """The watch fan-out's state, read at scrape time (netmaster.api.watch.WatchHub)."""
-        self.registry.register(_WatchCollector(watchers, buffered, cut))
+        self.registry.register(_WatchCollector(hub))
 
     def observe(self, method: str, route: str, status: int, started: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -40,15 +41,37 @@ class ApiMetrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+class WatchStats(Protocol):
+    """What the metrics read of the watch fan-out (netmaster.api.watch.WatchHub)."""
+
+    subscribers: Sized
+    overflows: int
+    span_resyncs: int
+    span_adds: int
+
+    @property
+    def buffered(self) -> int: ...
+
+
 class _WatchCollector(Collector):
-    def __init__(self, watchers: Callable[[], int], buffered: Callable[[], int], cut: Callable[[], int]) -> None:
-        self.watchers, self.buffered, self.cut = watchers, buffered, cut
+    def __init__(self, hub: WatchStats) -> None:
+        self.hub = hub
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        yield GaugeMetricFamily("netmaster_watchers", "HTTP watch streams fed from memory", value=self.watchers())
+        hub = self.hub
+        yield GaugeMetricFamily("netmaster_watchers", "HTTP watch streams fed from memory", value=len(hub.subscribers))
         yield GaugeMetricFamily(
-            "netmaster_watch_buffered_bytes", "encoded events waiting in watchers' buffers", value=self.buffered()
+            "netmaster_watch_buffered_bytes", "encoded events waiting in watchers' buffers", value=hub.buffered
         )
         yield CounterMetricFamily(
-            "netmaster_watch_overflows", "watchers cut off (410) because their buffer was full", value=self.cut()
+            "netmaster_watch_overflows", "watchers cut off (410) because their buffer was full", value=hub.overflows
+        )
+        yield CounterMetricFamily(
+            "netmaster_watch_span_resyncs",
+            "agents' watches sent to re-list (410) because their host's span narrowed or changed before a resume",
+            value=hub.span_resyncs,
+        )
+        yield CounterMetricFamily(
+            "netmaster_watch_span_adds", "endpoints sent to agents' watches because their host's span widened",
+            value=hub.span_adds,
         )

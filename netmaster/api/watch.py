@@ -20,22 +20,27 @@ import asyncio
 import contextlib
 import json
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from fastapi import FastAPI, Query
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from contiv_api.watch_format import bookmark_line, encode_line, error_line
+from contiv_api.netmaster_client import AGENT_HEADER
+from contiv_api.watch_format import bookmark_line, change_line, encode_line, error_line
+from netmaster.api.span import GLOBAL, RULE, EndpointMeta, Span, SpanChange, SpanIndex, endpoint_meta
 from netmaster.errors import UnavailableError
 from netmaster.store import keys
 from netmaster.store.base import CompactedError, Event, EventType, Store, StoreError
 from netmaster.store.cache import CachedStore
 
-BOOKMARK_INTERVAL = 5.0
+BOOKMARK_INTERVAL = 5.0  # seconds: an idle watch stream sends a bookmark at least this often ...
+PROGRESS_INTERVAL = 2.0  # ... and within this long after the state moved on without an event for it
+CHUNK = 64 << 10  # bytes of queued lines a stream sends in one write
 RING_EVENTS = 10_000  # recent events kept for watchers resuming from a recent revision ...
 RING_BYTES = 8 << 20  # ... within this many bytes of encoded lines
 WATCHER_BUFFER = 8 << 20  # bytes of encoded events one watcher may have waiting before it is cut off
+SNAPSHOTS_KEPT = 64  # snapshot bodies kept for the current revision (one per span asked for)
 
 
 def describe(store_key: str, value: Any) -> dict[str, Any] | None:
@@ -68,28 +73,47 @@ def encode_event(event: Event) -> dict[str, Any] | None:
     return {"type": event.type.value, "revision": event.revision, **described}
 
 
+def encode_described(described: dict[str, Any]) -> bytes:
+    """An object's part of a line or of a snapshot, compact (see contiv_api.watch_format.change_line)."""
+    return json.dumps(described, separators=(",", ":")).encode()
+
+
+#: Keys the span index follows (netmaster.api.span): endpoints, span records, rules, global settings.
+SPAN_KEYS = (keys.EP, keys.SPAN, RULE, GLOBAL)
+#: Keys whose value the hub parses: what it shows and what the span index follows.
+PARSED = (*SHOWN, keys.SPAN)
+
+
 class _Entry:
     """One event of the ring, encoded once into the line every watcher sends."""
 
-    __slots__ = ("line", "revision")
+    __slots__ = ("endpoint", "line", "revision", "span")
 
-    def __init__(self, event: Event) -> None:
-        self.revision = event.revision
-        encoded = encode_event(event)
-        # Internal keys (allocators, counters): nothing to send; the idle bookmark carries the revision.
-        self.line = encode_line(encoded) if encoded is not None else b""
+    def __init__(self, revision: int, line: bytes, endpoint: EndpointMeta | None = None,
+                 span: SpanChange | None = None) -> None:  # fmt: skip
+        self.revision = revision
+        # Internal keys (allocators, counters): b"", nothing to send; the idle bookmark carries the revision.
+        self.line = line
+        self.endpoint = endpoint  # the endpoint the event concerns (its record before a delete), if any
+        self.span = span  # the hosts whose span the event changed, if any
 
 
 class Subscriber:
-    """One HTTP watcher's bounded buffer of encoded events."""
+    """One HTTP watcher's bounded buffer of encoded events; an agent's (``host``) only gets its span."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, host: str | None = None) -> None:
         self.limit = limit
+        self.host = host
+        self.span = Span()
+        self.routes: set[tuple[str, str]] = set()
         self.queue: deque[_Entry] = deque()
         self.buffered = 0
         self.overflowed = False
         self.closed_reason: str | None = None
         self.wake = asyncio.Event()
+        self.sent = 0  # the revision every change up to which the stream has sent (a line or a bookmark)
+        self.written = 0.0  # loop time of the stream's last line
+        self.bookmark_due = False  # set by the hub's ticker: send a bookmark when nothing is queued
 
     def offer(self, entry: _Entry) -> bool:
         """Queue ``entry``; False (and the subscriber is done) once its buffer would exceed the limit.
@@ -121,10 +145,29 @@ class Subscriber:
 
 
 class WatchHub:
-    """Every HTTP watcher of this netmaster, fed from the store cache's one watch."""
+    """Every HTTP watcher of this netmaster, fed from the store cache's one watch.
+
+    An agent's watcher (the request names its host in ``X-Contiv-Agent``) gets every object but only
+    the endpoints of its host's span (:mod:`netmaster.api.span`); watchers are indexed by what they
+    cover, so an endpoint event costs only its interested watchers. When an event widens a host's
+    span (its first endpoint on a network, a tenant becoming wide), the endpoints it now covers are
+    sent to that host's watchers at once as put lines, oldest first (their own revisions, all below
+    the event's, so a client's resume point never moves past an event it has not had); the event
+    itself follows. A span never narrows while netmaster runs except when a tenant stops being
+    wide or an old endpoint without a span record goes: the host's watchers then get a 410 and re-list.
+
+    Snapshots are assembled from each object's encoding (made once per change), and one per span is
+    kept for the current revision, so agents asking at the same revision share the bytes.
+    """
 
     def __init__(
-        self, cache: CachedStore, *, ring: int = RING_EVENTS, ring_bytes: int = RING_BYTES, buffer: int = WATCHER_BUFFER
+        self,
+        cache: CachedStore,
+        *,
+        ring: int = RING_EVENTS,
+        ring_bytes: int = RING_BYTES,
+        buffer: int = WATCHER_BUFFER,
+        network_grain: bool = False,
     ) -> None:
         self.cache = cache
         self.buffer = buffer
@@ -133,8 +176,34 @@ class WatchHub:
         self.ring_size = 0  # bytes of the lines in the ring
         self.oldest = cache.at_revision  # the ring holds every event after this revision
         self.subscribers: set[Subscriber] = set()
+        self.unfiltered: set[Subscriber] = set()  # watchers that get every event
+        self.by_host: dict[str, set[Subscriber]] = {}  # agents' watchers by host
+        self.routes: dict[tuple[str, str], set[Subscriber]] = {}  # ("n", network) / ("t", tenant) -> watchers
         self.overflows = 0
+        self.span_resyncs = 0  # agents' watchers sent to re-list because their span narrowed
+        self.span_adds = 0  # endpoints sent to watchers because their span widened
+        self.index = SpanIndex(network_grain=network_grain)
+        self.described: dict[str, bytes] = {}  # store key -> its encoded description, once per change
+        self._snapshots: dict[Span | None, bytes] = {}  # per span (None: all), until the next event
+        self._ticker: asyncio.Task[None] | None = None
+        self._bookmark = (-1, b"")
+        self._load_index()
         cache.add_listener(self._on_event)
+
+    def _load_index(self) -> None:
+        self.described.clear()
+        self._snapshots.clear()
+        self.index.load((kv.key, json.loads(kv.value)) for prefix in SPAN_KEYS for kv in self.cache.range(prefix))
+
+    def _described(self, key: str) -> bytes | None:
+        body = self.described.get(key)
+        if body is None:
+            kv = self.cache.value(key)
+            described = describe(key, json.loads(kv.value)) if kv is not None else None
+            if described is None:
+                return None
+            body = self.described[key] = encode_described(described)
+        return body
 
     def _on_event(self, event: Event | None) -> None:
         if event is None:
@@ -145,9 +214,34 @@ class WatchHub:
             self.oldest = self.cache.at_revision
             for sub in list(self.subscribers):
                 sub.close("the state store was listed again; take a new snapshot")
-            self.subscribers.clear()
+                self._drop(sub)
+            self._load_index()
             return
-        entry = _Entry(event)
+        key = event.key
+        self._snapshots.clear()  # even within a revision: a transaction's events come one by one
+        put = event.type is EventType.PUT and event.value
+        value = json.loads(event.value) if put and key.startswith(PARSED) else None
+        described = describe(key, value) if key.startswith(SHOWN) else None
+        line = b""
+        self.described.pop(key, None)
+        if described is not None:
+            body = encode_described(described)
+            line = change_line(event.type.value, event.revision, body)
+            if value is not None:
+                self.described[key] = body
+        endpoint = None
+        if key.startswith(keys.EP):
+            ep_key = key[len(keys.EP) :]
+            endpoint = endpoint_meta(value) if value is not None else self.index.endpoints.get(ep_key)
+        change = self.index.apply(key, value) if key.startswith(SPAN_KEYS) else None
+        entry = _Entry(event.revision, line, endpoint, change or None)
+        self._remember(entry)
+        if change:
+            self._respan(change, key)
+        if line:
+            self._deliver(entry)
+
+    def _remember(self, entry: _Entry) -> None:
         self.ring.append(entry)
         self.ring_size += len(entry.line)
         events, size = self.ring_limits
@@ -156,44 +250,176 @@ class WatchHub:
             self.ring_size -= len(dropped.line)
             # Every event after ``oldest`` is still in the ring (later events of that revision too).
             self.oldest = dropped.revision
-        for sub in list(self.subscribers):
-            if not sub.offer(entry):
-                self.subscribers.discard(sub)
-                self.overflows += 1
 
-    def subscribe(self, since: int) -> Subscriber | None:
-        """A subscriber with every event after ``since`` queued; None if the ring does not reach back."""
+    def _deliver(self, entry: _Entry) -> None:
+        if entry.endpoint is None:
+            groups: tuple[Iterable[Subscriber], ...] = (self.subscribers,)
+        else:  # disjoint: a filtered watcher is reached by one route per endpoint at most
+            ep = entry.endpoint
+            groups = (self.unfiltered, self.routes.get(("n", ep.network), ()), self.routes.get(("t", ep.tenant), ()))
+        for group in groups:
+            for sub in list(group):
+                if not sub.offer(entry):
+                    self._drop(sub)
+                    self.overflows += 1
+
+    def _respan(self, change: SpanChange, current: str) -> None:
+        """The spans ``change`` touched: widened ones get the endpoints they now cover (not the
+        event's own, ``current``, which is delivered next); narrowed ones re-list."""
+        if change.every:
+            subs = [s for s in self.subscribers if s.host is not None]
+        else:
+            subs = [s for h in change.hosts for s in self.by_host.get(h, ())]
+        spans: dict[str, Span] = {}
+        added: dict[tuple[Span, Span], list[_Entry]] = {}
+        for sub in subs:
+            assert sub.host is not None
+            old = sub.span
+            new = spans.get(sub.host) or spans.setdefault(sub.host, self.index.span(sub.host))
+            if new == old:
+                continue
+            if not old.within(new):
+                self.span_resyncs += 1
+                sub.close("this host's span narrowed; take a new snapshot")
+                self._drop(sub)
+                continue
+            self._route(sub, new)
+            entries = added.get((old, new))
+            if entries is None:
+                entries = added[(old, new)] = self._synthetic_adds(old, new, current)
+            self.span_adds += len(entries)
+            for entry in entries:
+                if not sub.offer(entry):
+                    self._drop(sub)
+                    self.overflows += 1
+                    break
+
+    def _synthetic_adds(self, old: Span, new: Span, current: str) -> list[_Entry]:
+        """Put lines of the endpoints ``new`` covers and ``old`` does not, oldest first."""
+        out = []
+        for ep_key in self.index.newly_covered(old, new):
+            store_key = keys.EP + ep_key
+            kv, body = self.cache.value(store_key), self._described(store_key)
+            if store_key != current and kv is not None and body is not None:
+                out.append(_Entry(kv.mod_revision, change_line("put", kv.mod_revision, body)))
+        out.sort(key=lambda e: e.revision)
+        return out
+
+    def _route(self, sub: Subscriber, span: Span) -> None:
+        routes = span.routes()
+        for route in sub.routes - routes:
+            self.routes[route].discard(sub)
+            if not self.routes[route]:
+                del self.routes[route]
+        for route in routes - sub.routes:
+            self.routes.setdefault(route, set()).add(sub)
+        sub.span, sub.routes = span, routes
+
+    def _drop(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+        self.unfiltered.discard(sub)
+        if sub.host is not None:
+            self.by_host.get(sub.host, set()).discard(sub)
+            if not self.by_host.get(sub.host, True):
+                del self.by_host[sub.host]
+            self._route(sub, Span())
+
+    def bookmark(self, revision: int) -> bytes:
+        """The bookmark line of ``revision``, encoded once for every stream the ticker wakes."""
+        if self._bookmark[0] != revision:
+            self._bookmark = (revision, bookmark_line(revision))
+        return self._bookmark[1]
+
+    async def _tick(self) -> None:
+        """Bookmarks for idle streams, from one task instead of a timer per stream: a stream with
+        nothing queued that has not sent the cache's revision yet (an agent's skips the events outside
+        its span) gets one within PROGRESS_INTERVAL, so its client can tell it is current; any stream
+        silent for BOOKMARK_INTERVAL gets one, so its client can tell it is alive."""
+        loop = asyncio.get_running_loop()
+        while self.subscribers:
+            await asyncio.sleep(PROGRESS_INTERVAL)
+            now, revision = loop.time(), self.cache.at_revision
+            for sub in list(self.subscribers):
+                if not sub.queue and (sub.sent < revision or now - sub.written >= BOOKMARK_INTERVAL):
+                    sub.bookmark_due = True
+                    sub.wake.set()
+
+    def subscribe(self, since: int, host: str | None = None) -> Subscriber | None:
+        """A subscriber with every event after ``since`` queued (of ``host``'s span, for an agent's);
+        None if the ring does not reach back. An agent's whose span changed after ``since`` is closed
+        at once: what it holds may differ from its span now, so it re-lists."""
         if since < self.oldest:
             return None
-        sub = Subscriber(self.buffer)
-        for entry in self.ring:
-            if entry.revision > since and not sub.offer(entry):
+        sub = Subscriber(self.buffer, host)
+        backlog = []
+        for entry in reversed(self.ring):  # from the newest: a watch resumes near the present
+            if entry.revision <= since:
+                break
+            backlog.append(entry)
+        backlog.reverse()
+        if host is not None:
+            if any(e.span is not None and (e.span.every or host in e.span.hosts) for e in backlog):
+                self.span_resyncs += 1
+                sub.close(f"the span of host {host} changed after revision {since}; take a new snapshot")
+                return sub
+            sub.span = self.index.span(host)
+        for entry in backlog:
+            if not entry.line or (host is not None and entry.endpoint and not sub.span.covers(entry.endpoint)):
+                continue
+            if not sub.offer(entry):
                 self.overflows += 1
                 return sub  # already too far behind: it answers 410 at once
+        sub.sent, sub.written = since, asyncio.get_running_loop().time()
         self.subscribers.add(sub)
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.get_running_loop().create_task(self._tick(), name="watch-bookmarks")
+        if host is None:
+            self.unfiltered.add(sub)
+        else:
+            self.by_host.setdefault(host, set()).add(sub)
+            span, sub.span = sub.span, Span()
+            self._route(sub, span)
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
-        self.subscribers.discard(sub)
+        self._drop(sub)
 
     @property
     def buffered(self) -> int:
         return sum(s.buffered for s in self.subscribers)
 
+    def snapshot(self, host: str | None = None) -> tuple[int, bytes]:
+        """(revision, body) of ``GET /api/v1/snapshot`` at the cache's revision: every object, and the
+        endpoints of ``host``'s span (every endpoint without a host). Built once per revision and span."""
+        revision = self.cache.at_revision
+        span = self.index.span(host) if host is not None else None
+        body = self._snapshots.get(span)
+        if body is None:
+            if span is None:
+                endpoints = [kv.key for kv in self.cache.range(keys.EP)]
+            else:
+                endpoints = [keys.EP + k for k in sorted(self.index.covered(span))]
+            others = [kv.key for prefix in (keys.ACI_SYNC, keys.AGENTS, keys.OBJ) for kv in self.cache.range(prefix)]
+            parts = [b for k in (*others, *endpoints) if (b := self._described(k)) is not None]
+            body = b'{"revision":%d,"objects":[%s]}' % (revision, b",".join(parts))
+            if len(self._snapshots) >= SNAPSHOTS_KEPT:
+                self._snapshots.clear()
+            self._snapshots[span] = body
+        return revision, body
+
 
 def add_watch_routes(app: FastAPI, store: CachedStore, hub: WatchHub) -> None:
     @app.get("/api/v1/snapshot", tags=["watch"])
-    async def snapshot() -> JSONResponse:
+    async def snapshot(request: Request) -> Response:
         try:
             await store.fresh()
-            kvs, revision = await store.list(keys.ROOT)
         except StoreError as exc:
             raise UnavailableError(f"state store unavailable: {exc}") from exc
-        objects = [d for kv in kvs if (d := describe(kv.key, json.loads(kv.value))) is not None]
-        return JSONResponse({"revision": revision, "objects": objects}, headers={"X-Revision": str(revision)})
+        revision, body = hub.snapshot(request.headers.get(AGENT_HEADER) or None)
+        return Response(body, media_type="application/json", headers={"X-Revision": str(revision)})
 
     @app.get("/api/v1/watch", tags=["watch"])
-    async def watch(since: int = Query(0, ge=0, le=2**62)) -> Any:
+    async def watch(request: Request, since: int = Query(0, ge=0, le=2**62)) -> Any:
         try:
             current = await store.fresh()
         except StoreError as exc:
@@ -206,9 +432,16 @@ def add_watch_routes(app: FastAPI, store: CachedStore, hub: WatchHub) -> None:
                  "take a new snapshot"},
                 status_code=410,
             )  # fmt: skip
-        sub = hub.subscribe(since)
+        host = request.headers.get(AGENT_HEADER) or None
+        sub = hub.subscribe(since, host)
+        if sub is not None and sub.closed_reason is not None:
+            return JSONResponse({"error": sub.closed_reason}, status_code=410)
         if sub is not None:
-            return StreamingResponse(_hub_lines(hub, sub, since), media_type="application/x-ndjson")
+            return StreamingResponse(_hub_lines(hub, sub), media_type="application/x-ndjson")
+        if host is not None:
+            # The store's own watch knows nothing of spans: an agent re-lists instead.
+            return JSONResponse({"error": f"revision {since} is older than this netmaster's recent events; "
+                                 "take a new snapshot"}, status_code=410)  # fmt: skip
         # Older than the ring: a watch of the store of its own (which may answer "compacted").
         queue: asyncio.Queue[Event | BaseException] = asyncio.Queue(maxsize=RING_EVENTS)
         pump = asyncio.create_task(_pump(store.inner, since, queue))
@@ -222,15 +455,22 @@ def add_watch_routes(app: FastAPI, store: CachedStore, hub: WatchHub) -> None:
         return StreamingResponse(_lines(since, queue, pump), media_type="application/x-ndjson")
 
 
-async def _hub_lines(hub: WatchHub, sub: Subscriber, since: int) -> AsyncIterator[bytes]:
-    last = since
+async def _hub_lines(hub: WatchHub, sub: Subscriber) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
     try:
         while True:
-            entry = sub.take()
-            if entry is not None:
-                last = entry.revision
-                if entry.line:
-                    yield entry.line
+            if sub.queue:
+                # Whatever is queued goes in one write (up to CHUNK bytes): every write passes the whole
+                # ASGI stack, and a burst (a span's added endpoints) would otherwise cost one per line.
+                lines, size = [], 0
+                while size < CHUNK and (entry := sub.take()) is not None:
+                    # A span's added endpoints carry their own, older revisions: ``sent`` never goes back.
+                    sub.sent = max(sub.sent, entry.revision)
+                    lines.append(entry.line)
+                    size += len(entry.line)
+                if size:
+                    sub.written = loop.time()
+                    yield b"".join(lines)
                 continue
             if sub.overflowed:
                 yield error_line("this watcher fell too far behind (its buffer is full); take a new snapshot", 410)
@@ -238,13 +478,14 @@ async def _hub_lines(hub: WatchHub, sub: Subscriber, since: int) -> AsyncIterato
             if sub.closed_reason is not None:
                 yield error_line(sub.closed_reason, 410)
                 return
+            if sub.bookmark_due:
+                # Nothing queued: every event up to the cache's revision has been offered (and sent).
+                sub.bookmark_due = False
+                sub.sent, sub.written = max(sub.sent, hub.cache.at_revision), loop.time()
+                yield hub.bookmark(sub.sent)
+                continue
             sub.wake.clear()
-            try:
-                await asyncio.wait_for(sub.wake.wait(), BOOKMARK_INTERVAL)
-            except TimeoutError:
-                # Nothing queued: every event up to the cache's revision has been sent.
-                last = max(last, hub.cache.at_revision)
-                yield bookmark_line(last)
+            await sub.wake.wait()
     finally:
         hub.unsubscribe(sub)
 

@@ -154,6 +154,7 @@ class EndpointService:
             "createdAt": time.time(),
         }
         txn.put(keys.endpoint(req["endpointID"]), record)
+        await _keep_in_span(txn, req["host"], network.key)
         return record
 
     async def delete(self, endpoint_id: str) -> tuple[bool, int]:
@@ -206,6 +207,17 @@ class EndpointService:
             if any(pattern in ep.get(f, "") for f in ("endpointID", "containerID", "containerName")):
                 return {"Oper": endpoint_oper(ep)}
         raise NotFoundError(f"endpoint {pattern} not found")
+
+
+async def _keep_in_span(txn: Txn, host: str, network_key: str) -> None:
+    """In ``txn``: note that ``host`` has (had) an endpoint on the network, so its agent keeps receiving
+    the network's endpoints (netmaster.api.span). Written once per host and network."""
+    if not host:
+        return
+    kept = (await txn.get(keys.span(host))) or {}
+    networks = kept.get("networks") or []
+    if network_key not in networks:
+        txn.put(keys.span(host), {"networks": sorted({*networks, network_key})})
 
 
 async def release_endpoint(txn: Txn, endpoint_id: str) -> dict[str, Any] | None:

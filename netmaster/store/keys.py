@@ -7,6 +7,7 @@
 ``/contiv/ipam/<tenant>:<network>`` a network's address allocations and endpoint counts
 ``/contiv/resv/<tenant>:<network>:<ip>`` an address reserved before its endpoint exists (Docker IPAM)
 ``/contiv/mac/<mac>``               the endpoint holding a MAC (MACs are unique across tenants: contiv_api.mac)
+``/contiv/span/<hostLabel>``        networks the host ever had endpoints on (netmaster.api.span; never removed)
 ``/contiv/agents/<hostLabel>``      a live agent (VTEP, control address), on a lease (watched by agents)
 ``/contiv/aci/appProfile/<key>``    ACI mode: push state of an app profile (pending, synced, failed)
 ``/contiv/aci/tenantImport``        ACI mode: outcome of the last import of tenants from the APIC
@@ -23,6 +24,7 @@ IPAM = ROOT + "ipam/"
 RESV = ROOT + "resv/"
 MAC = ROOT + "mac/"
 AGENTS = ROOT + "agents/"
+SPAN = ROOT + "span/"
 ACI = ROOT + "aci/"
 ACI_SYNC = ACI + "appProfile/"
 ACI_TENANT_IMPORT = ACI + "tenantImport"
@@ -63,6 +65,10 @@ def mac(address: str = "") -> str:
 
 def agent(host: str = "") -> str:
     return f"{AGENTS}{host}"
+
+
+def span(host: str) -> str:
+    return f"{SPAN}{host}"
 
 
 def aci_sync(app_profile_key: str = "") -> str:

@@ -22,6 +22,7 @@ from netmaster.cli.netctl import cli
 from testbed.cluster import REPO, SimHost, in_ns
 from testbed.cluster.prereq import running
 from testbed.sync_cluster import SyncCluster, add_endpoint, wait_revision
+from testbed.waiting import eventually
 
 TOKEN = "inspect-test-token"
 INSPECT_PORT = 9101  # inside each host's namespace: no clash with anything outside
@@ -100,8 +101,18 @@ def test_inspect_through_netmaster_and_directly(ic: InspectCluster) -> None:
     assert [e["id"] for e in via_nm["endpoints"]] == ["ep-i1"]
     assert "flows" not in via_nm
     assert netctl(ic, "agent", "inspect", "driver", "--host", "h1", "--flows")["flows"]["classifier"]
-    remote = netctl(ic, "agent", "inspect", "driver", "--host", "h2")
-    assert [e["id"] for e in remote["remote_endpoints"]] == ["ep-i1"]
+    # h2 has no endpoint on the network, so ep-i1 is not in its span (netmaster.api.span) until it has one.
+    with _api(ic) as api:
+        wait_revision(ic, int(api.get("/healthz").json()["revision"]))
+    assert netctl(ic, "agent", "inspect", "driver", "--host", "h2")["remote_endpoints"] == []
+    i0 = ic.container("i0")
+    status, other = add_endpoint(ic.hosts[1], endpoint_id="ep-i0", tenant="ti", network="net", netns=i0)
+    assert status == 200, other
+
+    def h2_remote() -> list[str]:
+        return [e["id"] for e in netctl(ic, "agent", "inspect", "driver", "--host", "h2")["remote_endpoints"]]
+
+    eventually(lambda: h2_remote() == ["ep-i1"], what="ep-i1 on h2 once h2 has an endpoint on the network")
 
     ep_info = netctl(ic, "agent", "inspect", "endpoint", "ep-i1", "--host", "h1")
     assert ep_info["local"] is True

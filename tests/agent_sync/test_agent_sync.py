@@ -136,6 +136,38 @@ def test_policy_rule_from_netmaster_is_enforced(sync_cluster: SyncCluster, nm: N
         delete_endpoint(h2, f"{t}-s")
 
 
+def _remote_ids(host: SimHost) -> set[str]:
+    return {ep["id"] for ep in host.get("/inspect/driver")[1].get("remote_endpoints", [])}
+
+
+def test_a_host_gets_a_tenants_endpoints_once_it_has_one_there(sync_cluster: SyncCluster, nm: Netmaster) -> None:
+    """Per-host span (netmaster.api.span, tenant grain by default): h1, without an endpoint in tenant u,
+    is not sent h2's endpoint there (not in its state at a revision after its creation); h1's first
+    endpoint in u brings it, and the two containers talk."""
+    t, i = _tenant()
+    u, j = _tenant()
+    nm.tenant_with_network(t, "vxlan", f"10.{i}.0.0/24")
+    nm.tenant_with_network(u, "vxlan", f"10.{j}.0.0/24")
+    h1, h2 = sync_cluster.hosts
+    a, b, c, d = (sync_cluster.container(f"{t}{x}") for x in "abcd")
+    try:
+        _add(h1, f"{t}-a", t, a)
+        _add(h2, f"{t}-b", t, b)
+        rc = _add(h2, f"{t}-c", u, c)
+        wait_revision(sync_cluster, int(nm.http.get("/healthz").json()["revision"]))
+        assert f"{t}-b" in _remote_ids(h1), "an endpoint of a tenant h1 has an endpoint in"
+        assert f"{t}-c" not in _remote_ids(h1)
+        assert h1.get(f"/inspect/endpoint/{t}-c")[0] == 404, "h1 does not know c at all"
+
+        rd = _add(h1, f"{t}-d", u, d)
+        eventually(lambda: f"{t}-c" in _remote_ids(h1), what="c on h1 after h1's first endpoint in u")
+        assert ping_eventually(d, rc["ip"])
+        assert ping(c, rd["ip"])
+    finally:
+        for host, ep in ((h1, "a"), (h2, "b"), (h2, "c"), (h1, "d")):
+            delete_endpoint(host, f"{t}-{ep}")
+
+
 def test_delete_removes_port_veth_flows_and_netmaster_endpoint(sync_cluster: SyncCluster, nm: Netmaster) -> None:
     t, i = _tenant()
     nm.tenant_with_network(t, "vxlan", f"10.{i}.0.0/24")
@@ -265,7 +297,8 @@ def test_agent_killed_right_after_add_converges_on_restart(sync_cluster: SyncClu
     t, i = _tenant()
     wait_revision(sync_cluster, nm.tenant_with_network(t, "vxlan", f"10.{i}.0.0/24"))
     h1, h2 = sync_cluster.hosts
-    a, b = sync_cluster.container(f"{t}a"), sync_cluster.container(f"{t}b")
+    a, b, w = (sync_cluster.container(f"{t}{x}") for x in "abw")
+    _add(h1, f"{t}-w", t, w)  # h1 has an endpoint on the network, so b is in its span (netmaster.api.span)
     rb = _add(h2, f"{t}-b", t, b)
     deadline = time.monotonic() + 15  # h1 knows b before a is added: nothing else changes meanwhile
     while f"{t}-b" not in {e["id"] for e in h1.get("/inspect/driver")[1]["remote_endpoints"]}:
@@ -281,7 +314,7 @@ def test_agent_killed_right_after_add_converges_on_restart(sync_cluster: SyncClu
         time.sleep(0.2)
     assert _flows_without_cookies(h1) == after_add
     assert h1.get(f"/endpoints/{t}-a/check") == (200, {"ok": True})
-    for host, ep in ((h1, f"{t}-a"), (h2, f"{t}-b")):
+    for host, ep in ((h1, f"{t}-a"), (h2, f"{t}-b"), (h1, f"{t}-w")):
         assert delete_endpoint(host, ep) == (200, {"deleted": True})
 
 
