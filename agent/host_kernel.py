@@ -7,8 +7,11 @@ flaps, kernel conntrack and its NAT bindings are untouched: established connecti
 what a deleted network needed goes:
 
 - the host port ``contivh0`` (created in OVSDB by the reconciler) up, with the private address;
-- one route per served subnet, ``dev contivh0`` (the kernel picks the private address as source): the
-  only routes on that device besides the private subnet's own; others found there are removed;
+- one route per served subnet, ``dev contivh0`` (the kernel picks the private address as source), in
+  routing table 5354, which a rule (priority 5354, before ``main``) consults first: a miss there falls
+  through to ``main``. Not in ``main`` itself because libnetwork (dockerd) checks a local-scope
+  network's pool against the main table's routes and, given the same pool again by our IPAM driver,
+  asks for it forever: ``docker network create`` hangs. Others found on the device there are removed;
 - ``net.ipv4.ip_forward=1`` (left on when host access goes: other software may rely on it);
 - iptables, in chains the agent owns and rewrites whole (``iptables-restore --noflush``, atomic):
   ``CONTIV-HOST-SNAT`` in nat POSTROUTING, ``-s <subnet> ! -o contivh0 -j MASQUERADE`` per served
@@ -42,6 +45,13 @@ _RTPROT_KERNEL = 2
 _RTPROT_STATIC = 4
 _RT_SCOPE_LINK = 253
 _IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+ROUTE_TABLE = 5354  # the container subnets' routes (agent.dns uses 5353)
+RULE_PRIORITY = 5354  # its rule, consulted before main (32766)
+
+
+def _has_rule(ipr: IPRoute) -> bool:
+    return any(r.get_attr("FRA_PRIORITY") == RULE_PRIORITY and r.get_attr("FRA_TABLE") == ROUTE_TABLE
+               for r in ipr.get_rules(family=socket.AF_INET))
 
 
 def _addresses(ipr: IPRoute, index: int) -> set[str]:
@@ -100,7 +110,7 @@ class HostKernel:
     def _routes(self, ipr: IPRoute, index: int) -> set[str]:
         """The routes the agent owns on the port: every one but the kernel's for the private subnet."""
         out = set()
-        for route in ipr.get_routes(family=socket.AF_INET, oif=index, table=254):
+        for route in ipr.get_routes(family=socket.AF_INET, oif=index, table=ROUTE_TABLE):
             if route["proto"] != _RTPROT_KERNEL and route.get_attr("RTA_DST"):
                 out.add(f"{route.get_attr('RTA_DST')}/{route['dst_len']}")
         return out
@@ -117,12 +127,14 @@ class HostKernel:
         routes = self._routes(ipr, index)
         for gone in routes - set(subnets):
             ip, plen = gone.split("/")
-            ipr.route("del", dst=ip, dst_len=int(plen), oif=index)
+            ipr.route("del", dst=ip, dst_len=int(plen), oif=index, table=ROUTE_TABLE)
         for subnet in subnets:
             if subnet not in routes:
                 net = ipaddress.IPv4Network(subnet)
                 ipr.route("replace", dst=str(net.network_address), dst_len=net.prefixlen, oif=index,
-                          scope=_RT_SCOPE_LINK, proto=_RTPROT_STATIC)
+                          scope=_RT_SCOPE_LINK, proto=_RTPROT_STATIC, table=ROUTE_TABLE)
+        if not _has_rule(ipr):
+            ipr.rule("add", family=socket.AF_INET, table=ROUTE_TABLE, priority=RULE_PRIORITY)
 
     # -- the entry points -------------------------------------------------------------------------
 
@@ -139,8 +151,12 @@ class HostKernel:
         self._write_chains(plan.subnets)
 
     def remove(self) -> None:
-        """No served network: the chains go (the routes go with the port, which the reconciler deletes)."""
+        """No served network: the chains and the rule go (the routes go with the port, which the
+        reconciler deletes)."""
         self._remove_chains()
+        with IPRoute() as ipr:
+            if _has_rule(ipr):
+                ipr.rule("del", family=socket.AF_INET, table=ROUTE_TABLE, priority=RULE_PRIORITY)
 
     def info(self) -> dict[str, Any]:
         with IPRoute() as ipr:

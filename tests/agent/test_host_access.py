@@ -36,14 +36,23 @@ MODES = {
 OTHER_TENANT = Network("t2", "m", "vxlan", "10.31.0.0/24", vni=9332, gateway="10.31.0.254", host_access=True)
 
 
+NOTHING = {"port": False, "routes": [], "main_routes": [], "lookup_rule": 0, "rules": []}  # no host access
+
+
 def _host_side(host: SimHost) -> dict[str, object]:
     """What the host has for host access: the port, its routes, the agent's iptables chains."""
     link = in_ns(host.netns, "ip", "-j", "link", "show", "contivh0", check=False)
-    routes = in_ns(host.netns, "ip", "-4", "route", "show", "dev", "contivh0", check=False).stdout.split("\n")
+    routes = in_ns(host.netns, "ip", "-4", "route", "show", "table", "5354", "dev", "contivh0",
+                   check=False).stdout.split("\n")
     nat = in_ns(host.netns, "iptables", "-w", "5", "-t", "nat", "-S").stdout
     fwd = in_ns(host.netns, "iptables", "-w", "5", "-S").stdout
+    main = in_ns(host.netns, "ip", "-4", "route", "show", "dev", "contivh0", check=False).stdout.splitlines()
+    lookup = [r for r in in_ns(host.netns, "ip", "-4", "rule", "show").stdout.splitlines() if "lookup 5354" in r]
     return {"port": link.returncode == 0 and json.loads(link.stdout)[0]["address"],
             "routes": sorted(r.split()[0] for r in routes if r and "proto kernel" not in r),
+            # not in main: dockerd loops on a local network's pool that overlaps a main-table route
+            "main_routes": sorted(r.split()[0] for r in main if "proto kernel" not in r),
+            "lookup_rule": len(lookup),
             "rules": [line for line in (nat + fwd).splitlines() if "CONTIV-HOST" in line]}
 
 
@@ -79,6 +88,7 @@ def test_containers_reach_the_outside_server_as_their_host_and_their_host(env: C
         side = _host_side(host)
         assert side["port"] == ROUTER_MAC
         assert side["routes"] == ["10.30.0.0/24"]
+        assert (side["main_routes"], side["lookup_rule"]) == ([], 1)
         assert f"-A {SNAT_CHAIN} -s 10.30.0.0/24 ! -o contivh0 -j MASQUERADE" in side["rules"]
 
 
@@ -134,7 +144,7 @@ def test_overlapping_subnets_of_two_tenants_are_refused(env: ClusterEnv) -> None
     _, info = env.cluster.hosts[0].get("/inspect/driver")
     assert info["host_access"]["networks"] == []
     assert "overlaps host-access network(s) t2:m of another tenant" in info["host_access"]["refused"]["t1:n"]
-    assert _host_side(env.cluster.hosts[0]) == {"port": False, "routes": [], "rules": []}
+    assert _host_side(env.cluster.hosts[0]) == NOTHING
     assert not ping(a, env.cluster.hosts[0].vtep_ip, count=2)
 
 
@@ -158,7 +168,7 @@ def test_restart_keeps_connections_and_switch_off_and_delete_leave_nothing(env: 
         assert len(echo.peers()) == 1
 
         env.apply(replace(state, networks=(replace(net, host_access=False),)))
-        assert _host_side(h1) == {"port": False, "routes": [], "rules": []}
+        assert _host_side(h1) == NOTHING
         assert not ping(a, SERVER, count=2)
         env.apply(replace(state, networks=(net,)))
         assert ping_eventually(a, SERVER, 10), "switched on again"
@@ -167,7 +177,7 @@ def test_restart_keeps_connections_and_switch_off_and_delete_leave_nothing(env: 
         echo.stop()
     env.apply(DesiredState())  # the network and its endpoint deleted
     for host in env.cluster.hosts:
-        assert _host_side(host) == {"port": False, "routes": [], "rules": []}
+        assert _host_side(host) == NOTHING
     assert FORWARD_CHAIN not in in_ns(h1.netns, "iptables", "-w", "5", "-S").stdout
 
 

@@ -15,7 +15,8 @@ from testbed.waiting import eventually
 
 
 def _host_side(host: SimHost) -> tuple[list[str], list[str]]:
-    routes = in_ns(host.netns, "ip", "-4", "route", "show", "dev", "contivh0", check=False).stdout.splitlines()
+    routes = in_ns(host.netns, "ip", "-4", "route", "show", "table", "5354", "dev", "contivh0",
+                   check=False).stdout.splitlines()
     rules = [r for r in in_ns(host.netns, "iptables", "-w", "5", "-t", "nat", "-S").stdout.splitlines()
              if "CONTIV-HOST" in r]
     return sorted(r.split()[0] for r in routes if "proto kernel" not in r), rules
