@@ -124,12 +124,13 @@ class NetmasterClient:
         self._retry_now.set()
 
     async def _pause(self, delay: float) -> None:
-        """Sleep *delay* seconds, or less if ``retry_now`` is called meanwhile."""
-        self._retry_now.clear()
+        """Sleep *delay* seconds, or less if ``retry_now`` was called since the last pause (also while
+        a request was in flight: clearing the flag before waiting would lose that call)."""
         try:
             await asyncio.wait_for(self._retry_now.wait(), delay)
         except TimeoutError:
             pass
+        self._retry_now.clear()
 
     async def close(self) -> None:
         await self._http.aclose()
