@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -25,16 +26,17 @@ import httpx
 import httpx2
 import pytest
 import yaml
-from lightkube import ApiError, codecs
+from lightkube import ApiError, AsyncClient, KubeConfig, codecs
 from lightkube.models.meta_v1 import Status
 
 from contiv_api.backoff import Backoff
 from contiv_api.k8s_netpol import NetworkPolicy as ParsedPolicy
 from contiv_api.netmaster_client import NetmasterClient, NetmasterUnavailableError
+from netmaster.kubernetes.adapter.cli import serve_metrics
 from netmaster.kubernetes.adapter.informer import ResourceGone, ResourceInformer, SourceError
 from netmaster.kubernetes.adapter.metrics import AdapterMetrics
 from netmaster.kubernetes.adapter.reconcile import Reconciler
-from netmaster.kubernetes.adapter.source import _errors, as_dict
+from netmaster.kubernetes.adapter.source import LightkubeSource, as_dict, source_errors
 from netmaster.kubernetes.adapter.translate import NAMESPACES, NETWORK_POLICIES, PODS, Resource, desired
 from testbed.netmaster import NetmasterProcess
 from testbed.ports import free_port
@@ -114,12 +116,31 @@ def test_pods_outside_the_tenant_and_on_the_host_network_are_left_out() -> None:
 
 
 def test_library_errors_become_gone_and_source_errors() -> None:
-    with pytest.raises(ResourceGone), _errors(PODS, "watch"):
+    with pytest.raises(ResourceGone), source_errors(PODS, "watch"):
         raise ApiError(status=Status(code=410, message="too old resource version: 5 (99)"))
-    with pytest.raises(SourceError, match="403"), _errors(PODS, "list"):
+    with pytest.raises(SourceError, match="403"), source_errors(PODS, "list"):
         raise ApiError(status=Status(code=403, message="pods is forbidden"))
-    with pytest.raises(SourceError, match="ConnectError"), _errors(PODS, "list"):
+    with pytest.raises(SourceError, match="ConnectError"), source_errors(PODS, "list"):
         raise httpx2.ConnectError("refused")
+
+
+async def test_a_silent_watch_connection_ends_and_a_silent_list_fails(tmp_path: Path) -> None:
+    """The library reads a watch without a timeout; a peer that accepted the connection and went
+    silent (a half-open connection after an API server host died) must not stall the loop forever."""
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        config = KubeConfig.from_file(kubeconfig(tmp_path / "kc", f"http://127.0.0.1:{silent.getsockname()[1]}"))
+        client = AsyncClient(config.get(), timeout=httpx2.Timeout(1.0), trust_env=False)
+        source = LightkubeSource(client, watch_seconds=1, idle_margin=0.5)
+        try:
+            started = asyncio.get_running_loop().time()
+            assert [event async for event in source.watch(PODS, "42")] == []
+            assert asyncio.get_running_loop().time() - started >= 1.5
+            with pytest.raises(SourceError, match="list pods: ReadTimeout"):
+                await source.list(PODS)
+        finally:
+            await source.close()
 
 
 # -- the reconcile against a real netmaster ----------------------------------------------------------------
@@ -210,6 +231,15 @@ async def test_a_relist_applies_the_differences_and_drops_what_the_api_server_lo
     assert writes(reconciler, NETWORK_POLICIES, "apply") == applies + 2  # "keep" was left alone
     assert reconciler.metrics.registry.get_sample_value("contiv_k8s_adapter_objects",
                                                         {"resource": "networkpolicies"}) == 3
+    server = serve_metrics(reconciler.metrics, f"127.0.0.1:{free_port()}")  # what Prometheus scrapes
+    try:
+        async with httpx.AsyncClient() as scraper:
+            text = (await scraper.get(f"http://127.0.0.1:{server.server_port}/metrics")).text
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 'contiv_k8s_adapter_netmaster_writes_total{op="delete",resource="networkpolicies"} 2.0' in text
+    assert 'contiv_k8s_adapter_last_sync_timestamp_seconds{resource="networkpolicies"}' in text
 
 
 async def test_an_object_netmaster_refuses_is_logged_counted_and_the_rest_goes_on(

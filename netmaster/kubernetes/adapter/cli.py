@@ -18,6 +18,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import start_http_server
 
 from contiv_api import __version__
 from contiv_api.netmaster_client import NetmasterClient, NetmasterError
@@ -25,7 +28,7 @@ from netmaster.kubernetes.adapter.informer import ResourceInformer, SourceError
 from netmaster.kubernetes.adapter.metrics import AdapterMetrics
 from netmaster.kubernetes.adapter.reconcile import Reconciler
 from netmaster.kubernetes.adapter.source import LightkubeSource, SourceConfigError
-from netmaster.kubernetes.adapter.translate import NAMESPACES, NETWORK_POLICIES, PODS
+from netmaster.kubernetes.adapter.translate import NAMESPACES, NETWORK_POLICIES, PODS, RESOURCES
 from netmaster.logs import setup_logging
 
 log = logging.getLogger("contiv-k8s-adapter")
@@ -89,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = LightkubeSource.open(args.kubeconfig, args.context, watch_seconds=max(args.watch_seconds, 1))
         metrics = AdapterMetrics()
         if args.metrics_listen:
-            _serve_metrics(metrics, args.metrics_listen)
+            serve_metrics(metrics, args.metrics_listen)
         return asyncio.run(_run(args, source, metrics))
     except (StartupError, SourceConfigError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
@@ -98,16 +101,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _serve_metrics(metrics: AdapterMetrics, listen: str) -> None:
-    from prometheus_client import start_http_server
-
+def serve_metrics(metrics: AdapterMetrics, listen: str) -> WSGIServer:
+    """Serve *metrics* on ``http://listen/metrics`` from a thread; the server, to shut it down."""
     host, _, port = listen.rpartition(":")
     if not port.isdigit():
         raise StartupError(f"--metrics-listen {listen}: expected HOST:PORT")
     try:
-        start_http_server(int(port), addr=host or "127.0.0.1", registry=metrics.registry)
+        server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=metrics.registry)
     except OSError as exc:
         raise StartupError(f"--metrics-listen {listen}: {exc.strerror or exc}") from None
+    return server
 
 
 async def _run(args: argparse.Namespace, source: LightkubeSource, metrics: AdapterMetrics) -> int:
@@ -141,13 +144,15 @@ async def check_netmaster(client: NetmasterClient, tenant: str) -> None:
 
 
 async def check_api_server(source: LightkubeSource, within: float) -> None:
-    try:
-        await asyncio.wait_for(source.list(NAMESPACES), within)
-    except SourceError as exc:
-        raise StartupError(f"API server {source.server}: {exc}") from None
-    except TimeoutError:
-        raise StartupError(f"API server {source.server}: no answer to a list of namespaces "
-                           f"within {within:.0f}s") from None
+    """The API server answers, and lets the adapter list each resource (RBAC)."""
+    for resource in RESOURCES:
+        try:
+            await asyncio.wait_for(source.check(resource), within)
+        except SourceError as exc:
+            raise StartupError(f"API server {source.server}: {exc}") from None
+        except TimeoutError:
+            raise StartupError(f"API server {source.server}: no answer to a list of {resource.plural} "
+                               f"within {within:.0f}s") from None
 
 
 async def run_informers(source: LightkubeSource, reconciler: Reconciler, metrics: AdapterMetrics) -> None:

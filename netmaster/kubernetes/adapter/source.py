@@ -55,13 +55,16 @@ def status_code(exc: BaseException) -> int | None:
 
 class LightkubeSource:
     """List and watch on an API server. *watch_seconds*: how long the API server keeps one watch
-    request open (it ends it cleanly and the watch goes on from the last version); a watch that stays
-    silent past that plus a margin is treated as a dead connection and re-opened."""
+    request open (it ends it cleanly and the library re-opens it from the last version); a watch that
+    stays silent past that plus *idle_margin* is taken for a dead connection (the library reads a
+    watch without a timeout) and ends, so the informer opens a new one."""
 
-    def __init__(self, client: AsyncClient, *, server: str = "", watch_seconds: int = 300) -> None:
+    def __init__(self, client: AsyncClient, *, server: str = "", watch_seconds: int = 300,
+                 idle_margin: float = 30.0) -> None:
         self.client = client
         self.server = server  # the API server's URL, for messages
         self.watch_seconds = watch_seconds
+        self.idle_margin = idle_margin
         self._models = _models()
 
     @classmethod
@@ -90,13 +93,23 @@ class LightkubeSource:
         await self.client.close()
 
     async def list(self, resource: Resource) -> tuple[list[Obj], str]:
+        """Every object, in chunks of 500 (one consistent list: the chunks share its version)."""
+        listing = self._list(resource, 500)
+        with source_errors(resource, "list"):
+            objects = [as_dict(o) async for o in listing]
+        return objects, listing.resourceVersion
+
+    async def check(self, resource: Resource) -> None:
+        """One list request of one object: the API server answers and lets us list *resource*."""
+        with source_errors(resource, "list"):
+            async for _ in self._list(resource, 1):
+                break
+
+    def _list(self, resource: Resource, chunk_size: int) -> Any:
         from lightkube import ALL_NS
 
         kwargs = {"namespace": ALL_NS} if resource.namespaced else {}
-        listing = self.client.list(self._models[resource], **kwargs)
-        with _errors(resource, "list"):
-            objects = [as_dict(o) async for o in listing]
-        return objects, listing.resourceVersion
+        return self.client.list(self._models[resource], chunk_size=chunk_size, **kwargs)
 
     async def watch(self, resource: Resource, resource_version: str) -> AsyncIterator[tuple[str, Obj]]:
         from lightkube import ALL_NS
@@ -104,23 +117,23 @@ class LightkubeSource:
         kwargs = {"namespace": ALL_NS} if resource.namespaced else {}
         stream = self.client.watch(self._models[resource], resource_version=resource_version,
                                    server_timeout=self.watch_seconds, **kwargs)
-        events = aiter(stream)
         try:
             while True:
-                with _errors(resource, "watch"):
+                with source_errors(resource, "watch"):
                     try:
-                        event_type, obj = await asyncio.wait_for(anext(events), self.watch_seconds + 30)
+                        async with asyncio.timeout(self.watch_seconds + self.idle_margin):
+                            event_type, obj = await anext(stream)
                     except (StopAsyncIteration, TimeoutError):
-                        return
+                        return  # the informer watches again from its version
                 yield event_type, as_dict(obj)
         finally:
             with contextlib.suppress(Exception):
-                await stream.aclose()  # type: ignore[attr-defined]
+                await stream.aclose()
 
 
 @contextlib.contextmanager
-def _errors(resource: Resource, verb: str) -> Any:
-    """The library's and the transport's exceptions as ResourceGone and SourceError."""
+def source_errors(resource: Resource, verb: str) -> Any:
+    """The library's and the transport's exceptions as the informer's ResourceGone and SourceError."""
     import httpx2
 
     try:
