@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from contiv_api.backoff import Backoff
+from contiv_api.netmaster_client import NetmasterError
 from netmaster.kubernetes.adapter.metrics import AdapterMetrics
 from netmaster.kubernetes.adapter.reconcile import Reconciler
 from netmaster.kubernetes.adapter.translate import Resource
@@ -70,12 +71,12 @@ class ResourceInformer:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # the loop never ends by itself; a bug shows in the log with its traceback
                 kind = "apiserver" if isinstance(exc, SourceError) else "netmaster"
-                if not isinstance(exc, SourceError):  # the reconciler counted netmaster's failures
-                    log.debug("reconcile failed", exc_info=True)
-                else:
-                    self.metrics.errors.labels(self.resource.plural, kind).inc()
+                if not isinstance(exc, SourceError | NetmasterError):
+                    kind = "internal"
+                    log.error("%s: unexpected failure", self.resource.plural, exc_info=True)
+                self.metrics.errors.labels(self.resource.plural, kind).inc()
                 if self.resource_version is None:
                     self._relist_reason = "error"
                 delay = self.backoff.next()

@@ -17,7 +17,8 @@ class AdapterMetrics:
         self.writes = Counter("contiv_k8s_adapter_netmaster_writes", "Objects applied to or deleted from netmaster",
                               ["resource", "op"], registry=r)
         self.errors = Counter("contiv_k8s_adapter_errors",
-                              "Errors (refused: netmaster refused an object; netmaster, apiserver: a call failed)",
+                              "Errors (refused: netmaster refused an object; netmaster, apiserver: a call failed, "
+                              "retried; internal: a bug)",
                               ["resource", "kind"], registry=r)
         self.last_sync = Gauge("contiv_k8s_adapter_last_sync_timestamp_seconds",
                                "When netmaster last matched the API server for a resource (a list or an event)",

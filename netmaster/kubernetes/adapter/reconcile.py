@@ -90,8 +90,7 @@ class Reconciler:
             await self.client.request("POST", path, want.manifest)
         except NetmasterError as exc:
             if isinstance(exc, NetmasterUnavailableError) or exc.status not in REFUSALS:
-                self.metrics.errors.labels(resource.plural, "netmaster").inc()
-                raise
+                raise  # the informer counts it and retries
             self.refused[resource.plural][want.key] = exc.message
             self.metrics.errors.labels(resource.plural, "refused").inc()
             log.warning("netmaster refused %s %s: %s", resource.kind, want.key, exc.message,
@@ -107,7 +106,6 @@ class Reconciler:
             await self.client.request("DELETE", f"/api/v1/kubernetes/{resource.plural}/{quote(key, safe='')}/")
         except NetmasterError as exc:
             if exc.status != 404:
-                self.metrics.errors.labels(resource.plural, "netmaster").inc()
                 raise
         self._held[resource.plural].pop(key, None)
         self.metrics.writes.labels(resource.plural, "delete").inc()
