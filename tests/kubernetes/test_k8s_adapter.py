@@ -71,6 +71,7 @@ def policy(namespace: str, name: str, spec: dict[str, Any], rv: str = "1") -> di
 
 
 DENY = {"podSelector": {}, "policyTypes": ["Ingress"]}
+IPV6 = {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "fd00::/64"}}]}]}  # netmaster: IPv4 only
 ALLOW_B = {"podSelector": {"matchLabels": {"pod": "a"}}, "policyTypes": ["Ingress"],
            "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}], "ports": [{"port": 80}]}]}
 
@@ -246,8 +247,7 @@ async def test_an_object_netmaster_refuses_is_logged_counted_and_the_rest_goes_o
         reconciler: Reconciler, http: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
     await reconciler.handle(NETWORK_POLICIES, "ADDED", policy("x", "p", DENY))
     # Kubernetes takes IPv6 blocks; netmaster (IPv4 only) refuses them and keeps what it had
-    v6 = {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "fd00::/64"}}]}]}
-    await reconciler.handle(NETWORK_POLICIES, "MODIFIED", policy("x", "p", v6, "2"))
+    await reconciler.handle(NETWORK_POLICIES, "MODIFIED", policy("x", "p", IPV6, "2"))
     assert (await held(reconciler.client, NETWORK_POLICIES))[f"{TENANT}:x:p"]["spec"] == DENY
     assert "IPv4 only" in reconciler.refused["networkpolicies"][f"{TENANT}:x:p"]
     assert any("netmaster refused NetworkPolicy k8s:x:p" in r.getMessage() for r in caplog.records)
@@ -329,17 +329,27 @@ async def test_the_loop_resumes_from_its_version_and_relists_after_gone(reconcil
     await informer.run_once()
     assert (src.lists, src.watches[-1], informer.resource_version) == (["1"], "1", "3")
     assert (await held(reconciler.client, NETWORK_POLICIES))[f"{TENANT}:x:a"]["spec"] == ALLOW_B
+    # an object netmaster refuses, between two it takes: logged and counted, the watch goes on past it
+    src.change("ADDED", policy("x", "v6", IPV6))
+    src.change("MODIFIED", policy("x", "b", ALLOW_B))
+    src.endings.append("closed")
+    await informer.run_once()
+    assert informer.resource_version == "5"
+    assert (await held(reconciler.client, NETWORK_POLICIES))[f"{TENANT}:x:b"]["spec"] == ALLOW_B
+    assert list(reconciler.refused["networkpolicies"]) == [f"{TENANT}:x:v6"]
+    src.change("DELETED", policy("x", "v6", DENY))
     # a watch that fails after an event: the event counts, the next watch starts after it
     src.change("DELETED", policy("x", "a", ALLOW_B))
     src.endings.append("error")
     with pytest.raises(SourceError):
         await informer.run_once()
-    assert informer.resource_version == "4"
+    assert informer.resource_version == "7"
     assert sorted(await held(reconciler.client, NETWORK_POLICIES)) == [f"{TENANT}:x:b"]
+    assert reconciler.refused["networkpolicies"] == {}
     applies = writes(reconciler, NETWORK_POLICIES, "apply")
     src.endings.append("closed")
     await informer.run_once()
-    assert (src.lists, src.watches[-1]) == (["1"], "4")
+    assert (src.lists, src.watches[-1]) == (["1"], "7")
     assert writes(reconciler, NETWORK_POLICIES, "apply") == applies
     # while the watch was away, "b" was deleted and "c" created, and the history compacted: 410, re-list
     src.change("DELETED", policy("x", "b", DENY))
@@ -349,7 +359,7 @@ async def test_the_loop_resumes_from_its_version_and_relists_after_gone(reconcil
     assert informer.resource_version is None
     src.endings.append("closed")
     await informer.run_once()
-    assert (src.lists[-1], src.watches[-1], informer.resource_version) == ("6", "6", "6")
+    assert (src.lists[-1], src.watches[-1], informer.resource_version) == ("9", "9", "9")
     assert sorted(await held(reconciler.client, NETWORK_POLICIES)) == [f"{TENANT}:x:c"]  # "b" dropped by the re-list
     relists = {reason: reconciler.metrics.registry.get_sample_value(
         "contiv_k8s_adapter_relists_total", {"resource": "networkpolicies", "reason": reason})
@@ -461,6 +471,17 @@ def test_a_token_protected_netmaster(tmp_path: Path) -> None:
         line = one_line_error(adapter("--kubeconfig", str(dead), "--netmaster", nm.url, "--startup-timeout", "5",
                                       env={"CONTIV_NETMASTER_TOKEN": "s3cret"}))
         assert "API server" in line
+        asyncio.run(apply_with_token(nm.url))
+
+
+async def apply_with_token(url: str) -> None:
+    """The reconcile's calls carry the token too."""
+    async with NetmasterClient(url, token="s3cret", retry_for=5) as client:
+        await client.request("POST", f"/api/v1/tenants/{TENANT}/", {"tenantName": TENANT})
+        rec = Reconciler(client, TENANT, AdapterMetrics())
+        await rec.relist(NAMESPACES, [ns("x", team="a")])
+        assert (await held(client, NAMESPACES))[f"{TENANT}:x"]["labels"] == {"team": "a"}
+        assert rec.refused["namespaces"] == {}
 
 
 # -- a live API server (only when one is named) -----------------------------------------------------------
