@@ -32,12 +32,12 @@ from lightkube.models.meta_v1 import Status
 from contiv_api.backoff import Backoff
 from contiv_api.k8s_netpol import NetworkPolicy as ParsedPolicy
 from contiv_api.netmaster_client import NetmasterClient, NetmasterUnavailableError
-from netmaster.kubernetes.adapter.cli import serve_metrics
+from netmaster.kubernetes.adapter.cli import run_informers, serve_metrics
 from netmaster.kubernetes.adapter.informer import ResourceGone, ResourceInformer, SourceError
 from netmaster.kubernetes.adapter.metrics import AdapterMetrics
 from netmaster.kubernetes.adapter.reconcile import Reconciler
 from netmaster.kubernetes.adapter.source import LightkubeSource, as_dict, source_errors
-from netmaster.kubernetes.adapter.translate import NAMESPACES, NETWORK_POLICIES, PODS, Resource, desired
+from netmaster.kubernetes.adapter.translate import NAMESPACES, NETWORK_POLICIES, PODS, RESOURCES, Resource, desired
 from testbed.netmaster import NetmasterProcess
 from testbed.ports import free_port
 from testbed.waiting import eventually, until
@@ -273,7 +273,8 @@ class ScriptedSource:
     """Stands in for the library's list and watch calls: the loop's edge cases need an API server that
     drops watches, answers 410 and keeps its history on cue. ``change`` records a change under the next
     resourceVersion; a watch serves the changes after its version (410 when they are compacted away),
-    then ends as ``endings`` says ("closed", "error"), or stays open without events when it says nothing."""
+    then ends as ``endings`` says ("closed", "error"), or stays open with the changes to come when it
+    says nothing."""
 
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Any]] = {}
@@ -283,6 +284,7 @@ class ScriptedSource:
         self.endings: list[str] = []
         self.lists: list[str] = []  # the resourceVersion of each list
         self.watches: list[str] = []  # the resourceVersion each watch started from
+        self._changed = asyncio.Event()
 
     def change(self, event_type: str, obj: dict[str, Any]) -> None:
         self.version += 1
@@ -293,6 +295,7 @@ class ScriptedSource:
         else:
             self.objects[key] = obj
         self.history.append((self.version, event_type, obj))
+        self._changed.set()
 
     async def list(self, resource: Resource) -> tuple[list[dict[str, Any]], str]:
         self.lists.append(str(self.version))
@@ -302,14 +305,19 @@ class ScriptedSource:
         self.watches.append(resource_version)
         if int(resource_version) < self.compacted:
             raise ResourceGone(f"too old resource version: {resource_version} ({self.compacted})")
-        for version, event_type, obj in self.history:
-            if version > int(resource_version):
-                yield event_type, obj
         ending = self.endings.pop(0) if self.endings else "open"
-        if ending == "error":
-            raise SourceError(f"watch {resource.plural}: ReadError")
-        if ending == "open":
-            await asyncio.Event().wait()
+        sent = int(resource_version)
+        while True:
+            self._changed.clear()
+            for version, event_type, obj in [h for h in self.history if h[0] > sent]:
+                sent = version
+                yield event_type, obj
+            if ending == "error":
+                raise SourceError(f"watch {resource.plural}: ReadError")
+            if ending == "closed":
+                return
+            if not any(h[0] > sent for h in self.history):
+                await self._changed.wait()  # open: the changes to come
 
 
 async def test_the_loop_resumes_from_its_version_and_relists_after_gone(reconciler: Reconciler,
@@ -365,6 +373,40 @@ async def test_the_loop_resumes_from_its_version_and_relists_after_gone(reconcil
         "contiv_k8s_adapter_relists_total", {"resource": "networkpolicies", "reason": reason})
         for reason in ("start", "gone")}
     assert relists == {"start": 1, "gone": 1}
+
+
+class PerResource:
+    """One ScriptedSource per resource, as the command's three informers share one source."""
+
+    def __init__(self) -> None:
+        self.sources = {r: ScriptedSource() for r in RESOURCES}
+        self.lists: list[str] = []  # resources in the order they were listed
+
+    async def list(self, resource: Resource) -> tuple[list[dict[str, Any]], str]:
+        self.lists.append(resource.plural)
+        return await self.sources[resource].list(resource)
+
+    def watch(self, resource: Resource, resource_version: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        return self.sources[resource].watch(resource, resource_version)
+
+
+async def test_the_command_syncs_labels_before_policies(reconciler: Reconciler) -> None:
+    src = PerResource()
+    src.sources[NAMESPACES].change("ADDED", ns("x", team="a"))
+    src.sources[PODS].change("ADDED", pod("x", "a", pod="a"))
+    src.sources[NETWORK_POLICIES].change("ADDED", policy("x", "p", DENY))
+    task = asyncio.create_task(run_informers(src, reconciler, reconciler.metrics))
+    try:
+        await until(lambda: all(reconciler.held(r) for r in RESOURCES), within=30, what="every resource synced")
+        src.sources[PODS].change("MODIFIED", pod("x", "a", pod="b"))  # the watches go on
+        await until(lambda: reconciler.metrics.registry.get_sample_value(
+            "contiv_k8s_adapter_events_total", {"resource": "pods", "type": "MODIFIED"}), within=30,
+            what="a pod event")
+    finally:
+        task.cancel()
+    assert src.lists[-1] == "networkpolicies"
+    assert sorted(src.lists) == ["namespaces", "networkpolicies", "pods"]
+    assert (await held(reconciler.client, PODS))[f"{TENANT}:x:a"]["labels"] == {"pod": "b"}
 
 
 async def test_an_event_netmaster_missed_comes_again(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from prometheus_client import start_http_server
 
 from contiv_api import __version__
 from contiv_api.netmaster_client import NetmasterClient, NetmasterError
-from netmaster.kubernetes.adapter.informer import ResourceInformer, SourceError
+from netmaster.kubernetes.adapter.informer import ResourceInformer, Source, SourceError
 from netmaster.kubernetes.adapter.metrics import AdapterMetrics
 from netmaster.kubernetes.adapter.reconcile import Reconciler
 from netmaster.kubernetes.adapter.source import LightkubeSource, SourceConfigError
@@ -155,7 +155,7 @@ async def check_api_server(source: LightkubeSource, within: float) -> None:
                                f"within {within:.0f}s") from None
 
 
-async def run_informers(source: LightkubeSource, reconciler: Reconciler, metrics: AdapterMetrics) -> None:
+async def run_informers(source: Source, reconciler: Reconciler, metrics: AdapterMetrics) -> None:
     """Namespaces and pods first; policies once their labels are in netmaster (translate.RESOURCES)."""
     labels = [ResourceInformer(r, source, reconciler, metrics) for r in (NAMESPACES, PODS)]
     policies = ResourceInformer(NETWORK_POLICIES, source, reconciler, metrics)
