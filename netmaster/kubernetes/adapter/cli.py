@@ -15,8 +15,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 from wsgiref.simple_server import WSGIServer
 
@@ -167,16 +168,12 @@ async def run_informers(source: Source, reconciler: Reconciler, metrics: Adapter
         group.create_task(policies.run())
 
 
-async def _until_signal(work: object) -> None:
+async def _until_signal(work: Coroutine[Any, Any, None]) -> None:
     """Run *work* until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(work)  # type: ignore[arg-type]
+    task = asyncio.ensure_future(work)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         await task
     log.info("adapter stopped")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

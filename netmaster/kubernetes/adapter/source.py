@@ -106,17 +106,11 @@ class LightkubeSource:
                 break
 
     def _list(self, resource: Resource, chunk_size: int) -> Any:
-        from lightkube import ALL_NS
-
-        kwargs = {"namespace": ALL_NS} if resource.namespaced else {}
-        return self.client.list(self._models[resource], chunk_size=chunk_size, **kwargs)
+        return self.client.list(self._models[resource], chunk_size=chunk_size, **_everywhere(resource))
 
     async def watch(self, resource: Resource, resource_version: str) -> AsyncIterator[tuple[str, Obj]]:
-        from lightkube import ALL_NS
-
-        kwargs = {"namespace": ALL_NS} if resource.namespaced else {}
         stream = self.client.watch(self._models[resource], resource_version=resource_version,
-                                   server_timeout=self.watch_seconds, **kwargs)
+                                   server_timeout=self.watch_seconds, **_everywhere(resource))
         try:
             while True:
                 with source_errors(resource, "watch"):
@@ -129,6 +123,13 @@ class LightkubeSource:
         finally:
             with contextlib.suppress(Exception):
                 await stream.aclose()
+
+
+def _everywhere(resource: Resource) -> dict[str, str]:
+    """Every namespace (the library's default is the kubeconfig's namespace)."""
+    from lightkube import ALL_NS
+
+    return {"namespace": ALL_NS} if resource.namespaced else {}
 
 
 @contextlib.contextmanager
