@@ -22,6 +22,9 @@ KIND_NAMESPACE = "k8sNamespace"
 KIND_POD = "k8sPod"
 # Kubernetes labels every namespace with its own name (since 1.21); selectors use it.
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+# Contiv's pod annotation naming a pod's tenant: the CNI plugin puts the pod's endpoint there, and the
+# Kubernetes adapter sends the pod's labels there (both ends must read it alike).
+POD_TENANT_ANNOTATION = "io.contiv.tenant"
 PROTOCOLS = {"TCP": 6, "UDP": 17, "SCTP": 132}
 _OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 

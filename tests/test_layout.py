@@ -69,3 +69,28 @@ def test_a_planted_violation_is_caught(tmp_path: Path) -> None:
 def test_every_product_package_has_a_rule() -> None:
     on_disk = {p.parent.name for p in REPO.glob("*/__init__.py")} - DEV_ONLY
     assert on_disk == set(PRODUCT) == set(FORBIDDEN)
+
+
+# contiv-k8s-adapter lives in netmaster's package but runs as a process of its own that reaches netmaster
+# over REST (contiv_api's client), like netctl: of netmaster it may import only itself and the log setup.
+ADAPTER = Path("netmaster/kubernetes/adapter")
+ADAPTER_MAY_IMPORT = ("netmaster.kubernetes.adapter", "netmaster.logs")
+
+
+def adapter_violations(root: Path) -> list[str]:
+    out = []
+    for path in sorted((root / ADAPTER).rglob("*.py")):
+        for line, module in imported_modules(path.read_text()):
+            if module.split(".")[0] == "netmaster" and not module.startswith(ADAPTER_MAY_IMPORT):
+                out.append(f"{path.relative_to(root)}:{line}: the adapter imports {module}")
+    return out
+
+
+def test_the_kubernetes_adapter_reaches_netmaster_only_over_http(tmp_path: Path) -> None:
+    assert (REPO / ADAPTER / "cli.py").exists()
+    assert adapter_violations(REPO) == []
+    (tmp_path / ADAPTER).mkdir(parents=True)
+    (tmp_path / ADAPTER / "bad.py").write_text("from netmaster.kubernetes.service import KubernetesService\n"
+                                               "from netmaster.kubernetes.adapter.translate import desired\n")
+    assert adapter_violations(tmp_path) == [
+        "netmaster/kubernetes/adapter/bad.py:1: the adapter imports netmaster.kubernetes.service"]

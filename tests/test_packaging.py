@@ -60,7 +60,13 @@ def test_the_wheel_installs_and_every_module_imports(tmp_path: Path) -> None:
     assert result["count"] > 150, result["count"]
     assert result["present"] == {"pytest": False, "testbed": False, "tests": False, "demo": False, "bench": False}
     assert str(env_dir) in result["origin"]
-    for command in ("netmaster", "netctl", "aci-gw", "apic-mock", "netplugin"):
+    for command in ("netmaster", "netctl", "aci-gw", "apic-mock", "netplugin", "contiv-k8s-adapter"):
         helped = subprocess.run([str(env_dir / "bin" / command), "--help"], capture_output=True, text=True,
                                 cwd=tmp_path, timeout=60)
         assert helped.returncode == 0, (command, helped.stderr)
+    # without the k8s extra the Kubernetes adapter says what to install, in one line
+    adapter = subprocess.run([str(env_dir / "bin" / "contiv-k8s-adapter"), "--metrics-listen", ""],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert adapter.returncode == 1, adapter.stderr
+    assert adapter.stderr.count("\n") == 1, adapter.stderr
+    assert "pip install 'contiv[k8s]'" in adapter.stderr

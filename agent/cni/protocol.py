@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.cni.plugin import SUPPORTED_VERSIONS
+from contiv_api.k8s_netpol import POD_TENANT_ANNOTATION
 
 # Error codes (SPEC.md "Error"; 8 and 999 from libcni's pkg/types).
 ERR_INCOMPATIBLE_VERSION = 1
@@ -33,7 +34,7 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _IFNAME_BAD = re.compile(r"[/\s:]")
 
 # Pod labels choosing the Contiv network (Contiv's own label names, mgmtfn/k8splugin).
-LABEL_TENANT = "io.contiv.tenant"
+LABEL_TENANT = POD_TENANT_ANNOTATION
 LABEL_NETWORK = "io.contiv.network"
 LABEL_GROUP = "io.contiv.net-group"
 # The capability containerd and CRI-O fill in runtimeConfig with the pod's annotations (declared in
