@@ -34,6 +34,7 @@ from agent.dns.records import TTL, Records
 LOG = logging.getLogger(__name__)
 FORWARD_TIMEOUT = 2.0
 KEPT_REPLIES = 10_000  # per records; emptied when full
+KEPT_QUERY_SIZE = 512  # bytes: longer queries are answered, never kept
 UDP_BATCH = 64  # datagrams read per wake-up of a UDP socket
 UDP_BUFFER = 1 << 20  # receive buffer: bursts wait in the kernel while the thread waits for a core
 HEADER = 12
@@ -66,6 +67,8 @@ class _Answers:
         return data[:2] + tail if tail is not None else None
 
     def keep(self, data: bytes, tenant: str, reply: bytes) -> None:
+        if len(data) > KEPT_QUERY_SIZE:  # an ordinary question is far smaller: bounded memory
+            return
         if len(self.kept) >= KEPT_REPLIES:
             self.kept.clear()
         self.kept[(tenant, data[2:])] = reply[2:]
@@ -80,6 +83,7 @@ class DnsResponder:
         self.kept_answers = 0  # queries answered from a kept reply
         self._loop = asyncio.new_event_loop()
         self._listeners: dict[str, tuple[socket.socket, asyncio.Server]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # queries on the slow path (the loop keeps weak references)
         self._thread = threading.Thread(target=self._loop.run_forever, name="dns", daemon=True)
         self._thread.start()
 
@@ -134,7 +138,9 @@ class DnsResponder:
             self.queries += 1
             reply = self._answers.kept_reply(data, tenant)
             if reply is None:
-                self._loop.create_task(self._udp_answer(sock, data, addr, tenant))
+                task = self._loop.create_task(self._udp_answer(sock, data, addr, tenant))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
                 continue
             self.kept_answers += 1
             _send(sock, reply, addr)
