@@ -261,24 +261,27 @@ def hairpin_reply_lookup_flow(zone: int, vip: str, ep_ip: str, port: ServicePort
 
 
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
-def hairpin_reply_flow(zone: int, ep_ip: str, ep_mac: str) -> Flow:
-    """That reply, un-NATed (from the VIP to the provider, still to the VIP's MAC): the provider's MAC,
-    the VIP's as source, and back out of the port it came in on."""
-    match = Match.of(eth_type=ETH_IP, ct_state=(CT_TRK | CT_RPL, CT_TRK | CT_RPL),
-                     ct_mark=(CT_MARK_SERVICE, CT_MARK_SERVICE), reg5=zone, ipv4_dst=ep_ip, eth_dst=SERVICE_MAC)
+def hairpin_reply_flow(zone: int, ep_ip: str, ep_mac: str, ofport: int, segment: int) -> Flow:
+    """That reply, un-NATed: from the VIP to the provider, and in by the provider's own port (which is
+    what says hairpin; it was sent to the VIP's MAC, or to the router's in routing fwdMode when the VIP
+    is in another network): the provider's MAC and segment, the VIP's MAC as source, and back out of
+    the port it came in on."""
+    match = Match.of(eth_type=ETH_IP, ct_state=(CT_TRK | CT_RPL, CT_TRK | CT_RPL), in_port=ofport,
+                     ct_mark=(CT_MARK_SERVICE, CT_MARK_SERVICE), reg5=zone, ipv4_dst=ep_ip)
     return Flow(Table.SERVICE_FORWARD, PRIO_NORMAL, match,
-                (SetField("eth_src", SERVICE_MAC), SetField("eth_dst", ep_mac), SetField("nxm_in_port", 0)),
-                goto=next_table(Table.SERVICE_FORWARD), feature=Feature.SERVICE)
+                (SetField("eth_src", SERVICE_MAC), SetField("eth_dst", ep_mac), SetField(Reg.NETWORK, segment),
+                 SetField("nxm_in_port", 0)), goto=next_table(Table.SERVICE_FORWARD), feature=Feature.SERVICE)
 
 
 def hairpin_flows(view: DatapathView, svc: Service, eps: list[Endpoint]) -> Iterator[Flow]:
     """For each local provider of *svc*: its connections to the VIP that land on itself."""
-    local = {ep.id for ep, _ in view.local_endpoints}
+    local = {ep.id: ofport for ep, ofport in view.local_endpoints}
     zone = view.vrf(svc.tenant)
     for ep in eps:
         if ep.id in local:
-            yield hairpin_request_flow(zone, svc.vip, ep.ip, ep.mac, view.network_of(ep).segment)
-            yield hairpin_reply_flow(zone, ep.ip, ep.mac)
+            segment = view.network_of(ep).segment
+            yield hairpin_request_flow(zone, svc.vip, ep.ip, ep.mac, segment)
+            yield hairpin_reply_flow(zone, ep.ip, ep.mac, local[ep.id], segment)
             for port in svc.ports:
                 yield hairpin_reply_lookup_flow(zone, svc.vip, ep.ip, port)
 

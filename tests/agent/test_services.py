@@ -262,3 +262,23 @@ def test_client_ip_affinity_survives_an_agent_restart(lab: Lab) -> None:
         counts, failed = connect(lab.spaces["c1"], VIP, port, proto, 20)
         assert failed == 0, counts
         assert dict(counts) == {chosen[proto]: 20}, f"{proto}: c1 had {chosen[proto]}, now {counts}"
+
+
+def test_hairpin_in_routing_mode_from_another_network(env: ClusterEnv, tmp_path: Path) -> None:
+    """Routing fwdMode, the VIP in n1 and its only provider in n2 (both on h1): every connection of the
+    provider to the VIP lands on itself, routed there and back through the gateway (its reply goes to
+    the router's MAC, not the VIP's); all are answered, TCP and UDP."""
+    n1 = Network("t1", "n1", "vxlan", "10.9.0.0/24", vni=9101, gateway="10.9.0.254")
+    n2 = Network("t1", "n2", "vxlan", "10.19.0.0/24", vni=9102, gateway="10.19.0.254")
+    p, c = env.container("rp"), env.container("rc")
+    env.apply(DesiredState(fwd_mode="routing", networks=(n1, n2), endpoints=(
+        Endpoint("rp", "t1", "n2", "10.19.0.5", "h1", netns=p), Endpoint("rc", "t1", "n1", "10.9.0.5", "h2", netns=c)),
+        services=(Service("t1", "web", VIP, PORTS, ("rp",)),)))
+    server = NameServer(p, "rp", TARGET, tmp_path)
+    try:
+        eventually(lambda: connect(c, VIP, 80, "tcp", 1)[0] == {"rp": 1}, timeout=10, what="a client reaches the VIP")
+        for port, proto in ((80, "tcp"), (81, "udp")):
+            counts, failed = connect(p, VIP, port, proto, 20)
+            assert (dict(counts), failed) == ({"rp": 20}, 0), f"{proto}: the provider through its own VIP"
+    finally:
+        server.stop()
