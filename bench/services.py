@@ -2,6 +2,7 @@
 direct connections to the providers, in the same run.
 
     python bench/services.py [--connections 300] [--rounds 3] [--skip-cluster] [--skip-dns]
+                             [--skip-connections] [--profile FILE]
 
 Prints figures; asserts nothing about time (numbers belong in docs/performance.md, not in tests).
 
@@ -18,6 +19,8 @@ Prints figures; asserts nothing about time (numbers belong in docs/performance.m
   (5 s, 20 outstanding), then latency at a fixed 1,000 q/s (p50, p99 from dnsperf's per-query
   report); the reference in the same run is the same responder asked directly from the host's
   namespace (no redirect: its own address), so the ratio is what the flows cost.
+  ``--profile FILE`` writes py-spy's raw stacks of the agent (every thread, idle included) during
+  the first round's throughput run: where a query's time goes.
 """
 
 from __future__ import annotations
