@@ -32,6 +32,7 @@ from agent.host_kernel import HostKernel
 from agent.metrics import AgentMetrics
 from agent.ovs.encoder import OFPG_ALL, OFPM_ALL
 from agent.ovs.flow import Feature, Flow, Group, cookie_feature, cookie_round, cookie_rule, make_cookie
+from agent.ovs.ofchannel import FlowStat
 from agent.ovs.ofcontroller import ConntrackFlush, FlowProgrammingError, OpenFlowController, datapath_id_for
 from agent.ovs.ovsdb import EXT_ENDPOINT, EXT_ROLE, EXT_ROUND, Ovsdb, PortInfo, PortSpec
 from agent.pipeline import build, counts_by_stage, qos, rules_of, service_lb, stage_of
@@ -67,6 +68,14 @@ def _flushes(old: BalancedPort, new: BalancedPort | None) -> list[ConntrackFlush
     proto = PROTOCOLS[old.port.protocol]
     return [ConntrackFlush(old.zone, proto, old.vip, old.port.port, b.ip, b.target)
             for b in old.backends if b not in kept]
+
+
+def _learned_to_keep(stats: Iterable[FlowStat]) -> set[int]:
+    """Round 0 is never an agent's: it marks the flows the switch learned (client-IP affinity). A full
+    sync (a restarted agent) keeps them, so clients keep their providers, unless some sit outside the
+    affinity table: a pipeline whose tables moved (an upgrade), where they would take other packets."""
+    learned = [s for s in stats if cookie_round(s.cookie) == 0]
+    return {0} if all(s.table_id == Table.SERVICE_AFFINITY for s in learned) else set()
 
 
 class Reconciler:
@@ -513,8 +522,9 @@ class Reconciler:
             self.of.set_meters(meters, {}, [OFPM_ALL])
             self.of.set_groups(list(groups.values()), [], [OFPG_ALL])
             self.groups = dict(groups)
-            present = {cookie_round(s.cookie) for s in self.of.flow_stats()}
-            old_rounds = sorted(present - {self.round})
+            stats = self.of.flow_stats()
+            present = {cookie_round(s.cookie) for s in stats}
+            old_rounds = sorted(present - {self.round} - _learned_to_keep(stats))
             self._apply(list(desired.values()), [], old_rounds)
             self.installed = dict(desired)
             self.meters = dict(meters)

@@ -2,6 +2,7 @@
 direct connections to the providers, in the same run.
 
     python bench/services.py [--connections 300] [--rounds 3] [--skip-cluster] [--skip-dns]
+                             [--skip-connections] [--profile FILE]
 
 Prints figures; asserts nothing about time (numbers belong in docs/performance.md, not in tests).
 
@@ -18,6 +19,8 @@ Prints figures; asserts nothing about time (numbers belong in docs/performance.m
   (5 s, 20 outstanding), then latency at a fixed 1,000 q/s (p50, p99 from dnsperf's per-query
   report); the reference in the same run is the same responder asked directly from the host's
   namespace (no redirect: its own address), so the ratio is what the flows cost.
+  ``--profile FILE`` writes py-spy's raw stacks of the agent (every thread, idle included) during
+  the first round's throughput run: where a query's time goes.
 """
 
 from __future__ import annotations
@@ -117,7 +120,9 @@ def _latencies(report: str) -> list[float]:
     return sorted(float(line.split()[-1]) for line in report.splitlines() if line.startswith("> NOERROR"))
 
 
-def dns_rates(rounds: int) -> list[dict[str, float]]:
+def dns_rates(rounds: int, profile: str = "") -> list[dict[str, float]]:
+    import subprocess
+
     from testbed.cluster import Cluster
 
     out = []
@@ -136,6 +141,10 @@ def dns_rates(rounds: int) -> list[dict[str, float]]:
                                    services=(Service("t1", "www", VIP, PORTS, tuple(PROVIDERS)),)))
         names = Path(tmp) / "names"
         names.write_text("".join(f"{n} A\n" for n in ("www", "web-p1", "web-p2", "client", "web", "www.t1.contiv")))
+        spy = None
+        if profile and host.agent is not None:  # the agent's stacks while dnsperf runs (first round's most q/s)
+            spy = subprocess.Popen(["py-spy", "record", "--threads", "--idle", "-d", "6", "-f", "raw", "-o", profile,
+                                    "-p", str(host.agent.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for i in range(rounds):
             row = {}
             for how, ns, server in (("redirect", spaces["c"], net.gateway), ("direct", host.netns, "169.254.53.1")):
@@ -146,6 +155,8 @@ def dns_rates(rounds: int) -> list[dict[str, float]]:
             print(f"  round {i + 1}: " + "  ".join(f"{k} {v:.0f}" if k.endswith("qps") else f"{k} {v:.2f}"
                                                     for k, v in row.items()))
             out.append(row)
+        if spy is not None:
+            spy.wait(30)
     return out
 
 
@@ -155,6 +166,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-cluster", action="store_true", help="only the flow counts (no OVS needed)")
     parser.add_argument("--skip-dns", action="store_true", help="no DNS figures (they need dnsperf)")
+    parser.add_argument("--skip-connections", action="store_true", help="no connections/s figures")
+    parser.add_argument("--profile", default="", metavar="FILE",
+                        help="py-spy's raw stacks of the agent during the first DNS throughput run, into FILE")
     args = parser.parse_args()
     print("flows per service (1 TCP + 1 UDP port, 3 providers), on a host with N local clients:")
     for clients in (2, 20, 200):
@@ -162,14 +176,15 @@ def main() -> int:
         print(f"  {clients:4d} clients: {flows} service flows, {groups} select group(s)")
     if args.skip_cluster:
         return 0
-    print(f"new TCP connections/s, {args.connections} per round, client on h1, providers on h1 (2) and h2 (1):")
-    rates = connection_rates(args.connections, args.rounds)
-    vip = statistics.median(r[0] for r in rates)
-    direct = statistics.median(r[1] for r in rates)
-    print(f"median: VIP {vip:.0f} conn/s, direct {direct:.0f} conn/s, ratio {vip / direct:.2f}")
+    if not args.skip_connections:
+        print(f"new TCP connections/s, {args.connections} per round, client on h1, providers on h1 (2) and h2 (1):")
+        rates = connection_rates(args.connections, args.rounds)
+        vip = statistics.median(r[0] for r in rates)
+        direct = statistics.median(r[1] for r in rates)
+        print(f"median: VIP {vip:.0f} conn/s, direct {direct:.0f} conn/s, ratio {vip / direct:.2f}")
     if not args.skip_dns:
         print("DNS with dnsperf: from a container through the redirect, and directly from the host namespace:")
-        rows = dns_rates(args.rounds)
+        rows = dns_rates(args.rounds, args.profile)
         for key in rows[0]:
             print(f"  median {key}: {statistics.median(r[key] for r in rows):.2f}")
         ratio = statistics.median(r["redirect_qps"] / r["direct_qps"] for r in rows)

@@ -44,4 +44,5 @@ class DnsService:
 
     def info(self) -> dict[str, object]:
         return {"zone": self.zone, "addresses": dict(self._addresses), "queries": self.responder.queries,
-                "forwarded": self.responder.forwarded, "upstreams": [f"{h}:{p}" for h, p in self.responder.upstreams]}
+                "forwarded": self.responder.forwarded,
+                "kept": self.responder.kept_answers, "upstreams": [f"{h}:{p}" for h, p in self.responder.upstreams]}

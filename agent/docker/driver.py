@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 GENERIC = "com.docker.network.generic"
+# An endpoint driver option ``label.KEY=VALUE`` (``docker run --network name=N,driver-opt=label.app=web``,
+# or ``docker network connect --driver-opt``) becomes the endpoint's label KEY=VALUE: what services
+# select providers by. Container labels (``docker run --label``) are not sent to network drivers.
+LABEL_OPTION = "label."
+_RESERVED_LABELS = "io.contiv."  # the agent's own labels (the reservation claim): never from a user
 REQUEST_TYPE = "RequestAddressType"
 GATEWAY_TYPE = "com.docker.network.gateway"
 ADDRESS_SPACES = {"LocalDefaultAddressSpace": "contiv-local", "GlobalDefaultAddressSpace": "contiv-global"}
@@ -58,6 +63,21 @@ def _dict(req: dict[str, Any], key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DriverError(f"{key} must be an object")
     return value
+
+
+def _endpoint_labels(options: dict[str, Any]) -> dict[str, str]:
+    """The ``label.KEY`` endpoint options as labels (docs/docker.md)."""
+    labels: dict[str, str] = {}
+    for option, value in options.items():
+        if not option.startswith(LABEL_OPTION):
+            continue
+        key = option[len(LABEL_OPTION):]
+        if not _NAME_RE.fullmatch(key) or key.startswith(_RESERVED_LABELS):
+            raise DriverError(f"endpoint option {option!r}: label keys are names, not under {_RESERVED_LABELS}")
+        if not isinstance(value, str) or len(value) > 256:
+            raise DriverError(f"endpoint option {option!r}: the value must be a string of up to 256 characters")
+        labels[key] = value
+    return labels
 
 
 def _name(value: Any, what: str, required: bool = True) -> str:
@@ -227,8 +247,10 @@ class DockerDriver:
             if str(given.network) != net.subnet:
                 raise DriverError(f"address {address} is outside {net.subnet}")
             ip = str(given.ip)
+        user_labels = _endpoint_labels(_dict(req, "Options"))
         reservation = f"{net.tenant}:{net.network}:{ip}"
-        labels = {CLAIM_LABEL: reservation} if ip and reservation in self.records.reservations else {}
+        claim = {CLAIM_LABEL: reservation} if ip and reservation in self.records.reservations else {}
+        labels = {**user_labels, **claim}
         try:
             res = self.ops.add(AddRequest(endpoint_id=endpoint_id, tenant=net.tenant, network=net.network,
                                           group=net.group, netns=None, requested_ip=ip, labels=labels))
@@ -237,7 +259,7 @@ class DockerDriver:
         if mac and mac.lower() != res.mac:
             self.ops.delete(endpoint_id)
             raise DriverError(f"MAC address {mac} cannot be used: contiv endpoints use {res.mac}")
-        if labels:
+        if claim:
             self.records.drop_reservation(reservation)
         self.records.put_endpoint(DockerEndpoint(endpoint_id, net.network_id, res.ip, res.prefix_len, res.mac,
                                                  res.gateway, res.host_ifname, res.container_ifname, res.mtu))

@@ -34,7 +34,13 @@ def _pad8(n: int) -> int:
 
 
 _MAC_FIELDS = frozenset({"eth_src", "eth_dst", "arp_sha", "arp_tha"})
-_IPV4_FIELDS = frozenset({"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_ipv4_src", "tun_ipv4_dst"})
+_IPV4_FIELDS = frozenset({"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_ipv4_src", "tun_ipv4_dst", "ct_nw_dst"})
+# Nicira fields os-ken does not know: (sort key, NXM header, value size). They sort last: OVS checks a
+# field's prerequisites against the fields before it (ct_nw_dst needs eth_type and ct_state +trk-inv).
+# ``nxm_in_port`` is the 16-bit NXM_OF_IN_PORT, for set-field only: OVS refuses OpenFlow 1.3's in_port
+# set to 0 (not a valid OF1.1+ port), and 0 (no port) is what lets a packet leave by its ingress port.
+_RAW_NXM = {"ct_nw_dst": (1 << 40, struct.pack("!I", 0x0001F204), 4),  # NXM_NX_CT_NW_DST
+            "nxm_in_port": (1 << 40, struct.pack("!I", 0x00000002), 2)}  # NXM_OF_IN_PORT
 _OFPAT_SET_FIELD = 25
 
 
@@ -54,7 +60,7 @@ class FlowModEncoder:
         self._actions: dict[Action, bytes] = {}
 
     def _header(self, name: str, masked: bool) -> tuple[Any, bytes, int]:
-        cached = self._headers.get((name, masked))
+        cached = self._headers.get((name, masked)) or (_RAW_NXM.get(name) if not masked else None)
         if cached is None:
             sample: Any = "00:00:00:00:00:00" if name in _MAC_FIELDS else \
                 "0.0.0.0" if name in _IPV4_FIELDS else 0

@@ -132,6 +132,7 @@ _OFCTL_FIELD = {
     "tunnel_id": "tun_id",
     "tun_ipv4_dst": "tun_dst",
     "icmpv4_type": "icmp_type",
+    "nxm_in_port": "in_port",
 }
 
 
@@ -267,10 +268,12 @@ class Conjunction:
 @dataclass(frozen=True, slots=True)
 class Ct:
     """Send the packet through conntrack in the zone held in *zone_reg* (the tenant id): tenants with
-    overlapping subnets then never share connection state.
+    overlapping subnets then never share connection state; or, with *zone_reg* empty, in zone *zone*
+    (a tenant's service hairpin zone, agent/pipeline/service_lb.py).
 
     *nat* applies the connection's NAT on a lookup (a service connection's DNAT on its requests, the
-    reverse on its replies); *nat_dst* (``ip:port``, with *commit*) sets up a new connection's DNAT;
+    reverse on its replies); *nat_dst* (``ip:port``, with *commit*) sets up a new connection's DNAT,
+    *nat_src* (``ip``, with *commit*) its SNAT (the source port kept unless taken);
     *mark* (with *commit*) stores that value in the connection's ct_mark."""
 
     zone_reg: str
@@ -279,14 +282,18 @@ class Ct:
     nat: bool = False
     nat_dst: str = ""
     mark: int = 0
+    zone: int = 0
+    nat_src: str = ""
 
     def text(self) -> str:
         parts = ["commit"] if self.commit else []
         if self.table is not None:
             parts.append(f"table={self.table}")
-        parts.append(f"zone=NXM_NX_{self.zone_reg.upper()}[0..15]")
+        parts.append(f"zone=NXM_NX_{self.zone_reg.upper()}[0..15]" if self.zone_reg else f"zone={self.zone}")
         if self.nat_dst:
             parts.append(f"nat(dst={self.nat_dst})")
+        elif self.nat_src:
+            parts.append(f"nat(src={self.nat_src})")
         elif self.nat:
             parts.append("nat")
         if self.mark:
@@ -301,17 +308,20 @@ class Ct:
             ip, port = self.nat_dst.split(":")
             inner.append(_padded_nat(parser)(flags=_NX_NAT_F_DST, range_ipv4_min=ip, range_ipv4_max=ip,
                                              range_proto_min=int(port), range_proto_max=int(port)))
+        elif self.nat_src:
+            inner.append(_padded_nat(parser)(flags=_NX_NAT_F_SRC, range_ipv4_min=self.nat_src,
+                                             range_ipv4_max=self.nat_src))
         elif self.nat:
             inner.append(_padded_nat(parser)(flags=0))
         if self.mark:
             inner.append(parser.OFPActionSetField(ct_mark=self.mark))
-        return [parser.NXActionCT(flags=1 if self.commit else 0, zone_src=self.zone_reg,
-                                  zone_ofs_nbits=nicira_ext.ofs_nbits(0, 15),
-                                  recirc_table=0xFF if self.table is None else self.table,
+        zone = nicira_ext.ofs_nbits(0, 15) if self.zone_reg else self.zone  # else: the zone itself
+        return [parser.NXActionCT(flags=1 if self.commit else 0, zone_src=self.zone_reg or None,
+                                  zone_ofs_nbits=zone, recirc_table=0xFF if self.table is None else self.table,
                                   alg=0, actions=inner)]
 
 
-_NX_NAT_F_DST = 2  # nicira-ext.h NX_NAT_F_DST
+_NX_NAT_F_SRC, _NX_NAT_F_DST = 1, 2  # nicira-ext.h NX_NAT_F_SRC, NX_NAT_F_DST
 
 
 @cache

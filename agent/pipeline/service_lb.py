@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from agent.ovs.flow import (
+    CT_INV,
     CT_NEW,
     CT_RPL,
     CT_TRK,
@@ -66,6 +67,7 @@ from agent.pipeline.flow_cache import FLOW_CACHE_SIZE
 from agent.pipeline.tables import (
     CT_MARK_SERVICE,
     ETH_IP,
+    PRIO_HIGH,
     PRIO_LOW,
     PRIO_MISS,
     PRIO_NORMAL,
@@ -79,6 +81,7 @@ from agent.pipeline.view import DatapathView
 from agent.state import PROTOCOLS, Endpoint, Service, ServicePort
 
 _GROUP_ID_SPACE = 0x7FFFFFFF  # below OFPG_MAX; ids are 1..2^31-1
+HAIRPIN_ZONE = 0x8000  # a tenant's hairpin SNAT zone: HAIRPIN_ZONE | its zone (tenant zones stay below)
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,64 @@ def provider_flow(zone: int, ep_ip: str, ep_mac: str, segment: int) -> Flow:
                 goto=next_table(Table.SERVICE_FORWARD), feature=Feature.SERVICE)
 
 
+def hairpin_zone(zone: int) -> int:
+    return HAIRPIN_ZONE | zone
+
+
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def hairpin_request_flow(zone: int, vip: str, ep_ip: str, ep_mac: str, segment: int) -> Flow:
+    """A local provider's own connection to a VIP that picked it (after the DNAT: from itself to itself):
+    SNAT to the VIP in the tenant's hairpin zone (Linux drops a packet from its own address, and the
+    reply must come back through the switch to be un-DNATed), the VIP's MAC as source, and the port it
+    came in on allowed as output (in_port cleared: OpenFlow never sends a packet back out of its
+    ingress port otherwise). Policy after it sees the provider as both ends, as it is."""
+    match = Match.of(eth_type=ETH_IP, ct_state=(CT_TRK, CT_TRK | CT_INV | CT_RPL),
+                     ct_mark=(CT_MARK_SERVICE, CT_MARK_SERVICE), reg5=zone, ipv4_src=ep_ip, ipv4_dst=ep_ip,
+                     ct_nw_dst=vip)
+    snat = Ct("", zone=hairpin_zone(zone), commit=True, nat_src=vip, mark=CT_MARK_SERVICE,
+              table=next_table(Table.SERVICE_FORWARD))
+    return Flow(Table.SERVICE_FORWARD, PRIO_HIGH, match,
+                (SetField("eth_src", SERVICE_MAC), SetField("eth_dst", ep_mac), SetField(Reg.NETWORK, segment),
+                 SetField("nxm_in_port", 0), snat), feature=Feature.SERVICE)
+
+
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def hairpin_reply_lookup_flow(zone: int, vip: str, ep_ip: str, port: ServicePort) -> Flow:
+    """The provider's reply to its own hairpinned connection (to the VIP, from the target port): undo
+    the SNAT in the hairpin zone first, then the tenant's lookup (same table, now tracked) undoes the
+    DNAT."""
+    match = Match.of(eth_type=ETH_IP, ct_state=(0, CT_TRK), reg5=zone, ipv4_src=ep_ip, ipv4_dst=vip,
+                     ip_proto=PROTOCOLS[port.protocol], **{f"{port.protocol}_src": port.target})
+    return Flow(Table.CT_ZONE, PRIO_NORMAL, match, (Ct("", zone=hairpin_zone(zone), nat=True, table=Table.CT_ZONE),),
+                feature=Feature.SERVICE)
+
+
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def hairpin_reply_flow(zone: int, ep_ip: str, ep_mac: str, ofport: int, segment: int) -> Flow:
+    """That reply, un-NATed: from the VIP to the provider, and in by the provider's own port (which is
+    what says hairpin; it was sent to the VIP's MAC, or to the router's in routing fwdMode when the VIP
+    is in another network): the provider's MAC and segment, the VIP's MAC as source, and back out of
+    the port it came in on."""
+    match = Match.of(eth_type=ETH_IP, ct_state=(CT_TRK | CT_RPL, CT_TRK | CT_RPL), in_port=ofport,
+                     ct_mark=(CT_MARK_SERVICE, CT_MARK_SERVICE), reg5=zone, ipv4_dst=ep_ip)
+    return Flow(Table.SERVICE_FORWARD, PRIO_NORMAL, match,
+                (SetField("eth_src", SERVICE_MAC), SetField("eth_dst", ep_mac), SetField(Reg.NETWORK, segment),
+                 SetField("nxm_in_port", 0)), goto=next_table(Table.SERVICE_FORWARD), feature=Feature.SERVICE)
+
+
+def hairpin_flows(view: DatapathView, svc: Service, eps: list[Endpoint]) -> Iterator[Flow]:
+    """For each local provider of *svc*: its connections to the VIP that land on itself."""
+    local = {ep.id: ofport for ep, ofport in view.local_endpoints}
+    zone = view.vrf(svc.tenant)
+    for ep in eps:
+        if ep.id in local:
+            segment = view.network_of(ep).segment
+            yield hairpin_request_flow(zone, svc.vip, ep.ip, ep.mac, segment)
+            yield hairpin_reply_flow(zone, ep.ip, ep.mac, local[ep.id], segment)
+            for port in svc.ports:
+                yield hairpin_reply_lookup_flow(zone, svc.vip, ep.ip, port)
+
+
 def flows(view: DatapathView) -> Iterator[Flow]:
     for balanced in balanced_ports(view).values():
         yield vip_flow(balanced)
@@ -237,8 +298,10 @@ def flows(view: DatapathView) -> Iterator[Flow]:
         for svc in view.state.services:
             if svc.tenant not in view.vrf_ids:
                 continue
-            for ep in providers(view, svc):
+            eps = providers(view, svc)
+            for ep in eps:
                 yield provider_flow(view.vrf(svc.tenant), ep.ip, ep.mac, view.network_of(ep).segment)
+            yield from hairpin_flows(view, svc, eps)
     # SERVICE_AFFINITY is reached by resubmit only: its miss does nothing (the resubmit returns), and
     # SERVICE_LB's miss goes past it.
     yield Flow(Table.SERVICE_LB, PRIO_MISS, Match(), goto=Table.SERVICE_DNAT)

@@ -93,6 +93,10 @@ def test_names_resolve_within_the_askers_tenant(dns_cluster: Cluster, spaces: di
     assert dns["addresses"] == {"169.254.53.1": "t1", "169.254.53.2": "t2"}
     assert dns["queries"] > 0
     assert dns["forwarded"] > 0
+    # a repeated query is answered from the kept reply, with its own id and the same answer
+    assert _a(c, "alpha") == ("NOERROR", ["10.10.0.1"])
+    kept = dns_cluster.hosts[0].get("/inspect/driver")[1]["dns"]["kept"]
+    assert kept > dns["kept"], (kept, dns["kept"])
     # a standard client (busybox nslookup) gets the same answer
     out = in_ns(c, "busybox", "nslookup", "www.t1.contiv", RESOLVER, check=False).stdout
     assert VIP in out, out

@@ -158,3 +158,48 @@ def test_dns_records_answer_within_the_tenant_only() -> None:
     assert rec.answer("t1", "example.org", "A").forward
     assert rec.answer("t1", "web", "AAAA") == rec.answer("t1", "web", "MX")  # the name exists: no data, no error
     assert not rec.answer("t1", "web", "AAAA").nxdomain
+
+
+def test_dns_kept_replies_follow_the_records_and_the_asker() -> None:
+    """The responder's fast path (a kept reply with the new query's id) answers exactly what the slow
+    path would: per tenant, only from the records of the moment, never for a forwarded name."""
+    import asyncio
+
+    from dnslib import DNSRecord
+
+    from agent.dns.records import Records
+    from agent.dns.responder import DnsResponder
+
+    other = Network("t2", "net", "vxlan", "10.8.0.0/24", vni=8200)
+
+    def records(vip: str) -> Records:
+        return Records.of(DesiredState(networks=(NET, other), services=(replace(WEB, vip=vip),)))
+
+    def ask(responder: DnsResponder, name: str, tenant: str, qid: int) -> DNSRecord:
+        query = DNSRecord.question(name, "A")
+        query.header.id = qid
+        reply = asyncio.run(responder.handle(bytes(query.pack()), tenant))
+        assert reply is not None
+        return DNSRecord.parse(reply)
+
+    responder = DnsResponder(upstreams=[])  # nowhere to forward: outside names get SERVFAIL
+    try:
+        responder.update(records("10.8.0.200"))
+        first, second = ask(responder, "web", "t1", 1), ask(responder, "web", "t1", 2)
+        assert (first.header.id, second.header.id) == (1, 2)
+        assert [str(r.rdata) for r in second.rr] == [str(r.rdata) for r in first.rr] == ["10.8.0.200"]
+        assert responder.kept_answers == 1
+        other_tenant = ask(responder, "web", "t2", 3)  # the same bytes from t2: t2's answer (forwarded)
+        assert other_tenant.header.rcode == 2
+        assert not other_tenant.rr
+        assert responder.kept_answers == 1
+        ask(responder, "web", "t2", 4)
+        assert responder.forwarded == 2
+        assert responder.kept_answers == 1
+        responder.update(records("10.8.0.201"))
+        moved = ask(responder, "web", "t1", 5)
+        assert [str(r.rdata) for r in moved.rr] == ["10.8.0.201"]
+        assert responder.kept_answers == 1
+        assert asyncio.run(responder.handle(b"\x00\x01garbage-not-dns", "t1")) is None
+    finally:
+        responder.stop()

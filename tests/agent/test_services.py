@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.ovs.flow import cookie_round
+from agent.pipeline.tables import Table
 from agent.state import DesiredState, Endpoint, EndpointGroup, Network, Policy, Rule, Service, ServicePort
 from testbed.lbcheck import Holder, NameServer, connect
 from testbed.waiting import eventually
@@ -199,3 +201,84 @@ def test_client_ip_affinity_keeps_each_client_on_one_provider(lab: Lab) -> None:
     assert failed == 0, counts
     assert len(counts) == 1, counts
     assert gone not in counts, counts
+
+
+def test_a_provider_reaches_itself_through_the_vip_and_policy_still_applies(lab: Lab) -> None:
+    """Hairpin: provider p1 connects to its own service's VIP (TCP and UDP, 30 each); every connection
+    is answered, some by p1 itself (SNATed to the VIP in the tenant's hairpin zone, so the reply comes
+    back through the switch). A deny from the providers' group to itself ("in" on web from web) then
+    stops p1's connections through the VIP, its own included, while another client still gets through."""
+    lab.apply(("p1", "p2", "p3"))
+    eventually(lambda: _answered(lab, "p1", VIP, 80) == 1, timeout=10, what="the VIP answers p1")
+    for port, proto in ((80, "tcp"), (81, "udp")):
+        counts, failed = connect(lab.spaces["p1"], VIP, port, proto, 30)
+        assert failed == 0, f"{proto}: {failed} of p1's 30 connections through the VIP got no answer: {counts}"
+        assert counts["p1"] > 0, f"{proto}: none of 30 landed on p1 itself: {counts}"
+    guard = Policy("t1", "guard", (Rule("1", "in", "deny", from_group="web"),))
+    lab.apply(("p1", "p2", "p3"), (replace(WEB, policies=("guard",)), BAD), (guard,))
+    eventually(lambda: not _reaches(lab, "p1", VIP, 80), timeout=10, what="the deny stops p1 through the VIP")
+    for port, proto in ((80, "tcp"), (81, "udp")):
+        counts, _ = connect(lab.spaces["p1"], VIP, port, proto, 9, wait=1.5)
+        assert not counts, f"{proto}: p1 reached {counts} through the VIP despite web's deny from web"
+    assert _answered(lab, "c1", VIP, 80, n=10) == 10, "a client outside web still gets through"
+
+
+def _round(flow: str) -> int:
+    found = re.search(r"cookie=(0x[0-9a-f]+)", flow)
+    return cookie_round(int(found.group(1), 16)) if found else -1
+
+
+def _vip_round_and_learned(lab: Lab, client_ip: str) -> tuple[int, list[str]]:
+    """On h1: the cookie round of the TCP VIP flow (0: none), and the affinity flows the switch learned
+    for *client_ip* (round 0, SERVICE_AFFINITY)."""
+    flows = lab.env.cluster.hosts[0].flows()
+    vip = [f for f in flows if f"nw_dst={VIP}" in f and "tp_dst=80" in f and f"table={int(Table.SERVICE_LB)}," in f]
+    learned = [f for f in flows if f"table={int(Table.SERVICE_AFFINITY)}," in f and f"nw_src={client_ip}" in f
+               and _round(f) == 0]
+    return (_round(vip[0]) if vip else 0), learned
+
+
+def test_client_ip_affinity_survives_an_agent_restart(lab: Lab) -> None:
+    """The switch's learned affinity flows outlive the agent: a restarted agent's full sync replaces its
+    own flows (a new round) and keeps them, so c1 (on the restarted host) keeps its provider, TCP and UDP."""
+    lab.apply(("p1", "p2", "p3"), affinity=300)
+    eventually(lambda: _answered(lab, "c2", VIP, 80) == 1, timeout=10, what="the VIP answers")
+    chosen = {}
+    for port, proto in ((80, "tcp"), (81, "udp")):
+        counts, failed = connect(lab.spaces["c1"], VIP, port, proto, 10)
+        assert failed == 0, counts
+        assert len(counts) == 1, f"{proto}: one provider with affinity, got {counts}"
+        chosen[proto] = next(iter(counts))
+    before, learned = _vip_round_and_learned(lab, CLIENTS["c1"][0])
+    assert len(learned) == 2, learned  # one per service port
+    h1 = lab.env.cluster.hosts[0]
+    lab.env.cluster.kill_agent(h1)
+    lab.env.cluster.start_agent(h1)
+    eventually(lambda: _vip_round_and_learned(lab, CLIENTS["c1"][0])[0] not in (0, before), timeout=30,
+               what="the restarted agent's full sync (its own flows in a new round)")
+    _, kept = _vip_round_and_learned(lab, CLIENTS["c1"][0])
+    assert len(kept) == 2, f"learned flows lost in the full sync: {kept}"
+    for port, proto in ((80, "tcp"), (81, "udp")):
+        counts, failed = connect(lab.spaces["c1"], VIP, port, proto, 20)
+        assert failed == 0, counts
+        assert dict(counts) == {chosen[proto]: 20}, f"{proto}: c1 had {chosen[proto]}, now {counts}"
+
+
+def test_hairpin_in_routing_mode_from_another_network(env: ClusterEnv, tmp_path: Path) -> None:
+    """Routing fwdMode, the VIP in n1 and its only provider in n2 (both on h1): every connection of the
+    provider to the VIP lands on itself, routed there and back through the gateway (its reply goes to
+    the router's MAC, not the VIP's); all are answered, TCP and UDP."""
+    n1 = Network("t1", "n1", "vxlan", "10.9.0.0/24", vni=9101, gateway="10.9.0.254")
+    n2 = Network("t1", "n2", "vxlan", "10.19.0.0/24", vni=9102, gateway="10.19.0.254")
+    p, c = env.container("rp"), env.container("rc")
+    env.apply(DesiredState(fwd_mode="routing", networks=(n1, n2), endpoints=(
+        Endpoint("rp", "t1", "n2", "10.19.0.5", "h1", netns=p), Endpoint("rc", "t1", "n1", "10.9.0.5", "h2", netns=c)),
+        services=(Service("t1", "web", VIP, PORTS, ("rp",)),)))
+    server = NameServer(p, "rp", TARGET, tmp_path)
+    try:
+        eventually(lambda: connect(c, VIP, 80, "tcp", 1)[0] == {"rp": 1}, timeout=10, what="a client reaches the VIP")
+        for port, proto in ((80, "tcp"), (81, "udp")):
+            counts, failed = connect(p, VIP, port, proto, 20)
+            assert (dict(counts), failed) == ({"rp": 20}, 0), f"{proto}: the provider through its own VIP"
+    finally:
+        server.stop()

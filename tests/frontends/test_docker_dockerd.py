@@ -170,3 +170,24 @@ def test_bad_network_options_are_refused(env: Env) -> None:
              check=False)
     assert "no Contiv network has subnet 10.99.0.0/24" in out.stderr
     assert tenant_state(env) == before
+
+
+def test_endpoint_label_options_make_service_providers(env: Env) -> None:
+    """``--network name=N,driver-opt=label.app=web`` gives the container's endpoint the label app=web,
+    so a service selecting app=web lists it as a provider; a container without it is not one."""
+    d1, _ = env.docker
+    env.nm.post("serviceLBs", f"{T}:lbweb", tenantName=T, serviceName="lbweb", networkName="net",
+                selectors=["app=web"], ports=["80:8080:TCP"])
+    d1("run", "-d", "--name", "lb1", "--network", "name=dk-web,driver-opt=label.app=web", IMAGE, "/bin/sleep", "600")
+    run(d1, "lb2", "dk-web")
+    try:
+        ids = {n: json.loads(d1("inspect", n).stdout)[0]["NetworkSettings"]["Networks"]["dk-web"]["EndpointID"]
+               for n in ("lb1", "lb2")}
+        labels = {e["endpointID"]: e.get("labels", {}) for e in tenant_state(env)[0]}
+        assert labels[ids["lb1"]].get("app") == "web", labels
+        assert "app" not in labels[ids["lb2"]], labels
+        oper = env.nm.ok(env.nm.http.get(f"/api/v1/inspect/serviceLBs/{T}:lbweb/"))["Oper"]
+        assert [p["endpointID"] for p in oper["providers"]] == [ids["lb1"]], oper
+    finally:
+        d1("rm", "-f", "lb1", "lb2", check=False)
+        env.nm.delete("serviceLBs", f"{T}:lbweb")

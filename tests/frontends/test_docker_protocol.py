@@ -249,3 +249,27 @@ def test_endpoint_errors_are_reported_and_roll_back(plugin) -> None:
     assert (status, body) == (500, {"Err": "MAC address 02:aa:00:00:00:01 cannot be used: contiv endpoints use "
                                            f"{next(candidates('10.70.0.2'))}"})
     assert ops.endpoints == {}
+
+
+def test_endpoint_label_options_become_labels(plugin) -> None:
+    """``docker run --network name=N,driver-opt=label.app=web``: the endpoint's labels (what services
+    select by), next to the reservation claim; a label in the agent's own namespace (which could claim
+    someone else's reserved address) or a bad key is refused before anything is created."""
+    post, ops, nm = plugin
+    ok(post("/NetworkDriver.CreateNetwork", {"NetworkID": NET_ID, "Options": GENERIC, "IPv4Data": []}))
+    for options, err in (({"label.io.contiv.reservation": f"{T}:net:10.70.0.9"}, "label.io.contiv.reservation"),
+                         ({"label.bad key": "x"}, "label.bad key"), ({"label.app": 5}, "label.app")):
+        status, body = post("/NetworkDriver.CreateEndpoint", {"NetworkID": NET_ID, "EndpointID": EP_ID,
+                                                              "Options": options, "Interface": {}})
+        assert status == 500, body
+        assert err in body["Err"]
+        assert ops.calls == []
+    addr = ok(post("/IpamDriver.RequestAddress", {"PoolID": f"{T}:net", "Address": "", "Options": {}}))["Address"]
+    ok(post("/NetworkDriver.CreateEndpoint", {"NetworkID": NET_ID, "EndpointID": EP_ID, "Interface": {"Address": addr},
+                                              "Options": {"label.app": "web", "label.tier": "front",
+                                                          "com.docker.network.endpoint.exposedports": []}}))
+    (_, req), = ops.mutations()
+    assert req.labels == {"app": "web", "tier": "front", "io.contiv.reservation": f"{T}:net:{addr.split('/')[0]}"}
+    ok(post("/NetworkDriver.DeleteEndpoint", {"NetworkID": NET_ID, "EndpointID": EP_ID}))
+    ok(post("/IpamDriver.ReleaseAddress", {"PoolID": f"{T}:net", "Address": addr}))
+    assert reservations(nm) == []
