@@ -34,7 +34,7 @@ from agent.ovs.encoder import OFPG_ALL, OFPM_ALL
 from agent.ovs.flow import Feature, Flow, Group, cookie_feature, cookie_round, cookie_rule, make_cookie
 from agent.ovs.ofcontroller import ConntrackFlush, FlowProgrammingError, OpenFlowController, datapath_id_for
 from agent.ovs.ovsdb import EXT_ENDPOINT, EXT_ROLE, EXT_ROUND, Ovsdb, PortInfo, PortSpec
-from agent.pipeline import build, counts_by_stage, qos, rules_of, service_lb, stage_of
+from agent.pipeline import build, counts_by_stage, groups, qos, rules_of, service_lb, stage_of
 from agent.pipeline.conjunction import rule_ids
 from agent.pipeline.service_lb import BalancedPort
 from agent.pipeline.tables import (
@@ -82,7 +82,7 @@ class Reconciler:
         self.round = 0
         self.installed: dict[tuple, Flow] = {}
         self.meters: dict[int, tuple[int, int]] = {}  # QoS meters installed: id -> (rate kbit/s, burst kbits)
-        self.groups: dict[int, Group] = {}  # service select groups installed, by group id
+        self.groups: dict[int, Group] = {}  # select groups installed (services, ECMP), by group id
         self.balanced: dict[str, BalancedPort] = {}  # service ports programmed, by key (conntrack flushes)
         self.state: DesiredState | None = None
         self.view: DatapathView | None = None
@@ -591,7 +591,7 @@ class Reconciler:
                                     plan.networks if self._has_host_port else (),
                                     bgp=self._bgp_view(state))
                 desired = {f.key: f for f in build(view)}
-                self._sync_flows(desired, dict(qos.meters(view)), service_lb.groups(view))
+                self._sync_flows(desired, dict(qos.meters(view)), groups(view))
                 self._flush_removed_providers(service_lb.balanced_ports(view))
                 if self.dns is not None:
                     self.dns.apply(state)

@@ -166,6 +166,19 @@ class Tor:
             routes[dst] = r.get("gateway", "")
         return routes
 
+    def forwarded(self, src: str) -> int:
+        """Packets from *src* this ToR has routed (an iptables counter in its FORWARD chain, added on
+        first use): how the tests see which ToR an ECMP flow took."""
+        rule = ("FORWARD", "-s", src, "-m", "comment", "--comment", "contiv-count")
+        if in_ns(self.ns, "iptables", "-w", "-C", *rule, check=False).returncode != 0:
+            in_ns(self.ns, "iptables", "-w", "-A", *rule)
+        out = in_ns(self.ns, "iptables", "-w", "-nvxL", "FORWARD").stdout
+        for line in out.splitlines():
+            fields = line.split()
+            if "contiv-count" in line and src in fields:
+                return int(fields[0])
+        raise RuntimeError(f"no counter for {src} in {self.ns}: {out}")
+
     def log(self) -> str:
         return "".join((self.dir / f"{d}.log").read_text(errors="replace") for d in ("zebra", "bgpd")
                        if (self.dir / f"{d}.log").exists())

@@ -112,3 +112,71 @@ def test_netmaster_oper_from_the_agents_answer() -> None:
     assert oper["neighbors"][0]["prefixes"] == {"received": 3, "accepted": 2, "advertised": 1}
     agent["neighbors"] = agent["neighbors"][:1]
     assert bgp_oper(agent)["neighborStatus"] == "Established"
+
+
+ECMP_ROUTES = (LearnedRoute("10.60.0.2/32", "50.1.1.253", "aa:00:00:00:00:fd"),
+               LearnedRoute("10.60.0.2/32", "50.1.1.254", "aa:00:00:00:00:fe"),
+               LearnedRoute("172.30.1.0/24", "50.1.1.254", "aa:00:00:00:00:fe"))
+
+
+def test_a_prefix_with_two_next_hops_goes_through_a_select_group() -> None:
+    view = replace(_view(), bgp=BgpView("50.1.1.1", ROUTER_PORT_MAC, ECMP_ROUTES))
+    groups = bgp_routes.groups(view)
+    assert len(groups) == 1
+    (gid, group), = groups.items()
+    assert gid >= bgp_routes.ECMP_GROUP_BASE, "clear of the service groups' ids"
+    assert [b[0].value for b in group.buckets] == ["aa:00:00:00:00:fd", "aa:00:00:00:00:fe"]
+    assert all(b[1].text() == "output:2" for b in group.buckets), "each bucket out of the uplink"
+    l3 = _table(view, Table.L3_FORWARDING)
+    ecmp = [f for f in l3 if "nw_dst=10.60.0.2," in f]
+    assert len(ecmp) == 1, ecmp
+    assert f"load:{gid:#x}->NXM_NX_REG9[]" in ecmp[0]
+    single = next(f for f in l3 if "nw_dst=172.30.1.0/24" in f)
+    assert "REG9" not in single, "one next hop: no group"
+    assert "set_field:aa:00:00:00:00:fe->dl_dst" in single
+    out = [f for f in _table(view, Table.OUTPUT) if f"group:{gid}" in f]
+    assert len(out) == 1, out
+    assert f"reg9={gid}" in out[0]
+    # one next hop gone: its bucket with it; the prefix's plain flow back, the group unused and dropped
+    one = replace(view, bgp=BgpView("50.1.1.1", ROUTER_PORT_MAC, ECMP_ROUTES[1:]))
+    assert bgp_routes.groups(one) == {}
+    assert not any("group:" in f for f in _table(one, Table.OUTPUT))
+    # the group id belongs to the next-hop set: unchanged by other prefixes coming or going
+    more = (*ECMP_ROUTES, LearnedRoute("172.30.2.0/24", "50.1.1.253", "aa:00:00:00:00:fd"),
+            LearnedRoute("172.30.2.0/24", "50.1.1.254", "aa:00:00:00:00:fe"))
+    assert set(bgp_routes.groups(replace(view, bgp=BgpView("50.1.1.1", ROUTER_PORT_MAC, more)))) == {gid}
+
+
+def test_multipath_keeps_the_paths_as_good_as_the_best() -> None:
+    """gobgpd's ranking (its Path.Compare): equal AS path length, origin, MED, local preference."""
+    from google.protobuf.any_pb2 import Any as AnyMessage
+
+    from agent.bgp.gobgp import multipath
+    from agent.bgp.stubs import StubsUnavailableError, load
+
+    try:
+        api = load()
+    except StubsUnavailableError as exc:
+        pytest.skip(f"no gobgp stubs on this machine: {exc}")
+
+    def path(next_hop: str, as_path: list[int], med: int = 0, best: bool = False) -> object:
+        attrs = []
+        for message in (api.attrs.NextHopAttribute(next_hop=next_hop), api.attrs.MultiExitDiscAttribute(med=med),
+                        api.attrs.AsPathAttribute(segments=[api.attrs.AsSegment(type=2, numbers=as_path)])):
+            packed = AnyMessage()
+            packed.Pack(message)
+            attrs.append(packed)
+        return api.pb.Path(pattrs=attrs, best=best, neighbor_ip=next_hop, is_from_external=True)
+
+    def hops(paths: list) -> list[str]:
+        return [p.neighbor_ip for p in multipath(paths, api.attrs)]
+
+    a, b = path("50.1.1.254", [500, 65002], best=True), path("50.1.1.253", [500, 65002])
+    assert hops([a, b]) == ["50.1.1.254", "50.1.1.253"]
+    assert hops([a, path("50.1.1.253", [500, 600, 65002])]) == ["50.1.1.254"], "a longer AS path"
+    assert hops([a, path("50.1.1.253", [500, 65002], med=5)]) == ["50.1.1.254"], "a higher MED"
+    assert hops([path("50.1.1.253", [500, 65002]), a]) == ["50.1.1.254", "50.1.1.253"], "the flagged best first"
+    withdrawn = path("50.1.1.253", [500, 65002])
+    withdrawn.is_withdraw = True
+    assert hops([a, withdrawn]) == ["50.1.1.254"]
+    assert hops([]) == []

@@ -18,6 +18,7 @@ import pytest
 
 from testbed.bgp_cluster import BgpCluster, missing_bgp_prerequisites
 from testbed.cluster.prereq import requires, running
+from testbed.lbcheck import NameServer, connect
 from testbed.netcheck import Pinger, ping
 from testbed.sync_cluster import add_endpoint, delete_endpoint, wait_revision
 from testbed.tor import Tor
@@ -252,3 +253,53 @@ def test_netctl_bgp_inspect_shows_live_state(cluster: BgpCluster, pair: tuple[st
     assert {n["address"] for n in oper["neighbors"]} == {t.ip for t in cluster.tors}
     assert all(n["prefixes"]["received"] > 0 for n in oper["neighbors"])
 
+
+
+def _next_hops(cluster: BgpCluster, i: int, prefix: str) -> set[str]:
+    return {r["next_hop"] for r in _bgp(cluster, i)["installed"] if r["prefix"] == prefix}
+
+
+def test_ecmp_spreads_connections_over_both_tors_and_survives_one(cluster: BgpCluster,
+                                                                   pair: tuple[str, str, str, str]) -> None:
+    """b's /32 comes from both ToRs at equal cost: h1 installs it with both next hops (a select group,
+    one bucket per ToR), 100 TCP connections from a to b are spread over both (counted by each ToR's
+    kernel), and with one ToR killed every connection goes through the other."""
+    a, a_ip, b, b_ip = pair
+    first, second = cluster.tors
+    eventually(lambda: _next_hops(cluster, 0, f"{b_ip}/32") == {first.ip, second.ip}, 30,
+               "b's /32 installed on h1 through both ToRs")
+    h1 = cluster.hosts[0]
+    groups = eventually(lambda: (g := h1.ovs.run("ovs-ofctl", "-O", "OpenFlow13", "dump-groups", h1.bridge))
+                        and "type=select" in g and g, 20, "the ECMP select group on h1's bridge")
+    assert groups.count("bucket=") == 2, groups
+    server = NameServer(b, "b", 7070, cluster.root)
+    try:
+        eventually(lambda: connect(a, b_ip, 7070, "tcp", 1)[1] == 0, 20, "a reaches b's server")
+        before = {t.ns: t.forwarded(a_ip) for t in cluster.tors}
+        counts, failed = connect(a, b_ip, 7070, "tcp", 100)
+        assert failed == 0, counts
+        assert counts["b"] == 100, counts
+        share = {t.ns: t.forwarded(a_ip) - before[t.ns] for t in cluster.tors}
+        total = sum(share.values())
+        assert total >= 100 * 4, f"a's packets to b routed by the ToRs: {share}"
+        assert all(n >= total * 0.15 for n in share.values()), f"not spread over both ToRs: {share}"
+        print(f"ECMP: a's packets to b per ToR: {share}")
+
+        first.kill()
+        try:
+            eventually(lambda: _next_hops(cluster, 0, f"{b_ip}/32") == {second.ip}, HOLD + 20,
+                       "the dead ToR's bucket removed")
+            eventually(lambda: connect(a, b_ip, 7070, "tcp", 20, wait=2.0)[1] == 0, 30,
+                       "every connection through the remaining ToR")
+            kept = second.forwarded(a_ip)
+            counts, failed = connect(a, b_ip, 7070, "tcp", 50)
+            assert failed == 0, counts
+            assert counts["b"] == 50, counts
+            assert second.forwarded(a_ip) - kept >= 50 * 4, "all of them through the second ToR"
+        finally:
+            first.start()
+            _both_established(first)
+        eventually(lambda: _next_hops(cluster, 0, f"{b_ip}/32") == {first.ip, second.ip}, 30,
+                   "the restarted ToR's bucket back")
+    finally:
+        server.stop()
