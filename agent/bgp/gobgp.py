@@ -30,6 +30,7 @@ class GlobalConfig:
     router_id: str
     listen_address: str
     listen_port: int = 179
+    multipath: bool = True  # gobgpd's use-multiple-paths (ECMP: every equal-cost path, docs/bgp.md)
 
 
 @dataclass(frozen=True)
@@ -104,14 +105,14 @@ class GobgpClient:
         if not g.asn:
             return None
         addr = g.listen_addresses[0] if g.listen_addresses else ""
-        return GlobalConfig(g.asn, g.router_id, addr, g.listen_port)
+        return GlobalConfig(g.asn, g.router_id, addr, g.listen_port, g.use_multiple_paths)
 
     def start(self, cfg: GlobalConfig) -> None:
         pb = self.api.pb
         # use_multiple_paths: the best-path events then also fire when an equal-cost path comes or goes
         # (without it a second ToR's path, never the best, would change nothing the agent hears of)
         g = pb.Global(asn=cfg.asn, router_id=cfg.router_id, listen_port=cfg.listen_port,
-                      listen_addresses=[cfg.listen_address], use_multiple_paths=True)
+                      listen_addresses=[cfg.listen_address], use_multiple_paths=cfg.multipath)
         self.stub.StartBgp(pb.StartBgpRequest(**{"global": g}), timeout=CALL_TIMEOUT)
 
     def stop(self) -> None:

@@ -77,8 +77,14 @@ def announced(view: DatapathView) -> list[tuple[Endpoint, int]]:
 
 
 def prefixes(view: DatapathView) -> frozenset[str]:
-    """What the speaker should announce: each announced endpoint as a /32."""
-    return frozenset(f"{ep.ip}/32" for ep, _ in announced(view))
+    """What the speaker should announce: each announced endpoint as a /32 and, with the Bgp object's
+    ``announce-subnets``, the subnet of each network with an announced endpoint here (withdrawn with
+    the network's last local endpoint)."""
+    eps = announced(view)
+    out = {f"{ep.ip}/32" for ep, _ in eps}
+    if view.state.bgp is not None and view.state.bgp.announce_subnets:
+        out |= {str(ipaddress.IPv4Network(view.network_of(ep).subnet, strict=False)) for ep, _ in eps}
+    return frozenset(out)
 
 
 @lru_cache(maxsize=FLOW_CACHE_SIZE)

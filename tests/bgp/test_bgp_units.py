@@ -180,3 +180,15 @@ def test_multipath_keeps_the_paths_as_good_as_the_best() -> None:
     withdrawn.is_withdraw = True
     assert hops([a, withdrawn]) == ["50.1.1.254"]
     assert hops([]) == []
+
+
+def test_announce_subnets_adds_the_subnets_of_local_endpoints() -> None:
+    objects = _objects()
+    objects[1] = NmObject("Bgp", "h1", {**objects[1].object, "announce-subnets": "yes"})
+    config = build_state(objects, {}, "h1", 1).bgp
+    assert config == replace(BGP, announce_subnets=True)
+    assert DesiredState.from_dict(_state(config).to_dict()).bgp == config
+    view = replace(_view(), state=_state(config))
+    assert bgp_routes.prefixes(view) == frozenset({"10.60.0.1/32", "10.60.0.0/24"})
+    alone = replace(view, endpoint_ofports={})  # a has no port (yet): nothing local to announce
+    assert bgp_routes.prefixes(alone) == frozenset(), "no local endpoint: no subnet"

@@ -303,3 +303,37 @@ def test_ecmp_spreads_connections_over_both_tors_and_survives_one(cluster: BgpCl
                    "the restarted ToR's bucket back")
     finally:
         server.stop()
+
+
+def test_announce_subnets_from_the_hosts_holding_endpoints(cluster: BgpCluster,
+                                                          pair: tuple[str, str, str, str]) -> None:
+    """``announce-subnets``: h1 also announces the subnet of each network it holds an endpoint of, and
+    withdraws it with the network's last local endpoint; h2, without the option, announces /32s only."""
+    _, a_ip, _, b_ip = pair
+    h1 = cluster.hosts[0]
+    tor = cluster.tors[0]
+    wait_revision(cluster, cluster.nm.post("networks", "t:net2", tenantName="t", networkName="net2",
+                                           encap="vlan", subnet="10.61.0.0/24", gateway="10.61.0.254"))
+    wait_revision(cluster, cluster.peer(h1, **{"announce-subnets": "yes"}))
+    ns = cluster.container(f"s{time.monotonic_ns() % 100000}")
+    try:
+        eventually(lambda: tor.kernel_routes().get("10.60.0.0/24") == "50.1.1.1", 20,
+                   "net's subnet at the ToR from h1 (a is there)")
+        assert "10.61.0.0/24" not in tor.kernel_routes(), "no endpoint of net2 on h1 yet"
+        status, rs = add_endpoint(h1, endpoint_id=ns, tenant="t", network="net2", netns=ns)
+        assert status == 200, rs
+        eventually(lambda: tor.kernel_routes().get("10.61.0.0/24") == "50.1.1.1", 20, "net2's subnet announced")
+        routes = tor.kernel_routes()
+        assert routes[f"{a_ip}/32"] == "50.1.1.1", "the /32s still announced"
+        assert routes[f"{b_ip}/32"] == "50.1.1.2"
+        assert delete_endpoint(h1, ns)[0] == 200
+        eventually(lambda: "10.61.0.0/24" not in tor.kernel_routes(), 20, "withdrawn with its last endpoint")
+        assert tor.kernel_routes().get("10.60.0.0/24") == "50.1.1.1", "net still has a on h1"
+        assert not any(r["prefix"].endswith("/24") and not r["peer"] for r in _bgp(cluster, 1)["routes"]), \
+            "h2 announces no subnet"
+    finally:
+        delete_endpoint(h1, ns)
+        cluster.remove_container(ns)
+        wait_revision(cluster, cluster.peer(h1))
+        wait_revision(cluster, cluster.nm.delete("networks", "t:net2"))
+    eventually(lambda: "10.60.0.0/24" not in tor.kernel_routes(), 20, "the option off: subnets withdrawn")
