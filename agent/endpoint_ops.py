@@ -163,9 +163,11 @@ class EndpointOps:
         answered = time.monotonic()
         if record.get("host") != self.reconciler.cfg.host_label:  # netmaster refuses this already (409)
             raise EndpointError("conflict", f"endpoint {req.endpoint_id} belongs to host {record.get('host')}")
+        self.reconciler.endpoint_allocated(record["ipAddress"], record["encap"])
         try:
             return self._plumb(req, record, f"netmaster {(answered - started) * 1000:.1f} ms")
         except Exception as exc:
+            self.reconciler.endpoint_abandoned(record["ipAddress"], record["encap"])
             self._rollback(req.endpoint_id)
             if isinstance(exc, EndpointError):
                 raise

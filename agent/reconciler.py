@@ -120,6 +120,10 @@ class Reconciler:
         self.after_program: list[Callable[[DatapathView], None]] = []
         self.bgp_inspect: Callable[[], dict[str, Any]] | None = None  # GET /inspect/bgp (live from the daemon)
         self.before_router_port_removal: list[Callable[[], None]] = []  # the speaker says goodbye first
+        # L3 mode: an endpoint's /32 announced as soon as netmaster allocated it, and taken back if its
+        # add fails (the speaker's expect / forget)
+        self.on_endpoint_allocated: list[Callable[[str], None]] = []
+        self.on_endpoint_abandoned: list[Callable[[str], None]] = []
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -347,6 +351,21 @@ class Reconciler:
         if bgp is None or self._router_ip != bgp.router_ip:
             return None
         return BgpView(bgp.address, router_port.router_mac(bgp.address), self.learned_routes)
+
+    def endpoint_allocated(self, ip: str, encap: str) -> None:
+        """netmaster allocated *ip* to an endpoint of this host: in L3 mode (VLAN network) its /32 goes
+        to the peers now, while its veth, port and flows are made (the route takes the daemons ~70 ms
+        to reach the ToR's kernel; nothing sends to the container before its add returns anyway)."""
+        view = self.view  # one attribute read: the endpoint path does not wait for a program here
+        if view is not None and view.bgp is not None and encap == "vlan":
+            for hook in self.on_endpoint_allocated:
+                hook(f"{ip}/32")
+
+    def endpoint_abandoned(self, ip: str, encap: str) -> None:
+        """The add of an endpoint announced by ``endpoint_allocated`` failed: withdraw it."""
+        if encap == "vlan":
+            for hook in self.on_endpoint_abandoned:
+                hook(f"{ip}/32")
 
     def set_learned_routes(self, routes: tuple[LearnedRoute, ...]) -> None:
         """The speaker learned (or lost) routes: re-program the flows of the current state with them."""

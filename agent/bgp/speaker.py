@@ -39,6 +39,7 @@ LOG = logging.getLogger(__name__)
 HOLD_TIME = 9  # seconds: a silent peer's routes go within this (keepalives every 3 s)
 RETRY = 1.0
 RESOLVE_RETRY = 0.2
+EXPECTED_FOR = 60.0  # seconds an early announcement (``expect``) lasts if no program takes it over
 _ERRORS = (grpc.RpcError, OSError, GobgpdError, StubsUnavailableError)
 
 
@@ -53,6 +54,7 @@ class BgpSpeaker:
         self._cond = threading.Condition()
         self._config: BgpConfig | None = None
         self._prefixes: frozenset[str] = frozenset()
+        self._expected: dict[str, float] = {}  # prefix -> when: endpoints being added, announced early
         self._dirty = False
         self._client: GobgpClient | None = None
         self._running: GlobalConfig | None = None
@@ -71,17 +73,44 @@ class BgpSpeaker:
             if self._started and (config, prefixes) == (self._config, self._prefixes):
                 return
             self._config, self._prefixes, self._dirty = config, prefixes, True
+            for prefix in prefixes & self._expected.keys():
+                del self._expected[prefix]
             self._cond.notify_all()
         # Nothing runs before the first wish: a daemon adopted at start-up (``prime``) must not be
         # stopped for want of a configuration the agent has not read yet.
         if (config is not None or self._running is not None) and not self._started:
             self.start()
 
+    def expect(self, prefix: str) -> None:
+        """An endpoint being added: announce its *prefix* now, not after its veth, port and flows (the
+        add path's tail). The next ``desire`` that holds it takes it over; ``forget`` (its add failed)
+        or EXPECTED_FOR seconds without one drop it."""
+        with self._cond:
+            if self._config is None or prefix in self._prefixes:
+                return
+            self._expected[prefix] = time.monotonic()
+            self._dirty = True
+            self._cond.notify_all()
+
+    def forget(self, prefix: str) -> None:
+        with self._cond:
+            if self._expected.pop(prefix, None) is not None:
+                self._dirty = True
+                self._cond.notify_all()
+
+    def _wanted(self) -> frozenset[str]:
+        """What to announce: the last program's prefixes and the endpoints expected (caller holds _cond)."""
+        now = time.monotonic()
+        for prefix in [p for p, since in self._expected.items() if now - since > EXPECTED_FOR]:
+            del self._expected[prefix]
+        return self._prefixes | self._expected.keys() if self._config is not None else frozenset()
+
     def shutdown(self) -> None:
         """Stop BGP now, before the router port goes: the peers get a Cease notification and drop our
         routes at once (after the port is gone they would wait for their hold timer)."""
         with self._cond:
             self._config, self._prefixes = None, frozenset()
+            self._expected.clear()
         with self._ops:
             try:
                 self._converge(None, frozenset())
@@ -124,7 +153,7 @@ class BgpSpeaker:
             with self._cond:
                 if not self._dirty:
                     self._cond.wait(RESOLVE_RETRY if self._unresolved else RETRY)
-                config, prefixes, self._dirty = self._config, self._prefixes, False
+                config, prefixes, self._dirty = self._config, self._wanted(), False
             try:
                 with self._ops:
                     self._converge(config, prefixes)

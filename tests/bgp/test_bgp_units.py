@@ -4,6 +4,7 @@ netmaster's inspect fields from the agent's answer."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -192,3 +193,28 @@ def test_announce_subnets_adds_the_subnets_of_local_endpoints() -> None:
     assert bgp_routes.prefixes(view) == frozenset({"10.60.0.1/32", "10.60.0.0/24"})
     alone = replace(view, endpoint_ofports={})  # a has no port (yet): nothing local to announce
     assert bgp_routes.prefixes(alone) == frozenset(), "no local endpoint: no subnet"
+
+
+def test_an_endpoint_being_added_is_announced_until_a_program_takes_it_over(tmp_path: Path) -> None:
+    """``expect``: announced before the endpoint's flows; the program that has it takes it over, a failed
+    add (``forget``) or the timeout drops it. (No threads: only what the converge rounds are given.)"""
+    from agent.bgp import speaker as speaker_mod
+    from agent.bgp.gobgpd import Gobgpd
+    from agent.metrics import AgentMetrics
+
+    speaker = speaker_mod.BgpSpeaker(Gobgpd("127.0.0.1:1", tmp_path), AgentMetrics())
+    speaker._started = True  # the converge and watch threads stay off
+    speaker.expect("10.60.0.9/32")
+    assert speaker._wanted() == frozenset(), "no Bgp object: nothing announced"
+    speaker.desire(BGP, frozenset({"10.60.0.1/32"}))
+    speaker.expect("10.60.0.9/32")
+    speaker.expect("10.60.0.8/32")
+    assert speaker._wanted() == {"10.60.0.1/32", "10.60.0.9/32", "10.60.0.8/32"}
+    speaker.desire(BGP, frozenset({"10.60.0.1/32", "10.60.0.9/32"}))  # .9's program: taken over
+    speaker.forget("10.60.0.8/32")  # .8's add failed
+    assert speaker._wanted() == {"10.60.0.1/32", "10.60.0.9/32"}
+    speaker.desire(BGP, frozenset({"10.60.0.1/32"}))  # .9 deleted later: withdrawn, not kept as expected
+    assert speaker._wanted() == {"10.60.0.1/32"}
+    speaker.expect("10.60.0.7/32")
+    speaker._expected["10.60.0.7/32"] -= speaker_mod.EXPECTED_FOR + 1  # an add that never finished
+    assert speaker._wanted() == {"10.60.0.1/32"}

@@ -337,3 +337,22 @@ def test_announce_subnets_from_the_hosts_holding_endpoints(cluster: BgpCluster,
         wait_revision(cluster, cluster.peer(h1))
         wait_revision(cluster, cluster.nm.delete("networks", "t:net2"))
     eventually(lambda: "10.60.0.0/24" not in tor.kernel_routes(), 20, "the option off: subnets withdrawn")
+
+
+def test_a_failed_add_takes_its_early_announcement_back(cluster: BgpCluster, pair: tuple[str, str, str, str]) -> None:
+    """An endpoint's /32 is announced as soon as netmaster allocated it (before its veth, port and
+    flows); an add that then fails (the container already has an eth0) withdraws it at once (without
+    the withdrawal it would stay announced for a minute)."""
+    h1 = cluster.hosts[0]
+    eventually(lambda: len(_bgp(cluster, 0)["announced"]) == 1, 20, "a's /32 announced")
+    before = _bgp(cluster, 0)["announced"]
+    ns = cluster.container(f"f{time.monotonic_ns() % 100000}")
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"], check=True)
+        status, out = add_endpoint(h1, endpoint_id="clash", tenant="t", network="net", netns=ns)
+        assert status != 200, out
+        assert "add failed" in cluster.agent_log(h1), "it failed after netmaster's allocation"
+        eventually(lambda: _bgp(cluster, 0)["announced"] == before, 20, "nothing left announced by the failed add")
+    finally:
+        cluster.remove_container(ns)
+    assert f"{pair[1]}/32" in cluster.tors[0].kernel_routes()
