@@ -198,6 +198,7 @@ def bgp_speaker(args: argparse.Namespace, reconciler: Reconciler) -> BgpSpeaker:
     reconciler.bgp_inspect = speaker.info
     reconciler.on_endpoint_allocated.append(speaker.expect)
     reconciler.on_endpoint_abandoned.append(speaker.forget)
+    reconciler.on_endpoint_leaving.append(speaker.retract)
     reconciler.before_router_port_removal.append(speaker.shutdown)
     return speaker
 

@@ -288,6 +288,8 @@ class EndpointOps:
                         raise _from_netmaster(exc) from None
                     self._owe_release(endpoint_id)
                     return False
+            if local is not None:
+                self.reconciler.endpoint_leaving(local.ip)
             self._owe_release(endpoint_id)  # on disk before anything goes: a crash from here on still releases
             self._remove_host_side(endpoint_id)
             released = self._release(endpoint_id, conditional=local is None) if self.source.netmaster_reachable \

@@ -120,10 +120,11 @@ class Reconciler:
         self.after_program: list[Callable[[DatapathView], None]] = []
         self.bgp_inspect: Callable[[], dict[str, Any]] | None = None  # GET /inspect/bgp (live from the daemon)
         self.before_router_port_removal: list[Callable[[], None]] = []  # the speaker says goodbye first
-        # L3 mode: an endpoint's /32 announced as soon as netmaster allocated it, and taken back if its
-        # add fails (the speaker's expect / forget)
+        # L3 mode: an endpoint's /32 announced as soon as netmaster allocated it, taken back if its add
+        # fails, withdrawn as soon as its delete starts (the speaker's expect / forget / retract)
         self.on_endpoint_allocated: list[Callable[[str], None]] = []
         self.on_endpoint_abandoned: list[Callable[[str], None]] = []
+        self.on_endpoint_leaving: list[Callable[[str], None]] = []
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -366,6 +367,11 @@ class Reconciler:
         if encap == "vlan":
             for hook in self.on_endpoint_abandoned:
                 hook(f"{ip}/32")
+
+    def endpoint_leaving(self, ip: str) -> None:
+        """A local endpoint's delete starts: in L3 mode its /32 is withdrawn now, before its flows go."""
+        for hook in self.on_endpoint_leaving:
+            hook(f"{ip}/32")
 
     def set_learned_routes(self, routes: tuple[LearnedRoute, ...]) -> None:
         """The speaker learned (or lost) routes: re-program the flows of the current state with them."""

@@ -18,7 +18,7 @@ next hop; the routes the speaker learns (other hosts' endpoints, external prefix
   routed segment (reg4 = 0); L2 forwarding sends that segment to the uplink and OUTPUT sends it
   untagged.
 - ECMP: a prefix learned through several next hops (two ToRs) is one L3_FORWARDING flow that also
-  loads the next-hop set's select group id into reg9 (``Reg.NEXT_HOPS``); in OUTPUT that group sends
+  loads the next-hop set's select group id into reg10 (``Reg.NEXT_HOPS``); in OUTPUT that group sends
   the packet, one bucket per next hop (its MAC as destination, out of the uplink). OVS picks a bucket
   per connection by a hash of the 5-tuple; a next hop that goes (its session drops, its routes are
   withdrawn) loses its bucket, and the connections it carried move to the others. Prefixes with the
@@ -136,14 +136,14 @@ def _l3_route_flow(prefix: str, router_mac: str, actions: tuple[Action, ...]) ->
 
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
 def ecmp_route_flow(prefix: str, macs: tuple[str, ...], group_id: int, router_mac: str) -> Flow:
-    """A prefix with several next hops: its group in reg9 for OUTPUT (the first MAC as destination
+    """A prefix with several next hops: its group in reg10 for OUTPUT (the first MAC as destination
     meanwhile, so the frame looks like a single-path one to the tables in between)."""
     return _l3_route_flow(prefix, router_mac, (SetField("eth_dst", macs[0]), SetField(Reg.NEXT_HOPS, group_id)))
 
 
 def ecmp_output_flow(group_id: int) -> Flow:
     return Flow(Table.OUTPUT, PRIO_NORMAL + 1,
-                Match.of(reg6=int(PortType.UPLINK), reg4=ROUTED_SEGMENT, reg9=group_id), (GroupAction(group_id),),
+                Match.of(reg6=int(PortType.UPLINK), reg4=ROUTED_SEGMENT, reg10=group_id), (GroupAction(group_id),),
                 feature=_FEATURE)
 
 

@@ -97,7 +97,7 @@ class Reg:
     DST_TYPE = "reg6"  # PortType of the egress port
     BOND_ACTIVE = "reg7"  # ofport of the bond member currently active (uplink packets, bonds only)
     PROVIDER = "reg8"  # a service port's provider: the index multipath picked (UDP), or its address (affinity)
-    NEXT_HOPS = "reg9"  # L3 mode: a routed packet's ECMP select group id (0: one next hop, no group)
+    NEXT_HOPS = "reg10"  # L3 mode: a routed packet's ECMP select group id (0: one next hop, no group)
 
 
 class PortType(IntEnum):

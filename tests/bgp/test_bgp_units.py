@@ -131,13 +131,13 @@ def test_a_prefix_with_two_next_hops_goes_through_a_select_group() -> None:
     l3 = _table(view, Table.L3_FORWARDING)
     ecmp = [f for f in l3 if "nw_dst=10.60.0.2," in f]
     assert len(ecmp) == 1, ecmp
-    assert f"load:{gid:#x}->NXM_NX_REG9[]" in ecmp[0]
+    assert f"load:{gid:#x}->NXM_NX_REG10[]" in ecmp[0]
     single = next(f for f in l3 if "nw_dst=172.30.1.0/24" in f)
-    assert "REG9" not in single, "one next hop: no group"
+    assert "REG10" not in single, "one next hop: no group"
     assert "set_field:aa:00:00:00:00:fe->dl_dst" in single
     out = [f for f in _table(view, Table.OUTPUT) if f"group:{gid}" in f]
     assert len(out) == 1, out
-    assert f"reg9={gid}" in out[0]
+    assert f"reg10={gid}" in out[0]
     # one next hop gone: its bucket with it; the prefix's plain flow back, the group unused and dropped
     one = replace(view, bgp=BgpView("50.1.1.1", ROUTER_PORT_MAC, ECMP_ROUTES[1:]))
     assert bgp_routes.groups(one) == {}
@@ -216,5 +216,17 @@ def test_an_endpoint_being_added_is_announced_until_a_program_takes_it_over(tmp_
     speaker.desire(BGP, frozenset({"10.60.0.1/32"}))  # .9 deleted later: withdrawn, not kept as expected
     assert speaker._wanted() == {"10.60.0.1/32"}
     speaker.expect("10.60.0.7/32")
-    speaker._expected["10.60.0.7/32"] -= speaker_mod.EXPECTED_FOR + 1  # an add that never finished
+    speaker._expected["10.60.0.7/32"] -= speaker_mod.EARLY_FOR + 1  # an add that never finished
     assert speaker._wanted() == {"10.60.0.1/32"}
+    # retract: a delete withdraws at once; the program without it ends that; a re-add announces again
+    speaker.desire(BGP, frozenset({"10.60.0.1/32", "10.60.0.2/32"}))
+    speaker.retract("10.60.0.2/32")
+    speaker.retract("10.60.0.5/32")  # not announced: nothing to do
+    assert speaker._wanted() == {"10.60.0.1/32"}
+    speaker.expect("10.60.0.2/32")  # the same address added again before the delete's program
+    assert speaker._wanted() == {"10.60.0.1/32", "10.60.0.2/32"}
+    speaker.retract("10.60.0.2/32")
+    speaker.desire(BGP, frozenset({"10.60.0.1/32"}))
+    assert speaker._retracted == {}
+    speaker.desire(BGP, frozenset({"10.60.0.1/32", "10.60.0.2/32"}))  # re-added later: announced
+    assert speaker._wanted() == {"10.60.0.1/32", "10.60.0.2/32"}

@@ -259,50 +259,66 @@ def _next_hops(cluster: BgpCluster, i: int, prefix: str) -> set[str]:
     return {r["next_hop"] for r in _bgp(cluster, i)["installed"] if r["prefix"] == prefix}
 
 
+def _routed_by_each(cluster: BgpCluster, src: str, src_ip: str, dst_ip: str, n: int) -> dict[str, int]:
+    """*n* TCP connections from *src* to the name server on *dst_ip*, all answered: how many of
+    *src_ip*'s packets each ToR routed meanwhile."""
+    before = {t.ns: t.forwarded(src_ip) for t in cluster.tors}
+    counts, failed = connect(src, dst_ip, ECMP_PORT, "tcp", n)
+    assert failed == 0, counts
+    assert sum(counts.values()) == n, counts
+    return {t.ns: t.forwarded(src_ip) - before[t.ns] for t in cluster.tors}
+
+
+ECMP_PORT = 7070
+
+
 def test_ecmp_spreads_connections_over_both_tors_and_survives_one(cluster: BgpCluster,
                                                                    pair: tuple[str, str, str, str]) -> None:
-    """b's /32 comes from both ToRs at equal cost: h1 installs it with both next hops (a select group,
-    one bucket per ToR), 100 TCP connections from a to b are spread over both (counted by each ToR's
-    kernel), and with one ToR killed every connection goes through the other."""
+    """b's /32 and the shared external network come from both ToRs at equal cost: h1 installs each with
+    both next hops (one select group, a bucket per ToR); 100 TCP connections from a to b, and 100 to the
+    external server, are spread over both ToRs (counted by each ToR's kernel); with one ToR killed its
+    bucket goes and every connection passes through the other."""
     a, a_ip, b, b_ip = pair
     first, second = cluster.tors
-    eventually(lambda: _next_hops(cluster, 0, f"{b_ip}/32") == {first.ip, second.ip}, 30,
-               "b's /32 installed on h1 through both ToRs")
+    assert cluster.shared is not None
+    external = f"{cluster.shared.server_ip.rsplit('.', 1)[0]}.0/24"
+    dests = {f"{b_ip}/32": (b, b_ip), external: (cluster.shared.ns, cluster.shared.server_ip)}
+    for prefix in dests:
+        eventually(lambda prefix=prefix: _next_hops(cluster, 0, prefix) == {first.ip, second.ip}, 30,
+                   f"{prefix} installed on h1 through both ToRs")
     h1 = cluster.hosts[0]
     groups = eventually(lambda: (g := h1.ovs.run("ovs-ofctl", "-O", "OpenFlow13", "dump-groups", h1.bridge))
                         and "type=select" in g and g, 20, "the ECMP select group on h1's bridge")
+    assert groups.count("group_id=") == 1, f"one next-hop set, one group: {groups}"
     assert groups.count("bucket=") == 2, groups
-    server = NameServer(b, "b", 7070, cluster.root)
+    servers = [NameServer(ns, ns, ECMP_PORT, cluster.root) for ns, _ in dests.values()]
     try:
-        eventually(lambda: connect(a, b_ip, 7070, "tcp", 1)[1] == 0, 20, "a reaches b's server")
-        before = {t.ns: t.forwarded(a_ip) for t in cluster.tors}
-        counts, failed = connect(a, b_ip, 7070, "tcp", 100)
-        assert failed == 0, counts
-        assert counts["b"] == 100, counts
-        share = {t.ns: t.forwarded(a_ip) - before[t.ns] for t in cluster.tors}
-        total = sum(share.values())
-        assert total >= 100 * 4, f"a's packets to b routed by the ToRs: {share}"
-        assert all(n >= total * 0.15 for n in share.values()), f"not spread over both ToRs: {share}"
-        print(f"ECMP: a's packets to b per ToR: {share}")
+        for prefix, (_, ip) in dests.items():
+            eventually(lambda ip=ip: connect(a, ip, ECMP_PORT, "tcp", 1)[1] == 0, 20, f"a reaches {ip}")
+            share = _routed_by_each(cluster, a, a_ip, ip, 100)
+            total = sum(share.values())
+            assert total >= 100 * 4, f"a's packets to {ip} routed by the ToRs: {share}"
+            assert all(n >= total * 0.15 for n in share.values()), f"{prefix}: not spread over both ToRs: {share}"
+            print(f"ECMP {prefix}: a's packets per ToR: {share}")
 
         first.kill()
         try:
-            eventually(lambda: _next_hops(cluster, 0, f"{b_ip}/32") == {second.ip}, HOLD + 20,
-                       "the dead ToR's bucket removed")
-            eventually(lambda: connect(a, b_ip, 7070, "tcp", 20, wait=2.0)[1] == 0, 30,
-                       "every connection through the remaining ToR")
-            kept = second.forwarded(a_ip)
-            counts, failed = connect(a, b_ip, 7070, "tcp", 50)
-            assert failed == 0, counts
-            assert counts["b"] == 50, counts
-            assert second.forwarded(a_ip) - kept >= 50 * 4, "all of them through the second ToR"
+            for prefix, (_, ip) in dests.items():
+                eventually(lambda prefix=prefix: _next_hops(cluster, 0, prefix) == {second.ip}, HOLD + 20,
+                           f"{prefix}: the dead ToR's bucket removed")
+                eventually(lambda ip=ip: connect(a, ip, ECMP_PORT, "tcp", 20, wait=2.0)[1] == 0, 30,
+                           f"every connection to {ip} through the remaining ToR")
+                share = _routed_by_each(cluster, a, a_ip, ip, 50)
+                assert share[first.ns] == 0, f"nothing through the dead ToR: {share}"
+                assert share[second.ns] >= 50 * 4, f"all through the second ToR: {share}"
         finally:
             first.start()
             _both_established(first)
         eventually(lambda: _next_hops(cluster, 0, f"{b_ip}/32") == {first.ip, second.ip}, 30,
                    "the restarted ToR's bucket back")
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
 
 
 def test_announce_subnets_from_the_hosts_holding_endpoints(cluster: BgpCluster,
