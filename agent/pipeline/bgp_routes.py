@@ -24,6 +24,8 @@ next hop; the routes the speaker learns (other hosts' endpoints, external prefix
   withdrawn) loses its bucket, and the connections it carried move to the others. Prefixes with the
   same next hops share a group; group ids are ``ECMP_GROUP_BASE`` and up (2^31..OFPG_MAX), disjoint
   from the service groups' 1..2^31-1. A prefix with one next hop keeps the plain flow (no group).
+  UDP does not use the group (its hash leaves UDP ports out): ``multipath`` picks the next hop by
+  the 5-tuple into reg11 (``ecmp_output_flows``).
 
 Remote endpoints of VLAN networks are then reached only through learned routes: L3 forwarding
 installs no direct route to them and the ARP responder answers them with the router MAC
@@ -38,7 +40,19 @@ import zlib
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 
-from agent.ovs.flow import Action, DecTtl, Feature, Flow, Group, GroupAction, Match, Output, SetField
+from agent.ovs.flow import (
+    Action,
+    DecTtl,
+    Feature,
+    Flow,
+    Group,
+    GroupAction,
+    Match,
+    Multipath,
+    Output,
+    Resubmit,
+    SetField,
+)
 from agent.pipeline.flow_cache import FLOW_CACHE_SIZE
 from agent.pipeline.tables import (
     ETH_ARP,
@@ -62,6 +76,8 @@ _FEATURE = Feature.BGP
 _UNTAGGED = 0  # vlan_vid match: no 802.1Q header
 ECMP_GROUP_BASE = 0x80000000  # ECMP groups: 2^31 and up (service groups take 1..2^31-1)
 _ECMP_GROUP_SPACE = 0xFFFFFF00 - ECMP_GROUP_BASE  # below OFPG_MAX
+_UDP = 17
+_PICKED = 1 << 16  # reg11 of a UDP packet whose next hop multipath picked (the index in bits 0-15)
 
 
 def via_bgp(view: DatapathView, ep: Endpoint) -> bool:
@@ -141,10 +157,20 @@ def ecmp_route_flow(prefix: str, macs: tuple[str, ...], group_id: int, router_ma
     return _l3_route_flow(prefix, router_mac, (SetField("eth_dst", macs[0]), SetField(Reg.NEXT_HOPS, group_id)))
 
 
-def ecmp_output_flow(group_id: int) -> Flow:
-    return Flow(Table.OUTPUT, PRIO_NORMAL + 1,
-                Match.of(reg6=int(PortType.UPLINK), reg4=ROUTED_SEGMENT, reg10=group_id), (GroupAction(group_id),),
-                feature=_FEATURE)
+def ecmp_output_flows(group_id: int, macs: tuple[str, ...], to_uplink: Action) -> Iterator[Flow]:
+    """A routed packet with an ECMP group id: the select group (hashes TCP's 5-tuple, but only the
+    addresses of UDP: OVS's select hash leaves UDP ports out, docs/services.md). UDP instead: bit 16
+    and ``multipath`` over addresses, protocol and ports (highest random weight) into reg11, then
+    back here (resubmit) to the index's flow: the next hop's MAC, out of the uplink."""
+    routed = {"reg6": int(PortType.UPLINK), "reg4": ROUTED_SEGMENT, "reg10": group_id}
+    yield Flow(Table.OUTPUT, PRIO_NORMAL + 1, Match.of(**routed), (GroupAction(group_id),), feature=_FEATURE)
+    udp = {**routed, "eth_type": ETH_IP, "ip_proto": _UDP}
+    yield Flow(Table.OUTPUT, PRIO_NORMAL + 2, Match.of(**udp),
+               (SetField(Reg.NEXT_HOP_INDEX, _PICKED), Multipath(len(macs), Reg.NEXT_HOP_INDEX),
+                Resubmit(Table.OUTPUT)), feature=_FEATURE)
+    for i, mac in enumerate(macs):
+        yield Flow(Table.OUTPUT, PRIO_NORMAL + 3, Match.of(**udp, reg11=_PICKED | i),
+                   (SetField("eth_dst", mac), to_uplink), feature=_FEATURE)
 
 
 def groups(view: DatapathView) -> Mapping[int, Group]:
@@ -156,7 +182,7 @@ def groups(view: DatapathView) -> Mapping[int, Group]:
             for macs, gid in ecmp_group_ids(view.bgp.routes).items()}
 
 
-def _route_flows(bgp: BgpView) -> Iterator[Flow]:
+def _route_flows(bgp: BgpView, to_uplink: Action) -> Iterator[Flow]:
     ids = ecmp_group_ids(bgp.routes)
     by_prefix = {r.prefix: r for r in bgp.routes}
     for prefix, macs in next_hop_sets(bgp.routes).items():
@@ -164,8 +190,8 @@ def _route_flows(bgp: BgpView) -> Iterator[Flow]:
             yield learned_route_flow(by_prefix[prefix], bgp.router_mac)
         else:
             yield ecmp_route_flow(prefix, macs, ids[macs], bgp.router_mac)
-    for gid in sorted(ids.values()):
-        yield ecmp_output_flow(gid)
+    for macs, gid in sorted(ids.items()):
+        yield from ecmp_output_flows(gid, macs, to_uplink)
 
 
 def _port_flows(view: DatapathView, bgp: BgpView, to_uplink: Action) -> Iterator[Flow]:
@@ -185,7 +211,7 @@ def flows(view: DatapathView) -> Iterator[Flow]:
         yield from _port_flows(view, bgp, to_uplink)
         for ep, _ in announced(view):
             yield route_in_flow(ep, view.network_of(ep), view.vrf(ep.tenant), bgp.router_mac)
-        yield from _route_flows(bgp)
+        yield from _route_flows(bgp, to_uplink)
         yield Flow(Table.L2_FORWARDING_CALC, PRIO_NORMAL, Match.of(reg4=ROUTED_SEGMENT, eth_type=ETH_IP),
                    (SetField(Reg.OUT_PORT, view.uplink_ports[0]), SetField(Reg.DST_TYPE, int(PortType.UPLINK))),
                    goto=next_table(Table.L2_FORWARDING_CALC), feature=_FEATURE)

@@ -138,6 +138,11 @@ def test_a_prefix_with_two_next_hops_goes_through_a_select_group() -> None:
     out = [f for f in _table(view, Table.OUTPUT) if f"group:{gid}" in f]
     assert len(out) == 1, out
     assert f"reg10={gid}" in out[0]
+    # UDP: multipath over the 5-tuple (the group's hash leaves UDP ports out), one flow per next hop
+    udp = [f for f in _table(view, Table.OUTPUT) if f"reg10={gid}" in f and "nw_proto=17" in f]
+    assert any("multipath(symmetric_l3l4+udp,0,hrw,2,0,NXM_NX_REG11[0..15])" in f for f in udp), udp
+    assert {f.split("set_field:")[1].split("->")[0] for f in udp if "reg11=" in f} == \
+        {"aa:00:00:00:00:fd", "aa:00:00:00:00:fe"}
     # one next hop gone: its bucket with it; the prefix's plain flow back, the group unused and dropped
     one = replace(view, bgp=BgpView("50.1.1.1", ROUTER_PORT_MAC, ECMP_ROUTES[1:]))
     assert bgp_routes.groups(one) == {}

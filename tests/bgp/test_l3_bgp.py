@@ -259,11 +259,12 @@ def _next_hops(cluster: BgpCluster, i: int, prefix: str) -> set[str]:
     return {r["next_hop"] for r in _bgp(cluster, i)["installed"] if r["prefix"] == prefix}
 
 
-def _routed_by_each(cluster: BgpCluster, src: str, src_ip: str, dst_ip: str, n: int) -> dict[str, int]:
-    """*n* TCP connections from *src* to the name server on *dst_ip*, all answered: how many of
-    *src_ip*'s packets each ToR routed meanwhile."""
+def _routed_by_each(cluster: BgpCluster, src: str, src_ip: str, dst_ip: str, n: int,
+                    proto: str = "tcp") -> dict[str, int]:
+    """*n* TCP connections (or UDP exchanges, each from its own source port) from *src* to the name
+    server on *dst_ip*, all answered: how many of *src_ip*'s packets each ToR routed meanwhile."""
     before = {t.ns: t.forwarded(src_ip) for t in cluster.tors}
-    counts, failed = connect(src, dst_ip, ECMP_PORT, "tcp", n)
+    counts, failed = connect(src, dst_ip, ECMP_PORT, proto, n)
     assert failed == 0, counts
     assert sum(counts.values()) == n, counts
     return {t.ns: t.forwarded(src_ip) - before[t.ns] for t in cluster.tors}
@@ -276,7 +277,8 @@ def test_ecmp_spreads_connections_over_both_tors_and_survives_one(cluster: BgpCl
                                                                    pair: tuple[str, str, str, str]) -> None:
     """b's /32 and the shared external network come from both ToRs at equal cost: h1 installs each with
     both next hops (one select group, a bucket per ToR); 100 TCP connections from a to b, and 100 to the
-    external server, are spread over both ToRs (counted by each ToR's kernel); with one ToR killed its
+    external server, are spread over both ToRs (counted by each ToR's kernel), and so are 100 UDP
+    exchanges from as many source ports (UDP goes by multipath, not the group); with one ToR killed its
     bucket goes and every connection passes through the other."""
     a, a_ip, b, b_ip = pair
     first, second = cluster.tors
@@ -300,6 +302,9 @@ def test_ecmp_spreads_connections_over_both_tors_and_survives_one(cluster: BgpCl
             assert total >= 100 * 4, f"a's packets to {ip} routed by the ToRs: {share}"
             assert all(n >= total * 0.15 for n in share.values()), f"{prefix}: not spread over both ToRs: {share}"
             print(f"ECMP {prefix}: a's packets per ToR: {share}")
+        udp = _routed_by_each(cluster, a, a_ip, b_ip, 100, "udp")
+        assert all(n >= sum(udp.values()) * 0.15 for n in udp.values()), f"UDP not spread over both ToRs: {udp}"
+        print(f"ECMP UDP to b: a's packets per ToR: {udp}")
 
         first.kill()
         try:
@@ -311,6 +316,8 @@ def test_ecmp_spreads_connections_over_both_tors_and_survives_one(cluster: BgpCl
                 share = _routed_by_each(cluster, a, a_ip, ip, 50)
                 assert share[first.ns] == 0, f"nothing through the dead ToR: {share}"
                 assert share[second.ns] >= 50 * 4, f"all through the second ToR: {share}"
+            udp = _routed_by_each(cluster, a, a_ip, b_ip, 50, "udp")
+            assert udp[first.ns] == 0, f"no UDP through the dead ToR: {udp}"
         finally:
             first.start()
             _both_established(first)
