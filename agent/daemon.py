@@ -197,6 +197,9 @@ def bgp_speaker(args: argparse.Namespace, reconciler: Reconciler) -> BgpSpeaker:
     reconciler.after_program.append(
         lambda view: speaker.desire(view.state.bgp if view.bgp is not None else None, bgp_routes.prefixes(view)))
     reconciler.bgp_inspect = speaker.info
+    reconciler.on_endpoint_allocated.append(speaker.expect)
+    reconciler.on_endpoint_abandoned.append(speaker.forget)
+    reconciler.on_endpoint_leaving.append(speaker.retract)
     reconciler.before_router_port_removal.append(speaker.shutdown)
     return speaker
 

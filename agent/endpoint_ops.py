@@ -163,9 +163,11 @@ class EndpointOps:
         answered = time.monotonic()
         if record.get("host") != self.reconciler.cfg.host_label:  # netmaster refuses this already (409)
             raise EndpointError("conflict", f"endpoint {req.endpoint_id} belongs to host {record.get('host')}")
+        self.reconciler.endpoint_allocated(record["ipAddress"], record["encap"])
         try:
             return self._plumb(req, record, f"netmaster {(answered - started) * 1000:.1f} ms")
         except Exception as exc:
+            self.reconciler.endpoint_abandoned(record["ipAddress"], record["encap"])
             self._rollback(req.endpoint_id)
             if isinstance(exc, EndpointError):
                 raise
@@ -286,6 +288,8 @@ class EndpointOps:
                         raise _from_netmaster(exc) from None
                     self._owe_release(endpoint_id)
                     return False
+            if local is not None:
+                self.reconciler.endpoint_leaving(local.ip)
             self._owe_release(endpoint_id)  # on disk before anything goes: a crash from here on still releases
             self._remove_host_side(endpoint_id)
             released = self._release(endpoint_id, conditional=local is None) if self.source.netmaster_reachable \

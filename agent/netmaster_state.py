@@ -120,7 +120,7 @@ def bgp_of(obj: NmObject) -> BgpConfig:
     cfg = obj.object
     neighbors = tuple(n.strip() for n in (cfg.get("neighbor") or "").split(",") if n.strip())
     return BgpConfig(router_ip=cfg["routerip"], asn=int(cfg["as"]), neighbor_asn=int(cfg.get("neighbor-as") or 0),
-                     neighbors=neighbors)
+                     neighbors=neighbors, announce_subnets=cfg.get("announce-subnets") == "yes")
 
 
 def build_state(objects: Iterable[NmObject], local: Mapping[str, LocalEndpoint], host_label: str,

@@ -35,7 +35,7 @@ from agent.ovs.flow import Feature, Flow, Group, cookie_feature, cookie_round, c
 from agent.ovs.ofchannel import FlowStat
 from agent.ovs.ofcontroller import ConntrackFlush, FlowProgrammingError, OpenFlowController, datapath_id_for
 from agent.ovs.ovsdb import EXT_ENDPOINT, EXT_ROLE, EXT_ROUND, Ovsdb, PortInfo, PortSpec
-from agent.pipeline import build, counts_by_stage, qos, rules_of, service_lb, stage_of
+from agent.pipeline import build, counts_by_stage, groups, qos, rules_of, service_lb, stage_of
 from agent.pipeline.conjunction import rule_ids
 from agent.pipeline.service_lb import BalancedPort
 from agent.pipeline.tables import (
@@ -91,7 +91,7 @@ class Reconciler:
         self.round = 0
         self.installed: dict[tuple, Flow] = {}
         self.meters: dict[int, tuple[int, int]] = {}  # QoS meters installed: id -> (rate kbit/s, burst kbits)
-        self.groups: dict[int, Group] = {}  # service select groups installed, by group id
+        self.groups: dict[int, Group] = {}  # select groups installed (services, ECMP), by group id
         self.balanced: dict[str, BalancedPort] = {}  # service ports programmed, by key (conntrack flushes)
         self.state: DesiredState | None = None
         self.view: DatapathView | None = None
@@ -129,6 +129,11 @@ class Reconciler:
         self.after_program: list[Callable[[DatapathView], None]] = []
         self.bgp_inspect: Callable[[], dict[str, Any]] | None = None  # GET /inspect/bgp (live from the daemon)
         self.before_router_port_removal: list[Callable[[], None]] = []  # the speaker says goodbye first
+        # L3 mode: an endpoint's /32 announced as soon as netmaster allocated it, taken back if its add
+        # fails, withdrawn as soon as its delete starts (the speaker's expect / forget / retract)
+        self.on_endpoint_allocated: list[Callable[[str], None]] = []
+        self.on_endpoint_abandoned: list[Callable[[str], None]] = []
+        self.on_endpoint_leaving: list[Callable[[str], None]] = []
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -356,6 +361,26 @@ class Reconciler:
         if bgp is None or self._router_ip != bgp.router_ip:
             return None
         return BgpView(bgp.address, router_port.router_mac(bgp.address), self.learned_routes)
+
+    def endpoint_allocated(self, ip: str, encap: str) -> None:
+        """netmaster allocated *ip* to an endpoint of this host: in L3 mode (VLAN network) its /32 goes
+        to the peers now, while its veth, port and flows are made (the route takes the daemons ~70 ms
+        to reach the ToR's kernel; nothing sends to the container before its add returns anyway)."""
+        view = self.view  # one attribute read: the endpoint path does not wait for a program here
+        if view is not None and view.bgp is not None and encap == "vlan":
+            for hook in self.on_endpoint_allocated:
+                hook(f"{ip}/32")
+
+    def endpoint_abandoned(self, ip: str, encap: str) -> None:
+        """The add of an endpoint announced by ``endpoint_allocated`` failed: withdraw it."""
+        if encap == "vlan":
+            for hook in self.on_endpoint_abandoned:
+                hook(f"{ip}/32")
+
+    def endpoint_leaving(self, ip: str) -> None:
+        """A local endpoint's delete starts: in L3 mode its /32 is withdrawn now, before its flows go."""
+        for hook in self.on_endpoint_leaving:
+            hook(f"{ip}/32")
 
     def set_learned_routes(self, routes: tuple[LearnedRoute, ...]) -> None:
         """The speaker learned (or lost) routes: re-program the flows of the current state with them."""
@@ -601,7 +626,7 @@ class Reconciler:
                                     plan.networks if self._has_host_port else (),
                                     bgp=self._bgp_view(state))
                 desired = {f.key: f for f in build(view)}
-                self._sync_flows(desired, dict(qos.meters(view)), service_lb.groups(view))
+                self._sync_flows(desired, dict(qos.meters(view)), groups(view))
                 self._flush_removed_providers(service_lb.balanced_ports(view))
                 if self.dns is not None:
                     self.dns.apply(state)

@@ -250,6 +250,7 @@ class BgpConfig:
     asn: int
     neighbor_asn: int
     neighbors: tuple[str, ...] = ()
+    announce_subnets: bool = False  # ``announce-subnets``: also each network's subnet, while it has a local endpoint
 
     def __post_init__(self) -> None:
         iface = ipaddress.IPv4Interface(self.router_ip)

@@ -12,6 +12,8 @@ A 2-host simulated cluster in routing fwdMode with an FRR ToR (testbed.bgp_clust
   (``ip monitor route`` in the ToR's namespace, timestamped as each line arrives), over N endpoints;
   and the part of it after the add call returned (the agent's add path itself excluded);
 - withdraw: from the delete request until the route is gone;
+- the add path's parts, from the agent's log line for each add: netmaster's answer, veth and port,
+  flows (the announcement is asked for at the end of the flows);
 - reference for both, same run: the same /32s added and deleted straight in the host's gobgpd with its
   own CLI (``gobgp global rib add``), i.e. the daemons' floor without the agent.
 
@@ -82,6 +84,20 @@ def line(name: str, values: list[float], ref: list[float] | None = None) -> str:
         out += f"\n{'  reference: ' + 'gobgp CLI straight into gobgpd':<44} p50 {r50:7.1f} ms  p99 {r99:7.1f} ms" \
                f"  ratio p50 {p50 / r50:.1f}, p99 {p99 / r99:.1f}"
     return out
+
+
+ADDED = re.compile(r"endpoint e\d+ added: .*\(netmaster ([\d.]+) ms; "
+                   r"then veth and port ([\d.]+) ms, flows ([\d.]+) ms\)")
+
+
+def add_path_parts(log: str) -> list[str]:
+    """p50/p99 of each part of the agent's add path, from its 'endpoint ... added' lines."""
+    parts: list[list[float]] = [[], [], []]
+    for m in ADDED.finditer(log):
+        for i in range(3):
+            parts[i].append(float(m.group(i + 1)) / 1000)
+    names = ("  add path: netmaster's answer", "  add path: veth and port", "  add path: flows")
+    return [line(name, values) for name, values in zip(names, parts, strict=True) if values]
 
 
 def session_time(cluster: BgpCluster, tor: Tor) -> float:
@@ -155,6 +171,8 @@ def main() -> int:
               f"  ratio {statistics.median(passive) / statistics.median(active):.1f}")
         print(line("endpoint add -> /32 in the ToR's kernel", announce, ref_add))
         print(line("  of which after the add call returned", after_add))
+        for text in add_path_parts(cluster.agent_log(h1)):
+            print(text)
         print(line("endpoint delete -> /32 gone from the ToR", withdraw, ref_del))
     return 0
 

@@ -1,7 +1,8 @@
 """A SyncCluster in L3 mode: routing fwdMode, one or two FRR ToRs on the uplink segment, a Bgp object
 per host (router IP ``UPLINK_NET.i/24``, AS ``65000 + i``: a distinct AS per host, so eBGP's loop
 check lets one host's routes reach the others through the ToR), and the agents publishing their
-inspect API to netmaster (``netctl bgp inspect``)."""
+inspect API to netmaster (``netctl bgp inspect``). With two ToRs, an external network behind both
+(``testbed.tor.SharedExternal``: ECMP to the outside)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from shutil import which
 
 from testbed.cluster import SimHost
 from testbed.sync_cluster import Netmaster, SyncCluster
-from testbed.tor import TOR_AS, Tor, host_router_ip
+from testbed.tor import TOR_AS, SharedExternal, Tor, host_router_ip
 
 HOST_AS_BASE = 65000
 NEEDED = ("gobgpd", "vtysh", "/usr/lib/frr/bgpd", "/usr/lib/frr/zebra")
@@ -25,11 +26,14 @@ class BgpCluster(SyncCluster):
         super().__init__(n_hosts=n_hosts, agent_args=("--inspect-listen", "0.0.0.0:0"))
         self.n_tors = n_tors
         self.tors: list[Tor] = []
+        self.shared: SharedExternal | None = None  # with two ToRs: a network behind both (ECMP)
 
     def up(self, start_agents: bool = True) -> BgpCluster:
         super().up(start_agents=False)
         for i in range(self.n_tors):
             self.tors.append(Tor(self.prefix, self.root, f"{self.prefix}tr", index=i).up())
+        if self.n_tors > 1:
+            self.shared = SharedExternal(self.prefix, self.tors).up()
         if start_agents:
             for host in self.hosts:
                 self.start_agent(host)

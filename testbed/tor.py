@@ -32,6 +32,7 @@ UPLINK_PREFIX = 24
 TOR_AS = 500
 EXTERNAL_NET_BASE = "172.30"  # ToR i announces EXTERNAL_NET_BASE.(i+1).0/24
 EXTERNAL_SERVER_IP = f"{EXTERNAL_NET_BASE}.1.10"  # behind the first ToR
+SHARED_NET = f"{EXTERNAL_NET_BASE}.100"  # an external network behind every ToR (ECMP): ToR i at .(i+1)
 
 
 def host_router_ip(i: int) -> str:
@@ -49,6 +50,7 @@ class Tor:
     trunk_bridge: str
     index: int = 0
     asn: int = TOR_AS
+    shared: bool = False  # also on the shared external network, announcing it (``SharedExternal``)
 
     @property
     def ns(self) -> str:
@@ -129,7 +131,8 @@ class Tor:
                    "neighbor hosts timers 3 9", "neighbor hosts timers connect 1",
                    f"bgp listen range {UPLINK_NET}.0/{UPLINK_PREFIX} peer-group hosts",
                    "address-family ipv4 unicast", "neighbor hosts next-hop-self force",
-                   f"network {self.external_net}.0/24", "exit-address-family")
+                   f"network {self.external_net}.0/24", *([f"network {SHARED_NET}.0/24"] if self.shared else []),
+                   "exit-address-family")
 
     def vtysh(self, *commands: str) -> str:
         args = ["vtysh", "--vty_socket", str(self._run_dir())]
@@ -166,6 +169,58 @@ class Tor:
             routes[dst] = r.get("gateway", "")
         return routes
 
+    def forwarded(self, src: str) -> int:
+        """Packets from *src* this ToR has routed (an iptables counter in its FORWARD chain, added on
+        first use): how the tests see which ToR an ECMP flow took."""
+        rule = ("FORWARD", "-s", src, "-m", "comment", "--comment", "contiv-count")
+        if in_ns(self.ns, "iptables", "-w", "-C", *rule, check=False).returncode != 0:
+            in_ns(self.ns, "iptables", "-w", "-A", *rule)
+        out = in_ns(self.ns, "iptables", "-w", "-nvxL", "FORWARD").stdout
+        for line in out.splitlines():
+            fields = line.split()
+            if "contiv-count" in line and src in fields:
+                return int(fields[0])
+        raise RuntimeError(f"no counter for {src} in {self.ns}: {out}")
+
     def log(self) -> str:
         return "".join((self.dir / f"{d}.log").read_text(errors="replace") for d in ("zebra", "bgpd")
                        if (self.dir / f"{d}.log").exists())
+
+
+@dataclass
+class SharedExternal:
+    """An external network behind every ToR (``SHARED_NET.0/24``, a bridge in its own namespace with a
+    server at ``.10``): each ToR announces it, so the hosts learn it through all of them at equal cost
+    (ECMP). The server answers through the first ToR, or any, with a multipath default route."""
+
+    prefix: str
+    tors: list[Tor]
+
+    @property
+    def ns(self) -> str:
+        return f"{self.prefix}extsh"
+
+    @property
+    def server_ip(self) -> str:
+        return f"{SHARED_NET}.10"
+
+    def up(self) -> SharedExternal:
+        sh("ip", "netns", "add", self.ns)
+        in_ns(self.ns, "ip", "link", "set", "lo", "up")
+        in_ns(self.ns, "ip", "link", "add", "br0", "type", "bridge")
+        in_ns(self.ns, "ip", "addr", "add", f"{self.server_ip}/24", "dev", "br0")
+        in_ns(self.ns, "ip", "link", "set", "br0", "up")
+        hops: list[str] = []
+        for tor in self.tors:
+            i = tor.index
+            in_ns(tor.ns, "ip", "link", "add", "sh0", "type", "veth", "peer", "name", f"t{i}", "netns", self.ns)
+            in_ns(tor.ns, "ip", "addr", "add", f"{SHARED_NET}.{i + 1}/24", "dev", "sh0")
+            in_ns(tor.ns, "ip", "link", "set", "sh0", "up")
+            in_ns(tor.ns, "ethtool", "-K", "sh0", "tx", "off")
+            in_ns(self.ns, "ip", "link", "set", f"t{i}", "master", "br0", "up")
+            hops += ["nexthop", "via", f"{SHARED_NET}.{i + 1}"]
+            tor.shared = True
+            tor.vtysh("conf t", f"router bgp {tor.asn}", "address-family ipv4 unicast", f"network {SHARED_NET}.0/24")
+        in_ns(self.ns, "ethtool", "-K", "br0", "tx", "off")
+        in_ns(self.ns, "ip", "route", "add", "default", *hops)
+        return self

@@ -10,7 +10,7 @@ so the rest of the agent never touches protobuf.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ class GlobalConfig:
     router_id: str
     listen_address: str
     listen_port: int = 179
+    multipath: bool = True  # gobgpd's use-multiple-paths (ECMP: every equal-cost path, docs/bgp.md)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class PeerStatus:
 
 @dataclass(frozen=True)
 class Route:
-    """A best path of the global RIB: a prefix, its next hop, and who it came from ('' for local)."""
+    """A best path of the global RIB: a prefix, its next hop, and who it came from ('' for local).
+    With multipath a prefix has one per equal-cost path (one per next hop)."""
 
     prefix: str
     next_hop: str
@@ -103,12 +105,14 @@ class GobgpClient:
         if not g.asn:
             return None
         addr = g.listen_addresses[0] if g.listen_addresses else ""
-        return GlobalConfig(g.asn, g.router_id, addr, g.listen_port)
+        return GlobalConfig(g.asn, g.router_id, addr, g.listen_port, g.use_multiple_paths)
 
     def start(self, cfg: GlobalConfig) -> None:
         pb = self.api.pb
+        # use_multiple_paths: the best-path events then also fire when an equal-cost path comes or goes
+        # (without it a second ToR's path, never the best, would change nothing the agent hears of)
         g = pb.Global(asn=cfg.asn, router_id=cfg.router_id, listen_port=cfg.listen_port,
-                      listen_addresses=[cfg.listen_address])
+                      listen_addresses=[cfg.listen_address], use_multiple_paths=cfg.multipath)
         self.stub.StartBgp(pb.StartBgpRequest(**{"global": g}), timeout=CALL_TIMEOUT)
 
     def stop(self) -> None:
@@ -177,19 +181,15 @@ class GobgpClient:
                              timeout=CALL_TIMEOUT)
 
     def routes(self) -> list[Route]:
-        """Every best path of the global IPv4 RIB (local ones included, ``peer`` '')."""
+        """Every best path of the global IPv4 RIB (local ones included, ``peer`` ''), and with them the
+        paths of equal cost to the best (ECMP: the same prefix through another next hop)."""
         pb = self.api.pb
         req = pb.ListPathRequest(table_type=pb.GLOBAL,
                                  family=pb.Family(afi=pb.Family.AFI_IP, safi=pb.Family.SAFI_UNICAST))
         out = []
         for resp in self.stub.ListPath(req, timeout=CALL_TIMEOUT):
-            paths = [p for p in resp.destination.paths if not p.is_withdraw]
-            # gobgpd lists a destination's paths best first; a listing taken while it re-ranks them
-            # may flag none: the first is still the one in use, and dropping the prefix would cut traffic
-            best = next((p for p in paths if p.best), paths[0] if paths else None)
-            if best is not None:
-                out.append(self.route_of(best))
-        return sorted(out, key=lambda r: ipaddress.IPv4Network(r.prefix))
+            out += [self.route_of(p) for p in multipath(resp.destination.paths, self.api.attrs)]
+        return sorted(out, key=lambda r: (ipaddress.IPv4Network(r.prefix), r.next_hop))
 
     def watch_best(self) -> Iterator[list[Any]]:
         """A stream of best-path changes (the current table first): lists of protobuf Paths. Blocks;
@@ -203,6 +203,7 @@ class GobgpClient:
                 yield list(resp.table.paths)
 
     def route_of(self, path: Any) -> Route:
+        """The Route of a protobuf Path."""
         attrs = self.api.attrs
         prefix = attrs.IPAddressPrefix()
         path.nlri.Unpack(prefix)
@@ -218,3 +219,52 @@ class GobgpClient:
                 as_path = tuple(n for seg in ap.segments for n in seg.numbers)
         peer = "" if path.neighbor_ip in ("", "<nil>") else path.neighbor_ip  # "<nil>": a local path
         return Route(f"{prefix.prefix}/{prefix.prefix_len}", next_hop, peer, as_path)
+
+
+def multipath(paths: Sequence[Any], attrs: Any) -> list[Any]:
+    """A destination's best path and the paths as good as it, by gobgpd's own multipath rule
+    (``table.getMultiBestPath``: ``Path.Compare`` == 0, i.e. same locality, eBGP/iBGP kind, local
+    preference, AS path length, origin and MED; next hop reachable), one per next hop.
+
+    gobgpd lists a destination's paths best first but with multipath on flags only the first as best
+    (``ListPath`` marks a later one only if it equals its predecessor including its source, which two
+    peers' paths never do), so the set is worked out here. A listing taken while gobgpd re-ranks may
+    flag none: the first is still the one in use."""
+    live = [p for p in paths if not p.is_withdraw and not p.is_nexthop_invalid]
+    if not live:
+        return []
+    best = next((p for p in live if p.best), live[0])
+    rank = _rank(best, attrs)
+    out, hops = [], set()
+    for p in [best, *live]:
+        hop = _next_hop(p, attrs)
+        if hop not in hops and _rank(p, attrs) == rank:
+            hops.add(hop)
+            out.append(p)
+    return out
+
+
+def _attr(path: Any, message: Any) -> Any:
+    for any_attr in path.pattrs:
+        if any_attr.Is(message.DESCRIPTOR):
+            found = message()
+            any_attr.Unpack(found)
+            return found
+    return None
+
+
+def _next_hop(path: Any, attrs: Any) -> str:
+    nh = _attr(path, attrs.NextHopAttribute)
+    return str(nh.next_hop) if nh is not None else ""
+
+
+def _rank(path: Any, attrs: Any) -> tuple[int, ...]:
+    """What gobgpd's ``Path.Compare`` weighs, in its order (equal tuples: equal cost)."""
+    local = path.neighbor_ip in ("", "<nil>")
+    pref = _attr(path, attrs.LocalPrefAttribute)
+    as_path = _attr(path, attrs.AsPathAttribute)
+    origin = _attr(path, attrs.OriginAttribute)
+    med = _attr(path, attrs.MultiExitDiscAttribute)
+    return (int(local), int(path.is_from_external), pref.local_pref if pref else 100,
+            -sum(len(seg.numbers) for seg in as_path.segments) if as_path else 0,
+            -(origin.origin if origin else 0), -(med.med if med else 0))

@@ -3,7 +3,10 @@
 The reconciler tells the speaker, after every program, what is wanted (``desire``: the host's
 ``BgpConfig`` and the /32 prefixes of its announced endpoints); one worker thread converges gobgpd to
 it (start or restart BGP when the AS or router id changes, add and delete neighbours, add and
-withdraw paths), level-triggered, so a failed call is simply retried on the next round. A second
+withdraw paths), level-triggered, so a failed call is simply retried on the next round. The
+endpoint path goes ahead of the programs: an endpoint's /32 is announced as soon as netmaster has
+allocated it (``expect``) and withdrawn as soon as its delete starts (``retract``); the program that
+follows takes over. A second
 thread follows gobgpd's best-path events; on each it re-reads the learned best paths, resolves their
 next hops to MACs on the router port, and hands them to the reconciler (``on_routes``), which
 re-programs the flows. A next hop not resolved yet is solicited and retried every 0.2 s; a route
@@ -39,6 +42,7 @@ LOG = logging.getLogger(__name__)
 HOLD_TIME = 9  # seconds: a silent peer's routes go within this (keepalives every 3 s)
 RETRY = 1.0
 RESOLVE_RETRY = 0.2
+EARLY_FOR = 60.0  # seconds an early announcement or withdrawal (``expect``, ``retract``) lasts without a program
 _ERRORS = (grpc.RpcError, OSError, GobgpdError, StubsUnavailableError)
 
 
@@ -53,6 +57,8 @@ class BgpSpeaker:
         self._cond = threading.Condition()
         self._config: BgpConfig | None = None
         self._prefixes: frozenset[str] = frozenset()
+        self._expected: dict[str, float] = {}  # prefix -> when: endpoints being added, announced early
+        self._retracted: dict[str, float] = {}  # prefix -> when: endpoints being deleted, withdrawn early
         self._dirty = False
         self._client: GobgpClient | None = None
         self._running: GlobalConfig | None = None
@@ -71,17 +77,63 @@ class BgpSpeaker:
             if self._started and (config, prefixes) == (self._config, self._prefixes):
                 return
             self._config, self._prefixes, self._dirty = config, prefixes, True
+            for prefix in prefixes & self._expected.keys():  # taken over
+                del self._expected[prefix]
+            for prefix in self._retracted.keys() - prefixes:  # gone for good
+                del self._retracted[prefix]
             self._cond.notify_all()
         # Nothing runs before the first wish: a daemon adopted at start-up (``prime``) must not be
         # stopped for want of a configuration the agent has not read yet.
         if (config is not None or self._running is not None) and not self._started:
             self.start()
 
+    def expect(self, prefix: str) -> None:
+        """An endpoint being added: announce its *prefix* now, not after its veth, port and flows (the
+        add path's tail). The next ``desire`` that holds it takes it over; ``forget`` (its add failed)
+        or EARLY_FOR seconds without one drop it."""
+        with self._cond:
+            self._retracted.pop(prefix, None)
+            if self._config is not None and prefix not in self._prefixes:
+                self._expected[prefix] = time.monotonic()
+            self._wake()
+
+    def forget(self, prefix: str) -> None:
+        """The add ``expect`` announced failed: withdraw it."""
+        with self._cond:
+            self._expected.pop(prefix, None)
+            self._wake()
+
+    def retract(self, prefix: str) -> None:
+        """An endpoint being deleted: withdraw its *prefix* now, not after its flows are removed (the
+        delete path's tail), until a ``desire`` without it (or EARLY_FOR seconds)."""
+        with self._cond:
+            self._expected.pop(prefix, None)
+            if prefix in self._prefixes:
+                self._retracted[prefix] = time.monotonic()
+            self._wake()
+
+    def _wake(self) -> None:
+        self._dirty = True
+        self._cond.notify_all()
+
+    def _wanted(self) -> frozenset[str]:
+        """What to announce: the last program's prefixes, plus the endpoints being added, less those
+        being deleted (caller holds _cond)."""
+        now = time.monotonic()
+        for early in (self._expected, self._retracted):
+            for prefix in [p for p, since in early.items() if now - since > EARLY_FOR]:
+                del early[prefix]
+        if self._config is None:
+            return frozenset()
+        return frozenset((self._prefixes | self._expected.keys()) - self._retracted.keys())
+
     def shutdown(self) -> None:
         """Stop BGP now, before the router port goes: the peers get a Cease notification and drop our
         routes at once (after the port is gone they would wait for their hold timer)."""
         with self._cond:
             self._config, self._prefixes = None, frozenset()
+            self._expected.clear()
+            self._retracted.clear()
         with self._ops:
             try:
                 self._converge(None, frozenset())
@@ -124,7 +176,7 @@ class BgpSpeaker:
             with self._cond:
                 if not self._dirty:
                     self._cond.wait(RESOLVE_RETRY if self._unresolved else RETRY)
-                config, prefixes, self._dirty = self._config, self._prefixes, False
+                config, prefixes, self._dirty = self._config, self._wanted(), False
             try:
                 with self._ops:
                     self._converge(config, prefixes)

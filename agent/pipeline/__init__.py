@@ -7,7 +7,9 @@ docs/pipeline.md.
 
 from __future__ import annotations
 
-from agent.ovs.flow import Flow
+from collections.abc import Mapping
+
+from agent.ovs.flow import Flow, Group
 from agent.pipeline import (
     arp_responder,
     bgp_routes,
@@ -67,6 +69,11 @@ def build(view: DatapathView) -> list[Flow]:
         if other is not flow and other != flow:
             raise ValueError(f"two flows with one key: {flow.ofctl()} / {other.ofctl()}")
     return list({f.key: f for f in out}.values())
+
+
+def groups(view: DatapathView) -> Mapping[int, Group]:
+    """The select groups the flows use: services' (ids 1..2^31-1) and L3 mode's ECMP (2^31 and up)."""
+    return {**service_lb.groups(view), **bgp_routes.groups(view)}
 
 
 def stage_of(table: int) -> str:

@@ -17,6 +17,15 @@ next hop; the routes the speaker learns (other hosts' endpoints, external prefix
   known endpoints) gets the router port's MAC as source, the next hop's MAC, ``dec_ttl`` and the
   routed segment (reg4 = 0); L2 forwarding sends that segment to the uplink and OUTPUT sends it
   untagged.
+- ECMP: a prefix learned through several next hops (two ToRs) is one L3_FORWARDING flow that also
+  loads the next-hop set's select group id into reg10 (``Reg.NEXT_HOPS``); in OUTPUT that group sends
+  the packet, one bucket per next hop (its MAC as destination, out of the uplink). OVS picks a bucket
+  per connection by a hash of the 5-tuple; a next hop that goes (its session drops, its routes are
+  withdrawn) loses its bucket, and the connections it carried move to the others. Prefixes with the
+  same next hops share a group; group ids are ``ECMP_GROUP_BASE`` and up (2^31..OFPG_MAX), disjoint
+  from the service groups' 1..2^31-1. A prefix with one next hop keeps the plain flow (no group).
+  UDP does not use the group (its hash leaves UDP ports out): ``multipath`` picks the next hop by
+  the 5-tuple into reg11 (``ecmp_output_flows``).
 
 Remote endpoints of VLAN networks are then reached only through learned routes: L3 forwarding
 installs no direct route to them and the ARP responder answers them with the router MAC
@@ -27,10 +36,23 @@ Routes are not per tenant: the speaker has one table, like Contiv's.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 
-from agent.ovs.flow import Action, DecTtl, Feature, Flow, Match, Output, SetField
+from agent.ovs.flow import (
+    Action,
+    DecTtl,
+    Feature,
+    Flow,
+    Group,
+    GroupAction,
+    Match,
+    Multipath,
+    Output,
+    Resubmit,
+    SetField,
+)
 from agent.pipeline.flow_cache import FLOW_CACHE_SIZE
 from agent.pipeline.tables import (
     ETH_ARP,
@@ -52,6 +74,10 @@ from agent.state import Endpoint, Network
 _TABLE = Table.ROUTER_PORT
 _FEATURE = Feature.BGP
 _UNTAGGED = 0  # vlan_vid match: no 802.1Q header
+ECMP_GROUP_BASE = 0x80000000  # ECMP groups: 2^31 and up (service groups take 1..2^31-1)
+_ECMP_GROUP_SPACE = 0xFFFFFF00 - ECMP_GROUP_BASE  # below OFPG_MAX
+_UDP = 17
+_PICKED = 1 << 16  # reg11 of a UDP packet whose next hop multipath picked (the index in bits 0-15)
 
 
 def via_bgp(view: DatapathView, ep: Endpoint) -> bool:
@@ -67,8 +93,14 @@ def announced(view: DatapathView) -> list[tuple[Endpoint, int]]:
 
 
 def prefixes(view: DatapathView) -> frozenset[str]:
-    """What the speaker should announce: each announced endpoint as a /32."""
-    return frozenset(f"{ep.ip}/32" for ep, _ in announced(view))
+    """What the speaker should announce: each announced endpoint as a /32 and, with the Bgp object's
+    ``announce-subnets``, the subnet of each network with an announced endpoint here (withdrawn with
+    the network's last local endpoint)."""
+    eps = announced(view)
+    out = {f"{ep.ip}/32" for ep, _ in eps}
+    if view.state.bgp is not None and view.state.bgp.announce_subnets:
+        out |= {str(ipaddress.IPv4Network(view.network_of(ep).subnet, strict=False)) for ep, _ in eps}
+    return frozenset(out)
 
 
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
@@ -83,13 +115,83 @@ def route_in_flow(ep: Endpoint, net: Network, vrf: int, router_mac: str) -> Flow
 
 @lru_cache(maxsize=FLOW_CACHE_SIZE)
 def learned_route_flow(route: LearnedRoute, router_mac: str) -> Flow:
-    net = ipaddress.IPv4Network(route.prefix)
+    """A prefix with one next hop: its MAC as destination."""
+    return _l3_route_flow(route.prefix, router_mac, (SetField("eth_dst", route.next_hop_mac),))
+
+
+def next_hop_sets(routes: tuple[LearnedRoute, ...]) -> dict[str, tuple[str, ...]]:
+    """Prefix -> the MACs of its next hops, sorted (several: ECMP)."""
+    out: dict[str, set[str]] = {}
+    for route in routes:
+        out.setdefault(route.prefix, set()).add(route.next_hop_mac)
+    return {prefix: tuple(sorted(macs)) for prefix, macs in out.items()}
+
+
+def ecmp_group_ids(routes: tuple[LearnedRoute, ...]) -> dict[tuple[str, ...], int]:
+    """Next-hop set (of two or more MACs) -> its select group id: a hash of the set, so a set keeps its
+    id across restarts and other sets coming or going; a collision moves the later set to the next id."""
+    out: dict[tuple[str, ...], int] = {}
+    used: set[int] = set()
+    for macs in sorted({m for m in next_hop_sets(routes).values() if len(m) > 1}):
+        gid = zlib.crc32(",".join(macs).encode()) % _ECMP_GROUP_SPACE
+        while gid in used:
+            gid = (gid + 1) % _ECMP_GROUP_SPACE
+        used.add(gid)
+        out[macs] = ECMP_GROUP_BASE + gid
+    return out
+
+
+def _l3_route_flow(prefix: str, router_mac: str, actions: tuple[Action, ...]) -> Flow:
+    net = ipaddress.IPv4Network(prefix)
     dst = str(net.network_address) if net.prefixlen == 32 else str(net)
     return Flow(Table.L3_FORWARDING, PRIO_LOW + 1 + net.prefixlen,
                 Match.of(eth_type=ETH_IP, eth_dst=ROUTER_MAC, ipv4_dst=dst, reg0=int(PortType.LOCAL)),
-                (SetField("eth_src", router_mac), SetField("eth_dst", route.next_hop_mac), DecTtl(),
-                 SetField(Reg.NETWORK, ROUTED_SEGMENT)),
+                (SetField("eth_src", router_mac), *actions, DecTtl(), SetField(Reg.NETWORK, ROUTED_SEGMENT)),
                 goto=next_table(Table.L3_FORWARDING), feature=_FEATURE)
+
+
+@lru_cache(maxsize=FLOW_CACHE_SIZE)
+def ecmp_route_flow(prefix: str, macs: tuple[str, ...], group_id: int, router_mac: str) -> Flow:
+    """A prefix with several next hops: its group in reg10 for OUTPUT (the first MAC as destination
+    meanwhile, so the frame looks like a single-path one to the tables in between)."""
+    return _l3_route_flow(prefix, router_mac, (SetField("eth_dst", macs[0]), SetField(Reg.NEXT_HOPS, group_id)))
+
+
+def ecmp_output_flows(group_id: int, macs: tuple[str, ...], to_uplink: Action) -> Iterator[Flow]:
+    """A routed packet with an ECMP group id: the select group (hashes TCP's 5-tuple, but only the
+    addresses of UDP: OVS's select hash leaves UDP ports out, docs/services.md). UDP instead: bit 16
+    and ``multipath`` over addresses, protocol and ports (highest random weight) into reg11, then
+    back here (resubmit) to the index's flow: the next hop's MAC, out of the uplink."""
+    routed = {"reg6": int(PortType.UPLINK), "reg4": ROUTED_SEGMENT, "reg10": group_id}
+    yield Flow(Table.OUTPUT, PRIO_NORMAL + 1, Match.of(**routed), (GroupAction(group_id),), feature=_FEATURE)
+    udp = {**routed, "eth_type": ETH_IP, "ip_proto": _UDP}
+    yield Flow(Table.OUTPUT, PRIO_NORMAL + 2, Match.of(**udp),
+               (SetField(Reg.NEXT_HOP_INDEX, _PICKED), Multipath(len(macs), Reg.NEXT_HOP_INDEX),
+                Resubmit(Table.OUTPUT)), feature=_FEATURE)
+    for i, mac in enumerate(macs):
+        yield Flow(Table.OUTPUT, PRIO_NORMAL + 3, Match.of(**udp, reg11=_PICKED | i),
+                   (SetField("eth_dst", mac), to_uplink), feature=_FEATURE)
+
+
+def groups(view: DatapathView) -> Mapping[int, Group]:
+    """The ECMP select groups: one bucket per next hop (its MAC, out of the uplink)."""
+    if view.bgp is None or not view.has_uplink:
+        return {}
+    to_uplink = view.uplink_output()
+    return {gid: Group(gid, tuple((SetField("eth_dst", mac), to_uplink) for mac in macs))
+            for macs, gid in ecmp_group_ids(view.bgp.routes).items()}
+
+
+def _route_flows(bgp: BgpView, to_uplink: Action) -> Iterator[Flow]:
+    ids = ecmp_group_ids(bgp.routes)
+    by_prefix = {r.prefix: r for r in bgp.routes}
+    for prefix, macs in next_hop_sets(bgp.routes).items():
+        if len(macs) == 1:
+            yield learned_route_flow(by_prefix[prefix], bgp.router_mac)
+        else:
+            yield ecmp_route_flow(prefix, macs, ids[macs], bgp.router_mac)
+    for macs, gid in sorted(ids.items()):
+        yield from ecmp_output_flows(gid, macs, to_uplink)
 
 
 def _port_flows(view: DatapathView, bgp: BgpView, to_uplink: Action) -> Iterator[Flow]:
@@ -109,8 +211,7 @@ def flows(view: DatapathView) -> Iterator[Flow]:
         yield from _port_flows(view, bgp, to_uplink)
         for ep, _ in announced(view):
             yield route_in_flow(ep, view.network_of(ep), view.vrf(ep.tenant), bgp.router_mac)
-        for route in bgp.routes:
-            yield learned_route_flow(route, bgp.router_mac)
+        yield from _route_flows(bgp, to_uplink)
         yield Flow(Table.L2_FORWARDING_CALC, PRIO_NORMAL, Match.of(reg4=ROUTED_SEGMENT, eth_type=ETH_IP),
                    (SetField(Reg.OUT_PORT, view.uplink_ports[0]), SetField(Reg.DST_TYPE, int(PortType.UPLINK))),
                    goto=next_table(Table.L2_FORWARDING_CALC), feature=_FEATURE)

@@ -97,6 +97,8 @@ class Reg:
     DST_TYPE = "reg6"  # PortType of the egress port
     BOND_ACTIVE = "reg7"  # ofport of the bond member currently active (uplink packets, bonds only)
     PROVIDER = "reg8"  # a service port's provider: the index multipath picked (UDP), or its address (affinity)
+    NEXT_HOPS = "reg10"  # L3 mode: a routed packet's ECMP select group id (0: one next hop, no group)
+    NEXT_HOP_INDEX = "reg11"  # L3 mode, ECMP, UDP: 1<<16 | the next hop multipath picked (OUTPUT)
 
 
 class PortType(IntEnum):

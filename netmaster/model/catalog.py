@@ -214,6 +214,10 @@ BGP = ObjectType(
         Field("neighbor-as", str, r"^[0-9]*$", 64),
         # Contiv's regex takes one address; a comma-separated list (several ToRs, docs/bgp.md) is ours.
         Field("neighbor", str, rf"^({f.IPV4}(,{f.IPV4})*)?$"),
+        # Not in Contiv's model: also announce the subnet of each network with an endpoint on the host.
+        Field("announce-subnets", str, r"^(yes|no)?$",
+              description="L3 mode: also announce each network's subnet from the hosts holding its endpoints "
+                          "(yes; default no: /32s only)"),
     ),
 )
 

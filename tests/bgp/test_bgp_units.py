@@ -4,6 +4,7 @@ netmaster's inspect fields from the agent's answer."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,125 @@ def test_netmaster_oper_from_the_agents_answer() -> None:
     assert oper["neighbors"][0]["prefixes"] == {"received": 3, "accepted": 2, "advertised": 1}
     agent["neighbors"] = agent["neighbors"][:1]
     assert bgp_oper(agent)["neighborStatus"] == "Established"
+
+
+ECMP_ROUTES = (LearnedRoute("10.60.0.2/32", "50.1.1.253", "aa:00:00:00:00:fd"),
+               LearnedRoute("10.60.0.2/32", "50.1.1.254", "aa:00:00:00:00:fe"),
+               LearnedRoute("172.30.1.0/24", "50.1.1.254", "aa:00:00:00:00:fe"))
+
+
+def test_a_prefix_with_two_next_hops_goes_through_a_select_group() -> None:
+    view = replace(_view(), bgp=BgpView("50.1.1.1", ROUTER_PORT_MAC, ECMP_ROUTES))
+    groups = bgp_routes.groups(view)
+    assert len(groups) == 1
+    (gid, group), = groups.items()
+    assert gid >= bgp_routes.ECMP_GROUP_BASE, "clear of the service groups' ids"
+    assert [b[0].value for b in group.buckets] == ["aa:00:00:00:00:fd", "aa:00:00:00:00:fe"]
+    assert all(b[1].text() == "output:2" for b in group.buckets), "each bucket out of the uplink"
+    l3 = _table(view, Table.L3_FORWARDING)
+    ecmp = [f for f in l3 if "nw_dst=10.60.0.2," in f]
+    assert len(ecmp) == 1, ecmp
+    assert f"load:{gid:#x}->NXM_NX_REG10[]" in ecmp[0]
+    single = next(f for f in l3 if "nw_dst=172.30.1.0/24" in f)
+    assert "REG10" not in single, "one next hop: no group"
+    assert "set_field:aa:00:00:00:00:fe->dl_dst" in single
+    out = [f for f in _table(view, Table.OUTPUT) if f"group:{gid}" in f]
+    assert len(out) == 1, out
+    assert f"reg10={gid}" in out[0]
+    # UDP: multipath over the 5-tuple (the group's hash leaves UDP ports out), one flow per next hop
+    udp = [f for f in _table(view, Table.OUTPUT) if f"reg10={gid}" in f and "nw_proto=17" in f]
+    assert any("multipath(symmetric_l3l4+udp,0,hrw,2,0,NXM_NX_REG11[0..15])" in f for f in udp), udp
+    assert {f.split("set_field:")[1].split("->")[0] for f in udp if "reg11=" in f} == \
+        {"aa:00:00:00:00:fd", "aa:00:00:00:00:fe"}
+    # one next hop gone: its bucket with it; the prefix's plain flow back, the group unused and dropped
+    one = replace(view, bgp=BgpView("50.1.1.1", ROUTER_PORT_MAC, ECMP_ROUTES[1:]))
+    assert bgp_routes.groups(one) == {}
+    assert not any("group:" in f for f in _table(one, Table.OUTPUT))
+    # the group id belongs to the next-hop set: unchanged by other prefixes coming or going
+    more = (*ECMP_ROUTES, LearnedRoute("172.30.2.0/24", "50.1.1.253", "aa:00:00:00:00:fd"),
+            LearnedRoute("172.30.2.0/24", "50.1.1.254", "aa:00:00:00:00:fe"))
+    assert set(bgp_routes.groups(replace(view, bgp=BgpView("50.1.1.1", ROUTER_PORT_MAC, more)))) == {gid}
+
+
+def test_multipath_keeps_the_paths_as_good_as_the_best() -> None:
+    """gobgpd's ranking (its Path.Compare): equal AS path length, origin, MED, local preference."""
+    from google.protobuf.any_pb2 import Any as AnyMessage
+
+    from agent.bgp.gobgp import multipath
+    from agent.bgp.stubs import StubsUnavailableError, load
+
+    try:
+        api = load()
+    except StubsUnavailableError as exc:
+        pytest.skip(f"no gobgp stubs on this machine: {exc}")
+
+    def path(next_hop: str, as_path: list[int], med: int = 0, best: bool = False) -> object:
+        attrs = []
+        for message in (api.attrs.NextHopAttribute(next_hop=next_hop), api.attrs.MultiExitDiscAttribute(med=med),
+                        api.attrs.AsPathAttribute(segments=[api.attrs.AsSegment(type=2, numbers=as_path)])):
+            packed = AnyMessage()
+            packed.Pack(message)
+            attrs.append(packed)
+        return api.pb.Path(pattrs=attrs, best=best, neighbor_ip=next_hop, is_from_external=True)
+
+    def hops(paths: list) -> list[str]:
+        return [p.neighbor_ip for p in multipath(paths, api.attrs)]
+
+    a, b = path("50.1.1.254", [500, 65002], best=True), path("50.1.1.253", [500, 65002])
+    assert hops([a, b]) == ["50.1.1.254", "50.1.1.253"]
+    assert hops([a, path("50.1.1.253", [500, 600, 65002])]) == ["50.1.1.254"], "a longer AS path"
+    assert hops([a, path("50.1.1.253", [500, 65002], med=5)]) == ["50.1.1.254"], "a higher MED"
+    assert hops([path("50.1.1.253", [500, 65002]), a]) == ["50.1.1.254", "50.1.1.253"], "the flagged best first"
+    withdrawn = path("50.1.1.253", [500, 65002])
+    withdrawn.is_withdraw = True
+    assert hops([a, withdrawn]) == ["50.1.1.254"]
+    assert hops([]) == []
+
+
+def test_announce_subnets_adds_the_subnets_of_local_endpoints() -> None:
+    objects = _objects()
+    objects[1] = NmObject("Bgp", "h1", {**objects[1].object, "announce-subnets": "yes"})
+    config = build_state(objects, {}, "h1", 1).bgp
+    assert config == replace(BGP, announce_subnets=True)
+    assert DesiredState.from_dict(_state(config).to_dict()).bgp == config
+    view = replace(_view(), state=_state(config))
+    assert bgp_routes.prefixes(view) == frozenset({"10.60.0.1/32", "10.60.0.0/24"})
+    alone = replace(view, endpoint_ofports={})  # a has no port (yet): nothing local to announce
+    assert bgp_routes.prefixes(alone) == frozenset(), "no local endpoint: no subnet"
+
+
+def test_an_endpoint_being_added_is_announced_until_a_program_takes_it_over(tmp_path: Path) -> None:
+    """``expect``: announced before the endpoint's flows; the program that has it takes it over, a failed
+    add (``forget``) or the timeout drops it. (No threads: only what the converge rounds are given.)"""
+    from agent.bgp import speaker as speaker_mod
+    from agent.bgp.gobgpd import Gobgpd
+    from agent.metrics import AgentMetrics
+
+    speaker = speaker_mod.BgpSpeaker(Gobgpd("127.0.0.1:1", tmp_path), AgentMetrics())
+    speaker._started = True  # the converge and watch threads stay off
+    speaker.expect("10.60.0.9/32")
+    assert speaker._wanted() == frozenset(), "no Bgp object: nothing announced"
+    speaker.desire(BGP, frozenset({"10.60.0.1/32"}))
+    speaker.expect("10.60.0.9/32")
+    speaker.expect("10.60.0.8/32")
+    assert speaker._wanted() == {"10.60.0.1/32", "10.60.0.9/32", "10.60.0.8/32"}
+    speaker.desire(BGP, frozenset({"10.60.0.1/32", "10.60.0.9/32"}))  # .9's program: taken over
+    speaker.forget("10.60.0.8/32")  # .8's add failed
+    assert speaker._wanted() == {"10.60.0.1/32", "10.60.0.9/32"}
+    speaker.desire(BGP, frozenset({"10.60.0.1/32"}))  # .9 deleted later: withdrawn, not kept as expected
+    assert speaker._wanted() == {"10.60.0.1/32"}
+    speaker.expect("10.60.0.7/32")
+    speaker._expected["10.60.0.7/32"] -= speaker_mod.EARLY_FOR + 1  # an add that never finished
+    assert speaker._wanted() == {"10.60.0.1/32"}
+    # retract: a delete withdraws at once; the program without it ends that; a re-add announces again
+    speaker.desire(BGP, frozenset({"10.60.0.1/32", "10.60.0.2/32"}))
+    speaker.retract("10.60.0.2/32")
+    speaker.retract("10.60.0.5/32")  # not announced: nothing to do
+    assert speaker._wanted() == {"10.60.0.1/32"}
+    speaker.expect("10.60.0.2/32")  # the same address added again before the delete's program
+    assert speaker._wanted() == {"10.60.0.1/32", "10.60.0.2/32"}
+    speaker.retract("10.60.0.2/32")
+    speaker.desire(BGP, frozenset({"10.60.0.1/32"}))
+    assert speaker._retracted == {}
+    speaker.desire(BGP, frozenset({"10.60.0.1/32", "10.60.0.2/32"}))  # re-added later: announced
+    assert speaker._wanted() == {"10.60.0.1/32", "10.60.0.2/32"}

@@ -18,6 +18,7 @@ import pytest
 
 from testbed.bgp_cluster import BgpCluster, missing_bgp_prerequisites
 from testbed.cluster.prereq import requires, running
+from testbed.lbcheck import NameServer, connect
 from testbed.netcheck import Pinger, ping
 from testbed.sync_cluster import add_endpoint, delete_endpoint, wait_revision
 from testbed.tor import Tor
@@ -252,3 +253,129 @@ def test_netctl_bgp_inspect_shows_live_state(cluster: BgpCluster, pair: tuple[st
     assert {n["address"] for n in oper["neighbors"]} == {t.ip for t in cluster.tors}
     assert all(n["prefixes"]["received"] > 0 for n in oper["neighbors"])
 
+
+
+def _next_hops(cluster: BgpCluster, i: int, prefix: str) -> set[str]:
+    return {r["next_hop"] for r in _bgp(cluster, i)["installed"] if r["prefix"] == prefix}
+
+
+def _routed_by_each(cluster: BgpCluster, src: str, src_ip: str, dst_ip: str, n: int,
+                    proto: str = "tcp") -> dict[str, int]:
+    """*n* TCP connections (or UDP exchanges, each from its own source port) from *src* to the name
+    server on *dst_ip*, all answered: how many of *src_ip*'s packets each ToR routed meanwhile."""
+    before = {t.ns: t.forwarded(src_ip) for t in cluster.tors}
+    counts, failed = connect(src, dst_ip, ECMP_PORT, proto, n)
+    assert failed == 0, counts
+    assert sum(counts.values()) == n, counts
+    return {t.ns: t.forwarded(src_ip) - before[t.ns] for t in cluster.tors}
+
+
+ECMP_PORT = 7070
+
+
+def test_ecmp_spreads_connections_over_both_tors_and_survives_one(cluster: BgpCluster,
+                                                                   pair: tuple[str, str, str, str]) -> None:
+    """b's /32 and the shared external network come from both ToRs at equal cost: h1 installs each with
+    both next hops (one select group, a bucket per ToR); 100 TCP connections from a to b, and 100 to the
+    external server, are spread over both ToRs (counted by each ToR's kernel), and so are 100 UDP
+    exchanges from as many source ports (UDP goes by multipath, not the group); with one ToR killed its
+    bucket goes and every connection passes through the other."""
+    a, a_ip, b, b_ip = pair
+    first, second = cluster.tors
+    assert cluster.shared is not None
+    external = f"{cluster.shared.server_ip.rsplit('.', 1)[0]}.0/24"
+    dests = {f"{b_ip}/32": (b, b_ip), external: (cluster.shared.ns, cluster.shared.server_ip)}
+    for prefix in dests:
+        eventually(lambda prefix=prefix: _next_hops(cluster, 0, prefix) == {first.ip, second.ip}, 30,
+                   f"{prefix} installed on h1 through both ToRs")
+    h1 = cluster.hosts[0]
+    groups = eventually(lambda: (g := h1.ovs.run("ovs-ofctl", "-O", "OpenFlow13", "dump-groups", h1.bridge))
+                        and "type=select" in g and g, 20, "the ECMP select group on h1's bridge")
+    assert groups.count("group_id=") == 1, f"one next-hop set, one group: {groups}"
+    assert groups.count("bucket=") == 2, groups
+    servers = [NameServer(ns, ns, ECMP_PORT, cluster.root) for ns, _ in dests.values()]
+    try:
+        for prefix, (_, ip) in dests.items():
+            eventually(lambda ip=ip: connect(a, ip, ECMP_PORT, "tcp", 1)[1] == 0, 20, f"a reaches {ip}")
+            share = _routed_by_each(cluster, a, a_ip, ip, 100)
+            total = sum(share.values())
+            assert total >= 100 * 4, f"a's packets to {ip} routed by the ToRs: {share}"
+            assert all(n >= total * 0.15 for n in share.values()), f"{prefix}: not spread over both ToRs: {share}"
+            print(f"ECMP {prefix}: a's packets per ToR: {share}")
+        udp = _routed_by_each(cluster, a, a_ip, b_ip, 100, "udp")
+        assert all(n >= sum(udp.values()) * 0.15 for n in udp.values()), f"UDP not spread over both ToRs: {udp}"
+        print(f"ECMP UDP to b: a's packets per ToR: {udp}")
+
+        first.kill()
+        try:
+            for prefix, (_, ip) in dests.items():
+                eventually(lambda prefix=prefix: _next_hops(cluster, 0, prefix) == {second.ip}, HOLD + 20,
+                           f"{prefix}: the dead ToR's bucket removed")
+                eventually(lambda ip=ip: connect(a, ip, ECMP_PORT, "tcp", 20, wait=2.0)[1] == 0, 30,
+                           f"every connection to {ip} through the remaining ToR")
+                share = _routed_by_each(cluster, a, a_ip, ip, 50)
+                assert share[first.ns] == 0, f"nothing through the dead ToR: {share}"
+                assert share[second.ns] >= 50 * 4, f"all through the second ToR: {share}"
+            udp = _routed_by_each(cluster, a, a_ip, b_ip, 50, "udp")
+            assert udp[first.ns] == 0, f"no UDP through the dead ToR: {udp}"
+        finally:
+            first.start()
+            _both_established(first)
+        eventually(lambda: _next_hops(cluster, 0, f"{b_ip}/32") == {first.ip, second.ip}, 30,
+                   "the restarted ToR's bucket back")
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_announce_subnets_from_the_hosts_holding_endpoints(cluster: BgpCluster,
+                                                          pair: tuple[str, str, str, str]) -> None:
+    """``announce-subnets``: h1 also announces the subnet of each network it holds an endpoint of, and
+    withdraws it with the network's last local endpoint; h2, without the option, announces /32s only."""
+    _, a_ip, _, b_ip = pair
+    h1 = cluster.hosts[0]
+    tor = cluster.tors[0]
+    wait_revision(cluster, cluster.nm.post("networks", "t:net2", tenantName="t", networkName="net2",
+                                           encap="vlan", subnet="10.61.0.0/24", gateway="10.61.0.254"))
+    wait_revision(cluster, cluster.peer(h1, **{"announce-subnets": "yes"}))
+    ns = cluster.container(f"s{time.monotonic_ns() % 100000}")
+    try:
+        eventually(lambda: tor.kernel_routes().get("10.60.0.0/24") == "50.1.1.1", 20,
+                   "net's subnet at the ToR from h1 (a is there)")
+        assert "10.61.0.0/24" not in tor.kernel_routes(), "no endpoint of net2 on h1 yet"
+        status, rs = add_endpoint(h1, endpoint_id=ns, tenant="t", network="net2", netns=ns)
+        assert status == 200, rs
+        eventually(lambda: tor.kernel_routes().get("10.61.0.0/24") == "50.1.1.1", 20, "net2's subnet announced")
+        routes = tor.kernel_routes()
+        assert routes[f"{a_ip}/32"] == "50.1.1.1", "the /32s still announced"
+        assert routes[f"{b_ip}/32"] == "50.1.1.2"
+        assert delete_endpoint(h1, ns)[0] == 200
+        eventually(lambda: "10.61.0.0/24" not in tor.kernel_routes(), 20, "withdrawn with its last endpoint")
+        assert tor.kernel_routes().get("10.60.0.0/24") == "50.1.1.1", "net still has a on h1"
+        assert not any(r["prefix"].endswith("/24") and not r["peer"] for r in _bgp(cluster, 1)["routes"]), \
+            "h2 announces no subnet"
+    finally:
+        delete_endpoint(h1, ns)
+        cluster.remove_container(ns)
+        wait_revision(cluster, cluster.peer(h1))
+        wait_revision(cluster, cluster.nm.delete("networks", "t:net2"))
+    eventually(lambda: "10.60.0.0/24" not in tor.kernel_routes(), 20, "the option off: subnets withdrawn")
+
+
+def test_a_failed_add_takes_its_early_announcement_back(cluster: BgpCluster, pair: tuple[str, str, str, str]) -> None:
+    """An endpoint's /32 is announced as soon as netmaster allocated it (before its veth, port and
+    flows); an add that then fails (the container already has an eth0) withdraws it at once (without
+    the withdrawal it would stay announced for a minute)."""
+    h1 = cluster.hosts[0]
+    eventually(lambda: len(_bgp(cluster, 0)["announced"]) == 1, 20, "a's /32 announced")
+    before = _bgp(cluster, 0)["announced"]
+    ns = cluster.container(f"f{time.monotonic_ns() % 100000}")
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"], check=True)
+        status, out = add_endpoint(h1, endpoint_id="clash", tenant="t", network="net", netns=ns)
+        assert status != 200, out
+        assert "add failed" in cluster.agent_log(h1), "it failed after netmaster's allocation"
+        eventually(lambda: _bgp(cluster, 0)["announced"] == before, 20, "nothing left announced by the failed add")
+    finally:
+        cluster.remove_container(ns)
+    assert f"{pair[1]}/32" in cluster.tors[0].kernel_routes()

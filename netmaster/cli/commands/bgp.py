@@ -47,8 +47,11 @@ add_delete_command(cli, BGP, "HOSTNAME", "Delete the BGP configuration of a host
 @click.option("--as", "as_id", help="Local AS number (required).")
 @click.option("--neighbor-as", help="Neighbor AS number (required).")
 @click.option("--neighbor", help="Neighbor IPv4 address (required); several, comma-separated, for more ToRs.")
+@click.option("--announce-subnets", is_flag=True,
+              help="Also announce each network's subnet while this host holds an endpoint of it.")
 def create(
-    hostname: str, router_ip: str | None, as_id: str | None, neighbor_as: str | None, neighbor: str | None
+    hostname: str, router_ip: str | None, as_id: str | None, neighbor_as: str | None, neighbor: str | None,
+    announce_subnets: bool,
 ) -> None:
     """Add or replace the BGP configuration of HOSTNAME."""
     if not (router_ip and as_id and neighbor_as and neighbor):
@@ -73,5 +76,6 @@ def create(
             "as": as_id,
             "neighbor-as": neighbor_as,
             "neighbor": neighbor,
+            **({"announce-subnets": "yes"} if announce_subnets else {}),  # Contiv's netctl sends no such field
         },
     )
