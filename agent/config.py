@@ -20,14 +20,20 @@ class AgentConfig:
     bond_lacp: str = "off"  # LACP on the bond: off, active or passive
 
     @property
+    def ovs_rundir(self) -> str:
+        """OVS's run directory: the directory of a ``unix:`` OVSDB remote, else /var/run/openvswitch
+        (ovs-vswitchd's pid file and control socket are there)."""
+        rundir = os.path.dirname(self.ovsdb[len("unix:"):]) if self.ovsdb.startswith("unix:") else ""
+        return rundir or "/var/run/openvswitch"
+
+    @property
     def controller_socket(self) -> str:
-        """Where the agent listens for its bridge: ``contiv-<bridge>.sock`` in OVS's run directory (the
-        directory of a ``unix:`` OVSDB remote, else /var/run/openvswitch). ovs-vswitchd refuses to
-        connect to a ``unix:`` controller anywhere else ("possibility for remote exploit")."""
+        """Where the agent listens for its bridge: ``contiv-<bridge>.sock`` in OVS's run directory.
+        ovs-vswitchd refuses to connect to a ``unix:`` controller anywhere else ("possibility for
+        remote exploit")."""
         if self.of_socket:
             return self.of_socket
-        rundir = os.path.dirname(self.ovsdb[len("unix:"):]) if self.ovsdb.startswith("unix:") else ""
-        return os.path.join(rundir or "/var/run/openvswitch", f"contiv-{self.bridge}.sock")
+        return os.path.join(self.ovs_rundir, f"contiv-{self.bridge}.sock")
 
     @property
     def userspace(self) -> bool:

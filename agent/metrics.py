@@ -26,6 +26,12 @@ class AgentMetrics:
                                    buckets=_LATENCY_BUCKETS, registry=r)
         self.reconcile_errors = Counter("contiv_agent_reconcile_error_count", "Failed reconciles",
                                         registry=r)
+        self.datapath_purges = Counter("contiv_agent_ovs_datapath_purge_count",
+                                       "Times the userspace datapath's cached flows were purged after a flow "
+                                       "change (docs/pipeline.md, \"Datapath flow cache\")", registry=r)
+        self.datapath_purge_errors = Counter("contiv_agent_ovs_datapath_purge_error_count",
+                                             "Purges of the userspace datapath's cached flows that failed "
+                                             "(retried at the next reconcile)", registry=r)
         self.drift = Counter("contiv_agent_ovs_flow_drift_count",
                              "Times the switch's flows differed from the agent's and were resynced",
                              registry=r)

@@ -35,6 +35,7 @@ from agent.ovs.flow import Feature, Flow, Group, cookie_feature, cookie_round, c
 from agent.ovs.ofchannel import FlowStat
 from agent.ovs.ofcontroller import ConntrackFlush, FlowProgrammingError, OpenFlowController, datapath_id_for
 from agent.ovs.ovsdb import EXT_ENDPOINT, EXT_ROLE, EXT_ROUND, Ovsdb, PortInfo, PortSpec
+from agent.ovs.unixctl import DatapathPurger, UnixctlError
 from agent.pipeline import build, counts_by_stage, groups, qos, rules_of, service_lb, stage_of
 from agent.pipeline.conjunction import rule_ids
 from agent.pipeline.service_lb import BalancedPort
@@ -81,11 +82,16 @@ def _learned_to_keep(stats: Iterable[FlowStat]) -> set[int]:
 class Reconciler:
     def __init__(self, cfg: AgentConfig, ovsdb: Ovsdb, of: OpenFlowController,
                  plumber: Plumber | None = None, metrics: AgentMetrics | None = None,
-                 dns: DnsService | None = None, host_kernel: HostKernel | None = None) -> None:
+                 dns: DnsService | None = None, host_kernel: HostKernel | None = None,
+                 purger: DatapathPurger | None = None) -> None:
         self.cfg = cfg
         self.dns = dns  # service discovery (agent/dns), when the agent runs with --dns
         self.ovsdb = ovsdb
         self.of = of
+        # The userspace datapath's cached flows are purged after every flow change: its revalidation can
+        # leave a stale verdict behind (agent/ovs/unixctl.py). The kernel datapath modifies by flow id.
+        self.purger = purger or (DatapathPurger(cfg.ovs_rundir) if cfg.userspace else None)
+        self._purge_due = False  # a purge failed: retried at the next reconcile
         self.plumber = plumber or Plumber()
         self.metrics = metrics or AgentMetrics()
         self.round = 0
@@ -557,6 +563,7 @@ class Reconciler:
             self.ovsdb.set_flow_restore_wait(False)
             self._synced_connects = connects
             LOG.info("full sync: round %d, %d flows, removed rounds %s", self.round, len(desired), old_rounds)
+            self._purge_datapath()
             return
         adds = [f for k, f in desired.items() if self.installed.get(k) != f]
         deletes = [f for k, f in self.installed.items() if k not in desired]
@@ -582,6 +589,25 @@ class Reconciler:
         self.of.set_groups([], [], gone)
         for gid in gone:
             del self.groups[gid]
+        if adds or deletes or new or changed or unused or new_groups or changed_groups or gone or self._purge_due:
+            self._purge_datapath()
+
+    def _purge_datapath(self) -> None:
+        """Drop the userspace datapath's cached flows, so every packet is translated again from the
+        tables just programmed (why: agent/ovs/unixctl.py). A failure is logged and counted, and the
+        purge retried at the next reconcile; the flows themselves are in place."""
+        if self.purger is None:
+            return
+        try:
+            self.purger.purge()
+        except UnixctlError as exc:
+            self._purge_due = True
+            self.metrics.datapath_purge_errors.inc()
+            LOG.error("cannot purge the datapath's cached flows (verdicts cached before this change may "
+                      "linger): %s", exc)
+            return
+        self._purge_due = False
+        self.metrics.datapath_purges.inc()
 
     def _flush_removed_providers(self, balanced: Mapping[str, BalancedPort]) -> None:
         """Flush from conntrack the connections of each provider that left a service port (or whose

@@ -7,7 +7,9 @@ Kubernetes adapter would), starts the probe servers in every pod, and for each c
 manifests through netmaster's API, waits for every agent to apply the revision, and probes every
 pair with real connections (``testbed.netpol_probe``). A matrix that differs is probed again for up
 to :data:`CONVERGE_SECONDS`; one right only on a later probe is reported as late (with what the first
-probe saw), one still wrong as a failure with the pairs that differ and the hosts' policy flows.
+probe saw), one still wrong as a failure with the pairs that differ and the hosts' policy flows; for
+pairs that pass but should not, each host's flows, datapath flows, connection tracking and a trace of
+the pair's packet go to a directory the failure names.
 """
 
 from __future__ import annotations
@@ -175,7 +177,8 @@ class NetpolLab:
                 return
             seen.append("; ".join(wrong))
             if time.monotonic() > deadline:
-                result.failures += wrong + self.policy_flows()
+                leaks = [pair for pair, v in sorted(want.items()) if got[pair] and not v]
+                result.failures += wrong + self.policy_flows() + self.dump_leaks(leaks, protocol, port, result.name)
                 return
             time.sleep(1.0)
 
@@ -191,6 +194,39 @@ class NetpolLab:
             conns = host.ovs.run("ovs-appctl", "dpctl/dump-conntrack").splitlines()
             out += [f"{host.name} ct: {c}" for c in conns if "ESTABLISHED" in c][:40]
         return out
+
+    def dump_leaks(self, leaks: list[tuple[str, str]], protocol: str, port: int, case: str) -> list[str]:
+        """For pairs that pass but should not: each target host's whole flow table, datapath flows,
+        connection tracking and a trace of the pair's first packet, written to a directory (too long
+        for the report, which names it)."""
+        if not leaks:
+            return []
+        out_dir = Path(f"/tmp/netpol-leak-{int(time.time())}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for host in self.cluster.hosts:
+            for name, args in (("flows", ("ovs-ofctl", "-O", "OpenFlow13", "dump-flows", host.bridge)),
+                               ("dpflows", ("ovs-appctl", "dpctl/dump-flows", "-m")),
+                               ("conntrack", ("ovs-appctl", "dpctl/dump-conntrack", "-m"))):
+                (out_dir / f"{host.name}-{name}.txt").write_text(host.ovs.run(*args, check=False))
+        traces = []
+        records = self.nm.ok(self.nm.http.get("/api/v1/endpoints/"))
+        macs = {ep["containerID"]: ep["macAddress"] for ep in records}
+        for src, dst in leaks:
+            a, b = self.pods[src], self.pods[dst]
+            proto = protocol.lower()
+            packet = (f"{proto},dl_src={macs.get(a.id)},dl_dst={macs.get(b.id)},nw_src={a.ip},nw_dst={b.ip},"
+                      f"{proto}_src=40000,{proto}_dst={port}")
+            traces.append(f"== {src} -> {dst} on {b.host.name}: {packet}")
+            if a.host is b.host:
+                continue  # traced from the tunnel only (a local pod's ofport is not known here)
+            found = (re.search(r"tun_id=(0x[0-9a-f]+)", f) for f in b.host.flows())
+            for vni in sorted({m.group(1) for m in found if m}):
+                traces.append(b.host.ovs.run("ovs-appctl", "ofproto/trace", b.host.bridge,
+                                             f"in_port=1,tun_id={vni},{packet}", check=False))
+        (out_dir / "traces.txt").write_text("\n".join(traces))
+        (out_dir / "case.txt").write_text(f"{case}\n{leaks}\n" + " ".join(
+            f"{k}={p.ip}@{p.host.name}" for k, p in sorted(self.pods.items())))
+        return [f"leak diagnostics in {out_dir}"]
 
     def run_case(self, case: dict[str, Any]) -> CaseResult:
         result = CaseResult(case["name"])

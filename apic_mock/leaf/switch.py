@@ -116,6 +116,9 @@ class LeafSwitch:
         tmp.write_text("\n".join(flows) + "\n")
         tmp.replace(self.flow_file)
         self.ovs.run("ovs-ofctl", "-O", "OpenFlow13", "--bundle", "replace-flows", BRIDGE, str(self.flow_file))
+        # The userspace datapath's revalidation can leave a stale verdict on one of two overlapping cached
+        # flows (docs/pipeline.md, "Datapath flow cache"): purge the cache, as the host agent does.
+        self.ovs.run("ovs-appctl", "revalidator/purge")
         self._applied = flows
         return True
 

@@ -16,6 +16,7 @@ from testbed.cluster.prereq import requires
 from testbed.cri.cluster import CriCluster, missing_cri
 from testbed.netpol import CaseResult, NetpolLab, load_cases
 from testbed.sync_cluster import Netmaster, wait_revision
+from testbed.waiting import eventually
 
 pytestmark = [pytest.mark.slow, requires(missing_cri())]
 CASES = load_cases(Path(__file__).with_name("netpol_cases.yaml"))
@@ -51,15 +52,13 @@ def lab() -> Iterator[NetpolLab]:
         for r in RESULTS:
             for late in r.late:
                 print(f"  late: {r.name}: {late}")
-            if r.failures:  # also for the known issue, whose assertion pytest does not show
+            if r.failures:
                 print(f"  failed: {r.name}:\n    " + "\n    ".join(r.failures))
     assert leftovers(cluster.prefix) == []
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_truth_table(lab: NetpolLab, case: dict, request: pytest.FixtureRequest) -> None:
-    if case.get("known_issue"):
-        request.applymarker(pytest.mark.xfail(reason=case["known_issue"], strict=False))
+def test_truth_table(lab: NetpolLab, case: dict) -> None:
     result = lab.run_case(case)
     RESULTS.append(result)
     assert result.ok, "\n".join(result.failures)
@@ -95,3 +94,41 @@ def test_isolation_cannot_be_bypassed_with_crafted_frames(lab: NetpolLab, case: 
         for sniffer in sniffers.values():
             sniffer.stop()
     assert leaked == {name: set() for name in spec.protected}
+
+
+def _pod_flows(lab: NetpolLab, target: str) -> dict[str, str]:
+    """The datapath flows (ufid -> text) on *target*'s host that carry IPv4 to *target*."""
+    pod = lab.pods[target]
+    out = {}
+    for line in pod.host.ovs.run("ovs-appctl", "dpctl/dump-flows", "-m").splitlines():
+        if f"dst={pod.ip}," in line and line.startswith("ufid:"):
+            out[line.split(",", 1)[0]] = line
+    return out
+
+
+def test_policy_change_leaves_no_cached_datapath_verdict(lab: NetpolLab) -> None:
+    """No datapath flow cached before a policy change outlives it (docs/pipeline.md, "Datapath flow
+    cache"): OVS's userspace datapath can apply a revalidation's new verdict to the wrong one of two
+    overlapping cached flows and keep the old verdict on the other, which let pods of another host
+    reach an isolated pod ("should allow ingress access from updated namespace"). The agent purges
+    the cache with every change, so after the agents applied one, nothing cached before is left."""
+    lab.reset()
+    before: dict[str, str] = {}
+
+    def cached() -> bool:
+        lab.observe("TCP", 80)  # every pod to x/a, from x/a's host and through the tunnel
+        before.update(_pod_flows(lab, "x/a"))
+        return len(before) >= 2
+
+    eventually(cached, timeout=60, what="datapath flows to x/a after probing it", interval=1.0)
+    revision = lab.post({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                         "metadata": {"name": "x-a-from-y", "namespace": "x"},
+                         "spec": {"podSelector": {"matchLabels": {"pod": "a"}}, "policyTypes": ["Ingress"],
+                                  "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
+                                      "kubernetes.io/metadata.name": "y"}}}]}]}})
+    wait_revision(lab.cluster, revision, timeout=30)
+    survivors = {ufid: text for ufid, text in _pod_flows(lab, "x/a").items() if ufid in before}
+    assert survivors == {}
+    result = CaseResult("after the purge", probes=1)
+    lab.check("TCP", 80, [["*", "x/a", False], ["y/*", "x/a", True]], result)
+    assert result.ok, "\n".join(result.failures)
