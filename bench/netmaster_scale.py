@@ -194,6 +194,17 @@ async def agent_process(urls: list[str], hosts: list[int], layout: Layout) -> No
 # -- the driver ------------------------------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat): a contended machine stretches
+    latencies, while CPU per create stays a property of the code."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> str:
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -296,14 +307,23 @@ async def run_round(cluster: EtcdCluster, nms_count: int, args: argparse.Namespa
         print(f"  {agents} agents snapshotted and watching in {time.perf_counter() - t0:.0f} s"
               f" ({args.agent_procs} processes)")  # fmt: skip
         rss_before = [rss_mib(nm.process.pid) for nm in nms]
+        watched = {"netmaster": [nm.process.pid for nm in nms], "agents": [p.pid for p in procs],
+                   "etcd": [m.proc.pid for m in cluster.members if m.proc], "bench driver": [os.getpid()]}  # fmt: skip
+        cpu_before = {k: sum(cpu_seconds(p) for p in pids) for k, pids in watched.items()}
+        load = [load_average()]
         achieved, sent = await steady(urls, layout, agents, args.steady, args.rate)
+        load.append(load_average())
         await asyncio.sleep(args.drain)
+        cpu = {k: sum(cpu_seconds(p) for p in pids) - cpu_before[k] for k, pids in watched.items()}
         rss_after = [rss_mib(nm.process.pid) for nm in nms]
         for p in procs:
             p.stdin.write(b"stop\n")  # type: ignore[union-attr]
             await p.stdin.drain()  # type: ignore[union-attr]
         results = [json.loads(await asyncio.wait_for(p.stdout.readline(), 120)) for p in procs]  # type: ignore[union-attr]
         report(layout, agents, sent, achieved, results, args.rate, rss_before, rss_after)
+        per = max(1, len(sent))
+        print(f"  CPU during steady + drain ({len(sent)} creates; load average {load[0]} -> {load[1]}): "
+              + ", ".join(f"{k} {v:.1f} s ({v / per * 1000:.2f} ms per create)" for k, v in cpu.items()))  # fmt: skip
     finally:
         for p in procs:
             if p.returncode is None:
@@ -382,7 +402,7 @@ if __name__ == "__main__":
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--per-host", type=int, default=20, help="endpoints per host")
     parser.add_argument("--writers", type=int, default=16, help="clients creating the preloaded endpoints")
-    parser.add_argument("--agent-procs", type=int, default=2, help="processes the agents are spread over")
+    parser.add_argument("--agent-procs", type=int, default=4, help="processes the agents are spread over")
     parser.add_argument("--drain", type=float, default=5.0, help="seconds to wait for deliveries after the last create")
     parser.add_argument("--netmasters", type=int, nargs="+", default=[1, 2], help="rounds to run (default 1 2)")
     parser.add_argument("--seed", type=int, default=17)
