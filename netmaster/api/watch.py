@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
@@ -87,7 +88,7 @@ PARSED = (*SHOWN, keys.SPAN)
 class _Entry:
     """One event of the ring, encoded once into the line every watcher sends."""
 
-    __slots__ = ("endpoint", "line", "revision", "span")
+    __slots__ = ("count", "endpoint", "line", "revision", "span")
 
     def __init__(self, revision: int, line: bytes, endpoint: EndpointMeta | None = None,
                  span: SpanChange | None = None) -> None:  # fmt: skip
@@ -96,6 +97,7 @@ class _Entry:
         self.line = line
         self.endpoint = endpoint  # the endpoint the event concerns (its record before a delete), if any
         self.span = span  # the hosts whose span the event changed, if any
+        self.count = 1  # lines in ``line`` (a widened span's endpoints go as one entry)
 
 
 class Subscriber:
@@ -184,6 +186,9 @@ class WatchHub:
         self.span_adds = 0  # endpoints sent to watchers because their span widened
         self.index = SpanIndex(network_grain=network_grain)
         self.described: dict[str, bytes] = {}  # store key -> its encoded description, once per change
+        # network -> endpoint key -> (revision, its put line; None until a widened span needs it), in
+        # revision order: what a span that gains the network is sent, without sorting or re-encoding.
+        self.lines: dict[str, dict[str, tuple[int, bytes | None]]] = {}
         self._snapshots: dict[Span | None, bytes] = {}  # per span (None: all), until the next event
         self._ticker: asyncio.Task[None] | None = None
         self._bookmark = (-1, b"")
@@ -193,7 +198,23 @@ class WatchHub:
     def _load_index(self) -> None:
         self.described.clear()
         self._snapshots.clear()
+        self.lines.clear()
         self.index.load((kv.key, json.loads(kv.value)) for prefix in SPAN_KEYS for kv in self.cache.range(prefix))
+        for kv in sorted(self.cache.range(keys.EP), key=lambda kv: kv.mod_revision):
+            ep_key = kv.key[len(keys.EP) :]
+            meta = self.index.endpoints.get(ep_key)
+            if meta is not None:
+                self.lines.setdefault(meta.network, {})[ep_key] = (kv.mod_revision, None)
+
+    def _track(self, ep_key: str, old: EndpointMeta | None, new: EndpointMeta | None, revision: int,
+               line: bytes) -> None:  # fmt: skip
+        """Keep ``lines`` in revision order: a changed endpoint moves to the end of its network's."""
+        if old is not None and (run := self.lines.get(old.network)) is not None:
+            run.pop(ep_key, None)
+            if not run:
+                del self.lines[old.network]
+        if new is not None:
+            self.lines.setdefault(new.network, {})[ep_key] = (revision, line)
 
     def _described(self, key: str) -> bytes | None:
         body = self.described.get(key)
@@ -232,7 +253,9 @@ class WatchHub:
         endpoint = None
         if key.startswith(keys.EP):
             ep_key = key[len(keys.EP) :]
-            endpoint = endpoint_meta(value) if value is not None else self.index.endpoints.get(ep_key)
+            previous = self.index.endpoints.get(ep_key)
+            endpoint = endpoint_meta(value) if value is not None else previous
+            self._track(ep_key, previous, endpoint if value is not None else None, event.revision, line)
         change = self.index.apply(key, value) if key.startswith(SPAN_KEYS) else None
         entry = _Entry(event.revision, line, endpoint, change or None)
         self._remember(entry)
@@ -284,26 +307,38 @@ class WatchHub:
                 self._drop(sub)
                 continue
             self._route(sub, new)
-            entries = added.get((old, new))
-            if entries is None:
-                entries = added[(old, new)] = self._synthetic_adds(old, new, current)
-            self.span_adds += len(entries)
-            for entry in entries:
-                if not sub.offer(entry):
-                    self._drop(sub)
-                    self.overflows += 1
-                    break
+            entry = added.get((old, new))
+            if entry is None:
+                entry = added[(old, new)] = self._synthetic_adds(old, new, current)
+            self.span_adds += entry.count
+            if entry.line and not sub.offer(entry):
+                self._drop(sub)
+                self.overflows += 1
 
-    def _synthetic_adds(self, old: Span, new: Span, current: str) -> list[_Entry]:
-        """Put lines of the endpoints ``new`` covers and ``old`` does not, oldest first."""
-        out = []
-        for ep_key in self.index.newly_covered(old, new):
-            store_key = keys.EP + ep_key
-            kv, body = self.cache.value(store_key), self._described(store_key)
-            if store_key != current and kv is not None and body is not None:
-                out.append(_Entry(kv.mod_revision, change_line("put", kv.mod_revision, body)))
-        out.sort(key=lambda e: e.revision)
-        return out
+    def _synthetic_adds(self, old: Span, new: Span, current: str) -> _Entry:
+        """One entry of the put lines of the endpoints ``new`` covers and ``old`` does not, oldest
+        first; its revision is the newest of theirs."""
+        skip = current[len(keys.EP) :] if current.startswith(keys.EP) else None
+        runs = [self._filled(n) for n in self.index.newly_covered_networks(old, new) if n in self.lines]
+        items: Iterable[tuple[str, tuple[int, bytes | None]]] = (
+            runs[0].items() if len(runs) == 1 else heapq.merge(*(r.items() for r in runs), key=lambda i: i[1][0])
+        )
+        lines, newest = [], 0
+        for ep_key, (revision, line) in items:
+            if line and ep_key != skip:
+                lines.append(line)
+                newest = revision
+        entry = _Entry(newest, b"".join(lines))
+        entry.count = len(lines)
+        return entry
+
+    def _filled(self, network: str) -> dict[str, tuple[int, bytes | None]]:
+        """The network's run of lines, each encoded (once: an endpoint's event line is kept)."""
+        run = self.lines[network]
+        for ep_key, (revision, line) in run.items():
+            if line is None and (body := self._described(keys.EP + ep_key)) is not None:
+                run[ep_key] = (revision, change_line("put", revision, body))  # a value change: order kept
+        return run
 
     def _route(self, sub: Subscriber, span: Span) -> None:
         routes = span.routes()
