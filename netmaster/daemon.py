@@ -21,7 +21,7 @@ from netmaster import __version__
 from netmaster.aci.client import DEFAULT_URL as DEFAULT_ACI_GW_URL
 from netmaster.aci.controller import AciSettings
 from netmaster.api.app import ApiSettings, create_app
-from netmaster.api.watch import RING_EVENTS, WATCHER_BUFFER
+from netmaster.api.watch import FLUSH_INTERVAL, RING_EVENTS, WATCHER_BUFFER
 from netmaster.backup import cli as backup_cli
 from netmaster.ha.endpoint_gc import DEFAULT_GRACE
 from netmaster.ha.leader import DEFAULT_TTL
@@ -159,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _seconds_flag(
         p,
+        "--watch-flush",
+        FLUSH_INTERVAL,
+        "seconds a watch stream's new lines may wait for more to send them in one write (with many agents "
+        "a write per line and agent is most of netmaster's work); 0 sends each line at once",
+    )
+    _seconds_flag(
+        p,
         "--read-staleness",
         STALENESS,
         "seconds: reads are served from memory and see every write of this netmaster, and every write of "
@@ -233,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         watch_buffer=max(args.watch_buffer, 1024),
         watch_history=max(args.watch_history, 1),
         agent_span=args.agent_span,
+        watch_flush=max(args.watch_flush, 0.0),
         read_staleness=max(args.read_staleness, 0.0),
         aci=AciSettings(
             gw_url=args.aci_gw_url,

@@ -21,7 +21,7 @@ import contextlib
 import heapq
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
@@ -42,6 +42,10 @@ RING_EVENTS = 10_000  # recent events kept for watchers resuming from a recent r
 RING_BYTES = 8 << 20  # ... within this many bytes of encoded lines
 WATCHER_BUFFER = 8 << 20  # bytes of encoded events one watcher may have waiting before it is cut off
 SNAPSHOTS_KEPT = 64  # snapshot bodies kept for the current revision (one per span asked for)
+#: Seconds a stream's new lines may wait so that those arriving meanwhile go in the same write: a
+#: write (the ASGI stack, a send() call, waking the stream's task) costs far more than its bytes, and
+#: with a thousand agents each event would otherwise be one write per interested agent.
+FLUSH_INTERVAL = 0.05
 
 
 def describe(store_key: str, value: Any) -> dict[str, Any] | None:
@@ -101,11 +105,15 @@ class _Entry:
 
 
 class Subscriber:
-    """One HTTP watcher's bounded buffer of encoded events; an agent's (``host``) only gets its span."""
+    """One HTTP watcher's bounded buffer of encoded events; an agent's (``host``) only gets its span.
 
-    def __init__(self, limit: int, host: str | None = None) -> None:
+    ``notify`` is called when lines are queued (the hub wakes the stream, at once or at its next
+    flush); being cut off or closed wakes it at once."""
+
+    def __init__(self, limit: int, host: str | None = None, notify: Callable[[Subscriber], None] | None = None) -> None:
         self.limit = limit
         self.host = host
+        self.notify = notify or _wake
         self.span = Span()
         self.routes: set[tuple[str, str]] = set()
         self.queue: deque[_Entry] = deque()
@@ -131,7 +139,7 @@ class Subscriber:
             return False
         self.queue.append(entry)
         self.buffered += size
-        self.wake.set()
+        self.notify(self)
         return True
 
     def close(self, reason: str) -> None:
@@ -144,6 +152,10 @@ class Subscriber:
         entry = self.queue.popleft()
         self.buffered -= len(entry.line)
         return entry
+
+
+def _wake(sub: Subscriber) -> None:
+    sub.wake.set()
 
 
 class WatchHub:
@@ -170,9 +182,13 @@ class WatchHub:
         ring_bytes: int = RING_BYTES,
         buffer: int = WATCHER_BUFFER,
         network_grain: bool = False,
+        flush: float = FLUSH_INTERVAL,
     ) -> None:
         self.cache = cache
         self.buffer = buffer
+        self.flush = flush
+        self._due: set[Subscriber] = set()  # streams with lines queued since the last flush
+        self._flush_at: asyncio.TimerHandle | None = None
         self.ring: deque[_Entry] = deque()
         self.ring_limits = (ring, ring_bytes)
         self.ring_size = 0  # bytes of the lines in the ring
@@ -359,6 +375,22 @@ class WatchHub:
                 del self.by_host[sub.host]
             self._route(sub, Span())
 
+    def _notify(self, sub: Subscriber) -> None:
+        """Wake ``sub``'s stream at the next flush (one timer for every stream); at once without a
+        flush interval or when it has a write's worth queued (a burst must not fill its buffer)."""
+        if self.flush <= 0 or sub.buffered >= min(CHUNK, sub.limit // 2):
+            sub.wake.set()  # a full write's worth (or half its buffer) does not wait
+            return
+        self._due.add(sub)
+        if self._flush_at is None:
+            self._flush_at = asyncio.get_running_loop().call_later(self.flush, self._flush_due)
+
+    def _flush_due(self) -> None:
+        self._flush_at = None
+        due, self._due = self._due, set()
+        for sub in due:
+            sub.wake.set()
+
     def bookmark(self, revision: int) -> bytes:
         """The bookmark line of ``revision``, encoded once for every stream the ticker wakes."""
         if self._bookmark[0] != revision:
@@ -385,7 +417,7 @@ class WatchHub:
         at once: what it holds may differ from its span now, so it re-lists."""
         if since < self.oldest:
             return None
-        sub = Subscriber(self.buffer, host)
+        sub = Subscriber(self.buffer, host, self._notify)
         backlog = []
         for entry in reversed(self.ring):  # from the newest: a watch resumes near the present
             if entry.revision <= since:

@@ -81,3 +81,36 @@ async def test_a_hosts_first_endpoint_on_a_network_brings_the_others_then_itself
     b3 = await _endpoint(cache, "b3", "hB", "n2")
     await _endpoint(cache, "c1", "hC", "n3")
     assert [(e["key"], e["revision"]) for e in _lines(sub)] == [("b3", b3)]
+
+
+async def test_lines_queued_before_the_flush_wake_the_stream_once(cache: CachedStore) -> None:
+    hub = WatchHub(cache, network_grain=True, flush=30.0)  # longer than the test: only the timer can wake
+    await _endpoint(cache, "a1", "hA", "n1")
+    sub = hub.subscribe(cache.at_revision, "hA")
+    assert sub is not None
+    revisions = [await _endpoint(cache, f"a{i}", "hA", "n1") for i in range(2, 5)]
+    assert not sub.wake.is_set(), "queued lines wait for the flush"
+    assert hub._flush_at is not None, "one timer for every stream"
+    hub._flush_at.cancel()
+    hub._flush_due()  # what the timer runs
+    assert sub.wake.is_set()
+    assert [e["revision"] for e in _lines(sub)] == revisions
+
+
+async def test_without_a_flush_interval_each_line_wakes_the_stream(cache: CachedStore) -> None:
+    hub = WatchHub(cache, network_grain=True, flush=0)
+    sub = hub.subscribe(cache.at_revision, "hA")
+    assert sub is not None
+    await _endpoint(cache, "a1", "hA", "n1")
+    assert sub.wake.is_set()
+    assert hub._flush_at is None
+
+
+async def test_a_writes_worth_of_lines_wakes_the_stream_before_the_flush(cache: CachedStore) -> None:
+    """A burst must not wait for the timer while it fills the stream's buffer (a 410 for a reader that
+    keeps up)."""
+    hub = WatchHub(cache, network_grain=True, flush=30.0)
+    sub = hub.subscribe(cache.at_revision, "hA")
+    assert sub is not None
+    await _endpoint(cache, "a1", "hA", "n1", containerName="x" * 70_000)
+    assert sub.wake.is_set()
