@@ -36,7 +36,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +113,38 @@ async def take_snapshot(http: httpx.AsyncClient, url: str, headers: dict[str, st
     return int(snap["revision"]), len(resp.content), len(snap["objects"])
 
 
+class Gone(Exception):
+    """The watch answered 410: take a new snapshot."""
+
+
+async def watch_lines(url: str, since: int, agent: str) -> AsyncIterator[bytes]:
+    """The lines of ``GET /api/v1/watch?since=`` over a plain asyncio stream: HTTP/1.1 chunked decoding
+    and line splitting in a few bytes operations per chunk. httpx's per-line machinery cost these
+    simulated agents more CPU than netmaster spent serving them, and they share its cores."""
+    target = httpx.URL(url)
+    reader, writer = await asyncio.open_connection(target.host, target.port)
+    try:
+        request = f"GET /api/v1/watch?since={since} HTTP/1.1\r\nHost: {target.host}\r\n{AGENT_HEADER}: {agent}\r\n\r\n"
+        writer.write(request.encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if status == 410:
+            raise Gone
+        if status != 200 or b"chunked" not in head.lower():
+            raise ValueError(f"watch answered {head[:200]!r}")
+        pending = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            if not size:
+                return
+            data = pending + (await reader.readexactly(size + 2))[:-2]
+            *lines, pending = data.split(b"\n")
+            for line in lines:
+                yield line
+    finally:
+        writer.close()
+
+
 async def run_agent(
     http: httpx.AsyncClient,
     url: str,
@@ -136,26 +168,24 @@ async def run_agent(
                 else:
                     stats["agents"][host] = {"snapshot_bytes": size, "snapshot_objects": objects}
                     on_first_snapshot()
-            async with http.stream("GET", f"{url}/api/v1/watch", params={"since": since}, headers=headers) as resp:
-                if resp.status_code == 410:
-                    since = None
-                    continue
-                async for line in resp.aiter_lines():
-                    now = time.time()
-                    at = line.find('"key":"' + STEADY_PREFIX)
-                    if at >= 0:
-                        key = line[at + 7 : line.index('"', at + 7)]
-                        net, sent = parse_steady(key)
-                        stats["all"] += 1
-                        if net in nets:
-                            stats["lat"].setdefault(key, []).append(now - sent)
-                    elif line.startswith('{"type":"bookmark"'):
-                        since = json.loads(line)["revision"]
-                    elif line.startswith('{"type":"error"'):
-                        if json.loads(line).get("status") == 410:
-                            since = None
-                        break
-        except (httpx.HTTPError, ValueError):
+            async for line in watch_lines(url, since, headers[AGENT_HEADER]):
+                now = time.time()
+                at = line.find(b'"key":"' + STEADY_PREFIX.encode())
+                if at >= 0:
+                    key = line[at + 7 : line.index(b'"', at + 7)].decode()
+                    net, sent = parse_steady(key)
+                    stats["all"] += 1
+                    if net in nets:
+                        stats["lat"].setdefault(key, []).append(now - sent)
+                elif line.startswith(b'{"type":"bookmark"'):
+                    since = json.loads(line)["revision"]
+                elif line.startswith(b'{"type":"error"'):
+                    if json.loads(line).get("status") == 410:
+                        since = None
+                    break
+        except Gone:
+            since = None
+        except (httpx.HTTPError, ValueError, OSError, EOFError, asyncio.LimitOverrunError):
             if not stop.is_set():
                 await asyncio.sleep(0.5)
 
