@@ -311,7 +311,7 @@ async def run_round(cluster: EtcdCluster, nms_count: int, args: argparse.Namespa
     await asyncio.to_thread(cluster.wipe)
     layout = Layout(args.tenants, args.networks, args.endpoints, args.per_host, args.seed, args.steady)
     agents = min(args.agents, layout.hosts)
-    span = ["--agent-span", args.agent_span]
+    span = ["--agent-span", args.agent_span, "--watch-flush", str(args.watch_flush)]
     nms = [await asyncio.to_thread(NetmasterProcess.spawn, cluster.url, args=span) for _ in range(nms_count)]
     urls = [nm.url for nm in nms]
     procs: list[asyncio.subprocess.Process] = []
@@ -410,7 +410,8 @@ async def main(args: argparse.Namespace) -> None:
             layout = Layout(args.tenants, args.networks, args.endpoints, args.per_host, args.seed)
             print(f"etcd 1 member; {os.cpu_count()} CPUs (shared); {args.tenants} tenants, {args.networks} networks,"
                   f" {args.endpoints} endpoints, {args.per_host} per host ({layout.hosts} hosts),"
-                  f" {min(args.agents, layout.hosts)} agents; netmaster --agent-span {args.agent_span}")  # fmt: skip
+                  f" {min(args.agents, layout.hosts)} agents; netmaster --agent-span {args.agent_span}"
+                  f" --watch-flush {args.watch_flush:g}")  # fmt: skip
             for n in args.netmasters:
                 print(f"{n} netmaster(s):")
                 await run_round(cluster, n, args)
@@ -436,6 +437,8 @@ if __name__ == "__main__":
     parser.add_argument("--drain", type=float, default=5.0, help="seconds to wait for deliveries after the last create")
     parser.add_argument("--netmasters", type=int, nargs="+", default=[1, 2], help="rounds to run (default 1 2)")
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--watch-flush", type=float, default=0.05,
+                        help="netmaster's --watch-flush (the figures in docs/performance.md: 0.05)")  # fmt: skip
     parser.add_argument("--agent-span", choices=("network", "tenant"), default="network",
                         help="netmaster's --agent-span (the figures in docs/performance.md: network)")
     asyncio.run(main(parser.parse_args()))

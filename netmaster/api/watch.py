@@ -42,10 +42,11 @@ RING_EVENTS = 10_000  # recent events kept for watchers resuming from a recent r
 RING_BYTES = 8 << 20  # ... within this many bytes of encoded lines
 WATCHER_BUFFER = 8 << 20  # bytes of encoded events one watcher may have waiting before it is cut off
 SNAPSHOTS_KEPT = 64  # snapshot bodies kept for the current revision (one per span asked for)
-#: Seconds a stream's new lines may wait so that those arriving meanwhile go in the same write: a
-#: write (the ASGI stack, a send() call, waking the stream's task) costs far more than its bytes, and
-#: with a thousand agents each event would otherwise be one write per interested agent.
-FLUSH_INTERVAL = 0.05
+#: Seconds a stream's new endpoint lines may wait so that those arriving meanwhile go in the same write:
+#: a write (the ASGI stack, a send() call, waking the stream's task) costs far more than its bytes, and
+#: with a thousand agents each event is otherwise one write per interested agent. Off by default
+#: (``--watch-flush``): a large cluster's setting.
+FLUSH_INTERVAL = 0.0
 
 
 def describe(store_key: str, value: Any) -> dict[str, Any] | None:
@@ -301,6 +302,11 @@ class WatchHub:
                 if not sub.offer(entry):
                     self._drop(sub)
                     self.overflows += 1
+                elif entry.endpoint is None:
+                    # Not an endpoint (the bulk of the fan-out): rare, and what an agent may be waiting
+                    # for (the network of the endpoint it is adding), so it goes out now, with whatever
+                    # endpoint lines wait before it.
+                    sub.wake.set()
 
     def _respan(self, change: SpanChange, current: str) -> None:
         """The spans ``change`` touched: widened ones get the endpoints they now cover (not the

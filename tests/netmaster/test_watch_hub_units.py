@@ -114,3 +114,16 @@ async def test_a_writes_worth_of_lines_wakes_the_stream_before_the_flush(cache: 
     assert sub is not None
     await _endpoint(cache, "a1", "hA", "n1", containerName="x" * 70_000)
     assert sub.wake.is_set()
+
+
+async def test_an_object_line_wakes_the_stream_at_once_with_the_endpoints_before_it(cache: CachedStore) -> None:
+    """What an agent adding an endpoint may wait for (its network) must not wait for the flush."""
+    hub = WatchHub(cache, network_grain=True, flush=30.0)
+    await _endpoint(cache, "a1", "hA", "n1")
+    sub = hub.subscribe(cache.at_revision, "hA")
+    assert sub is not None
+    a2 = await _endpoint(cache, "a2", "hA", "n1")
+    assert not sub.wake.is_set()
+    net = await _put(cache, keys.obj("network", "t:n2"), {"config": {"tenantName": "t"}, "status": {}})
+    assert sub.wake.is_set()
+    assert [e["revision"] for e in _lines(sub)] == [a2, net]
