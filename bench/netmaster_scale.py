@@ -36,7 +36,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +113,38 @@ async def take_snapshot(http: httpx.AsyncClient, url: str, headers: dict[str, st
     return int(snap["revision"]), len(resp.content), len(snap["objects"])
 
 
+class Gone(Exception):
+    """The watch answered 410: take a new snapshot."""
+
+
+async def watch_lines(url: str, since: int, agent: str) -> AsyncIterator[bytes]:
+    """The lines of ``GET /api/v1/watch?since=`` over a plain asyncio stream: HTTP/1.1 chunked decoding
+    and line splitting in a few bytes operations per chunk. httpx's per-line machinery cost these
+    simulated agents more CPU than netmaster spent serving them, and they share its cores."""
+    target = httpx.URL(url)
+    reader, writer = await asyncio.open_connection(target.host, target.port)
+    try:
+        request = f"GET /api/v1/watch?since={since} HTTP/1.1\r\nHost: {target.host}\r\n{AGENT_HEADER}: {agent}\r\n\r\n"
+        writer.write(request.encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if status == 410:
+            raise Gone
+        if status != 200 or b"chunked" not in head.lower():
+            raise ValueError(f"watch answered {head[:200]!r}")
+        pending = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            if not size:
+                return
+            data = pending + (await reader.readexactly(size + 2))[:-2]
+            *lines, pending = data.split(b"\n")
+            for line in lines:
+                yield line
+    finally:
+        writer.close()
+
+
 async def run_agent(
     http: httpx.AsyncClient,
     url: str,
@@ -136,26 +168,24 @@ async def run_agent(
                 else:
                     stats["agents"][host] = {"snapshot_bytes": size, "snapshot_objects": objects}
                     on_first_snapshot()
-            async with http.stream("GET", f"{url}/api/v1/watch", params={"since": since}, headers=headers) as resp:
-                if resp.status_code == 410:
-                    since = None
-                    continue
-                async for line in resp.aiter_lines():
-                    now = time.time()
-                    at = line.find('"key":"' + STEADY_PREFIX)
-                    if at >= 0:
-                        key = line[at + 7 : line.index('"', at + 7)]
-                        net, sent = parse_steady(key)
-                        stats["all"] += 1
-                        if net in nets:
-                            stats["lat"].setdefault(key, []).append(now - sent)
-                    elif line.startswith('{"type":"bookmark"'):
-                        since = json.loads(line)["revision"]
-                    elif line.startswith('{"type":"error"'):
-                        if json.loads(line).get("status") == 410:
-                            since = None
-                        break
-        except (httpx.HTTPError, ValueError):
+            async for line in watch_lines(url, since, headers[AGENT_HEADER]):
+                now = time.time()
+                at = line.find(b'"key":"' + STEADY_PREFIX.encode())
+                if at >= 0:
+                    key = line[at + 7 : line.index(b'"', at + 7)].decode()
+                    net, sent = parse_steady(key)
+                    stats["all"] += 1
+                    if net in nets:
+                        stats["lat"].setdefault(key, []).append(now - sent)
+                elif line.startswith(b'{"type":"bookmark"'):
+                    since = json.loads(line)["revision"]
+                elif line.startswith(b'{"type":"error"'):
+                    if json.loads(line).get("status") == 410:
+                        since = None
+                    break
+        except Gone:
+            since = None
+        except (httpx.HTTPError, ValueError, OSError, EOFError, asyncio.LimitOverrunError):
             if not stop.is_set():
                 await asyncio.sleep(0.5)
 
@@ -192,6 +222,17 @@ async def agent_process(urls: list[str], hosts: list[int], layout: Layout) -> No
 
 
 # -- the driver ------------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat): a contended machine stretches
+    latencies, while CPU per create stays a property of the code."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> str:
+    return Path("/proc/loadavg").read_text().split()[0]
 
 
 def rss_mib(pid: int) -> float:
@@ -270,7 +311,7 @@ async def run_round(cluster: EtcdCluster, nms_count: int, args: argparse.Namespa
     await asyncio.to_thread(cluster.wipe)
     layout = Layout(args.tenants, args.networks, args.endpoints, args.per_host, args.seed, args.steady)
     agents = min(args.agents, layout.hosts)
-    span = ["--agent-span", args.agent_span]
+    span = ["--agent-span", args.agent_span, "--watch-flush", str(args.watch_flush)]
     nms = [await asyncio.to_thread(NetmasterProcess.spawn, cluster.url, args=span) for _ in range(nms_count)]
     urls = [nm.url for nm in nms]
     procs: list[asyncio.subprocess.Process] = []
@@ -296,14 +337,23 @@ async def run_round(cluster: EtcdCluster, nms_count: int, args: argparse.Namespa
         print(f"  {agents} agents snapshotted and watching in {time.perf_counter() - t0:.0f} s"
               f" ({args.agent_procs} processes)")  # fmt: skip
         rss_before = [rss_mib(nm.process.pid) for nm in nms]
+        watched = {"netmaster": [nm.process.pid for nm in nms], "agents": [p.pid for p in procs],
+                   "etcd": [m.proc.pid for m in cluster.members if m.proc], "bench driver": [os.getpid()]}  # fmt: skip
+        cpu_before = {k: sum(cpu_seconds(p) for p in pids) for k, pids in watched.items()}
+        load = [load_average()]
         achieved, sent = await steady(urls, layout, agents, args.steady, args.rate)
+        load.append(load_average())
         await asyncio.sleep(args.drain)
+        cpu = {k: sum(cpu_seconds(p) for p in pids) - cpu_before[k] for k, pids in watched.items()}
         rss_after = [rss_mib(nm.process.pid) for nm in nms]
         for p in procs:
             p.stdin.write(b"stop\n")  # type: ignore[union-attr]
             await p.stdin.drain()  # type: ignore[union-attr]
         results = [json.loads(await asyncio.wait_for(p.stdout.readline(), 120)) for p in procs]  # type: ignore[union-attr]
         report(layout, agents, sent, achieved, results, args.rate, rss_before, rss_after)
+        per = max(1, len(sent))
+        print(f"  CPU during steady + drain ({len(sent)} creates; load average {load[0]} -> {load[1]}): "
+              + ", ".join(f"{k} {v:.1f} s ({v / per * 1000:.2f} ms per create)" for k, v in cpu.items()))  # fmt: skip
     finally:
         for p in procs:
             if p.returncode is None:
@@ -360,7 +410,8 @@ async def main(args: argparse.Namespace) -> None:
             layout = Layout(args.tenants, args.networks, args.endpoints, args.per_host, args.seed)
             print(f"etcd 1 member; {os.cpu_count()} CPUs (shared); {args.tenants} tenants, {args.networks} networks,"
                   f" {args.endpoints} endpoints, {args.per_host} per host ({layout.hosts} hosts),"
-                  f" {min(args.agents, layout.hosts)} agents; netmaster --agent-span {args.agent_span}")  # fmt: skip
+                  f" {min(args.agents, layout.hosts)} agents; netmaster --agent-span {args.agent_span}"
+                  f" --watch-flush {args.watch_flush:g}")  # fmt: skip
             for n in args.netmasters:
                 print(f"{n} netmaster(s):")
                 await run_round(cluster, n, args)
@@ -382,10 +433,12 @@ if __name__ == "__main__":
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--per-host", type=int, default=20, help="endpoints per host")
     parser.add_argument("--writers", type=int, default=16, help="clients creating the preloaded endpoints")
-    parser.add_argument("--agent-procs", type=int, default=2, help="processes the agents are spread over")
+    parser.add_argument("--agent-procs", type=int, default=4, help="processes the agents are spread over")
     parser.add_argument("--drain", type=float, default=5.0, help="seconds to wait for deliveries after the last create")
     parser.add_argument("--netmasters", type=int, nargs="+", default=[1, 2], help="rounds to run (default 1 2)")
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--watch-flush", type=float, default=0.05,
+                        help="netmaster's --watch-flush (the figures in docs/performance.md: 0.05)")  # fmt: skip
     parser.add_argument("--agent-span", choices=("network", "tenant"), default="network",
                         help="netmaster's --agent-span (the figures in docs/performance.md: network)")
     asyncio.run(main(parser.parse_args()))

@@ -33,7 +33,7 @@ from netmaster.api.agents import AgentRegistry, add_agent_routes
 from netmaster.api.bgp_inspect import add_bgp_inspect_route
 from netmaster.api.kubernetes import add_kubernetes_routes
 from netmaster.api.metrics import ApiMetrics
-from netmaster.api.watch import RING_EVENTS, WATCHER_BUFFER, WatchHub, add_watch_routes
+from netmaster.api.watch import FLUSH_INTERVAL, RING_EVENTS, WATCHER_BUFFER, WatchHub, add_watch_routes
 from netmaster.backup.state import export_state
 from netmaster.errors import ApiError, InvalidError, PayloadTooLargeError
 from netmaster.ha.cluster import ClusterNode
@@ -71,6 +71,7 @@ class ApiSettings:
     compat_errors: bool = False
     watch_buffer: int = WATCHER_BUFFER  # bytes a watcher may fall behind before it is cut off (410)
     watch_history: int = RING_EVENTS  # recent events kept for resuming watchers
+    watch_flush: float = FLUSH_INTERVAL  # seconds a watch stream's lines may wait to share a write
     agent_span: str = "tenant"  # the grain of an agent's span: "tenant" or "network" (netmaster.api.span)
     read_staleness: float = STALENESS  # seconds another netmaster's write may take to show in reads
 
@@ -178,17 +179,19 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(GuardMiddleware, token=settings.token, metrics=metrics)  # outermost: token first
 
     registry = AgentRegistry(raw_store)
-    add_bgp_inspect_route(app, objects, registry, settings.token)  # before the generic inspect route
-    for otype in OBJECT_TYPES:
-        _add_object_routes(app, objects, otype)
+    # The routes agents and runtimes call most come first: the router tries routes in order, and
+    # with every object kind's routes ahead of them that scan was a few per cent of a busy netmaster.
+    hub = WatchHub(store, ring=settings.watch_history, buffer=settings.watch_buffer,
+                   network_grain=settings.agent_span == "network", flush=settings.watch_flush)
+    metrics.track_watchers(hub)
+    add_watch_routes(app, store, hub)
     _add_endpoint_routes(app, endpoints, store)
     _add_reservation_routes(app, ReservationService(store, pools=pools), store)
     add_agent_routes(app, registry, read_json)
+    add_bgp_inspect_route(app, objects, registry, settings.token)  # before the generic inspect route
+    for otype in OBJECT_TYPES:
+        _add_object_routes(app, objects, otype)
     add_agent_inspect_routes(app, registry, settings.token)
-    hub = WatchHub(store, ring=settings.watch_history, buffer=settings.watch_buffer,
-                   network_grain=settings.agent_span == "network")
-    metrics.track_watchers(hub)
-    add_watch_routes(app, store, hub)
     add_kubernetes_routes(app, KubernetesService(store), store, read_json)
 
     @app.get("/version", tags=["daemon"])

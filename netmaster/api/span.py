@@ -65,6 +65,9 @@ class Span:
     def covers(self, meta: EndpointMeta) -> bool:
         return meta.network in self.networks or meta.tenant in self.tenants
 
+    def covers_network(self, network: str) -> bool:
+        return network in self.networks or tenant_of(network) in self.tenants
+
     def within(self, other: Span) -> bool:
         """Everything this span covers, ``other`` covers too."""
         return all(n in other.networks or tenant_of(n) in other.tenants for n in self.networks) and (
@@ -117,20 +120,28 @@ class SpanIndex:
         tenants = frozenset(t for t in {tenant_of(n) for n in networks} if self.wide(t))
         return Span(frozenset(networks), tenants)
 
+    def covered_networks(self, span: Span) -> Iterator[str]:
+        """The networks with endpoints whose endpoints ``span`` covers (each once)."""
+        for tenant in span.tenants:
+            yield from self.tenant_networks.get(tenant, ())
+        for network in span.networks:
+            if tenant_of(network) not in span.tenants and network in self.members:
+                yield network
+
     def covered(self, span: Span) -> Iterator[str]:
         """Keys of the endpoints ``span`` covers (each once)."""
-        for tenant in span.tenants:
-            for network in self.tenant_networks.get(tenant, ()):
-                yield from self.members.get(network, ())
-        for network in span.networks:
-            if tenant_of(network) not in span.tenants:
-                yield from self.members.get(network, ())
+        for network in self.covered_networks(span):
+            yield from self.members.get(network, ())
+
+    def newly_covered_networks(self, old: Span, new: Span) -> list[str]:
+        """The networks with endpoints that ``new`` covers and ``old`` does not: a widened span costs
+        the networks it gained, not every endpoint it covers."""
+        return [n for n in self.covered_networks(new) if not old.covers_network(n)]
 
     def newly_covered(self, old: Span, new: Span) -> Iterator[str]:
         """Keys of the endpoints ``new`` covers and ``old`` does not."""
-        for key in self.covered(new):
-            if not old.covers(self.endpoints[key]):
-                yield key
+        for network in self.newly_covered_networks(old, new):
+            yield from self.members.get(network, ())
 
     # -- feeding ---------------------------------------------------------------------------------------
 

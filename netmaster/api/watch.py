@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
@@ -41,6 +42,11 @@ RING_EVENTS = 10_000  # recent events kept for watchers resuming from a recent r
 RING_BYTES = 8 << 20  # ... within this many bytes of encoded lines
 WATCHER_BUFFER = 8 << 20  # bytes of encoded events one watcher may have waiting before it is cut off
 SNAPSHOTS_KEPT = 64  # snapshot bodies kept for the current revision (one per span asked for)
+#: Seconds a stream's new endpoint lines may wait so that those arriving meanwhile go in the same write:
+#: a write (the ASGI stack, a send() call, waking the stream's task) costs far more than its bytes, and
+#: with a thousand agents each event is otherwise one write per interested agent. Off by default
+#: (``--watch-flush``): a large cluster's setting.
+FLUSH_INTERVAL = 0.0
 
 
 def describe(store_key: str, value: Any) -> dict[str, Any] | None:
@@ -87,7 +93,7 @@ PARSED = (*SHOWN, keys.SPAN)
 class _Entry:
     """One event of the ring, encoded once into the line every watcher sends."""
 
-    __slots__ = ("endpoint", "line", "revision", "span")
+    __slots__ = ("count", "endpoint", "line", "revision", "span")
 
     def __init__(self, revision: int, line: bytes, endpoint: EndpointMeta | None = None,
                  span: SpanChange | None = None) -> None:  # fmt: skip
@@ -96,14 +102,19 @@ class _Entry:
         self.line = line
         self.endpoint = endpoint  # the endpoint the event concerns (its record before a delete), if any
         self.span = span  # the hosts whose span the event changed, if any
+        self.count = 1  # lines in ``line`` (a widened span's endpoints go as one entry)
 
 
 class Subscriber:
-    """One HTTP watcher's bounded buffer of encoded events; an agent's (``host``) only gets its span."""
+    """One HTTP watcher's bounded buffer of encoded events; an agent's (``host``) only gets its span.
 
-    def __init__(self, limit: int, host: str | None = None) -> None:
+    ``notify`` is called when lines are queued (the hub wakes the stream, at once or at its next
+    flush); being cut off or closed wakes it at once."""
+
+    def __init__(self, limit: int, host: str | None = None, notify: Callable[[Subscriber], None] | None = None) -> None:
         self.limit = limit
         self.host = host
+        self.notify = notify or _wake
         self.span = Span()
         self.routes: set[tuple[str, str]] = set()
         self.queue: deque[_Entry] = deque()
@@ -129,7 +140,7 @@ class Subscriber:
             return False
         self.queue.append(entry)
         self.buffered += size
-        self.wake.set()
+        self.notify(self)
         return True
 
     def close(self, reason: str) -> None:
@@ -142,6 +153,10 @@ class Subscriber:
         entry = self.queue.popleft()
         self.buffered -= len(entry.line)
         return entry
+
+
+def _wake(sub: Subscriber) -> None:
+    sub.wake.set()
 
 
 class WatchHub:
@@ -168,9 +183,13 @@ class WatchHub:
         ring_bytes: int = RING_BYTES,
         buffer: int = WATCHER_BUFFER,
         network_grain: bool = False,
+        flush: float = FLUSH_INTERVAL,
     ) -> None:
         self.cache = cache
         self.buffer = buffer
+        self.flush = flush
+        self._due: set[Subscriber] = set()  # streams with lines queued since the last flush
+        self._flush_at: asyncio.TimerHandle | None = None
         self.ring: deque[_Entry] = deque()
         self.ring_limits = (ring, ring_bytes)
         self.ring_size = 0  # bytes of the lines in the ring
@@ -184,6 +203,9 @@ class WatchHub:
         self.span_adds = 0  # endpoints sent to watchers because their span widened
         self.index = SpanIndex(network_grain=network_grain)
         self.described: dict[str, bytes] = {}  # store key -> its encoded description, once per change
+        # network -> endpoint key -> (revision, its put line; None until a widened span needs it), in
+        # revision order: what a span that gains the network is sent, without sorting or re-encoding.
+        self.lines: dict[str, dict[str, tuple[int, bytes | None]]] = {}
         self._snapshots: dict[Span | None, bytes] = {}  # per span (None: all), until the next event
         self._ticker: asyncio.Task[None] | None = None
         self._bookmark = (-1, b"")
@@ -193,7 +215,23 @@ class WatchHub:
     def _load_index(self) -> None:
         self.described.clear()
         self._snapshots.clear()
+        self.lines.clear()
         self.index.load((kv.key, json.loads(kv.value)) for prefix in SPAN_KEYS for kv in self.cache.range(prefix))
+        for kv in sorted(self.cache.range(keys.EP), key=lambda kv: kv.mod_revision):
+            ep_key = kv.key[len(keys.EP) :]
+            meta = self.index.endpoints.get(ep_key)
+            if meta is not None:
+                self.lines.setdefault(meta.network, {})[ep_key] = (kv.mod_revision, None)
+
+    def _track(self, ep_key: str, old: EndpointMeta | None, new: EndpointMeta | None, revision: int,
+               line: bytes) -> None:  # fmt: skip
+        """Keep ``lines`` in revision order: a changed endpoint moves to the end of its network's."""
+        if old is not None and (run := self.lines.get(old.network)) is not None:
+            run.pop(ep_key, None)
+            if not run:
+                del self.lines[old.network]
+        if new is not None:
+            self.lines.setdefault(new.network, {})[ep_key] = (revision, line)
 
     def _described(self, key: str) -> bytes | None:
         body = self.described.get(key)
@@ -232,7 +270,9 @@ class WatchHub:
         endpoint = None
         if key.startswith(keys.EP):
             ep_key = key[len(keys.EP) :]
-            endpoint = endpoint_meta(value) if value is not None else self.index.endpoints.get(ep_key)
+            previous = self.index.endpoints.get(ep_key)
+            endpoint = endpoint_meta(value) if value is not None else previous
+            self._track(ep_key, previous, endpoint if value is not None else None, event.revision, line)
         change = self.index.apply(key, value) if key.startswith(SPAN_KEYS) else None
         entry = _Entry(event.revision, line, endpoint, change or None)
         self._remember(entry)
@@ -262,6 +302,11 @@ class WatchHub:
                 if not sub.offer(entry):
                     self._drop(sub)
                     self.overflows += 1
+                elif entry.endpoint is None:
+                    # Not an endpoint (the bulk of the fan-out): rare, and what an agent may be waiting
+                    # for (the network of the endpoint it is adding), so it goes out now, with whatever
+                    # endpoint lines wait before it.
+                    sub.wake.set()
 
     def _respan(self, change: SpanChange, current: str) -> None:
         """The spans ``change`` touched: widened ones get the endpoints they now cover (not the
@@ -284,26 +329,38 @@ class WatchHub:
                 self._drop(sub)
                 continue
             self._route(sub, new)
-            entries = added.get((old, new))
-            if entries is None:
-                entries = added[(old, new)] = self._synthetic_adds(old, new, current)
-            self.span_adds += len(entries)
-            for entry in entries:
-                if not sub.offer(entry):
-                    self._drop(sub)
-                    self.overflows += 1
-                    break
+            entry = added.get((old, new))
+            if entry is None:
+                entry = added[(old, new)] = self._synthetic_adds(old, new, current)
+            self.span_adds += entry.count
+            if entry.line and not sub.offer(entry):
+                self._drop(sub)
+                self.overflows += 1
 
-    def _synthetic_adds(self, old: Span, new: Span, current: str) -> list[_Entry]:
-        """Put lines of the endpoints ``new`` covers and ``old`` does not, oldest first."""
-        out = []
-        for ep_key in self.index.newly_covered(old, new):
-            store_key = keys.EP + ep_key
-            kv, body = self.cache.value(store_key), self._described(store_key)
-            if store_key != current and kv is not None and body is not None:
-                out.append(_Entry(kv.mod_revision, change_line("put", kv.mod_revision, body)))
-        out.sort(key=lambda e: e.revision)
-        return out
+    def _synthetic_adds(self, old: Span, new: Span, current: str) -> _Entry:
+        """One entry of the put lines of the endpoints ``new`` covers and ``old`` does not, oldest
+        first; its revision is the newest of theirs."""
+        skip = current[len(keys.EP) :] if current.startswith(keys.EP) else None
+        runs = [self._filled(n) for n in self.index.newly_covered_networks(old, new) if n in self.lines]
+        items: Iterable[tuple[str, tuple[int, bytes | None]]] = (
+            runs[0].items() if len(runs) == 1 else heapq.merge(*(r.items() for r in runs), key=lambda i: i[1][0])
+        )
+        lines, newest = [], 0
+        for ep_key, (revision, line) in items:
+            if line and ep_key != skip:
+                lines.append(line)
+                newest = revision
+        entry = _Entry(newest, b"".join(lines))
+        entry.count = len(lines)
+        return entry
+
+    def _filled(self, network: str) -> dict[str, tuple[int, bytes | None]]:
+        """The network's run of lines, each encoded (once: an endpoint's event line is kept)."""
+        run = self.lines[network]
+        for ep_key, (revision, line) in run.items():
+            if line is None and (body := self._described(keys.EP + ep_key)) is not None:
+                run[ep_key] = (revision, change_line("put", revision, body))  # a value change: order kept
+        return run
 
     def _route(self, sub: Subscriber, span: Span) -> None:
         routes = span.routes()
@@ -323,6 +380,22 @@ class WatchHub:
             if not self.by_host.get(sub.host, True):
                 del self.by_host[sub.host]
             self._route(sub, Span())
+
+    def _notify(self, sub: Subscriber) -> None:
+        """Wake ``sub``'s stream at the next flush (one timer for every stream); at once without a
+        flush interval or when it has a write's worth queued (a burst must not fill its buffer)."""
+        if self.flush <= 0 or sub.buffered >= min(CHUNK, sub.limit // 2):
+            sub.wake.set()  # a full write's worth (or half its buffer) does not wait
+            return
+        self._due.add(sub)
+        if self._flush_at is None:
+            self._flush_at = asyncio.get_running_loop().call_later(self.flush, self._flush_due)
+
+    def _flush_due(self) -> None:
+        self._flush_at = None
+        due, self._due = self._due, set()
+        for sub in due:
+            sub.wake.set()
 
     def bookmark(self, revision: int) -> bytes:
         """The bookmark line of ``revision``, encoded once for every stream the ticker wakes."""
@@ -350,7 +423,7 @@ class WatchHub:
         at once: what it holds may differ from its span now, so it re-lists."""
         if since < self.oldest:
             return None
-        sub = Subscriber(self.buffer, host)
+        sub = Subscriber(self.buffer, host, self._notify)
         backlog = []
         for entry in reversed(self.ring):  # from the newest: a watch resumes near the present
             if entry.revision <= since:

@@ -54,10 +54,16 @@ class KeyValue:
 
 @dataclass(frozen=True, slots=True)
 class Compare:
-    """Succeeds when ``key``'s mod_revision equals ``mod_revision`` (0: the key must not exist)."""
+    """Succeeds when ``key``'s mod_revision equals ``mod_revision`` (0: the key must not exist).
+
+    With ``prefix``: when no key under the prefix ``key`` was modified after revision ``mod_revision``
+    (a deleted key is not seen: pair it with a key every delete changes). One compare for a whole
+    listing, where one per key would exceed etcd's limit of 128 per transaction.
+    """
 
     key: str
     mod_revision: int
+    prefix: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,8 +159,7 @@ class EtcdStore(Store):
             compare=[_compare(c) for c in compares],
             success=[_request_op(op) for op in ops],
             # On failure read the compared keys in the same revision, to report which ones moved.
-            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=_b(c.key), keys_only=True))
-                     for c in compares],
+            failure=[rpc.RequestOp(request_range=_failure_range(c)) for c in compares],
         )  # fmt: skip
         resp = await self._unary("transaction", "kv.Txn", request, idempotent=not ops)
         revision = resp.header.revision
@@ -168,7 +167,7 @@ class EtcdStore(Store):
             failed = []
             for cmp, r in zip(compares, resp.responses, strict=True):
                 kvs = r.response_range.kvs
-                if (kvs[0].mod_revision if kvs else 0) != cmp.mod_revision:
+                if (bool(kvs) if cmp.prefix else (kvs[0].mod_revision if kvs else 0) != cmp.mod_revision):
                     failed.append(cmp.key)
             return TxnResult(False, revision, failed)
         if ops:
@@ -307,10 +306,24 @@ class EtcdStore(Store):
 
 
 def _compare(cmp: Compare) -> rpc.Compare:
+    if cmp.prefix:
+        start, end = _prefix_range(cmp.key)
+        return rpc.Compare(key=start, range_end=end, target=rpc.Compare.MOD, result=rpc.Compare.LESS,
+                           mod_revision=cmp.mod_revision + 1)  # fmt: skip
     if cmp.mod_revision == 0:
         # "Absent" in etcd's terms: the key was never created (in its current life).
         return rpc.Compare(key=_b(cmp.key), target=rpc.Compare.CREATE, result=rpc.Compare.EQUAL, create_revision=0)
     return rpc.Compare(key=_b(cmp.key), target=rpc.Compare.MOD, result=rpc.Compare.EQUAL, mod_revision=cmp.mod_revision)
+
+
+def _failure_range(cmp: Compare) -> rpc.RangeRequest:
+    """What a failed transaction reads to tell which compare failed: the key, or the first key under
+    the prefix modified after the revision."""
+    if cmp.prefix:
+        start, end = _prefix_range(cmp.key)
+        since = cmp.mod_revision + 1
+        return rpc.RangeRequest(key=start, range_end=end, keys_only=True, limit=1, min_mod_revision=since)
+    return rpc.RangeRequest(key=_b(cmp.key), keys_only=True)
 
 
 def _request_op(op: Op) -> rpc.RequestOp:

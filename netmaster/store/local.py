@@ -82,6 +82,10 @@ class LocalStore(Store):
     def _txn(self, compares: list[Compare], ops: list[Op]) -> TxnResult:
         failed = []
         for cmp in compares:
+            if cmp.prefix:
+                if any(kv.mod_revision > cmp.mod_revision for kv in self._range(cmp.key)):
+                    failed.append(cmp.key)
+                continue
             kv = self._get(cmp.key)
             current = kv.mod_revision if kv else 0
             if current != cmp.mod_revision:

@@ -29,6 +29,7 @@ class Txn:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._reads: dict[str, int] = {}
+        self._listed: dict[str, int] = {}  # prefix listed with a generation -> the revision it was read at
         self._cache: dict[str, Any] = {}
         self._writes: dict[str, Any] = {}  # key -> value, or None for delete
         self._bumped: set[str] = set()
@@ -51,15 +52,21 @@ class Txn:
 
         A compare on the listed keys cannot notice a key added meanwhile, so collections whose
         membership matters (networks of a tenant, rules of a policy) have a generation key that every
-        create and delete bumps; listing reads it, and the commit compares it.
+        create and delete bumps; listing reads it, and the commit compares it. The listed keys
+        themselves are then guarded by one compare on the prefix ("nothing under it modified since the
+        listing's revision"), not one per key: etcd refuses a transaction of more than 128 compares, and
+        a network create lists every network.
         """
         if generation is not None:
             await self.get(generation)
-        kvs, _ = await self.store.list(prefix)
+        kvs, revision = await self.store.list(prefix)
+        if generation is not None:
+            self._listed.setdefault(prefix, revision)  # the first listing's: its values are the ones kept
         merged: dict[str, Any] = {}
         for kv in kvs:
-            if kv.key not in self._reads:
-                self._reads[kv.key] = kv.mod_revision
+            if kv.key not in self._cache:
+                if generation is None:
+                    self._reads[kv.key] = kv.mod_revision
                 self._cache[kv.key] = json.loads(kv.value)
             merged[kv.key] = self._cache[kv.key]
         for key, value in self._writes.items():
@@ -88,6 +95,7 @@ class Txn:
             # but it changed nothing, so there is nothing to compare.
             return await self.store.revision()
         compares = [Compare(k, rev) for k, rev in self._reads.items()]
+        compares += [Compare(prefix, rev, prefix=True) for prefix, rev in self._listed.items()]
         ops: list[Op] = [
             Delete(k) if v is None else Put(k, json.dumps(v, separators=(",", ":"))) for k, v in self._writes.items()
         ]

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from netmaster.store.base import CompactedError, Compare, Delete, EventType, LeaseNotFoundError, Put, Store
+from netmaster.store.txn import Txn
 from testbed.stores import BACKENDS
 
 
@@ -46,6 +47,40 @@ async def test_txn_compare_success_and_failure(store: Store) -> None:
     assert stale.failed_keys == ["/k"]
     assert (await store.get("/k")).value == "v3"
     assert (await store.get("/other")).value == "o", "a failed txn must write nothing"
+
+
+async def test_txn_prefix_compare_holds_until_a_key_under_it_changes(store: Store) -> None:
+    for i in range(3):
+        await store.put(f"/p/{i}", "v")
+    await store.put("/pq", "outside the prefix")
+    listed = await store.revision()
+    ok = await store.txn([Compare("/p/", listed, prefix=True)], [Put("/w", "1")])
+    assert ok.succeeded, "nothing under /p/ changed since the listing"
+    assert (await store.txn([Compare("/empty/", listed, prefix=True)], [Put("/w", "2")])).succeeded
+    await store.put("/pq", "changed, but not under /p/")
+    assert (await store.txn([Compare("/p/", listed, prefix=True)], [Put("/w", "3")])).succeeded
+    await store.put("/p/1", "changed")
+    stale = await store.txn([Compare("/p/", listed, prefix=True)], [Put("/w", "lost")])
+    assert not stale.succeeded
+    assert stale.failed_keys == ["/p/"]
+    assert (await store.get("/w")).value == "3"
+
+
+async def test_a_transaction_over_a_listing_of_many_keys_commits(store: Store) -> None:
+    """One compare for the listing, not one per key: etcd refuses more than 128 compares."""
+    for i in range(200):
+        await store.put(f"/many/{i:03}", "{}")
+    txn = Txn(store)
+    assert len(await txn.list("/many/", generation="/gen/many")) == 200
+    txn.put("/many/new", {})
+    await txn.bump("/gen/many")
+    assert await txn.commit() is not None
+    # A change under the prefix after the listing makes the commit fail.
+    txn = Txn(store)
+    await txn.list("/many/", generation="/gen/many")
+    await store.put("/many/005", '{"changed": 1}')
+    txn.put("/many/other", {})
+    assert await txn.commit() is None
 
 
 async def test_txn_is_one_revision(store: Store) -> None:
