@@ -46,6 +46,10 @@ _STR_FIELDS = {
 ACI_DEFAULT_GROUP = "default-group"
 # Fields whose change on a repeated create means it is a different endpoint, not a retry.
 _IDENTITY = ("tenantName", "networkName", "groupName", "containerID", "host")
+#: Labels under this prefix are the system's own (the reservation claim): the labels route never sets them.
+RESERVED_LABELS = "io.contiv."
+MAX_LABELS = 64
+_LABEL_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./\-]{0,255}")
 RESERVATION_TTL = 300.0  # seconds an unclaimed reservation lives (a runtime crashed before its endpoint)
 
 
@@ -73,6 +77,29 @@ def parse_request(body: Any) -> dict[str, Any]:
         raise InvalidError("labels must be an object of strings")
     req["labels"] = labels
     return req
+
+
+def parse_labels_request(body: Any) -> tuple[str, dict[str, str]]:
+    """``{"host": H, "labels": {k: v}}`` -> (H, labels); keys are names, not under ``io.contiv.``."""
+    if not isinstance(body, dict):
+        raise InvalidError("endpoint labels: request body must be a JSON object")
+    unknown = sorted(set(body) - {"host", "labels"})
+    if unknown:
+        raise InvalidError(f"endpoint labels: unknown field(s): {', '.join(unknown)}")
+    host, labels = body.get("host"), body.get("labels")
+    if not isinstance(host, str) or not host or len(host) > 256:
+        raise InvalidError("endpoint labels: host is required (the agent's host name)")
+    if not isinstance(labels, dict):
+        raise InvalidError("endpoint labels: labels must be an object of strings")
+    if len(labels) > MAX_LABELS:
+        raise InvalidError(f"endpoint labels: at most {MAX_LABELS} labels")
+    for key, value in labels.items():
+        if not _LABEL_KEY_RE.fullmatch(key) or key.startswith(RESERVED_LABELS):
+            raise InvalidError(f"endpoint labels: key {key!r} must be a name (letters, digits, '_.-/', up to "
+                               f"256 characters), not under {RESERVED_LABELS}")
+        if not isinstance(value, str) or len(value) > 256:
+            raise InvalidError(f"endpoint labels: the value of {key!r} must be a string of up to 256 characters")
+    return host, labels
 
 
 async def _effective_group(txn: Txn, req: dict[str, Any]) -> str:
@@ -162,6 +189,30 @@ class EndpointService:
 
         async def op(txn: Txn) -> bool:
             return await release_endpoint(txn, endpoint_id) is not None
+
+        return await run_txn(self.store, op)
+
+    async def set_labels(self, endpoint_id: str, body: Any) -> tuple[dict[str, Any], int]:
+        """Replace an endpoint's user labels (``PUT /api/v1/endpoints/{id}/labels``): what services
+        select providers by, learnt after the endpoint exists (a Docker container's own labels). Only the
+        agent of the endpoint's host may: ``host`` must be the endpoint's. The ``io.contiv.*`` labels are
+        netmaster's and the agent's own (the reservation claim): never given here, kept as they are."""
+        host, labels = parse_labels_request(body)
+
+        async def op(txn: Txn) -> dict[str, Any]:
+            key = keys.endpoint(endpoint_id)
+            ep = await txn.get(key)
+            if ep is None:
+                raise NotFoundError(f"endpoint {endpoint_id} not found")
+            if ep.get("host", "") != host:
+                raise ConflictError(f"endpoint {endpoint_id} belongs to host {ep.get('host', '')!r}, not {host!r}")
+            kept = {k: v for k, v in (ep.get("labels") or {}).items() if k.startswith(RESERVED_LABELS)}
+            wanted = {**labels, **kept}
+            if (ep.get("labels") or {}) == wanted:
+                return ep  # unchanged: no write, no watch event
+            record = {**ep, "labels": wanted}
+            txn.put(key, record)
+            return record
 
         return await run_txn(self.store, op)
 
