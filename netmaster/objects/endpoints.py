@@ -18,6 +18,7 @@ from typing import Any
 
 from contiv_api.mac import candidates
 from contiv_api.netmaster_client import CLAIM_LABEL  # takes over the reservation it names
+from contiv_api.service_lb import MAX_LABELS, RESERVED_LABELS, label_problem
 from netmaster.errors import ConflictError, InvalidError, NotFoundError
 from netmaster.objects.base import infra_type, require
 from netmaster.objects.endpoint_list import endpoint_oper
@@ -46,10 +47,6 @@ _STR_FIELDS = {
 ACI_DEFAULT_GROUP = "default-group"
 # Fields whose change on a repeated create means it is a different endpoint, not a retry.
 _IDENTITY = ("tenantName", "networkName", "groupName", "containerID", "host")
-#: Labels under this prefix are the system's own (the reservation claim): the labels route never sets them.
-RESERVED_LABELS = "io.contiv."
-MAX_LABELS = 64
-_LABEL_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./\-]{0,255}")
 RESERVATION_TTL = 300.0  # seconds an unclaimed reservation lives (a runtime crashed before its endpoint)
 
 
@@ -80,7 +77,7 @@ def parse_request(body: Any) -> dict[str, Any]:
 
 
 def parse_labels_request(body: Any) -> tuple[str, dict[str, str]]:
-    """``{"host": H, "labels": {k: v}}`` -> (H, labels); keys are names, not under ``io.contiv.``."""
+    """``{"host": H, "labels": {k: v}}`` -> (H, labels): user labels (contiv_api.service_lb.label_problem)."""
     if not isinstance(body, dict):
         raise InvalidError("endpoint labels: request body must be a JSON object")
     unknown = sorted(set(body) - {"host", "labels"})
@@ -94,11 +91,9 @@ def parse_labels_request(body: Any) -> tuple[str, dict[str, str]]:
     if len(labels) > MAX_LABELS:
         raise InvalidError(f"endpoint labels: at most {MAX_LABELS} labels")
     for key, value in labels.items():
-        if not _LABEL_KEY_RE.fullmatch(key) or key.startswith(RESERVED_LABELS):
-            raise InvalidError(f"endpoint labels: key {key!r} must be a name (letters, digits, '_.-/', up to "
-                               f"256 characters), not under {RESERVED_LABELS}")
-        if not isinstance(value, str) or len(value) > 256:
-            raise InvalidError(f"endpoint labels: the value of {key!r} must be a string of up to 256 characters")
+        problem = label_problem(key, value)
+        if problem:
+            raise InvalidError(f"endpoint labels: {problem}")
     return host, labels
 
 
