@@ -199,11 +199,16 @@ def endpoint_id(d: Dockerd, name: str, network: str) -> str:
     return json.loads(d("inspect", name).stdout)[0]["NetworkSettings"]["Networks"][network]["EndpointID"]
 
 
+def labels_of(env: Env, ep_id: str) -> dict[str, str]:
+    return next((e.get("labels", {}) for e in tenant_state(env)[0] if e["endpointID"] == ep_id), {})
+
+
 def test_container_labels_make_service_providers(env: Env) -> None:
     """``docker run --label app=api`` (no driver option): the agent, following dockerd's events, gives
     the container's endpoint the label, so a service selecting app=api lists it as a provider on either
     host and a client's connection to the VIP reaches it. Unlabelled containers are not providers; an
-    ``io.contiv.*`` container label is left out; a driver-option label wins over the container's."""
+    ``io.contiv.*`` container label is left out; a driver-option label wins over the container's; a
+    running container connected to another network gets its labels on that endpoint too."""
     d1, d2 = env.docker
     env.nm.post("serviceLBs", f"{T}:lbapi", tenantName=T, serviceName="lbapi", networkName="net",
                 selectors=["app=api"], ports=["80:8080:TCP"])
@@ -245,7 +250,18 @@ def test_container_labels_make_service_providers(env: Env) -> None:
             return got & {"la1", "la2"}
 
         assert eventually(answered, timeout=60, what=f"an answer through the VIP {vip}")
+        # a running container connected to another network: its new endpoint gets the labels too
+        wait_revision(env.cluster, env.nm.post("networks", f"{T}:net2", tenantName=T, networkName="net2",
+                                               encap="vxlan", subnet="10.66.0.0/24"))
+        d1("network", "create", "-d", "contiv", "--ipam-driver", "contiv", "--subnet", "10.66.0.0/24",
+           "-o", f"tenant={T}", "-o", "network=net2", "dk-two")
+        d1("network", "connect", "dk-two", "la1")
+        second = endpoint_id(d1, "la1", "dk-two")
+        eventually(lambda: labels_of(env, second).get("app") == "api", timeout=60,
+                   what="the labels of a running container's newly connected endpoint")
     finally:
         d1("rm", "-f", "la1", "la3", "la4", check=False)
         d2("rm", "-f", "la2", "lac", check=False)
+        d1("network", "rm", "dk-two", check=False)
         env.nm.delete("serviceLBs", f"{T}:lbapi")
+        env.nm.delete("networks", f"{T}:net2")
