@@ -44,5 +44,6 @@ def start_frontends(ops: EndpointOps, cni_socket: str, docker_plugin: str, state
         if docker_socket:
             from agent.docker.container_labels import ContainerLabelFollower, DockerApi
 
-            ContainerLabelFollower(DockerApi(docker_socket), server.driver.records, call, host).start()
+            ContainerLabelFollower(DockerApi(docker_socket), server.driver.records, call, host,
+                                   ops.reconciler.metrics).start()
             LOG.info("following dockerd at %s: containers' labels become their endpoints' labels", docker_socket)

@@ -32,6 +32,7 @@ import httpx
 
 from agent.docker.netmaster_calls import NetmasterCall
 from agent.docker.records import DockerEndpoint, DriverRecords
+from agent.metrics import AgentMetrics
 from contiv_api.backoff import Backoff
 from contiv_api.netmaster_client import NetmasterError, NetmasterUnavailableError
 from contiv_api.service_lb import MAX_LABELS, label_problem
@@ -104,8 +105,9 @@ class DockerApi:
 class ContainerLabelFollower:
     """Keeps the labels of this agent's Docker endpoints equal to their containers' (see the module)."""
 
-    def __init__(self, api: DockerApi, records: DriverRecords, call: NetmasterCall, host: str) -> None:
-        self.api, self.records, self.call, self.host = api, records, call, host
+    def __init__(self, api: DockerApi, records: DriverRecords, call: NetmasterCall, host: str,
+                 metrics: AgentMetrics) -> None:
+        self.api, self.records, self.call, self.host, self.metrics = api, records, call, host, metrics
         self._applied: dict[str, dict[str, str]] = {}  # endpoint id -> labels netmaster has from us
         self._stop = threading.Event()
 
@@ -126,6 +128,7 @@ class ContainerLabelFollower:
                         LOG.info("docker labels: following dockerd at %s again", self.api.socket)
                     failing = False
                     backoff.reset()
+                    self.metrics.docker_events_following.set(1)
                     for container_id in self.api.running():  # what started while we were not following
                         self.sync(container_id)
                     for container_id in started:
@@ -134,6 +137,7 @@ class ContainerLabelFollower:
                 if not failing:
                     LOG.warning("docker labels: dockerd at %s: %s (retrying)", self.api.socket, exc)
                 failing = True
+            self.metrics.docker_events_following.set(0)
             self._stop.wait(backoff.next())
 
     def sync(self, container_id: str) -> None:
@@ -161,7 +165,9 @@ class ContainerLabelFollower:
         except NetmasterError as exc:
             LOG.warning("docker labels: endpoint %s of container %s: netmaster refused its labels: %s",
                         ep.endpoint_id[:12], container, exc.message)
+            self.metrics.docker_label_updates.labels("refused").inc()
             return
         self._applied[ep.endpoint_id] = labels
+        self.metrics.docker_label_updates.labels("set").inc()
         LOG.info("docker labels: endpoint %s of container %s has labels %s", ep.endpoint_id[:12], container,
                  ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "(none)")

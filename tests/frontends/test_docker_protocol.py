@@ -17,6 +17,7 @@ import pytest
 from agent.docker.container_labels import ContainerLabelFollower, container_labels, endpoint_labels
 from agent.docker.records import DockerEndpoint, DriverRecords
 from agent.docker.server import CONTENT_TYPE, serve
+from agent.metrics import AgentMetrics
 from contiv_api.mac import candidates
 from contiv_api.netmaster_client import NetmasterError
 from contiv_api.service_lb import MAX_LABELS
@@ -342,7 +343,8 @@ def test_container_label_follower_sets_labels_of_its_endpoints_only(netmaster: h
                   "c2": doc({"app": "web"}, "fl-2"), "c3": doc({"app": "web"}, "fl-3")}
     stop: list[Any] = []
     fake = _FakeDockerd(containers, stop)
-    follower = ContainerLabelFollower(fake, records, call, "h1")  # type: ignore[arg-type]
+    metrics = AgentMetrics()
+    follower = ContainerLabelFollower(fake, records, call, "h1", metrics)  # type: ignore[arg-type]
     stop.append(follower)
     follower.run()  # returns once the fake dockerd stopped it
     labels = {e: netmaster.get(f"/api/v1/endpoints/{e}/").json()["labels"] for e in ("fl-1", "fl-2", "fl-3")}
@@ -351,5 +353,8 @@ def test_container_label_follower_sets_labels_of_its_endpoints_only(netmaster: h
     puts = [path for _, path, _ in calls]
     assert puts.count("/api/v1/endpoints/fl-1/labels") == 1, puts  # the second catch-up changed nothing
     assert "/api/v1/endpoints/other-driver/labels" not in puts
+    assert metrics.docker_label_updates.labels("set")._value.get() == 2
+    assert metrics.docker_label_updates.labels("refused")._value.get() == 2  # fl-3, at each catch-up
+    assert metrics.docker_events_following._value.get() == 0  # the stream is gone
     for ep_id in ("fl-1", "fl-2", "fl-3"):
         netmaster.delete(f"/api/v1/endpoints/{ep_id}/")
