@@ -73,6 +73,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--docker-plugin", default="",
                    help="serve the Docker network and IPAM driver on this socket path, or under this name in "
                         "/run/docker/plugins (with --netmaster; default off)")
+    p.add_argument("--docker-socket", default="",
+                   help="dockerd's API socket (e.g. /var/run/docker.sock): with --docker-plugin, follow dockerd's "
+                        "events and give each container's endpoints its labels (docker run --label), which "
+                        "services select providers by (default off)")
     p.add_argument("--docker-scope", default="global", choices=["global", "local"],
                    help="Scope the Docker driver reports; a dockerd outside swarm mode only accepts 'local' "
                         "(connectivity scope stays global either way)")
@@ -227,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.netmaster) == bool(args.state_file):
         LOG.error("exactly one state source is required: --netmaster URL or --state-file PATH")
         return 2
+    if args.docker_socket and not (args.docker_plugin and args.netmaster):
+        LOG.error("--docker-socket needs --docker-plugin and --netmaster (it labels the driver's endpoints)")
+        return 2
     try:
         if args.ctrl_ip:
             from agent.ctrl_ip import check_ctrl_ip
@@ -298,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         from agent.frontends import start_frontends
 
         ops.resume()
-        start_frontends(ops, args.cni_socket, args.docker_plugin, args.state_dir, args.docker_scope)
+        start_frontends(ops, args.cni_socket, args.docker_plugin, args.state_dir, args.docker_scope,
+                        args.docker_socket)
     signal.signal(signal.SIGTERM, lambda *_: source.stop())
     threading.Thread(target=_watch_switch, args=(reconciler, args.verify_interval, args.garp_interval),
                      name="switch-watch", daemon=True).start()

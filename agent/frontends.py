@@ -23,7 +23,7 @@ def docker_socket_path(plugin: str) -> str:
 
 
 def start_frontends(ops: EndpointOps, cni_socket: str, docker_plugin: str, state_dir: Path,
-                    docker_scope: str = "global") -> None:
+                    docker_scope: str = "global", docker_socket: str = "") -> None:
     if cni_socket:
         from agent.cni.server import serve as serve_cni
 
@@ -38,6 +38,12 @@ def start_frontends(ops: EndpointOps, cni_socket: str, docker_plugin: str, state
         def call(method: str, api_path: str, body: Any) -> Any:
             return source.ops(lambda client: client.request(method, api_path, body))
 
-        serve_docker(ops, path, state_dir / "docker", call, owner=ops.reconciler.cfg.host_label,
-                     scope=docker_scope)
+        host = ops.reconciler.cfg.host_label
+        server = serve_docker(ops, path, state_dir / "docker", call, owner=host, scope=docker_scope)
         LOG.info("Docker network and IPAM driver on %s", path)
+        if docker_socket:
+            from agent.docker.container_labels import ContainerLabelFollower, DockerApi
+
+            ContainerLabelFollower(DockerApi(docker_socket), server.driver.records, call, host,
+                                   ops.reconciler.metrics).start()
+            LOG.info("following dockerd at %s: containers' labels become their endpoints' labels", docker_socket)

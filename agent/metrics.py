@@ -35,6 +35,12 @@ class AgentMetrics:
         self.drift = Counter("contiv_agent_ovs_flow_drift_count",
                              "Times the switch's flows differed from the agent's and were resynced",
                              registry=r)
+        self.docker_label_updates = Counter("contiv_agent_docker_label_update_count",
+                                            "Docker endpoints' labels set from their containers' labels "
+                                            "(result: set, or refused by netmaster)", ["result"], registry=r)
+        self.docker_events_following = Gauge("contiv_agent_docker_events_following",
+                                             "1 while the agent follows dockerd's event stream (--docker-socket)",
+                                             registry=r)
         self.uplink_up = Gauge("contiv_agent_uplink_link_up", "Uplink (bond member) link state, 1 up",
                                ["interface"], registry=r)
         self.uplink_failovers = Counter("contiv_agent_uplink_failover_count",

@@ -15,7 +15,21 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+RESERVED_LABELS = "io.contiv."
+MAX_LABELS = 256
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./\-]{0,255}")
 _PORT = re.compile(r"^([0-9]{1,5}):([0-9]{1,5}):(tcp|udp)$", re.IGNORECASE)
+
+
+def label_problem(key: Any, value: Any) -> str | None:
+    """Why ``key=value`` cannot be a user label of an endpoint, or None (netmaster's labels route and
+    the agent's Docker container labels apply the same rule)."""
+    if not isinstance(key, str) or not _LABEL_KEY.fullmatch(key) or key.startswith(RESERVED_LABELS):
+        return (f"label key {key!r} must be a name (letters, digits, '_./-', up to 256 characters), not under "
+                f"{RESERVED_LABELS}")
+    if not isinstance(value, str) or len(value) > 256:
+        return f"the value of label {key!r} must be a string of up to 256 characters"
+    return None
 
 
 def parse_selectors(selectors: Iterable[str]) -> dict[str, str]:

@@ -38,11 +38,17 @@ class FeCluster(SyncCluster):
     def docker_plugin_dir(host: SimHost) -> Path:
         return host.rundir / "docker-plugins"
 
+    @staticmethod
+    def docker_socket(host: SimHost) -> Path:
+        """Where the host's dockerd (tests/frontends/docker_runtime.py) serves its API: the agent follows it."""
+        return host.rundir / "dockerd.sock"
+
     def state_source_args(self, host: SimHost) -> list[str]:
         args = [*super().state_source_args(host), "--cni-socket", self.cni_socket(host)]
         if self.docker:
             # dockerd outside swarm mode refuses global-scope networks ("This node is not a swarm manager")
-            args += ["--docker-plugin", str(self.docker_plugin_dir(host) / "contiv.sock"), "--docker-scope", "local"]
+            args += ["--docker-plugin", str(self.docker_plugin_dir(host) / "contiv.sock"), "--docker-scope", "local",
+                     "--docker-socket", str(self.docker_socket(host))]
         return args
 
 

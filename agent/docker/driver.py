@@ -21,6 +21,7 @@ from agent.docker.netmaster_calls import DriverError, NetmasterIpam
 from agent.docker.records import DockerEndpoint, DockerNetwork, DriverRecords
 from agent.endpoint_ops import AddRequest, EndpointError
 from contiv_api.netmaster_client import CLAIM_LABEL
+from contiv_api.service_lb import label_problem
 
 if TYPE_CHECKING:
     from agent.endpoint_ops import EndpointOps
@@ -30,9 +31,9 @@ LOG = logging.getLogger(__name__)
 GENERIC = "com.docker.network.generic"
 # An endpoint driver option ``label.KEY=VALUE`` (``docker run --network name=N,driver-opt=label.app=web``,
 # or ``docker network connect --driver-opt``) becomes the endpoint's label KEY=VALUE: what services
-# select providers by. Container labels (``docker run --label``) are not sent to network drivers.
+# select providers by. Container labels (``docker run --label``) are not sent to network drivers: the
+# agent reads them from dockerd when asked to (agent/docker/container_labels.py).
 LABEL_OPTION = "label."
-_RESERVED_LABELS = "io.contiv."  # the agent's own labels (the reservation claim): never from a user
 REQUEST_TYPE = "RequestAddressType"
 GATEWAY_TYPE = "com.docker.network.gateway"
 ADDRESS_SPACES = {"LocalDefaultAddressSpace": "contiv-local", "GlobalDefaultAddressSpace": "contiv-global"}
@@ -72,10 +73,9 @@ def _endpoint_labels(options: dict[str, Any]) -> dict[str, str]:
         if not option.startswith(LABEL_OPTION):
             continue
         key = option[len(LABEL_OPTION):]
-        if not _NAME_RE.fullmatch(key) or key.startswith(_RESERVED_LABELS):
-            raise DriverError(f"endpoint option {option!r}: label keys are names, not under {_RESERVED_LABELS}")
-        if not isinstance(value, str) or len(value) > 256:
-            raise DriverError(f"endpoint option {option!r}: the value must be a string of up to 256 characters")
+        problem = label_problem(key, value)
+        if problem:
+            raise DriverError(f"endpoint option {option!r}: {problem}")
         labels[key] = value
     return labels
 
@@ -262,7 +262,8 @@ class DockerDriver:
         if claim:
             self.records.drop_reservation(reservation)
         self.records.put_endpoint(DockerEndpoint(endpoint_id, net.network_id, res.ip, res.prefix_len, res.mac,
-                                                 res.gateway, res.host_ifname, res.container_ifname, res.mtu))
+                                                 res.gateway, res.host_ifname, res.container_ifname, res.mtu,
+                                                 labels=user_labels))
         # Docker keeps what it supplied (the address); anything else it must learn from us.
         out: dict[str, Any] = {} if mac else {"MacAddress": res.mac}
         if not address:

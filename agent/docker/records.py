@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ class DockerEndpoint:
     host_ifname: str
     container_ifname: str
     mtu: int
+    labels: dict[str, str] = field(default_factory=dict)  # from driver options (label.KEY=VALUE)
 
 
 class DriverRecords:

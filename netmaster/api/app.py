@@ -385,6 +385,17 @@ ENDPOINT_SCHEMA = {
 }
 
 
+ENDPOINT_LABELS_SCHEMA = {
+    "type": "object",
+    "required": ["host", "labels"],
+    "additionalProperties": False,
+    "properties": {
+        "host": {"type": "string", "maxLength": 256},
+        "labels": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 256}},
+    },
+}
+
+
 RESERVATION_SCHEMA = {
     "type": "object",
     "required": ["networkName"],
@@ -448,12 +459,20 @@ def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService, cache: Cached
         await cache.fresh()
         return _json(await endpoints.inspect(endpoint_id.rstrip("/")))
 
+    async def put_endpoint_labels(endpoint_id: str, request: Request) -> JSONResponse:
+        record, revision = await endpoints.set_labels(endpoint_id, await read_json(request))
+        return _json(record, revision)
+
     body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": ENDPOINT_SCHEMA}}}}
+    labels_doc = {"requestBody": {"required": True,
+                                  "content": {"application/json": {"schema": ENDPOINT_LABELS_SCHEMA}}}}
     _add_routes(
         app,
         ["endpoint"],
         [
             ("/api/v1/endpoints", list_endpoints, "GET", "list endpoints", None),
+            ("/api/v1/endpoints/{endpoint_id}/labels", put_endpoint_labels, "PUT", "set endpoint labels",
+             labels_doc),
             ("/api/v1/endpoints", create_endpoint, "POST", "create endpoint", body_doc),
             ("/api/v1/endpoints/{endpoint_id}", get_endpoint, "GET", "get endpoint", None),
             ("/api/v1/endpoints/{endpoint_id}", delete_endpoint, "DELETE", "delete endpoint", None),

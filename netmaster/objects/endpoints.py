@@ -18,6 +18,7 @@ from typing import Any
 
 from contiv_api.mac import candidates
 from contiv_api.netmaster_client import CLAIM_LABEL  # takes over the reservation it names
+from contiv_api.service_lb import MAX_LABELS, RESERVED_LABELS, label_problem
 from netmaster.errors import ConflictError, InvalidError, NotFoundError
 from netmaster.objects.base import infra_type, require
 from netmaster.objects.endpoint_list import endpoint_oper
@@ -73,6 +74,27 @@ def parse_request(body: Any) -> dict[str, Any]:
         raise InvalidError("labels must be an object of strings")
     req["labels"] = labels
     return req
+
+
+def parse_labels_request(body: Any) -> tuple[str, dict[str, str]]:
+    """``{"host": H, "labels": {k: v}}`` -> (H, labels): user labels (contiv_api.service_lb.label_problem)."""
+    if not isinstance(body, dict):
+        raise InvalidError("endpoint labels: request body must be a JSON object")
+    unknown = sorted(set(body) - {"host", "labels"})
+    if unknown:
+        raise InvalidError(f"endpoint labels: unknown field(s): {', '.join(unknown)}")
+    host, labels = body.get("host"), body.get("labels")
+    if not isinstance(host, str) or not host or len(host) > 256:
+        raise InvalidError("endpoint labels: host is required (the agent's host name)")
+    if not isinstance(labels, dict):
+        raise InvalidError("endpoint labels: labels must be an object of strings")
+    if len(labels) > MAX_LABELS:
+        raise InvalidError(f"endpoint labels: at most {MAX_LABELS} labels")
+    for key, value in labels.items():
+        problem = label_problem(key, value)
+        if problem:
+            raise InvalidError(f"endpoint labels: {problem}")
+    return host, labels
 
 
 async def _effective_group(txn: Txn, req: dict[str, Any]) -> str:
@@ -162,6 +184,30 @@ class EndpointService:
 
         async def op(txn: Txn) -> bool:
             return await release_endpoint(txn, endpoint_id) is not None
+
+        return await run_txn(self.store, op)
+
+    async def set_labels(self, endpoint_id: str, body: Any) -> tuple[dict[str, Any], int]:
+        """Replace an endpoint's user labels (``PUT /api/v1/endpoints/{id}/labels``): what services
+        select providers by, learnt after the endpoint exists (a Docker container's own labels). Only the
+        agent of the endpoint's host may: ``host`` must be the endpoint's. The ``io.contiv.*`` labels are
+        netmaster's and the agent's own (the reservation claim): never given here, kept as they are."""
+        host, labels = parse_labels_request(body)
+
+        async def op(txn: Txn) -> dict[str, Any]:
+            key = keys.endpoint(endpoint_id)
+            ep = await txn.get(key)
+            if ep is None:
+                raise NotFoundError(f"endpoint {endpoint_id} not found")
+            if ep.get("host", "") != host:
+                raise ConflictError(f"endpoint {endpoint_id} belongs to host {ep.get('host', '')!r}, not {host!r}")
+            kept = {k: v for k, v in (ep.get("labels") or {}).items() if k.startswith(RESERVED_LABELS)}
+            wanted = {**labels, **kept}
+            if (ep.get("labels") or {}) == wanted:
+                return ep  # unchanged: no write, no watch event
+            record = {**ep, "labels": wanted}
+            txn.put(key, record)
+            return record
 
         return await run_txn(self.store, op)
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 
 class Dockerd:
-    def __init__(self, root: Path, netns: str, plugin_dir: Path) -> None:
+    def __init__(self, root: Path, netns: str, plugin_dir: Path, sock: Path | None = None) -> None:
         self.root, self.netns, self.plugin_dir = root, netns, plugin_dir
-        self.sock = root / "docker.sock"
+        self.sock = sock or root / "docker.sock"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> int:

@@ -14,6 +14,7 @@ from testbed.cluster import in_ns, leftovers
 from testbed.cluster.prereq import requires
 from testbed.fe_cluster import FeCluster, busybox_rootfs, missing
 from testbed.sync_cluster import Netmaster, wait_revision
+from testbed.waiting import eventually
 from tests.frontends.docker_runtime import Dockerd
 
 pytestmark = [pytest.mark.slow, requires(missing("dockerd", "docker", "unshare"))]
@@ -45,7 +46,8 @@ def env() -> Iterator[Env]:
                                        policies=["no-ping"]))
         rootfs = busybox_rootfs(cluster.root / "rootfs")
         for host in cluster.hosts:
-            d = Dockerd(cluster.root / host.name / "docker", host.netns, cluster.docker_plugin_dir(host))
+            d = Dockerd(cluster.root / host.name / "docker", host.netns, cluster.docker_plugin_dir(host),
+                        cluster.docker_socket(host))  # the agent follows its events (container labels)
             daemons.append(d)
             cluster.pids.append(d.start())
             cluster._record()
@@ -191,3 +193,75 @@ def test_endpoint_label_options_make_service_providers(env: Env) -> None:
     finally:
         d1("rm", "-f", "lb1", "lb2", check=False)
         env.nm.delete("serviceLBs", f"{T}:lbweb")
+
+
+def endpoint_id(d: Dockerd, name: str, network: str) -> str:
+    return json.loads(d("inspect", name).stdout)[0]["NetworkSettings"]["Networks"][network]["EndpointID"]
+
+
+def labels_of(env: Env, ep_id: str) -> dict[str, str]:
+    return next((e.get("labels", {}) for e in tenant_state(env)[0] if e["endpointID"] == ep_id), {})
+
+
+def test_container_labels_make_service_providers(env: Env) -> None:
+    """``docker run --label app=api`` (no driver option): the agent, following dockerd's events, gives
+    the container's endpoint the label, so a service selecting app=api lists it as a provider on either
+    host and a client's connection to the VIP reaches it. Unlabelled containers are not providers; an
+    ``io.contiv.*`` container label is left out; a driver-option label wins over the container's; a
+    running container connected to another network gets its labels on that endpoint too."""
+    d1, d2 = env.docker
+    env.nm.post("serviceLBs", f"{T}:lbapi", tenantName=T, serviceName="lbapi", networkName="net",
+                selectors=["app=api"], ports=["80:8080:TCP"])
+    serve = "while true; do echo {} | nc -l -p 8080; done"
+    try:
+        d1("run", "-d", "--name", "la1", "--label", "app=api", "--network", "dk-web", IMAGE,
+           "/bin/sh", "-c", serve.format("la1"))
+        d2("run", "-d", "--name", "la2", "--label", "app=api", "--label", "io.contiv.tenant=other",
+           "--label", "io.contiv.reservation=fedock:net:10.65.0.99", "--network", "dk-db", IMAGE,
+           "/bin/sh", "-c", serve.format("la2"))
+        run(d1, "la3", "dk-web")  # no label
+        d1("run", "-d", "--name", "la4", "--label", "app=api", "--network", "name=dk-web,driver-opt=label.app=batch",
+           IMAGE, "/bin/sleep", "600")  # the endpoint's option wins
+        run(d2, "lac", "dk-web")  # the client
+        ids = {"la1": endpoint_id(d1, "la1", "dk-web"), "la2": endpoint_id(d2, "la2", "dk-db"),
+               "la4": endpoint_id(d1, "la4", "dk-web")}
+
+        def providers() -> list[str] | None:
+            oper = env.nm.ok(env.nm.http.get(f"/api/v1/inspect/serviceLBs/{T}:lbapi/"))["Oper"]
+            found = sorted(p["endpointID"] for p in oper["providers"])
+            return found if found == sorted([ids["la1"], ids["la2"]]) else None
+
+        eventually(providers, timeout=60, what="the labelled containers as the service's providers")
+        # the io.contiv.* labels are the driver's own (each endpoint's reservation claim), none from a container
+        labels = {e["endpointID"]: e.get("labels", {}) for e in tenant_state(env)[0]}
+        user = {ep: {k: v for k, v in lab.items() if not k.startswith("io.contiv.")} for ep, lab in labels.items()}
+        assert user[ids["la2"]] == {"app": "api"}, labels
+        assert "io.contiv.tenant" not in labels[ids["la2"]], labels
+        assert labels[ids["la2"]]["io.contiv.reservation"] == f"{T}:net:{ip_of(d2, 'la2', 'dk-db')}", labels
+        assert user[ids["la4"]] == {"app": "batch"}, labels
+        assert user[endpoint_id(d1, "la3", "dk-web")] == {}, labels
+        vip = env.nm.ok(env.nm.http.get(f"/api/v1/inspect/serviceLBs/{T}:lbapi/"))["Oper"]["serviceVip"]
+
+        def answered() -> set[str]:
+            got = set()
+            for _ in range(6):
+                out = d2("exec", "lac", "sh", "-c", f"nc -w 3 {vip} 80 </dev/null", check=False).stdout.strip()
+                got.add(out)
+            return got & {"la1", "la2"}
+
+        assert eventually(answered, timeout=60, what=f"an answer through the VIP {vip}")
+        # a running container connected to another network: its new endpoint gets the labels too
+        wait_revision(env.cluster, env.nm.post("networks", f"{T}:net2", tenantName=T, networkName="net2",
+                                               encap="vxlan", subnet="10.66.0.0/24"))
+        d1("network", "create", "-d", "contiv", "--ipam-driver", "contiv", "--subnet", "10.66.0.0/24",
+           "-o", f"tenant={T}", "-o", "network=net2", "dk-two")
+        d1("network", "connect", "dk-two", "la1")
+        second = endpoint_id(d1, "la1", "dk-two")
+        eventually(lambda: labels_of(env, second).get("app") == "api", timeout=60,
+                   what="the labels of a running container's newly connected endpoint")
+    finally:
+        d1("rm", "-f", "la1", "la3", "la4", check=False)
+        d2("rm", "-f", "la2", "lac", check=False)
+        d1("network", "rm", "dk-two", check=False)
+        env.nm.delete("serviceLBs", f"{T}:lbapi")
+        env.nm.delete("networks", f"{T}:net2")

@@ -7,15 +7,20 @@ import http.client
 import json
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from agent.docker.container_labels import ContainerLabelFollower, container_labels, endpoint_labels
+from agent.docker.records import DockerEndpoint, DriverRecords
 from agent.docker.server import CONTENT_TYPE, serve
+from agent.metrics import AgentMetrics
 from contiv_api.mac import candidates
 from contiv_api.netmaster_client import NetmasterError
+from contiv_api.service_lb import MAX_LABELS
 from testbed.netmaster import NetmasterProcess
 from tests.frontends.fake_ops import FakeEndpointOps
 
@@ -273,3 +278,83 @@ def test_endpoint_label_options_become_labels(plugin) -> None:
     ok(post("/NetworkDriver.DeleteEndpoint", {"NetworkID": NET_ID, "EndpointID": EP_ID}))
     ok(post("/IpamDriver.ReleaseAddress", {"PoolID": f"{T}:net", "Address": addr}))
     assert reservations(nm) == []
+
+
+def test_container_labels_filter_and_merge() -> None:
+    """A container's labels become its endpoints' labels without the system's ``io.contiv.*`` keys or
+    malformed ones; the endpoint's driver-option labels win over the container's."""
+    labels = {"app": "web", "tier": "front", "io.contiv.tenant": "other", "io.contiv.reservation": "dk:net:1.2.3.4",
+              "bad key": "x", "long": "v" * 257, "com.example/owner": "ops"}
+    assert container_labels(labels) == {"app": "web", "tier": "front", "com.example/owner": "ops"}
+    assert container_labels(None) == {}
+    assert endpoint_labels(labels, {"app": "batch"}) == {"app": "batch", "tier": "front", "com.example/owner": "ops"}
+    many = {f"k{i:03}": "v" for i in range(MAX_LABELS + 10)}
+    assert len(container_labels(many)) == MAX_LABELS
+
+
+class _FakeDockerd:
+    """dockerd's inspect documents, list and event stream, for the follower's edge cases; the stream
+    drops after its events (a dockerd restart) until ``stop`` is set."""
+
+    socket = "fake"
+
+    def __init__(self, containers: dict[str, dict[str, Any]], follower_stop: list[Any]) -> None:
+        self.containers, self.events_given, self.stop = containers, [["c2"], []], follower_stop
+
+    def running(self) -> list[str]:
+        return list(self.containers)
+
+    def inspect(self, cid: str) -> dict[str, Any] | None:
+        return self.containers.get(cid)
+
+    @contextmanager
+    def events(self) -> Iterator[Iterator[str]]:
+        if not self.events_given:
+            self.stop[0].stop()
+            raise httpx.ConnectError("dockerd gone")
+        yield iter(self.events_given.pop(0))
+
+
+def test_container_label_follower_sets_labels_of_its_endpoints_only(netmaster: httpx.Client, tmp_path: Path) -> None:
+    """The follower catches up on running containers, then follows events across a dropped stream;
+    it labels only endpoints its driver created, keeps the endpoint's reservation claim, skips a
+    container whose endpoint netmaster refuses (another host's), and writes unchanged labels once."""
+    calls: list[tuple[str, str, Any]] = []
+
+    def call(method: str, path: str, body: Any) -> Any:
+        calls.append((method, path, body))
+        resp = netmaster.request(method, path, json=body)
+        if resp.status_code >= 400:
+            raise NetmasterError(resp.status_code, resp.json().get("error", ""))
+        return resp.json()
+
+    for ep_id, host in (("fl-1", "h1"), ("fl-2", "h1"), ("fl-3", "h2")):
+        assert netmaster.post("/api/v1/endpoints/", json={"endpointID": ep_id, "tenantName": T, "networkName": "net",
+                                                          "host": host, "labels": {"io.contiv.x": "y"}}).is_success
+    records = DriverRecords(tmp_path / "driver.json")
+    for ep_id, opts in (("fl-1", {}), ("fl-2", {"app": "batch"}), ("fl-3", {})):
+        records.put_endpoint(DockerEndpoint(ep_id, NET_ID, "", 24, "", "", "", "", 1450, labels=opts))
+
+    def doc(labels: dict[str, str], *eps: str) -> dict[str, Any]:
+        return {"Name": "/c", "Config": {"Labels": labels},
+                "NetworkSettings": {"Networks": {f"n{i}": {"EndpointID": e} for i, e in enumerate(eps)}}}
+
+    containers = {"c1": doc({"app": "web", "io.contiv.tenant": "t2"}, "fl-1", "other-driver"),
+                  "c2": doc({"app": "web"}, "fl-2"), "c3": doc({"app": "web"}, "fl-3")}
+    stop: list[Any] = []
+    fake = _FakeDockerd(containers, stop)
+    metrics = AgentMetrics()
+    follower = ContainerLabelFollower(fake, records, call, "h1", metrics)  # type: ignore[arg-type]
+    stop.append(follower)
+    follower.run()  # returns once the fake dockerd stopped it
+    labels = {e: netmaster.get(f"/api/v1/endpoints/{e}/").json()["labels"] for e in ("fl-1", "fl-2", "fl-3")}
+    assert labels == {"fl-1": {"app": "web", "io.contiv.x": "y"}, "fl-2": {"app": "batch", "io.contiv.x": "y"},
+                      "fl-3": {"io.contiv.x": "y"}}
+    puts = [path for _, path, _ in calls]
+    assert puts.count("/api/v1/endpoints/fl-1/labels") == 1, puts  # the second catch-up changed nothing
+    assert "/api/v1/endpoints/other-driver/labels" not in puts
+    assert metrics.docker_label_updates.labels("set")._value.get() == 2
+    assert metrics.docker_label_updates.labels("refused")._value.get() == 2  # fl-3, at each catch-up
+    assert metrics.docker_events_following._value.get() == 0  # the stream is gone
+    for ep_id in ("fl-1", "fl-2", "fl-3"):
+        netmaster.delete(f"/api/v1/endpoints/{ep_id}/")

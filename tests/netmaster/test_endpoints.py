@@ -198,3 +198,45 @@ async def test_the_mac_index_is_rebuilt_for_endpoints_from_before_it() -> None:
     new, _ = await service.create({"endpointID": "new-a", "tenantName": "new", "networkName": "net",
                                    "ipAddress": old["ipAddress"]})
     assert new["macAddress"] != old["macAddress"]
+
+
+def test_labels_route_sets_user_labels_for_the_owning_host(api: Api) -> None:
+    """``PUT /api/v1/endpoints/{id}/labels`` (the Docker agent's container labels): the endpoint's host
+    replaces its user labels, services see them (inspect lists it as a provider), and the reserved
+    ``io.contiv.*`` labels stay as they were."""
+    t = api.tenant()
+    api.network(t)
+    api.ok(api.post("serviceLBs", f"{t}:svc", tenantName=t, serviceName="svc", networkName="net",
+                    selectors=["app=web"], ports=["80:8080:TCP"]))
+    api.ok(api.endpoint(f"{t}-c", t, "net", host="h1", labels={"io.contiv.note": "kept", "old": "x"}))
+    out = api.ok(api.http.put(f"/api/v1/endpoints/{t}-c/labels", json={"host": "h1", "labels": {"app": "web"}}))
+    assert out["labels"] == {"app": "web", "io.contiv.note": "kept"}
+    assert api.ok(api.http.get(f"/api/v1/endpoints/{t}-c/"))["labels"] == {"app": "web", "io.contiv.note": "kept"}
+    providers = api.inspect("serviceLBs", f"{t}:svc")["Oper"]["providers"]
+    assert [p["endpointID"] for p in providers] == [f"{t}-c"]
+    api.ok(api.http.put(f"/api/v1/endpoints/{t}-c/labels/", json={"host": "h1", "labels": {}}))
+    assert api.inspect("serviceLBs", f"{t}:svc")["Oper"]["providers"] == []
+
+
+def test_labels_route_refusals_change_nothing(api: Api) -> None:
+    t = api.tenant()
+    api.network(t)
+    api.ok(api.endpoint(f"{t}-c", t, "net", host="h1", labels={"app": "web"}))
+    before = api.ok(api.http.get(f"/api/v1/endpoints/{t}-c/"))
+    url = f"/api/v1/endpoints/{t}-c/labels"
+    cases = [
+        (f"/api/v1/endpoints/{t}-nope/labels", {"host": "h1", "labels": {"app": "db"}}, 404, "not found"),
+        (url, {"host": "h2", "labels": {"app": "db"}}, 409, "belongs to host 'h1'"),  # another host's agent
+        (url, {"labels": {"app": "db"}}, 400, "host is required"),
+        (url, {"host": "h1", "labels": {"io.contiv.tenant": "other"}}, 400, "not under io.contiv."),
+        (url, {"host": "h1", "labels": {"bad key": "v"}}, 400, "must be a name"),
+        (url, {"host": "h1", "labels": {"app": 5}}, 400, "must be a string"),
+        (url, {"host": "h1", "labels": {"app": "v" * 257}}, 400, "up to 256"),
+        (url, {"host": "h1", "labels": ["app=db"]}, 400, "labels must be an object"),
+        (url, {"host": "h1", "labels": {}, "tenantName": "x"}, 400, "unknown field"),
+        (url, ["h1"], 400, "JSON object"),
+    ]
+    for path, body, status, message in cases:
+        expect_error(api.http.put(path, json=body), status, message)
+    assert api.ok(api.http.get(f"/api/v1/endpoints/{t}-c/")) == before
+    expect_error(api.http.get(f"/api/v1/endpoints/{t}-nope/"), 404, "not found")
