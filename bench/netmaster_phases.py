@@ -17,8 +17,9 @@ interleaving leaves each target idle a few ms between its requests). Prints per 
 * ``encode``: the JSON response.
 
 ``--clients``: also time etcd round trips from Python on one etcd started with ``--enable-v2``, back to
-back and after the pause: grpc.aio Range and Txn (what netmaster uses) next to a v2 GET and PUT on a
-plain asyncio HTTP/1.1 connection (the API Contiv's netmaster writes with).
+back and after the pause, with a watch on ``/contiv/`` open as netmaster's cache has: grpc.aio Range
+and Txn (what netmaster uses; one put, and a tenant create's two compares and two puts) next to a v2
+GET and PUT on a plain asyncio HTTP/1.1 connection (the API Contiv's netmaster writes with).
 
 Nothing is asserted; recorded figures are in docs/performance.md.
 """
@@ -195,7 +196,7 @@ def _load() -> str:
 
 async def _clients(url: str, pauses: tuple[float, ...], count: int) -> dict[tuple[float, str], float]:
     """p50 seconds of each kind of etcd round trip, for each pause between calls."""
-    from netmaster.store.base import Put
+    from netmaster.store.base import Compare, Put
     from netmaster.store.etcd import EtcdStore
 
     store = EtcdStore.from_url(url)
@@ -211,13 +212,31 @@ async def _clients(url: str, pauses: tuple[float, ...], count: int) -> dict[tupl
         return await reader.readexactly(length)
 
     value = "v" * 300
+    generation = [0, 0]  # the generation key's mod_revision (what the next commit compares), objects made
+
+    async def tenant_shaped(_: int) -> None:
+        """A tenant create's transaction: the object absent, the generation key unchanged; both written."""
+        i = generation[1] = generation[1] + 1
+        compares = [Compare(f"/contiv/obj/b/{i}", 0), Compare("/contiv/gen/b", generation[0])]
+        result = await store.txn(compares, [Put("/contiv/gen/b", str(i)), Put(f"/contiv/obj/b/{i}", value)])
+        if not result.succeeded:
+            raise SystemExit(f"tenant-shaped transaction {i} refused: {result.failed_keys}")
+        generation[0] = result.revision
+
     calls: dict[str, Callable[[int], Awaitable[Any]]] = {
         "grpc.aio Range (revision)": lambda i: store.revision(),
-        "grpc.aio Txn (one put)": lambda i: store.txn([], [Put(f"/contiv/bench/{i}", value)]),
+        "grpc.aio Txn, one put": lambda i: store.txn([], [Put(f"/contiv/bench/{i}", value)]),
+        "grpc.aio Txn, a tenant's": tenant_shaped,
         "v2 GET over HTTP/1.1": lambda i: http("GET", f"/v2/keys/bench/{i}"),
         "v2 PUT over HTTP/1.1": lambda i: http("PUT", f"/v2/keys/bench/{i}", f"value={value}".encode()),
     }
-    await store.revision()
+    first = await store.revision()
+
+    async def follow() -> None:  # a watch on /contiv/ as netmaster's cache has: etcd sends each write's echo
+        async for _ in store.watch("/contiv/", first):
+            pass
+
+    watch = asyncio.create_task(follow())
     p50: dict[tuple[float, str], float] = {}
     try:
         for pause in pauses:
@@ -230,6 +249,7 @@ async def _clients(url: str, pauses: tuple[float, ...], count: int) -> dict[tupl
                     samples.append(time.perf_counter() - started)
                 p50[(pause, name)] = statistics.median(samples)
     finally:
+        watch.cancel()
         writer.close()
         await store.close()
     return p50
@@ -243,7 +263,7 @@ def clients(pause: float, count: int) -> None:
         try:
             print(f"etcd round trips from Python, p50 ms, {count} each, load {_load()}")
             for (gap, name), seconds in asyncio.run(_clients(etcd.url, (0.0, pause), count)).items():
-                print(f"  pause {gap * 1000:3.0f} ms  {name:<28} {seconds * 1000:6.3f}")
+                print(f"  pause {gap * 1000:3.0f} ms  {name:<30} {seconds * 1000:6.3f}")
         finally:
             etcd.stop()
 
