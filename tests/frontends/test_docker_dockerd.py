@@ -249,7 +249,7 @@ def test_container_labels_make_service_providers(env: Env) -> None:
                 got.add(out)
             return got & {"la1", "la2"}
 
-        assert eventually(answered, timeout=60, what=f"an answer through the VIP {vip}")
+        eventually(answered, timeout=60, what=f"an answer through the VIP {vip}")
         # a running container connected to another network: its new endpoint gets the labels too
         wait_revision(env.cluster, env.nm.post("networks", f"{T}:net2", tenantName=T, networkName="net2",
                                                encap="vxlan", subnet="10.66.0.0/24"))
