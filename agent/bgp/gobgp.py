@@ -207,17 +207,10 @@ class GobgpClient:
         attrs = self.api.attrs
         prefix = attrs.IPAddressPrefix()
         path.nlri.Unpack(prefix)
-        next_hop, as_path = "", ()
-        for any_attr in path.pattrs:
-            if any_attr.Is(attrs.NextHopAttribute.DESCRIPTOR):
-                nh = attrs.NextHopAttribute()
-                any_attr.Unpack(nh)
-                next_hop = nh.next_hop
-            elif any_attr.Is(attrs.AsPathAttribute.DESCRIPTOR):
-                ap = attrs.AsPathAttribute()
-                any_attr.Unpack(ap)
-                as_path = tuple(n for seg in ap.segments for n in seg.numbers)
-        peer = "" if path.neighbor_ip in ("", "<nil>") else path.neighbor_ip  # "<nil>": a local path
+        ap = _attr(path, attrs.AsPathAttribute)
+        as_path = tuple(n for seg in ap.segments for n in seg.numbers) if ap is not None else ()
+        peer = "" if _is_local(path) else path.neighbor_ip
+        next_hop = _next_hop(path, attrs)
         return Route(f"{prefix.prefix}/{prefix.prefix_len}", next_hop, peer, as_path)
 
 
@@ -253,6 +246,11 @@ def _attr(path: Any, message: Any) -> Any:
     return None
 
 
+def _is_local(path: Any) -> bool:
+    """A path this speaker originated (gobgpd lists its neighbor as "" or "<nil>")."""
+    return path.neighbor_ip in ("", "<nil>")
+
+
 def _next_hop(path: Any, attrs: Any) -> str:
     nh = _attr(path, attrs.NextHopAttribute)
     return str(nh.next_hop) if nh is not None else ""
@@ -260,7 +258,7 @@ def _next_hop(path: Any, attrs: Any) -> str:
 
 def _rank(path: Any, attrs: Any) -> tuple[int, ...]:
     """What gobgpd's ``Path.Compare`` weighs, in its order (equal tuples: equal cost)."""
-    local = path.neighbor_ip in ("", "<nil>")
+    local = _is_local(path)
     pref = _attr(path, attrs.LocalPrefAttribute)
     as_path = _attr(path, attrs.AsPathAttribute)
     origin = _attr(path, attrs.OriginAttribute)

@@ -135,14 +135,12 @@ class DnsResponder:
             except OSError as exc:  # e.g. an ICMP error of an earlier send: the socket is still good
                 LOG.debug("DNS socket of tenant %s: %s", tenant, exc)
                 continue
-            self.queries += 1
-            reply = self._answers.kept_reply(data, tenant)
+            reply = self._count_and_find_kept(data, tenant)
             if reply is None:
                 task = self._loop.create_task(self._udp_answer(sock, data, addr, tenant))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
                 continue
-            self.kept_answers += 1
             _send(sock, reply, addr)
 
     async def _udp_answer(self, sock: socket.socket, data: bytes, addr: tuple[str, int], tenant: str) -> None:
@@ -152,12 +150,16 @@ class DnsResponder:
 
     async def handle(self, data: bytes, tenant: str) -> bytes | None:
         """The reply to one query (None: not a query we can parse), kept or made."""
+        reply = self._count_and_find_kept(data, tenant)
+        return reply if reply is not None else await self._answer(data, tenant)
+
+    def _count_and_find_kept(self, data: bytes, tenant: str) -> bytes | None:
+        """Count one query; the kept reply to it, if there is one (the fast path of UDP and TCP alike)."""
         self.queries += 1
         reply = self._answers.kept_reply(data, tenant)
         if reply is not None:
             self.kept_answers += 1
-            return reply
-        return await self._answer(data, tenant)
+        return reply
 
     async def _answer(self, data: bytes, tenant: str) -> bytes | None:
         """The slow path: parse, look up, pack; the reply kept unless it came from upstream."""

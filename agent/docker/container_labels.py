@@ -52,7 +52,7 @@ def container_labels(labels: Mapping[str, Any] | None) -> dict[str, str]:
 def endpoint_labels(container: Mapping[str, Any] | None, options: Mapping[str, str]) -> dict[str, str]:
     """An endpoint's labels: the container's usable labels, its driver-option labels over them."""
     merged = {**container_labels(container), **options}
-    return dict(list(merged.items())[:MAX_LABELS]) if len(merged) > MAX_LABELS else merged
+    return dict(list(merged.items())[:MAX_LABELS])
 
 
 def _container_ids(lines: Iterator[str]) -> Iterator[str]:
