@@ -7,10 +7,11 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed.cluster import in_ns
+from testbed.cluster import SimHost, in_ns
 
 
 def ping(ns: str, ip: str, count: int = 1, wait: float = 1.0) -> bool:
@@ -111,3 +112,19 @@ class Pinger:
         if sent is None:
             raise RuntimeError(f"ping did not run: {out[-500:]}")
         return PingResult(int(sent.group(1)), replies, duplicates)
+
+
+def dump_hosts(hosts: Iterable[SimHost], label: str) -> Path:
+    """Each host's OpenFlow tables, cached datapath flows, tracked connections and agent log, written
+    to a fresh directory for a failure report (too long for the report itself, which names it)."""
+    out_dir = Path(f"/tmp/{label}-{int(time.time())}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for host in hosts:
+        for name, args in (("flows", ("ovs-ofctl", "-O", "OpenFlow13", "dump-flows", host.bridge)),
+                           ("dpflows", ("ovs-appctl", "dpctl/dump-flows", "-m")),
+                           ("conntrack", ("ovs-appctl", "dpctl/dump-conntrack", "-m"))):
+            (out_dir / f"{host.name}-{name}.txt").write_text(host.ovs.run(*args, check=False))
+        log = host.rundir / "agent.log"
+        if log.exists():
+            (out_dir / f"{host.name}-agent.log").write_bytes(log.read_bytes()[-2_000_000:])
+    return out_dir

@@ -30,6 +30,7 @@ import yaml
 from agent.pipeline.tables import Table
 from testbed.cri.client import PodSpec
 from testbed.cri.cluster import CriCluster, Pod
+from testbed.netcheck import dump_hosts
 from testbed.sync_cluster import Netmaster, wait_revision
 
 REPO = Path(__file__).resolve().parent.parent
@@ -201,13 +202,7 @@ class NetpolLab:
         for the report, which names it)."""
         if not leaks:
             return []
-        out_dir = Path(f"/tmp/netpol-leak-{int(time.time())}")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for host in self.cluster.hosts:
-            for name, args in (("flows", ("ovs-ofctl", "-O", "OpenFlow13", "dump-flows", host.bridge)),
-                               ("dpflows", ("ovs-appctl", "dpctl/dump-flows", "-m")),
-                               ("conntrack", ("ovs-appctl", "dpctl/dump-conntrack", "-m"))):
-                (out_dir / f"{host.name}-{name}.txt").write_text(host.ovs.run(*args, check=False))
+        out_dir = dump_hosts(self.cluster.hosts, "netpol-leak")
         traces = []
         records = self.nm.ok(self.nm.http.get("/api/v1/endpoints/"))
         macs = {ep["containerID"]: ep["macAddress"] for ep in records}

@@ -23,7 +23,7 @@ from testbed.cluster import SimHost, in_ns
 from testbed.cluster.prereq import running
 from testbed.cni import CniReply, invoke
 from testbed.fe_cluster import FeCluster
-from testbed.netcheck import Pinger, gap_report, ping_eventually, quiet_gap
+from testbed.netcheck import Pinger, dump_hosts, gap_report, ping_eventually, quiet_gap
 from testbed.sync_cluster import Netmaster, wait_revision
 from testbed.waiting import eventually
 
@@ -168,7 +168,15 @@ def test_agent_killed_amid_20_parallel_adds(cluster: FeCluster, cni_bin: Path, n
         assert in_ns(namespaces[name], "ip", "-o", "link").stdout.count("\n") == 1  # only lo
     for name in succeeded:
         assert h1.get(f"/endpoints/{name}:eth0/check") == (200, {"ok": True})
-        assert ping_eventually(namespaces[name], ip_b)
+    # every succeeded ADD's container carries traffic; waited for like the traffic after the restart
+    # above: both hosts are still converging from the DELs of the failed ones
+    started = time.monotonic()
+    for name in sorted(succeeded):
+        if not ping_eventually(namespaces[name], ip_b, timeout=20):
+            where = dump_hosts(cluster.hosts, f"host-faults-{name}")
+            pytest.fail(f"{name} ({_host_endpoints(nm, h1, tenant).get(f'{name}:eth0')}) cannot reach "
+                        f"{ip_b} after 20 s; hosts' state in {where}")
+    print(f"traffic from all {len(succeeded)} succeeded ADDs' containers after {time.monotonic() - started:.1f} s")
     # converged: a fresh agent's full sync installs exactly the flows that are there
     settled = eventually(lambda: _stable_flows(h1), timeout=20, what="flows to settle")
     cluster.kill_agent(h1)
