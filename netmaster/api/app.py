@@ -31,6 +31,7 @@ from netmaster.aci.controller import AciController, AciSettings
 from netmaster.api.agent_inspect import add_agent_inspect_routes
 from netmaster.api.agents import AgentRegistry, add_agent_routes
 from netmaster.api.bgp_inspect import add_bgp_inspect_route
+from netmaster.api.direct_routes import INSPECT, ITEM, LIST, DirectRoutes, DirectRoutesMiddleware
 from netmaster.api.kubernetes import add_kubernetes_routes
 from netmaster.api.metrics import ApiMetrics
 from netmaster.api.watch import FLUSH_INTERVAL, RING_EVENTS, WATCHER_BUFFER, WatchHub, add_watch_routes
@@ -175,6 +176,9 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
         where = ".".join(str(p) for p in first.get("loc", ()))
         return refuse(400, f"invalid request: {where}: {first.get('msg', 'invalid')}")
 
+    direct = DirectRoutes()  # the object routes, also answered past the router (netmaster.api.direct_routes)
+    app.add_middleware(DirectRoutesMiddleware, table=direct, routes=app.router.routes,
+                       handlers=app.exception_handlers)
     app.add_middleware(MinRevisionMiddleware, cache=store)
     app.add_middleware(GuardMiddleware, token=settings.token, metrics=metrics)  # outermost: token first
 
@@ -190,7 +194,7 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
     add_agent_routes(app, registry, read_json)
     add_bgp_inspect_route(app, objects, registry, settings.token)  # before the generic inspect route
     for otype in OBJECT_TYPES:
-        _add_object_routes(app, objects, otype)
+        _add_object_routes(app, objects, otype, direct)
     add_agent_inspect_routes(app, registry, settings.token)
     add_kubernetes_routes(app, KubernetesService(store), store, read_json)
 
@@ -316,7 +320,7 @@ def _json(body: Any, revision: int | None = None) -> JSONResponse:
     return JSONResponse(body, headers=headers)
 
 
-def _add_object_routes(app: FastAPI, objects: ObjectService, otype: ObjectType) -> None:
+def _add_object_routes(app: FastAPI, objects: ObjectService, otype: ObjectType, direct: DirectRoutes) -> None:
     kind = otype.kind
     base = f"/api/v1/{otype.plural}/"
     body_doc = {
@@ -346,17 +350,17 @@ def _add_object_routes(app: FastAPI, objects: ObjectService, otype: ObjectType) 
         return _json(await objects.inspect(kind, key))
 
     item = base + "{key}"
-    _add_routes(
-        app,
-        tags,
-        [
-            (base.rstrip("/"), list_objects, "GET", f"list {otype.plural}", None),
-            (item, get_object, "GET", f"get {kind}", None),
-            (item, put_object, ["POST", "PUT"], f"create or update {kind}", body_doc),
-            (item, delete_object, "DELETE", f"delete {kind}", None),
-            (f"/api/v1/inspect/{otype.plural}/{{key}}", inspect_object, "GET", f"inspect {kind}", None),
-        ],
-    )
+    inspect = f"/api/v1/inspect/{otype.plural}/{{key}}"
+    routes: list[tuple[str, Route]] = [
+        (LIST, (base.rstrip("/"), list_objects, "GET", f"list {otype.plural}", None)),
+        (ITEM, (item, get_object, "GET", f"get {kind}", None)),
+        (ITEM, (item, put_object, ["POST", "PUT"], f"create or update {kind}", body_doc)),
+        (ITEM, (item, delete_object, "DELETE", f"delete {kind}", None)),
+        (INSPECT, (inspect, inspect_object, "GET", f"inspect {kind}", None)),
+    ]
+    _add_routes(app, tags, [route for _, route in routes])
+    for shape, (path, endpoint, methods, _, _) in routes:
+        direct.add(shape, otype.plural, [methods] if isinstance(methods, str) else methods, endpoint, path)
 
 
 ENDPOINT_SCHEMA = {
