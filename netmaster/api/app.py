@@ -31,7 +31,7 @@ from netmaster.aci.controller import AciController, AciSettings
 from netmaster.api.agent_inspect import add_agent_inspect_routes
 from netmaster.api.agents import AgentRegistry, add_agent_routes
 from netmaster.api.bgp_inspect import add_bgp_inspect_route
-from netmaster.api.direct_routes import INSPECT, ITEM, LIST, DirectRoutes, DirectRoutesMiddleware
+from netmaster.api.direct_routes import DirectRoutes, DirectRoutesMiddleware
 from netmaster.api.kubernetes import add_kubernetes_routes
 from netmaster.api.metrics import ApiMetrics
 from netmaster.api.watch import FLUSH_INTERVAL, RING_EVENTS, WATCHER_BUFFER, WatchHub, add_watch_routes
@@ -189,8 +189,8 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
                    network_grain=settings.agent_span == "network", flush=settings.watch_flush)
     metrics.track_watchers(hub)
     add_watch_routes(app, store, hub)
-    _add_endpoint_routes(app, endpoints, store)
-    _add_reservation_routes(app, ReservationService(store, pools=pools), store)
+    _add_endpoint_routes(app, endpoints, store, direct)
+    _add_reservation_routes(app, ReservationService(store, pools=pools), store, direct)
     add_agent_routes(app, registry, read_json)
     add_bgp_inspect_route(app, objects, registry, settings.token)  # before the generic inspect route
     for otype in OBJECT_TYPES:
@@ -350,17 +350,14 @@ def _add_object_routes(app: FastAPI, objects: ObjectService, otype: ObjectType, 
         return _json(await objects.inspect(kind, key))
 
     item = base + "{key}"
-    inspect = f"/api/v1/inspect/{otype.plural}/{{key}}"
-    routes: list[tuple[str, Route]] = [
-        (LIST, (base.rstrip("/"), list_objects, "GET", f"list {otype.plural}", None)),
-        (ITEM, (item, get_object, "GET", f"get {kind}", None)),
-        (ITEM, (item, put_object, ["POST", "PUT"], f"create or update {kind}", body_doc)),
-        (ITEM, (item, delete_object, "DELETE", f"delete {kind}", None)),
-        (INSPECT, (inspect, inspect_object, "GET", f"inspect {kind}", None)),
+    routes: list[Route] = [
+        (base.rstrip("/"), list_objects, "GET", f"list {otype.plural}", None),
+        (item, get_object, "GET", f"get {kind}", None),
+        (item, put_object, ["POST", "PUT"], f"create or update {kind}", body_doc),
+        (item, delete_object, "DELETE", f"delete {kind}", None),
+        (f"/api/v1/inspect/{otype.plural}/{{key}}", inspect_object, "GET", f"inspect {kind}", None),
     ]
-    _add_routes(app, tags, [route for _, route in routes])
-    for shape, (path, endpoint, methods, _, _) in routes:
-        direct.add(shape, otype.plural, [methods] if isinstance(methods, str) else methods, endpoint, path)
+    _add_routes(app, tags, routes, direct)
 
 
 ENDPOINT_SCHEMA = {
@@ -410,7 +407,8 @@ RESERVATION_SCHEMA = {
 }
 
 
-def _add_reservation_routes(app: FastAPI, reservations: ReservationService, cache: CachedStore) -> None:
+def _add_reservation_routes(app: FastAPI, reservations: ReservationService, cache: CachedStore,
+                            direct: DirectRoutes) -> None:
     """Address reservations (Docker IPAM asks for an address before the endpoint exists)."""
 
     async def list_reservations() -> JSONResponse:
@@ -436,10 +434,11 @@ def _add_reservation_routes(app: FastAPI, reservations: ReservationService, cach
             (base, create_reservation, "POST", "reserve address", body_doc),
             (base + "/{reservation_id}", delete_reservation, "DELETE", "release address", None),
         ],
+        direct,
     )
 
 
-def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService, cache: CachedStore) -> None:
+def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService, cache: CachedStore, direct: DirectRoutes) -> None:
     # The service reads through the cache; a read first brings it up to every committed write.
     async def list_endpoints() -> JSONResponse:
         await cache.fresh()
@@ -482,22 +481,26 @@ def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService, cache: Cached
             ("/api/v1/endpoints/{endpoint_id}", delete_endpoint, "DELETE", "delete endpoint", None),
             ("/api/v1/inspect/endpoints/{endpoint_id:path}", inspect_endpoint, "GET", "inspect endpoint", None),
         ],
+        direct,
     )
 
 
 Route = tuple[str, Callable[..., Awaitable[Any]], str | list[str], str, dict[str, Any] | None]
 
 
-def _add_routes(app: FastAPI, tags: list[str], routes: list[Route]) -> None:
-    """Register each route with and without the trailing slash (Contiv's form is the documented one)."""
+def _add_routes(app: FastAPI, tags: list[str], routes: list[Route], direct: DirectRoutes) -> None:
+    """Register each route with and without the trailing slash (Contiv's form is the documented one),
+    and with the layer that answers routes of its shapes past the router (netmaster.api.direct_routes)."""
     for path, endpoint, methods, name, extra in routes:
+        method_list = [methods] if isinstance(methods, str) else methods
         for suffix in ("", "/"):
             app.add_api_route(
                 path + suffix,
                 endpoint,
-                methods=[methods] if isinstance(methods, str) else methods,
+                methods=method_list,
                 tags=tags,
                 openapi_extra=extra,
                 include_in_schema=suffix == "/",
                 name=name + suffix,
             )
+        direct.add(method_list, endpoint, path)

@@ -24,6 +24,7 @@ registered earlier) is dropped and left to the router.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 LIST, ITEM, INSPECT = "list", "item", "inspect"
 _SAMPLE_KEY = "k"  # a key to check the router's choice with
+_PARAM = re.compile(r"\{([^}]+)\}")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class DirectRoute:
 
     endpoint: Endpoint
     path: str  # the route's template, "/api/v1/tenants/{key}"
+    param: str | None  # the name of its path parameter ("key"), None for a list
     takes_request: bool  # a create or update reads the body
 
 
@@ -66,17 +69,38 @@ class DirectRoutes:
         self._routes: dict[tuple[str, str, str], DirectRoute] = {}
         self._checked = False
 
-    def add(self, shape: str, plural: str, methods: list[str], endpoint: Endpoint, path: str) -> None:
-        takes_request = "request" in endpoint.__code__.co_varnames[: endpoint.__code__.co_argcount]
+    def add(self, methods: list[str], endpoint: Endpoint, path: str) -> bool:
+        """A route as registered with the router (*path* its template), if it has one of the shapes
+        this layer knows: ``/api/v1/<plural>``, ``/api/v1/<plural>/{param}`` or
+        ``/api/v1/inspect/<plural>/{param}``, the parameter untyped. Others are left to the router."""
+        parts = path.split("/")
+        param = _PARAM.fullmatch(parts[-1])
+        if len(parts) < 4 or parts[:3] != ["", "api", "v1"] or (param is not None and ":" in param.group(1)):
+            return False
+        if len(parts) == 4 and param is None:
+            shape, plural = LIST, parts[3]
+        elif len(parts) == 5 and param is not None and _PARAM.search(parts[3]) is None:
+            shape, plural = ITEM, parts[3]
+        elif len(parts) == 6 and param is not None and parts[3] == "inspect" and _PARAM.search(parts[4]) is None:
+            shape, plural = INSPECT, parts[4]
+        else:
+            return False
+        code = endpoint.__code__
+        arguments = set(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount])
+        if arguments - {"request", param.group(1) if param else ""}:
+            return False  # the router would fill the others in (query parameters, dependencies)
+        takes_request = "request" in arguments
         for method in methods:
-            self._routes[(shape, plural, method)] = DirectRoute(endpoint, path, takes_request)
+            self._routes[(shape, plural, method)] = DirectRoute(
+                endpoint, path, param.group(1) if param else None, takes_request)
+        return True
 
     def check(self, routes: list[BaseRoute]) -> None:
         """Keep only the entries the router itself would send to the same endpoint."""
         if self._checked:
             return
         for (shape, plural, method), direct in list(self._routes.items()):
-            sample = direct.path.replace("{key}", _SAMPLE_KEY)
+            sample = _PARAM.sub(_SAMPLE_KEY, direct.path)
             chosen = _first_match(routes, method, sample)
             if getattr(chosen, "endpoint", None) is not direct.endpoint:
                 del self._routes[(shape, plural, method)]
@@ -140,7 +164,7 @@ class DirectRoutesMiddleware:
     async def _serve(self, direct: DirectRoute, key: str | None, label: RouteLabel, scope: Scope,
                      receive: Receive, send: Send) -> None:
         scope["route"] = label  # the metrics label requests by the route's template, as for the router's
-        args: dict[str, Any] = {} if key is None else {"key": key}
+        args: dict[str, Any] = {} if direct.param is None else {direct.param: key}
         request = Request(scope, receive)
         if direct.takes_request:
             args["request"] = request
