@@ -31,6 +31,7 @@ from netmaster.aci.controller import AciController, AciSettings
 from netmaster.api.agent_inspect import add_agent_inspect_routes
 from netmaster.api.agents import AgentRegistry, add_agent_routes
 from netmaster.api.bgp_inspect import add_bgp_inspect_route
+from netmaster.api.direct_routes import DirectRoutes, DirectRoutesMiddleware
 from netmaster.api.kubernetes import add_kubernetes_routes
 from netmaster.api.metrics import ApiMetrics
 from netmaster.api.watch import FLUSH_INTERVAL, RING_EVENTS, WATCHER_BUFFER, WatchHub, add_watch_routes
@@ -175,6 +176,9 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
         where = ".".join(str(p) for p in first.get("loc", ()))
         return refuse(400, f"invalid request: {where}: {first.get('msg', 'invalid')}")
 
+    direct = DirectRoutes()  # the object routes, also answered past the router (netmaster.api.direct_routes)
+    app.add_middleware(DirectRoutesMiddleware, table=direct, routes=app.router.routes,
+                       handlers=app.exception_handlers)
     app.add_middleware(MinRevisionMiddleware, cache=store)
     app.add_middleware(GuardMiddleware, token=settings.token, metrics=metrics)  # outermost: token first
 
@@ -185,12 +189,12 @@ def create_app(store: Store, settings: ApiSettings | None = None) -> FastAPI:
                    network_grain=settings.agent_span == "network", flush=settings.watch_flush)
     metrics.track_watchers(hub)
     add_watch_routes(app, store, hub)
-    _add_endpoint_routes(app, endpoints, store)
-    _add_reservation_routes(app, ReservationService(store, pools=pools), store)
+    _add_endpoint_routes(app, endpoints, store, direct)
+    _add_reservation_routes(app, ReservationService(store, pools=pools), store, direct)
     add_agent_routes(app, registry, read_json)
     add_bgp_inspect_route(app, objects, registry, settings.token)  # before the generic inspect route
     for otype in OBJECT_TYPES:
-        _add_object_routes(app, objects, otype)
+        _add_object_routes(app, objects, otype, direct)
     add_agent_inspect_routes(app, registry, settings.token)
     add_kubernetes_routes(app, KubernetesService(store), store, read_json)
 
@@ -316,7 +320,7 @@ def _json(body: Any, revision: int | None = None) -> JSONResponse:
     return JSONResponse(body, headers=headers)
 
 
-def _add_object_routes(app: FastAPI, objects: ObjectService, otype: ObjectType) -> None:
+def _add_object_routes(app: FastAPI, objects: ObjectService, otype: ObjectType, direct: DirectRoutes) -> None:
     kind = otype.kind
     base = f"/api/v1/{otype.plural}/"
     body_doc = {
@@ -346,17 +350,14 @@ def _add_object_routes(app: FastAPI, objects: ObjectService, otype: ObjectType) 
         return _json(await objects.inspect(kind, key))
 
     item = base + "{key}"
-    _add_routes(
-        app,
-        tags,
-        [
-            (base.rstrip("/"), list_objects, "GET", f"list {otype.plural}", None),
-            (item, get_object, "GET", f"get {kind}", None),
-            (item, put_object, ["POST", "PUT"], f"create or update {kind}", body_doc),
-            (item, delete_object, "DELETE", f"delete {kind}", None),
-            (f"/api/v1/inspect/{otype.plural}/{{key}}", inspect_object, "GET", f"inspect {kind}", None),
-        ],
-    )
+    routes: list[Route] = [
+        (base.rstrip("/"), list_objects, "GET", f"list {otype.plural}", None),
+        (item, get_object, "GET", f"get {kind}", None),
+        (item, put_object, ["POST", "PUT"], f"create or update {kind}", body_doc),
+        (item, delete_object, "DELETE", f"delete {kind}", None),
+        (f"/api/v1/inspect/{otype.plural}/{{key}}", inspect_object, "GET", f"inspect {kind}", None),
+    ]
+    _add_routes(app, tags, routes, direct)
 
 
 ENDPOINT_SCHEMA = {
@@ -406,7 +407,8 @@ RESERVATION_SCHEMA = {
 }
 
 
-def _add_reservation_routes(app: FastAPI, reservations: ReservationService, cache: CachedStore) -> None:
+def _add_reservation_routes(app: FastAPI, reservations: ReservationService, cache: CachedStore,
+                            direct: DirectRoutes) -> None:
     """Address reservations (Docker IPAM asks for an address before the endpoint exists)."""
 
     async def list_reservations() -> JSONResponse:
@@ -432,10 +434,11 @@ def _add_reservation_routes(app: FastAPI, reservations: ReservationService, cach
             (base, create_reservation, "POST", "reserve address", body_doc),
             (base + "/{reservation_id}", delete_reservation, "DELETE", "release address", None),
         ],
+        direct,
     )
 
 
-def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService, cache: CachedStore) -> None:
+def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService, cache: CachedStore, direct: DirectRoutes) -> None:
     # The service reads through the cache; a read first brings it up to every committed write.
     async def list_endpoints() -> JSONResponse:
         await cache.fresh()
@@ -478,22 +481,26 @@ def _add_endpoint_routes(app: FastAPI, endpoints: EndpointService, cache: Cached
             ("/api/v1/endpoints/{endpoint_id}", delete_endpoint, "DELETE", "delete endpoint", None),
             ("/api/v1/inspect/endpoints/{endpoint_id:path}", inspect_endpoint, "GET", "inspect endpoint", None),
         ],
+        direct,
     )
 
 
 Route = tuple[str, Callable[..., Awaitable[Any]], str | list[str], str, dict[str, Any] | None]
 
 
-def _add_routes(app: FastAPI, tags: list[str], routes: list[Route]) -> None:
-    """Register each route with and without the trailing slash (Contiv's form is the documented one)."""
+def _add_routes(app: FastAPI, tags: list[str], routes: list[Route], direct: DirectRoutes) -> None:
+    """Register each route with and without the trailing slash (Contiv's form is the documented one),
+    and with the layer that answers routes of its shapes past the router (netmaster.api.direct_routes)."""
     for path, endpoint, methods, name, extra in routes:
+        method_list = [methods] if isinstance(methods, str) else methods
         for suffix in ("", "/"):
             app.add_api_route(
                 path + suffix,
                 endpoint,
-                methods=[methods] if isinstance(methods, str) else methods,
+                methods=method_list,
                 tags=tags,
                 openapi_extra=extra,
                 include_in_schema=suffix == "/",
                 name=name + suffix,
             )
+        direct.add(method_list, endpoint, path)
