@@ -96,13 +96,17 @@ class DirectRoutes:
         return True
 
     def check(self, routes: list[BaseRoute]) -> None:
-        """Keep only the entries the router itself would send to the same endpoint."""
+        """Keep only the entries the router itself would send to the same endpoint: for a sample key,
+        and with no route of a literal key beside them (``/api/v1/<plural>/special``)."""
         if self._checked:
             return
+        literal = {_parent(path) for path in (getattr(r, "path", "").rstrip("/") for r in routes)
+                   if path and not _PARAM.search(path.rsplit("/", 1)[-1])}
         for (shape, plural, method), direct in list(self._routes.items()):
             sample = _PARAM.sub(_SAMPLE_KEY, direct.path)
             chosen = _first_match(routes, method, sample)
-            if getattr(chosen, "endpoint", None) is not direct.endpoint:
+            shadowed = direct.param is not None and _parent(direct.path) in literal
+            if shadowed or getattr(chosen, "endpoint", None) is not direct.endpoint:
                 del self._routes[(shape, plural, method)]
                 log.debug("route %s %s is left to the router", method, direct.path)
         self._checked = True
@@ -130,6 +134,10 @@ class DirectRoutes:
         if direct is None:
             return None
         return direct, key, RouteLabel(direct.path + "/" if slash else direct.path)
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0]
 
 
 def _first_match(routes: list[BaseRoute], method: str, path: str) -> BaseRoute | None:

@@ -106,3 +106,34 @@ def test_revisions_match_the_writes() -> None:
         listed = client.get("/api/v1/tenants/")
         assert int(listed.headers["x-revision"]) >= int(second.headers["x-revision"])
         assert {t["tenantName"] for t in listed.json()} >= {"t1", "t2"}
+
+
+def test_shadowed_routes_are_left_to_the_router() -> None:
+    """A route registered ahead of an entry for the same paths, or one for a literal key beside it,
+    keeps those requests with the router."""
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def item(key: str) -> PlainTextResponse:
+        return PlainTextResponse(key)
+
+    async def special(request: object) -> PlainTextResponse:
+        return PlainTextResponse("special")
+
+    async def inspect_special(key: str) -> PlainTextResponse:
+        return PlainTextResponse("own inspect")
+
+    async def inspect(key: str) -> PlainTextResponse:
+        return PlainTextResponse(key)
+
+    table = DirectRoutes()
+    assert table.add(["GET"], item, "/api/v1/things/{key}")
+    assert table.add(["GET"], inspect, "/api/v1/inspect/things/{key}")
+    assert not table.add(["GET"], item, "/api/v1/things/{key:path}")  # typed: the router's
+    assert not table.add(["GET"], special, "/api/v1/things/{key}/labels")  # not a known shape
+    routes = [Route("/api/v1/things/special", special), Route("/api/v1/inspect/things/{key}", inspect_special),
+              Route("/api/v1/things/{key}", item), Route("/api/v1/inspect/things/{key}", inspect)]
+    table.check(routes)
+    assert table.match("GET", "/api/v1/things/special") is None  # a literal beside the template
+    assert table.match("GET", "/api/v1/things/other") is None
+    assert table.match("GET", "/api/v1/inspect/things/x") is None  # an earlier route takes it
