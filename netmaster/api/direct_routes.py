@@ -2,7 +2,7 @@
 
 Why: ``/api/v1/<plural>/<key>`` (get, create or update, delete), the lists and the inspects are what
 clients call most, and FastAPI spent about 0.8 ms on each of them before the handler ran: Starlette's
-router tries the pattern of every registered route in turn (about 250 here, every object kind's
+router tries the pattern of every registered route in turn (about 170 here, every object kind's
 routes with and without the trailing slash), then FastAPI solves the endpoint's dependencies and
 runs it inside its exception middleware. A tenant create on etcd is about 4 ms in all, so that was a
 fifth of it (docs/performance.md).
