@@ -103,13 +103,12 @@ def test_every_upstream_policy_survives_the_library_and_the_translation() -> Non
 
 
 def test_pods_outside_the_tenant_and_on_the_host_network_are_left_out() -> None:
-    assert desired(PODS, pod("x", "a", pod="a"), "t") is not None
+    running = desired(PODS, pod("x", "a", pod="a"), "t")
+    assert running is not None
     assert desired(PODS, pod("x", "a", annotations={"io.contiv.tenant": "t"}), "t") is not None
     assert desired(PODS, pod("x", "a", annotations={"io.contiv.tenant": "other"}), "t") is None
     assert desired(PODS, pod("kube-system", "proxy", host_network=True), "t") is None
-    running = desired(PODS, pod("x", "a", pod="a"), "t")
     done = desired(PODS, pod("x", "a", phase="Failed", pod="a"), "t")
-    assert running is not None
     assert done is not None
     assert running.fingerprint == done.fingerprint
     assert running.manifest == {"apiVersion": "v1", "kind": "Pod",
