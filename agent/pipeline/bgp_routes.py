@@ -127,12 +127,13 @@ def next_hop_sets(routes: tuple[LearnedRoute, ...]) -> dict[str, tuple[str, ...]
     return {prefix: tuple(sorted(macs)) for prefix, macs in out.items()}
 
 
-def ecmp_group_ids(routes: tuple[LearnedRoute, ...]) -> dict[tuple[str, ...], int]:
-    """Next-hop set (of two or more MACs) -> its select group id: a hash of the set, so a set keeps its
-    id across restarts and other sets coming or going; a collision moves the later set to the next id."""
+def ecmp_group_ids(sets: Mapping[str, tuple[str, ...]]) -> dict[tuple[str, ...], int]:
+    """Next-hop set (of two or more MACs; *sets* is ``next_hop_sets``) -> its select group id: a hash
+    of the set, so a set keeps its id across restarts and other sets coming or going; a collision moves
+    the later set to the next id."""
     out: dict[tuple[str, ...], int] = {}
     used: set[int] = set()
-    for macs in sorted({m for m in next_hop_sets(routes).values() if len(m) > 1}):
+    for macs in sorted({m for m in sets.values() if len(m) > 1}):
         gid = zlib.crc32(",".join(macs).encode()) % _ECMP_GROUP_SPACE
         while gid in used:
             gid = (gid + 1) % _ECMP_GROUP_SPACE
@@ -179,13 +180,14 @@ def groups(view: DatapathView) -> Mapping[int, Group]:
         return {}
     to_uplink = view.uplink_output()
     return {gid: Group(gid, tuple((SetField("eth_dst", mac), to_uplink) for mac in macs))
-            for macs, gid in ecmp_group_ids(view.bgp.routes).items()}
+            for macs, gid in ecmp_group_ids(next_hop_sets(view.bgp.routes)).items()}
 
 
 def _route_flows(bgp: BgpView, to_uplink: Action) -> Iterator[Flow]:
-    ids = ecmp_group_ids(bgp.routes)
+    sets = next_hop_sets(bgp.routes)
+    ids = ecmp_group_ids(sets)
     by_prefix = {r.prefix: r for r in bgp.routes}
-    for prefix, macs in next_hop_sets(bgp.routes).items():
+    for prefix, macs in sets.items():
         if len(macs) == 1:
             yield learned_route_flow(by_prefix[prefix], bgp.router_mac)
         else:

@@ -273,9 +273,9 @@ def hairpin_reply_flow(zone: int, ep_ip: str, ep_mac: str, ofport: int, segment:
                  SetField("nxm_in_port", 0)), goto=next_table(Table.SERVICE_FORWARD), feature=Feature.SERVICE)
 
 
-def hairpin_flows(view: DatapathView, svc: Service, eps: list[Endpoint]) -> Iterator[Flow]:
-    """For each local provider of *svc*: its connections to the VIP that land on itself."""
-    local = {ep.id: ofport for ep, ofport in view.local_endpoints}
+def hairpin_flows(view: DatapathView, svc: Service, eps: list[Endpoint], local: Mapping[str, int]) -> Iterator[Flow]:
+    """For each local provider of *svc* (*local*: this host's endpoints' ofports, by id): its
+    connections to the VIP that land on itself."""
     zone = view.vrf(svc.tenant)
     for ep in eps:
         if ep.id in local:
@@ -295,13 +295,14 @@ def flows(view: DatapathView) -> Iterator[Flow]:
             for i, backend in enumerate(balanced.backends):
                 yield udp_dnat_flow(balanced.zone, balanced.vip, balanced.port, i, backend)
     if not view.aci:
+        local = {ep.id: ofport for ep, ofport in view.local_endpoints}
         for svc in view.state.services:
             if svc.tenant not in view.vrf_ids:
                 continue
             eps = providers(view, svc)
             for ep in eps:
                 yield provider_flow(view.vrf(svc.tenant), ep.ip, ep.mac, view.network_of(ep).segment)
-            yield from hairpin_flows(view, svc, eps)
+            yield from hairpin_flows(view, svc, eps, local)
     # SERVICE_AFFINITY is reached by resubmit only: its miss does nothing (the resubmit returns), and
     # SERVICE_LB's miss goes past it.
     yield Flow(Table.SERVICE_LB, PRIO_MISS, Match(), goto=Table.SERVICE_DNAT)
